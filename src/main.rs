@@ -1,1 +1,152 @@
-fn main() {}
+//! `sluice`: a Kafka-compatible broker in one binary.
+//!
+//! This crate is the binary: flags, the listener and connections (`net`), request handlers
+//! (`handlers`, one module per API key) and the broker state they share (`broker`). The wire
+//! format lives in `sluice-wire`, partition logs and the metadata store in `sluice-storage`.
+
+mod broker;
+mod config;
+mod handlers;
+mod net;
+mod topic_config;
+mod topic_name;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::broker::{Broker, Endpoint};
+use crate::config::{Config, FlushPolicy};
+use crate::net::server::Server;
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    config.validate().map_err(anyhow::Error::msg)?;
+    let filter = EnvFilter::try_new(&config.log_level)
+        .with_context(|| format!("bad --log-level {:?}", config.log_level))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen_address)
+        .await
+        .with_context(|| format!("binding {}", config.listen_address))?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let advertised = advertised_endpoint(&config, bound)?;
+    let bound_address_file = config.bound_address_file.clone();
+    let broker = Arc::new(
+        tokio::task::spawn_blocking(move || Broker::open(config, advertised))
+            .await
+            .context("opening the broker")??,
+    );
+    let background = spawn_background_tasks(&broker);
+    if let Some(path) = &bound_address_file {
+        write_atomically(path, &format!("{bound}\n"))?;
+    }
+    tracing::info!(
+        %bound,
+        advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
+        node_id = broker.node_id(),
+        data_dir = %broker.config.data_dir.display(),
+        "sluice listening"
+    );
+    Server::new(broker.clone(), listener).run(shutdown_signal()).await;
+    for task in background {
+        task.abort();
+    }
+    let closing = broker.clone();
+    tokio::task::spawn_blocking(move || closing.close()).await.context("closing logs")?;
+    tracing::info!("sluice stopped");
+    Ok(())
+}
+
+/// Kafka clients connect to what Metadata advertises; an unroutable `0.0.0.0` must never be
+/// handed out, so a wildcard bind advertises 127.0.0.1 unless told otherwise.
+fn advertised_endpoint(config: &Config, bound: SocketAddr) -> anyhow::Result<Endpoint> {
+    if let Some(text) = &config.advertised_address {
+        let (host, port) = text
+            .rsplit_once(':')
+            .with_context(|| format!("--advertised-address {text:?} is not host:port"))?;
+        let port: u16 = port.parse().with_context(|| format!("bad port in {text:?}"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        anyhow::ensure!(!host.is_empty(), "--advertised-address {text:?} has no host");
+        return Ok(Endpoint { host, port: i32::from(port) });
+    }
+    let host = if bound.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        bound.ip().to_string()
+    };
+    Ok(Endpoint { host, port: i32::from(bound.port()) })
+}
+
+fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if broker.config.flush_policy == FlushPolicy::Interval {
+        let period = Duration::from_millis(broker.config.flush_interval_ms);
+        tasks.push(spawn_periodic(broker.clone(), period, |b| b.flush_all()));
+    }
+    let period = Duration::from_millis(broker.config.retention_check_interval_ms);
+    tasks.push(spawn_periodic(broker.clone(), period, |b| b.enforce_retention()));
+    tasks
+}
+
+/// Runs `work` every `period` on the blocking pool (it does disk I/O), never overlapping itself.
+fn spawn_periodic(
+    broker: Arc<Broker>,
+    period: Duration,
+    work: fn(&Broker),
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let broker = broker.clone();
+            if let Err(error) = tokio::task::spawn_blocking(move || work(&broker)).await {
+                tracing::error!(%error, "background task failed");
+            }
+        }
+    })
+}
+
+fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    std::fs::write(&temporary, contents)
+        .with_context(|| format!("writing {}", Path::new(&temporary).display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}

@@ -1,1 +1,24 @@
+//! Harness for tests that drive real `sluice` processes with real Kafka clients.
+//!
+//! A [`Broker`] is a child process on a loopback port with its own data directory; it is
+//! always killed when dropped. The clients are external programs (kcat, Python scripts under
+//! `integration-tests/python/`, the Java program under `integration-tests/java/`), installed
+//! by `.ci/run`. A missing client is a loud failure, never a silent skip: a test that skips
+//! itself on CI proves nothing.
+//!
+//! Nothing here sleeps blindly: every wait polls a condition against a deadline.
 
+mod broker;
+mod process;
+
+pub use broker::Broker;
+pub use process::{kcat, python, run_java, run_python, sluice_bin, wait_until};
+
+/// A topic name that no other test in this process picked (tests share nothing but the
+/// machine, yet unique names keep a broker's logs readable when a test fails).
+pub fn topic_name(test: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    format!("{test}-{}-{sequence}", std::process::id())
+}

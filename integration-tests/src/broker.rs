@@ -1,0 +1,264 @@
+//! [`Broker`]: one `sluice` child process, its data directory and its bound address.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::{read_tail, sluice_bin};
+
+/// How long a broker may take from spawn to accepting connections (data-dir recovery
+/// included) on a busy two-core CI machine.
+const READY_DURATION_MAX: Duration = Duration::from_secs(30);
+
+/// How long a SIGTERM'd broker may take to shut down cleanly.
+const STOP_DURATION_MAX: Duration = Duration::from_secs(30);
+
+/// Starts tried on restart: the old port can be taken in the window between the kill and the
+/// new bind (by another test's ephemeral connection), so a failed bind is retried.
+const RESTART_ATTEMPTS_MAX: u32 = 5;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A running `sluice` on a loopback port. Dropping it kills the process (SIGKILL): a test can
+/// never leak a broker, even when it panics.
+pub struct Broker {
+    child: Option<Child>,
+    /// Extra flags from [`Broker::start_with`], passed again on every restart.
+    args_extra: Vec<String>,
+    data_dir: PathBuf,
+    /// Holds the bound-address file and the broker's stdout/stderr logs, kept out of the data
+    /// dir so the broker sees only files it wrote itself.
+    scratch_dir: TempDir,
+    /// The data dir's owner when the harness created it; dropped (deleted) with the broker.
+    _data_dir_owned: Option<TempDir>,
+    address: SocketAddr,
+}
+
+impl Broker {
+    /// A broker with default settings on `127.0.0.1:0`, in a fresh temporary data dir.
+    pub fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    /// Like [`Broker::start`], with extra command-line flags (kept for restarts).
+    pub fn start_with(args: &[&str]) -> Broker {
+        let data_dir = tempfile::Builder::new().prefix("sluice-data-").tempdir().expect("tempdir");
+        let path = data_dir.path().to_path_buf();
+        Broker::spawn(path, Some(data_dir), args)
+    }
+
+    /// A broker over an existing data dir, which the caller owns (and the harness keeps).
+    pub fn start_in(data_dir: &Path, args: &[&str]) -> Broker {
+        assert!(data_dir.is_dir(), "data dir {} does not exist", data_dir.display());
+        Broker::spawn(data_dir.to_path_buf(), None, args)
+    }
+
+    fn spawn(data_dir: PathBuf, owned: Option<TempDir>, args: &[&str]) -> Broker {
+        for arg in args {
+            assert!(
+                !arg.starts_with("--data-dir") && !arg.starts_with("--bound-address-file"),
+                "the harness sets {arg} itself"
+            );
+        }
+        let scratch_dir =
+            tempfile::Builder::new().prefix("sluice-broker-").tempdir().expect("tempdir");
+        let mut broker = Broker {
+            child: None,
+            args_extra: args.iter().map(|arg| arg.to_string()).collect(),
+            data_dir,
+            scratch_dir,
+            _data_dir_owned: owned,
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let listen_address = broker.listen_address_extra().unwrap_or("127.0.0.1:0".to_string());
+        if let Err(failure) = broker.launch(&listen_address) {
+            panic!("{failure}");
+        }
+        broker
+    }
+
+    /// `"127.0.0.1:PORT"`, for a client's `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        assert_ne!(self.address.port(), 0, "broker is not started");
+        self.address.to_string()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// SIGKILL and reap: a crash, with no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("kill9: broker is not running");
+        child.kill().expect("SIGKILL the broker");
+        child.wait().expect("reap the broker");
+    }
+
+    /// SIGTERM, then waits for a clean exit: status 0 within [`STOP_DURATION_MAX`].
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("stop: broker is not running");
+        let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
+        // SAFETY: plain syscall on the pid of a child we have not reaped yet, so the pid
+        // cannot have been reused by another process.
+        let result = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(result, 0, "SIGTERM the broker: {}", std::io::Error::last_os_error());
+        let status = wait_with_deadline(&mut child, STOP_DURATION_MAX);
+        match status {
+            Some(status) => {
+                assert!(status.success(), "broker exited with {status} on SIGTERM{}", self.logs())
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("broker did not exit within {STOP_DURATION_MAX:?} of SIGTERM{}", self.logs())
+            }
+        }
+    }
+
+    /// Starts the broker again on the same data dir, port and flags; returns once it accepts
+    /// connections. Kills it first if it is still running.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.kill9();
+        }
+        assert_ne!(self.address.port(), 0, "restart before a first start");
+        let listen_address = self.address.to_string();
+        let mut failure = String::new();
+        for _ in 0..RESTART_ATTEMPTS_MAX {
+            match self.launch(&listen_address) {
+                Ok(()) => return,
+                Err(error) => failure = error,
+            }
+        }
+        panic!("restart failed {RESTART_ATTEMPTS_MAX} times; last: {failure}");
+    }
+
+    /// The last lines the broker wrote to stderr (its log), for failure messages.
+    pub fn stderr_tail(&self) -> String {
+        read_tail(&self.scratch_dir.path().join("stderr.log"))
+    }
+
+    fn logs(&self) -> String {
+        format!("\n--- broker stderr (tail) ---\n{}", self.stderr_tail())
+    }
+
+    fn bound_address_file(&self) -> PathBuf {
+        self.scratch_dir.path().join("bound-address")
+    }
+
+    fn listen_address_extra(&self) -> Option<String> {
+        let position = self.args_extra.iter().position(|arg| arg == "--listen-address")?;
+        self.args_extra.get(position + 1).cloned()
+    }
+
+    /// Spawns the process and waits until it is ready. `Err` when it exits before that (e.g.
+    /// the port is taken), so [`Broker::restart`] can retry; a hang past the deadline panics.
+    fn launch(&mut self, listen_address: &str) -> Result<(), String> {
+        assert!(self.child.is_none(), "launch while a broker is running");
+        let bound_address_file = self.bound_address_file();
+        match std::fs::remove_file(&bound_address_file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => panic!("remove {}: {error}", bound_address_file.display()),
+        }
+        let mut command = self.command(listen_address);
+        let child = command.spawn().unwrap_or_else(|error| panic!("spawn {command:?}: {error}"));
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            let child = self.child.as_mut().expect("child was just spawned");
+            if let Some(status) = child.try_wait().expect("poll the broker") {
+                self.child = None;
+                return Err(format!("broker exited early with {status}{}", self.logs()));
+            }
+            if let Some(address) = self.ready_address() {
+                self.address = address;
+                return Ok(());
+            }
+            if started.elapsed() > READY_DURATION_MAX {
+                panic!("broker not ready within {READY_DURATION_MAX:?}{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The bound address once the broker has written it and accepts a TCP connection on it.
+    fn ready_address(&self) -> Option<SocketAddr> {
+        let text = std::fs::read_to_string(self.bound_address_file()).ok()?;
+        let address: SocketAddr = text.trim().parse().ok()?;
+        TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).ok()?;
+        Some(address)
+    }
+
+    fn command(&self, listen_address: &str) -> Command {
+        let open_log = |name: &str| {
+            let path = self.scratch_dir.path().join(name);
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
+            file.unwrap_or_else(|error| panic!("open {}: {error}", path.display()))
+        };
+        let mut command = Command::new(sluice_bin());
+        // Only flags configure the broker: SLUICE_* variables of the test environment (e.g.
+        // SLUICE_BIN) must not leak into it as settings.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("SLUICE_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .arg("--listen-address")
+            .arg(listen_address)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--bound-address-file")
+            .arg(self.bound_address_file())
+            .args(self.args_extra_without_listen_address())
+            .stdin(Stdio::null())
+            .stdout(open_log("stdout.log"))
+            .stderr(open_log("stderr.log"));
+        command
+    }
+
+    fn args_extra_without_listen_address(&self) -> Vec<&str> {
+        let mut args = Vec::with_capacity(self.args_extra.len());
+        let mut skip_next = false;
+        for arg in &self.args_extra {
+            if std::mem::take(&mut skip_next) {
+                continue;
+            }
+            if arg == "--listen-address" {
+                skip_next = true;
+                continue;
+            }
+            args.push(arg.as_str());
+        }
+        args
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("broker {} {}", self.address, self.logs());
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the broker") {
+            return Some(status);
+        }
+        if started.elapsed() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,176 @@
+//! Command-line flags and environment variables of the `sluice` binary.
+//!
+//! Every flag has a `SLUICE_…` environment variable. Defaults give a single-node dev broker on
+//! 127.0.0.1:9092 with its data in `./sluice-data`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Kafka's `socket.request.max.bytes`.
+pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
+/// Kafka's `message.max.bytes` (the largest record batch a topic accepts by default).
+pub const MESSAGE_BYTES_MAX_DEFAULT: u32 = 1_048_588;
+/// Kafka's broker `fetch.max.bytes`: the most one Fetch response carries, whatever it asks.
+pub const FETCH_RESPONSE_BYTES_MAX_DEFAULT: usize = 55 * 1024 * 1024;
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// When partition data reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlushPolicy {
+    /// fsync before a Produce is acknowledged: survives power loss, slowest.
+    EveryAppend,
+    /// fsync every `--flush-interval-ms`: a power loss loses at most that window;
+    /// a crash of the process alone loses nothing acknowledged.
+    Interval,
+    /// Leave it to the OS page cache (Kafka's default): a process crash loses nothing
+    /// acknowledged, a power loss can lose what the OS had not written back.
+    Os,
+}
+
+/// A Kafka-compatible broker in one binary.
+///
+/// With no arguments: a single-node dev broker on 127.0.0.1:9092, data in ./sluice-data.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+pub struct Config {
+    /// Address the client listener binds (port 0 picks a free port).
+    #[arg(long, env = "SLUICE_LISTEN_ADDRESS", default_value = "127.0.0.1:9092")]
+    pub listen_address: SocketAddr,
+
+    /// host:port handed to clients in Metadata [default: the bound address; 127.0.0.1 when
+    /// bound to all interfaces].
+    #[arg(long, env = "SLUICE_ADVERTISED_ADDRESS")]
+    pub advertised_address: Option<String>,
+
+    /// Directory holding partition logs and the metadata store.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
+    pub data_dir: PathBuf,
+
+    /// This node's id (Kafka's node.id).
+    #[arg(long, env = "SLUICE_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive list.
+    #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// After binding, write the bound address to this file (for scripts and tests).
+    #[arg(long, env = "SLUICE_BOUND_ADDRESS_FILE")]
+    pub bound_address_file: Option<PathBuf>,
+
+    /// Create a topic when a client asks Metadata for one that does not exist.
+    #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS", default_value_t = true, action = ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Partition count of auto-created topics and of CreateTopics asking for -1.
+    #[arg(long, env = "SLUICE_DEFAULT_PARTITIONS", default_value_t = 1)]
+    pub default_partitions: i32,
+
+    /// When partition data is fsynced.
+    #[arg(long, env = "SLUICE_FLUSH_POLICY", value_enum, default_value_t = FlushPolicy::Interval)]
+    pub flush_policy: FlushPolicy,
+
+    /// Period of the background fsync under `--flush-policy interval`.
+    #[arg(long, env = "SLUICE_FLUSH_INTERVAL_MS", default_value_t = 1000)]
+    pub flush_interval_ms: u64,
+
+    /// Default segment.bytes: a segment file rolls at this size.
+    #[arg(long, env = "SLUICE_SEGMENT_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub segment_bytes: u64,
+
+    /// Default segment.ms: a segment rolls at this age.
+    #[arg(long, env = "SLUICE_SEGMENT_MS", default_value_t = 7 * DAY_MS)]
+    pub segment_ms: i64,
+
+    /// Default retention.ms (-1: keep forever).
+    #[arg(long, env = "SLUICE_RETENTION_MS", default_value_t = 7 * DAY_MS, allow_negative_numbers = true)]
+    pub retention_ms: i64,
+
+    /// Default retention.bytes per partition (-1: no size limit).
+    #[arg(long, env = "SLUICE_RETENTION_BYTES", default_value_t = -1, allow_negative_numbers = true)]
+    pub retention_bytes: i64,
+
+    /// How often retention runs (Kafka's log.retention.check.interval.ms).
+    #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    pub retention_check_interval_ms: u64,
+
+    /// Largest request frame accepted; a longer one closes the connection unread.
+    #[arg(long, env = "SLUICE_MAX_REQUEST_BYTES", default_value_t = REQUEST_BYTES_MAX_DEFAULT)]
+    pub max_request_bytes: usize,
+
+    /// Default max.message.bytes: the largest record batch a topic accepts.
+    #[arg(long, env = "SLUICE_MAX_MESSAGE_BYTES", default_value_t = MESSAGE_BYTES_MAX_DEFAULT)]
+    pub max_message_bytes: u32,
+
+    /// Most bytes one Fetch response carries, whatever the client asks (Kafka's fetch.max.bytes).
+    #[arg(long, env = "SLUICE_FETCH_MAX_BYTES", default_value_t = FETCH_RESPONSE_BYTES_MAX_DEFAULT)]
+    pub fetch_max_bytes: usize,
+
+    /// Most client connections served at once; further ones wait in the accept queue.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most partitions this node hosts (CreateTopics/CreatePartitions beyond it fail).
+    #[arg(long, env = "SLUICE_MAX_PARTITIONS", default_value_t = 100_000)]
+    pub max_partitions: usize,
+}
+
+impl Config {
+    /// Checks relations between flags that clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.default_partitions < 1 {
+            return Err("--default-partitions must be at least 1".into());
+        }
+        if self.max_request_bytes < 64 {
+            return Err("--max-request-bytes must be at least 64".into());
+        }
+        if self.flush_interval_ms == 0 || self.retention_check_interval_ms == 0 {
+            return Err("intervals must be at least 1 ms".into());
+        }
+        if self.segment_bytes < 1024 {
+            return Err("--segment-bytes must be at least 1024".into());
+        }
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_single_node_dev_broker() {
+        let config = Config::try_parse_from(["sluice"]).expect("defaults parse");
+        assert_eq!(config.listen_address.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.data_dir, PathBuf::from("./sluice-data"));
+        assert!(config.auto_create_topics);
+        assert_eq!(config.flush_policy, FlushPolicy::Interval);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let config = Config::try_parse_from([
+            "sluice",
+            "--listen-address",
+            "127.0.0.1:0",
+            "--auto-create-topics",
+            "false",
+            "--retention-ms",
+            "-1",
+            "--flush-policy",
+            "every-append",
+        ])
+        .expect("flags parse");
+        assert_eq!(config.listen_address.port(), 0);
+        assert!(!config.auto_create_topics);
+        assert_eq!(config.retention_ms, -1);
+        assert_eq!(config.flush_policy, FlushPolicy::EveryAppend);
+    }
+}

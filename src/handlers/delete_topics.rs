@@ -1,0 +1,39 @@
+//! DeleteTopics: by name (all versions) or by topic id (v6+).
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{message, str_bytes, RequestContext};
+
+pub async fn handle(context: &RequestContext<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut response = DeleteTopicsResponse::default();
+    // v0-v5 list names; v6+ list (name or id) states.
+    let mut wanted: Vec<(Option<String>, Uuid)> =
+        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect();
+    wanted.extend(request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)));
+    for (name, id) in wanted {
+        let mut result = DeletableTopicResult::default();
+        result.topic_id = id;
+        let name = match name {
+            Some(name) => Some(name),
+            None => context.broker.topics().by_id.get(&id).map(|t| t.name.clone()),
+        };
+        result.name = name.as_ref().map(|n| TopicName(str_bytes(n.clone())));
+        let Some(name) = name else {
+            result.error_code = ResponseError::UnknownTopicId.code();
+            response.responses.push(result);
+            continue;
+        };
+        match context.broker.delete_topic(&name).await {
+            Ok(deleted_id) => result.topic_id = deleted_id,
+            Err(error) => {
+                result.error_code = error.code.code();
+                result.error_message = message(&error);
+            }
+        }
+        response.responses.push(result);
+    }
+    response
+}

@@ -1,0 +1,42 @@
+//! DescribeCluster: this node is the whole cluster, and its controller.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, RequestContext, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS_ALL};
+
+/// DescribeCluster endpoint types (KIP-919): brokers, or controllers.
+const ENDPOINT_TYPE_BROKERS: i8 = 1;
+const ENDPOINT_TYPE_CONTROLLERS: i8 = 2;
+
+pub fn handle(
+    context: &RequestContext<'_>,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let broker = context.broker;
+    let mut response = DescribeClusterResponse::default();
+    response.endpoint_type = request.endpoint_type;
+    response.cluster_id = str_bytes(broker.cluster_id.clone());
+    if request.endpoint_type != ENDPOINT_TYPE_BROKERS
+        && request.endpoint_type != ENDPOINT_TYPE_CONTROLLERS
+    {
+        response.error_code = ResponseError::UnsupportedEndpointType.code();
+        response.error_message = Some(str_bytes("Unsupported endpoint type"));
+        return response;
+    }
+    response.controller_id = BrokerId(broker.node_id());
+    let mut node = DescribeClusterBroker::default();
+    node.broker_id = BrokerId(broker.node_id());
+    node.host = str_bytes(broker.advertised.host.clone());
+    node.port = broker.advertised.port;
+    node.rack = None;
+    node.is_fenced = false;
+    response.brokers = vec![node];
+    response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS_ALL
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
+    response
+}

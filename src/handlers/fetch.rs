@@ -1,0 +1,142 @@
+//! Fetch: whole stored batches for each partition, long-polled until `min_bytes` arrive or
+//! `max_wait_ms` passes.
+//!
+//! Fetch sessions (KIP-227) are answered sessionless (session id 0): clients then send full
+//! requests, which is what they do with any broker that declines a session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use sluice_storage::ReadError;
+use tokio::time::Instant;
+
+use super::RequestContext;
+use crate::broker::{Topic, TopicsImage};
+use crate::handlers::produce::LEADER_EPOCH;
+
+/// The longest a Fetch waits for data, whatever it asks (a client asking more is answered
+/// empty and asks again).
+const FETCH_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Kafka's READ_COMMITTED isolation level.
+const READ_COMMITTED: i8 = 1;
+
+pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+    let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
+    let deadline = Instant::now() + wait.min(FETCH_WAIT_MAX);
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let mut appended = context.broker.subscribe_appends();
+    loop {
+        // Mark the current generation seen before reading, so an append between the read and
+        // the wait still wakes us.
+        appended.borrow_and_update();
+        let (response, bytes) = read_once(context, &request);
+        if bytes >= min_bytes.max(1) || has_errors(&response) || Instant::now() >= deadline {
+            return response;
+        }
+        let woke = tokio::time::timeout_at(deadline, appended.changed()).await;
+        if !matches!(woke, Ok(Ok(()))) {
+            // Deadline passed (or the broker is closing): answer with what there is now.
+            return read_once(context, &request).0;
+        }
+    }
+}
+
+fn has_errors(response: &FetchResponse) -> bool {
+    response.responses.iter().flat_map(|t| t.partitions.iter()).any(|p| p.error_code != 0)
+}
+
+/// One pass over every requested partition. Returns the response and its record bytes.
+fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResponse, usize) {
+    let image = context.broker.topics();
+    let limit = context.broker.config.fetch_max_bytes;
+    let mut budget = usize::try_from(request.max_bytes).unwrap_or(0).min(limit);
+    let mut total = 0usize;
+    let mut response = FetchResponse::default();
+    response.session_id = 0;
+    for fetch_topic in &request.topics {
+        let topic = find_topic(&image, context.api_version, fetch_topic);
+        let mut topic_response = FetchableTopicResponse::default();
+        topic_response.topic = fetch_topic.topic.clone();
+        topic_response.topic_id = fetch_topic.topic_id;
+        for wanted in &fetch_topic.partitions {
+            let mut data = PartitionData::default();
+            data.partition_index = wanted.partition;
+            data.preferred_read_replica = BrokerId(-1);
+            data.high_watermark = -1;
+            data.last_stable_offset = -1;
+            data.log_start_offset = -1;
+            if request.isolation_level == READ_COMMITTED {
+                data.aborted_transactions = Some(Vec::new());
+            }
+            let partition = topic.and_then(|t| t.partition(wanted.partition));
+            match partition {
+                None => data.error_code = unknown_topic_error(context.api_version).code(),
+                Some(_) if wanted.current_leader_epoch > LEADER_EPOCH => {
+                    data.error_code = ResponseError::UnknownLeaderEpoch.code();
+                }
+                Some(partition) => {
+                    let partition_max = usize::try_from(wanted.partition_max_bytes).unwrap_or(0);
+                    // KIP-74: the first partition with data returns at least one whole batch,
+                    // however large, so a consumer can always make progress.
+                    let min_one_batch = total == 0;
+                    let max_bytes = partition_max.min(budget);
+                    match partition.log.read(wanted.fetch_offset, max_bytes, min_one_batch) {
+                        Ok(read) => {
+                            let length = read.records.len();
+                            data.high_watermark = read.high_watermark;
+                            data.last_stable_offset = read.high_watermark;
+                            data.log_start_offset = read.log_start_offset;
+                            data.records = Some(read.records);
+                            total += length;
+                            budget = budget.saturating_sub(length);
+                        }
+                        Err(error) => {
+                            data.error_code = read_error_code(&error).code();
+                            data.high_watermark = partition.log.log_end_offset();
+                            data.last_stable_offset = data.high_watermark;
+                            data.log_start_offset = partition.log.log_start_offset();
+                        }
+                    }
+                }
+            }
+            topic_response.partitions.push(data);
+        }
+        response.responses.push(topic_response);
+    }
+    (response, total)
+}
+
+fn find_topic<'a>(
+    image: &'a TopicsImage,
+    version: i16,
+    fetch_topic: &FetchTopic,
+) -> Option<&'a Arc<Topic>> {
+    // v13+ (KIP-516) names topics by id only.
+    if version >= 13 {
+        image.by_id.get(&fetch_topic.topic_id)
+    } else {
+        image.by_name.get(fetch_topic.topic.0.as_str())
+    }
+}
+
+fn unknown_topic_error(version: i16) -> ResponseError {
+    if version >= 13 {
+        ResponseError::UnknownTopicId
+    } else {
+        ResponseError::UnknownTopicOrPartition
+    }
+}
+
+fn read_error_code(error: &ReadError) -> ResponseError {
+    match error {
+        ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        _ => {
+            tracing::error!(%error, "reading a partition failed");
+            ResponseError::KafkaStorageError
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! ListOffsets: earliest, latest, max-timestamp, and the first offset at or after a timestamp.
+
+use bytes::Bytes;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+use crate::broker::Partition;
+use crate::handlers::produce::LEADER_EPOCH;
+
+/// Special timestamps of ListOffsets (Kafka's ListOffsetsRequest constants).
+const LATEST_TIMESTAMP: i64 = -1;
+const EARLIEST_TIMESTAMP: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let image = context.broker.topics();
+    let mut response = ListOffsetsResponse::default();
+    for wanted_topic in request.topics {
+        let topic = image.by_name.get(wanted_topic.name.0.as_str());
+        let mut topic_response = ListOffsetsTopicResponse::default();
+        topic_response.name = wanted_topic.name.clone();
+        for wanted in wanted_topic.partitions {
+            let mut entry = ListOffsetsPartitionResponse::default();
+            entry.partition_index = wanted.partition_index;
+            entry.timestamp = -1;
+            entry.offset = -1;
+            entry.leader_epoch = -1;
+            match topic.and_then(|t| t.partition(wanted.partition_index)) {
+                None => entry.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(_) if wanted.current_leader_epoch > LEADER_EPOCH => {
+                    entry.error_code = ResponseError::UnknownLeaderEpoch.code();
+                }
+                Some(partition) => match lookup(partition, wanted.timestamp) {
+                    Ok(Some((timestamp, offset))) => {
+                        entry.timestamp = timestamp;
+                        entry.offset = offset;
+                        entry.leader_epoch = LEADER_EPOCH;
+                    }
+                    Ok(None) => {}
+                    Err(error) => entry.error_code = error.code(),
+                },
+            }
+            topic_response.partitions.push(entry);
+        }
+        response.topics.push(topic_response);
+    }
+    response
+}
+
+/// (timestamp, offset) for one partition, or `None` when no record qualifies.
+fn lookup(partition: &Partition, target: i64) -> Result<Option<(i64, i64)>, ResponseError> {
+    let log = &partition.log;
+    match target {
+        LATEST_TIMESTAMP => Ok(Some((-1, log.log_end_offset()))),
+        EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((-1, log.log_start_offset()))),
+        LATEST_TIERED_TIMESTAMP => Ok(None),
+        MAX_TIMESTAMP => match log.max_timestamp() {
+            Some((timestamp, batch)) => Ok(record_with_timestamp(batch, |t| t == timestamp)),
+            None => Ok(None),
+        },
+        target if target >= 0 => {
+            let batch = log.find_batch_by_timestamp(target).map_err(|error| {
+                tracing::error!(%error, "time lookup failed");
+                ResponseError::KafkaStorageError
+            })?;
+            Ok(batch.and_then(|batch| {
+                record_with_timestamp(batch, |t| t >= target)
+                    .filter(|(_, offset)| *offset >= log.log_start_offset())
+            }))
+        }
+        _ => Err(ResponseError::InvalidRequest),
+    }
+}
+
+/// The first record of `batch` whose timestamp satisfies `wanted`. Decoding (and
+/// decompressing) one batch is fine here: ListOffsets by time is not on the hot path.
+fn record_with_timestamp(mut batch: Bytes, wanted: impl Fn(i64) -> bool) -> Option<(i64, i64)> {
+    let record_set = match RecordBatchDecoder::decode(&mut batch) {
+        Ok(record_set) => record_set,
+        Err(error) => {
+            tracing::error!(%error, "a stored batch does not decode");
+            return None;
+        }
+    };
+    record_set
+        .records
+        .iter()
+        .find(|record| wanted(record.timestamp))
+        .map(|record| (record.timestamp, record.offset))
+}

@@ -1,0 +1,158 @@
+//! Metadata: brokers, controller and topics from one topics image; auto-creates topics when
+//! allowed, as Kafka does.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{
+    str_bytes, RequestContext, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS_ALL,
+    TOPIC_OPERATIONS_ALL,
+};
+use crate::broker::Topic;
+use crate::topic_name::validate_topic_name;
+
+/// Most topics one Metadata request may name; a longer list is answered for its first part.
+const REQUESTED_TOPICS_MAX: usize = 100_000;
+
+/// The name or id a client asked about.
+enum Wanted {
+    Name(String),
+    Id(Uuid),
+}
+
+pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> MetadataResponse {
+    let broker = context.broker;
+    let version = context.api_version;
+    let mut response = MetadataResponse::default();
+    response.brokers = vec![this_broker(context)];
+    response.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
+    response.controller_id = BrokerId(broker.node_id());
+    response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS_ALL
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
+    let with_operations = request.include_topic_authorized_operations;
+    // v0: an empty list means every topic; v1+: a null list does.
+    let wanted = match request.topics {
+        None => None,
+        Some(topics) if version == 0 && topics.is_empty() => None,
+        Some(topics) => Some(topics),
+    };
+    let Some(wanted) = wanted else {
+        let image = broker.topics();
+        response.topics =
+            image.by_name.values().map(|topic| topic_entry(context, topic, with_operations)).collect();
+        return response;
+    };
+    // Kafka: v0-v3 always allow auto-creation; v4+ say so per request.
+    let may_create =
+        broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    for requested in wanted.into_iter().take(REQUESTED_TOPICS_MAX) {
+        let wanted = match (&requested.name, requested.topic_id) {
+            (Some(name), _) => Wanted::Name(name.0.to_string()),
+            (None, id) => Wanted::Id(id),
+        };
+        let entry = match wanted {
+            Wanted::Name(name) => named_topic(context, &name, may_create, with_operations).await,
+            Wanted::Id(id) => topic_by_id(context, id, with_operations),
+        };
+        response.topics.push(entry);
+    }
+    response
+}
+
+fn this_broker(context: &RequestContext<'_>) -> MetadataResponseBroker {
+    let mut node = MetadataResponseBroker::default();
+    node.node_id = BrokerId(context.broker.node_id());
+    node.host = str_bytes(context.broker.advertised.host.clone());
+    node.port = context.broker.advertised.port;
+    node.rack = None;
+    node
+}
+
+async fn named_topic(
+    context: &RequestContext<'_>,
+    name: &str,
+    may_create: bool,
+    with_operations: bool,
+) -> MetadataResponseTopic {
+    if let Some(topic) = context.broker.topics().by_name.get(name) {
+        return topic_entry(context, topic, with_operations);
+    }
+    if validate_topic_name(name).is_err() {
+        return error_entry(Some(name), ResponseError::InvalidTopicException);
+    }
+    if !may_create {
+        return error_entry(Some(name), ResponseError::UnknownTopicOrPartition);
+    }
+    let partitions = context.broker.config.default_partitions;
+    let created = context.broker.create_topic(name, partitions, Default::default(), false).await;
+    match created {
+        Ok(topic) => topic_entry(context, &topic, with_operations),
+        // Another request created it meanwhile.
+        Err(error) if error.code == ResponseError::TopicAlreadyExists => {
+            match context.broker.topics().by_name.get(name) {
+                Some(topic) => topic_entry(context, topic, with_operations),
+                None => error_entry(Some(name), ResponseError::LeaderNotAvailable),
+            }
+        }
+        Err(error) => {
+            tracing::warn!(topic = name, ?error, "auto-creating a topic failed");
+            error_entry(Some(name), error.code)
+        }
+    }
+}
+
+fn topic_by_id(context: &RequestContext<'_>, id: Uuid, with_operations: bool) -> MetadataResponseTopic {
+    match context.broker.topics().by_id.get(&id) {
+        Some(topic) => topic_entry(context, topic, with_operations),
+        None => {
+            let mut entry = error_entry(None, ResponseError::UnknownTopicId);
+            entry.topic_id = id;
+            entry
+        }
+    }
+}
+
+fn error_entry(name: Option<&str>, error: ResponseError) -> MetadataResponseTopic {
+    let mut entry = MetadataResponseTopic::default();
+    entry.error_code = error.code();
+    entry.name = name.map(|n| TopicName(str_bytes(n)));
+    entry.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    entry
+}
+
+pub fn topic_entry(
+    context: &RequestContext<'_>,
+    topic: &Arc<Topic>,
+    with_operations: bool,
+) -> MetadataResponseTopic {
+    let node = BrokerId(context.broker.node_id());
+    let mut entry = MetadataResponseTopic::default();
+    entry.name = Some(TopicName(str_bytes(topic.name.clone())));
+    entry.topic_id = topic.id;
+    entry.is_internal = false;
+    entry.topic_authorized_operations =
+        if with_operations { TOPIC_OPERATIONS_ALL } else { AUTHORIZED_OPERATIONS_OMITTED };
+    entry.partitions = topic
+        .partitions
+        .iter()
+        .map(|partition| {
+            let mut p = MetadataResponsePartition::default();
+            p.partition_index = partition.index;
+            p.leader_id = node;
+            p.leader_epoch = crate::handlers::produce::LEADER_EPOCH;
+            p.replica_nodes = vec![node];
+            p.isr_nodes = vec![node];
+            p
+        })
+        .collect();
+    entry
+}

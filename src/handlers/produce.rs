@@ -1,0 +1,155 @@
+//! Produce: validate each partition's batches, stamp offsets, append, acknowledge.
+//!
+//! The record payload arrives as a slice of the request frame; it is copied once into a
+//! writable buffer (the broker stamps base offsets into it) and appended as is. Nothing is
+//! decoded per record.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+use sluice_storage::{AppendError, AppendOutcome};
+
+use super::{str_bytes, RequestContext};
+use crate::broker::{now_ms, Partition, Topic, TopicsImage};
+use crate::config::FlushPolicy;
+
+/// Single node: one leader epoch forever (the cluster issue makes epochs real).
+pub const LEADER_EPOCH: i32 = 0;
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let mut response = ProduceResponse::default();
+    if !matches!(acks, -1..=1) {
+        response.responses = error_for_all(&request, ResponseError::InvalidRequiredAcks);
+        return Some(response);
+    }
+    if request.transactional_id.is_some() {
+        response.responses =
+            error_for_all(&request, ResponseError::TransactionalIdAuthorizationFailed);
+        return Some(response);
+    }
+    let image = context.broker.topics();
+    let mut appended_any = false;
+    for topic_data in request.topic_data {
+        let topic = find_topic(&image, context.api_version, &topic_data);
+        let mut topic_response = TopicProduceResponse::default();
+        topic_response.name = topic_data.name.clone();
+        topic_response.topic_id = topic_data.topic_id;
+        for partition_data in topic_data.partition_data {
+            let index = partition_data.index;
+            let partition = topic.and_then(|t| t.partition(index)).cloned();
+            let result = match (partition, partition_data.records) {
+                (None, _) => Err(ResponseError::UnknownTopicOrPartition),
+                (Some(_), None) => Err(ResponseError::CorruptMessage),
+                (Some(partition), Some(records)) => append(context, partition, records).await,
+            };
+            appended_any |= result.is_ok();
+            topic_response.partition_responses.push(partition_response(index, result));
+        }
+        response.responses.push(topic_response);
+    }
+    if appended_any {
+        context.broker.notify_appended();
+    }
+    // acks=0: the client expects no response at all.
+    (acks != 0).then_some(response)
+}
+
+fn find_topic<'a>(
+    image: &'a TopicsImage,
+    version: i16,
+    topic_data: &kafka_protocol::messages::produce_request::TopicProduceData,
+) -> Option<&'a Arc<Topic>> {
+    // v13+ (KIP-516) names topics by id only.
+    if version >= 13 {
+        image.by_id.get(&topic_data.topic_id)
+    } else {
+        image.by_name.get(topic_data.name.0.as_str())
+    }
+}
+
+async fn append(
+    context: &RequestContext<'_>,
+    partition: Arc<Partition>,
+    records: Bytes,
+) -> Result<AppendOutcome, ResponseError> {
+    // Stamping needs a writable copy; the frame is shared by every partition of the request.
+    let mut batches = BytesMut::from(&records[..]);
+    let now = now_ms();
+    let outcome = if context.broker.config.flush_policy == FlushPolicy::EveryAppend {
+        // fsync blocks for milliseconds: keep it off the async workers.
+        tokio::task::spawn_blocking(move || partition.log.append(&mut batches, LEADER_EPOCH, now))
+            .await
+            .map_err(|_| ResponseError::UnknownServerError)?
+    } else {
+        partition.log.append(&mut batches, LEADER_EPOCH, now)
+    };
+    outcome.map_err(|error| {
+        tracing::debug!(peer = %context.peer, %error, "append refused");
+        append_error_code(&error)
+    })
+}
+
+fn append_error_code(error: &AppendError) -> ResponseError {
+    match error {
+        AppendError::Batch(batch_error) => batch_error_code(batch_error),
+        AppendError::Storage(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+fn batch_error_code(error: &sluice_storage::BatchError) -> ResponseError {
+    use sluice_storage::BatchError;
+    match error {
+        BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        // Produce v3+ carries only magic 2 batches; Kafka answers others with INVALID_RECORD.
+        BatchError::UnsupportedMagic(_) => ResponseError::InvalidRecord,
+        BatchError::Empty | BatchError::Corrupt(_) => ResponseError::CorruptMessage,
+    }
+}
+
+fn partition_response(
+    index: i32,
+    result: Result<AppendOutcome, ResponseError>,
+) -> PartitionProduceResponse {
+    let mut response = PartitionProduceResponse::default();
+    response.index = index;
+    match result {
+        Ok(outcome) => {
+            response.base_offset = outcome.base_offset;
+            response.log_append_time_ms = outcome.log_append_time_ms;
+            response.log_start_offset = outcome.log_start_offset;
+        }
+        Err(error) => {
+            response.error_code = error.code();
+            response.base_offset = -1;
+            response.log_append_time_ms = -1;
+            response.log_start_offset = -1;
+            response.error_message = Some(str_bytes(error.to_string()));
+        }
+    }
+    response
+}
+
+fn error_for_all(request: &ProduceRequest, error: ResponseError) -> Vec<TopicProduceResponse> {
+    request
+        .topic_data
+        .iter()
+        .map(|topic_data| {
+            let mut topic_response = TopicProduceResponse::default();
+            topic_response.name = topic_data.name.clone();
+            topic_response.topic_id = topic_data.topic_id;
+            topic_response.partition_responses = topic_data
+                .partition_data
+                .iter()
+                .map(|p| partition_response(p.index, Err(error)))
+                .collect();
+            topic_response
+        })
+        .collect()
+}

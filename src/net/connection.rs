@@ -1,0 +1,164 @@
+//! One client connection: read frames, answer them in order, write the answers back.
+//!
+//! Requests on a connection are served one at a time, in arrival order, as Kafka does (it
+//! mutes a channel until its response is sent), so responses always go back in request order.
+//! Pipelined requests that arrive together are answered together in one write.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::ResponseError;
+use sluice_wire::frame::{check_frame, FrameCheck, LENGTH_PREFIX_BYTES};
+use sluice_wire::legacy_produce::encode_legacy_produce_response;
+use sluice_wire::request::{decode_request, Decoded};
+use sluice_wire::response::{encode_api_versions_unsupported, encode_response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+
+use crate::broker::Broker;
+use crate::handlers::{self, RequestContext};
+
+const READ_BUFFER_BYTES_INITIAL: usize = 64 * 1024;
+/// Buffers grown past this by one large request are released afterwards, so an idle
+/// connection does not keep a large request's memory.
+const BUFFER_BYTES_RETAINED_MAX: usize = 1024 * 1024;
+/// Pending responses are written once they reach this size, even with more requests buffered.
+const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
+
+/// Whether the connection goes on after a frame.
+enum Next {
+    Continue,
+    Close,
+}
+
+pub async fn serve_connection(
+    broker: Arc<Broker>,
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    mut stop: broadcast::Receiver<()>,
+) -> std::io::Result<()> {
+    let request_bytes_max = broker.config.max_request_bytes;
+    let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+    let mut output = BytesMut::new();
+    loop {
+        // Answer every complete frame already buffered before reading more.
+        let needed = loop {
+            match check_frame(&input, request_bytes_max) {
+                Ok(FrameCheck::Complete { frame_bytes }) => {
+                    let mut frame = input.split_to(LENGTH_PREFIX_BYTES + frame_bytes);
+                    frame.advance(LENGTH_PREFIX_BYTES);
+                    let next = serve_frame(&broker, peer, frame.freeze(), &mut output).await;
+                    if matches!(next, Next::Close) {
+                        socket.write_all(&output).await?;
+                        return Ok(());
+                    }
+                    if output.len() >= WRITE_BATCH_BYTES_MAX {
+                        write_out(&mut socket, &mut output).await?;
+                    }
+                }
+                Ok(FrameCheck::Incomplete) => break frame_bytes_needed(&input),
+                Err(error) => {
+                    tracing::warn!(%peer, ?error, "bad frame length; closing the connection");
+                    socket.write_all(&output).await?;
+                    return Ok(());
+                }
+            }
+        };
+        write_out(&mut socket, &mut output).await?;
+        release_if_large(&mut input);
+        // Reserve the rest of a frame whose length is known (and already checked against the
+        // limit), so a large produce is read without repeated regrowth.
+        if needed > input.len() {
+            input.reserve(needed - input.len());
+        }
+        let read = tokio::select! {
+            read = socket.read_buf(&mut input) => read?,
+            _ = stop.recv() => return Ok(()),
+        };
+        if read == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Total bytes (prefix included) of the frame at the head of `input`, once its length is known.
+fn frame_bytes_needed(input: &[u8]) -> usize {
+    if input.len() < LENGTH_PREFIX_BYTES {
+        return LENGTH_PREFIX_BYTES;
+    }
+    let declared = i32::from_be_bytes([input[0], input[1], input[2], input[3]]);
+    // check_frame already refused negative and oversized lengths.
+    LENGTH_PREFIX_BYTES + usize::try_from(declared).unwrap_or(0)
+}
+
+async fn write_out(socket: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+    if !output.is_empty() {
+        socket.write_all(output).await?;
+        output.clear();
+    }
+    release_if_large(output);
+    Ok(())
+}
+
+fn release_if_large(buffer: &mut BytesMut) {
+    if buffer.is_empty() && buffer.capacity() > BUFFER_BYTES_RETAINED_MAX {
+        *buffer = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
+    }
+}
+
+async fn serve_frame(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    frame: bytes::Bytes,
+    output: &mut BytesMut,
+) -> Next {
+    let decoded = match decode_request(frame) {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            tracing::warn!(%peer, ?error, "undecodable request; closing the connection");
+            return Next::Close;
+        }
+    };
+    match decoded {
+        Decoded::Request { header, body } => {
+            let Ok(api_key) = ApiKey::try_from(header.request_api_key) else {
+                // decode_request only returns keys from our table.
+                tracing::error!(%peer, key = header.request_api_key, "decoded an unknown key");
+                return Next::Close;
+            };
+            let context = RequestContext {
+                broker,
+                api_version: header.request_api_version,
+                peer,
+                client_id: header.client_id.as_ref().map(|id| id.to_string()),
+            };
+            let Some(response) = handlers::dispatch(&context, body).await else {
+                return Next::Continue;
+            };
+            let version = header.request_api_version;
+            let correlation_id = header.correlation_id;
+            if let Err(error) = encode_response(api_key, version, correlation_id, &response, output)
+            {
+                tracing::error!(%peer, ?api_key, version, ?error, "encoding a response failed");
+                return Next::Close;
+            }
+            Next::Continue
+        }
+        Decoded::ApiVersionsTooNew { correlation_id, api_version } => {
+            tracing::debug!(%peer, api_version, "ApiVersions too new; answering with v0");
+            encode_api_versions_unsupported(correlation_id, output);
+            Next::Continue
+        }
+        Decoded::LegacyProduce { correlation_id, api_version, acks, topics } => {
+            tracing::info!(%peer, api_version, "Produce v0-v2 is not served yet");
+            if acks != 0 {
+                let code = ResponseError::UnsupportedVersion.code();
+                encode_legacy_produce_response(correlation_id, api_version, &topics, code, output);
+            }
+            Next::Continue
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The client listener and per-connection request loop. Only this module opens sockets.
+
+pub mod connection;
+pub mod server;

@@ -1,0 +1,92 @@
+//! Accepts client connections, bounds how many are served at once, and drains them on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::net::connection;
+
+/// How long shutdown waits for connections to finish the request they are serving.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Back-off after accept fails (e.g. out of file descriptors), so the loop does not spin.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+pub struct Server {
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    connection_permits: Arc<Semaphore>,
+}
+
+impl Server {
+    pub fn new(broker: Arc<Broker>, listener: TcpListener) -> Server {
+        let permits = broker.config.max_connections;
+        assert!(permits > 0);
+        Server { broker, listener, connection_permits: Arc::new(Semaphore::new(permits)) }
+    }
+
+    /// Serves until `shutdown` resolves, then waits (bounded) for connections to finish.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let (stop_sender, _) = broadcast::channel::<()>(1);
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                permit = self.connection_permits.clone().acquire_owned() => permit,
+                () = &mut shutdown => break,
+            };
+            let Ok(permit) = permit else { break };
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let (socket, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            };
+            // Small responses (ApiVersions, acks) must not wait for Nagle.
+            if let Err(error) = socket.set_nodelay(true) {
+                tracing::debug!(%error, %peer, "set_nodelay failed");
+            }
+            let broker = self.broker.clone();
+            let stop = stop_sender.subscribe();
+            connections.spawn(async move {
+                serve(broker, socket, peer, stop).await;
+                drop(permit);
+            });
+            // Reap finished connection tasks so the set does not grow with history.
+            while connections.try_join_next().is_some() {}
+        }
+        tracing::info!(open = connections.len(), "shutting down: draining connections");
+        let _ = stop_sender.send(());
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("connections still open after the grace period; closing them");
+            connections.abort_all();
+        }
+    }
+}
+
+async fn serve(
+    broker: Arc<Broker>,
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    stop: broadcast::Receiver<()>,
+) {
+    tracing::debug!(%peer, "connection opened");
+    match connection::serve_connection(broker, socket, peer, stop).await {
+        Ok(()) => tracing::debug!(%peer, "connection closed"),
+        Err(error) => tracing::debug!(%peer, %error, "connection ended with an I/O error"),
+    }
+}

@@ -1,0 +1,198 @@
+//! Topic configs: the names Kafka clients set, their validation, defaults, and the
+//! [`LogConfig`] they become.
+//!
+//! A topic stores only its overrides; every other key reads through to the broker default, as
+//! `kafka-configs --describe` shows it.
+
+use std::collections::BTreeMap;
+
+use sluice_storage::{LogConfig, TimestampType};
+
+use crate::config::{Config, FlushPolicy};
+
+/// DescribeConfigs `config_type` values (Kafka's `ConfigResource.Type`-independent ConfigType).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// One topic config key sluice knows.
+#[derive(Debug)]
+pub struct ConfigKey {
+    pub name: &'static str,
+    pub config_type: ConfigType,
+    /// Smallest accepted value for numeric keys.
+    pub minimum: i64,
+    /// Accepted values for enumerated string keys (empty: any).
+    pub choices: &'static [&'static str],
+}
+
+pub const RETENTION_MS: &str = "retention.ms";
+pub const RETENTION_BYTES: &str = "retention.bytes";
+pub const SEGMENT_BYTES: &str = "segment.bytes";
+pub const SEGMENT_MS: &str = "segment.ms";
+pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+pub const TIMESTAMP_TYPE: &str = "message.timestamp.type";
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+pub const COMPRESSION_TYPE: &str = "compression.type";
+pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+
+/// Kafka 4.x: segment.bytes may not go below 1 MiB (KIP-1030).
+const SEGMENT_BYTES_MIN: i64 = 1024 * 1024;
+
+/// The keys sluice accepts, sorted by name. Anything else is INVALID_CONFIG, as in Kafka.
+pub const CONFIG_KEYS: &[ConfigKey] = &[
+    key_choice(CLEANUP_POLICY, ConfigType::List, &["delete"]),
+    // Stored batches keep the producer's codec; only "producer" describes what we do.
+    key_choice(COMPRESSION_TYPE, ConfigType::String, &["producer"]),
+    key_number(INDEX_INTERVAL_BYTES, ConfigType::Int, 0),
+    key_number(MAX_MESSAGE_BYTES, ConfigType::Int, 0),
+    key_choice(TIMESTAMP_TYPE, ConfigType::String, &["CreateTime", "LogAppendTime"]),
+    key_number(MIN_INSYNC_REPLICAS, ConfigType::Int, 1),
+    key_number(RETENTION_BYTES, ConfigType::Long, -1),
+    key_number(RETENTION_MS, ConfigType::Long, -1),
+    key_number(SEGMENT_BYTES, ConfigType::Int, SEGMENT_BYTES_MIN),
+    key_number(SEGMENT_MS, ConfigType::Long, 1),
+];
+
+const fn key_number(name: &'static str, config_type: ConfigType, minimum: i64) -> ConfigKey {
+    ConfigKey { name, config_type, minimum, choices: &[] }
+}
+
+const fn key_choice(
+    name: &'static str,
+    config_type: ConfigType,
+    choices: &'static [&'static str],
+) -> ConfigKey {
+    ConfigKey { name, config_type, minimum: 0, choices }
+}
+
+pub fn config_key(name: &str) -> Option<&'static ConfigKey> {
+    CONFIG_KEYS.iter().find(|key| key.name == name)
+}
+
+/// Checks one key and value as Kafka's TopicConfig validation would.
+pub fn validate_entry(name: &str, value: &str) -> Result<(), String> {
+    let Some(key) = config_key(name) else {
+        return Err(format!("Unknown topic config name: {name}"));
+    };
+    if !key.choices.is_empty() {
+        let all_chosen = value.split(',').map(str::trim).all(|v| key.choices.contains(&v));
+        if !all_chosen || value.is_empty() {
+            return Err(format!(
+                "Invalid value {value} for configuration {name}: String must be one of: {}",
+                key.choices.join(", ")
+            ));
+        }
+        return Ok(());
+    }
+    let parsed: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("Invalid value {value} for configuration {name}: Not a number"))?;
+    if key.config_type == ConfigType::Int && i32::try_from(parsed).is_err() {
+        return Err(format!("Invalid value {value} for configuration {name}: Not an int"));
+    }
+    if parsed < key.minimum {
+        return Err(format!(
+            "Invalid value {value} for configuration {name}: Value must be at least {}",
+            key.minimum
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a whole override map.
+pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), String> {
+    overrides.iter().try_for_each(|(name, value)| validate_entry(name, value))
+}
+
+/// The broker-level default of a key, as text.
+pub fn default_value(config: &Config, name: &str) -> String {
+    match name {
+        RETENTION_MS => config.retention_ms.to_string(),
+        RETENTION_BYTES => config.retention_bytes.to_string(),
+        SEGMENT_BYTES => config.segment_bytes.to_string(),
+        SEGMENT_MS => config.segment_ms.to_string(),
+        MAX_MESSAGE_BYTES => config.max_message_bytes.to_string(),
+        TIMESTAMP_TYPE => "CreateTime".into(),
+        CLEANUP_POLICY => "delete".into(),
+        MIN_INSYNC_REPLICAS => "1".into(),
+        COMPRESSION_TYPE => "producer".into(),
+        INDEX_INTERVAL_BYTES => "4096".into(),
+        _ => String::new(),
+    }
+}
+
+/// The value in force: the override, or the broker default.
+pub fn effective_value(config: &Config, overrides: &BTreeMap<String, String>, name: &str) -> String {
+    overrides.get(name).cloned().unwrap_or_else(|| default_value(config, name))
+}
+
+/// Builds the storage configuration of a topic's partitions. Overrides were validated when
+/// stored; a value that still fails to parse falls back to the broker default.
+pub fn log_config(config: &Config, overrides: &BTreeMap<String, String>) -> LogConfig {
+    let number = |name: &str, default: i64| -> i64 {
+        overrides.get(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+    };
+    let timestamp_type = match overrides.get(TIMESTAMP_TYPE).map(String::as_str) {
+        Some("LogAppendTime") => TimestampType::LogAppendTime,
+        _ => TimestampType::CreateTime,
+    };
+    let segment_bytes = number(SEGMENT_BYTES, config.segment_bytes as i64);
+    let max_message_bytes = number(MAX_MESSAGE_BYTES, i64::from(config.max_message_bytes));
+    let index_interval_bytes = number(INDEX_INTERVAL_BYTES, 4096);
+    LogConfig {
+        segment_bytes: u64::try_from(segment_bytes).unwrap_or(config.segment_bytes),
+        segment_ms: number(SEGMENT_MS, config.segment_ms),
+        retention_ms: number(RETENTION_MS, config.retention_ms),
+        retention_bytes: number(RETENTION_BYTES, config.retention_bytes),
+        index_interval_bytes: u32::try_from(index_interval_bytes).unwrap_or(4096),
+        max_message_bytes: u32::try_from(max_message_bytes).unwrap_or(config.max_message_bytes),
+        timestamp_type,
+        flush_every_append: config.flush_policy == FlushPolicy::EveryAppend,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn keys_are_sorted_and_unique() {
+        for pair in CONFIG_KEYS.windows(2) {
+            assert!(pair[0].name < pair[1].name, "{} then {}", pair[0].name, pair[1].name);
+        }
+    }
+
+    #[test]
+    fn validates_like_kafka() {
+        assert!(validate_entry(RETENTION_MS, "-1").is_ok());
+        assert!(validate_entry(RETENTION_MS, "1000").is_ok());
+        assert!(validate_entry(RETENTION_MS, "-2").is_err());
+        assert!(validate_entry(RETENTION_MS, "soon").is_err());
+        assert!(validate_entry(SEGMENT_BYTES, "1000").is_err());
+        assert!(validate_entry(SEGMENT_BYTES, "99999999999").is_err());
+        assert!(validate_entry(TIMESTAMP_TYPE, "LogAppendTime").is_ok());
+        assert!(validate_entry(TIMESTAMP_TYPE, "Never").is_err());
+        assert!(validate_entry(CLEANUP_POLICY, "compact").is_err());
+        assert!(validate_entry("no.such.key", "1").is_err());
+    }
+
+    #[test]
+    fn overrides_reach_the_log_config() {
+        let config = Config::try_parse_from(["sluice"]).expect("defaults");
+        let mut overrides = BTreeMap::new();
+        overrides.insert(RETENTION_MS.to_string(), "5000".to_string());
+        overrides.insert(TIMESTAMP_TYPE.to_string(), "LogAppendTime".to_string());
+        let log = log_config(&config, &overrides);
+        assert_eq!(log.retention_ms, 5000);
+        assert_eq!(log.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(log.segment_bytes, config.segment_bytes);
+    }
+}

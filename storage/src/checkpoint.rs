@@ -1,0 +1,68 @@
+//! Small durable files of a log directory: the recovery point and the clean-shutdown marker.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::fs_util::{self, write_file_atomically};
+
+pub const RECOVERY_POINT_FILE: &str = "recovery-point";
+pub const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+/// Format version byte of the recovery point file.
+const RECOVERY_POINT_VERSION: u8 = 1;
+/// version (1) + offset (8) + CRC-32C of the first 9 bytes (4).
+const RECOVERY_POINT_BYTES: usize = 13;
+
+pub fn recovery_point_path(dir: &Path) -> PathBuf {
+    dir.join(RECOVERY_POINT_FILE)
+}
+
+pub fn clean_shutdown_path(dir: &Path) -> PathBuf {
+    dir.join(CLEAN_SHUTDOWN_FILE)
+}
+
+/// Persists `offset`: every batch below it is on disk (fsynced) before this is called.
+pub fn write_recovery_point(dir: &Path, offset: i64) -> io::Result<()> {
+    let mut contents = [0u8; RECOVERY_POINT_BYTES];
+    contents[0] = RECOVERY_POINT_VERSION;
+    contents[1..9].copy_from_slice(&offset.to_be_bytes());
+    let crc = crc32c::crc32c(&contents[..9]);
+    contents[9..].copy_from_slice(&crc.to_be_bytes());
+    write_file_atomically(&recovery_point_path(dir), &contents)
+}
+
+/// The persisted recovery point, or `None` if the file is missing or damaged (then the whole
+/// log is scanned, which is slow but safe).
+pub fn read_recovery_point(dir: &Path) -> io::Result<Option<i64>> {
+    let contents = match std::fs::read(recovery_point_path(dir)) {
+        Ok(contents) => contents,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    if contents.len() != RECOVERY_POINT_BYTES || contents[0] != RECOVERY_POINT_VERSION {
+        return Ok(None);
+    }
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&contents[9..]);
+    if crc32c::crc32c(&contents[..9]) != u32::from_be_bytes(crc) {
+        return Ok(None);
+    }
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&contents[1..9]);
+    let offset = i64::from_be_bytes(offset);
+    Ok((offset >= 0).then_some(offset))
+}
+
+pub fn write_clean_shutdown_marker(dir: &Path) -> io::Result<()> {
+    write_file_atomically(&clean_shutdown_path(dir), &[])
+}
+
+/// Removes the marker (durably) and reports whether it was there.
+pub fn take_clean_shutdown_marker(dir: &Path) -> io::Result<bool> {
+    let path = clean_shutdown_path(dir);
+    if !fs_util::file_exists(&path)? {
+        return Ok(false);
+    }
+    std::fs::remove_file(&path)?;
+    fs_util::fsync_dir(dir)?;
+    Ok(true)
+}

@@ -1,0 +1,140 @@
+//! The table of APIs and versions the broker implements. ApiVersions advertises exactly this
+//! table, so it must never claim more than the broker serves: adding a row here is a promise.
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::ApiKey;
+
+/// One row of the table: `api_key` is served for every version in `min_version..=max_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SupportedApi {
+    /// The API.
+    pub api_key: ApiKey,
+    /// Lowest version served.
+    pub min_version: i16,
+    /// Highest version served.
+    pub max_version: i16,
+}
+
+/// Produce versions below kafka-protocol's range (it decodes only 3+). They are advertised
+/// because librdkafka turns compression off when a broker's Produce range does not start at 0
+/// (KAFKA-18659, Kafka 4.x advertises 0 for the same reason); `legacy_produce` decodes them by
+/// hand and the broker answers them with UNSUPPORTED_VERSION.
+pub const LEGACY_PRODUCE_VERSION_MAX: i16 = 2;
+
+const fn api(api_key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
+    SupportedApi {
+        api_key,
+        min_version,
+        max_version,
+    }
+}
+
+/// Sorted by api key number, no duplicates (a unit test checks both).
+pub const SUPPORTED_APIS: &[SupportedApi] = &[
+    api(ApiKey::Produce, 0, 13),
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
+    // Not 6: kafka-protocol 0.18's `valid_versions()` says 0-6 but `InitProducerIdRequest`
+    // only decodes 0-5 (its response goes to 6).
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The table row for `api_key`, if the broker serves it at all.
+pub fn supported_api(api_key: i16) -> Option<&'static SupportedApi> {
+    SUPPORTED_APIS
+        .binary_search_by_key(&api_key, |api| api.api_key as i16)
+        .ok()
+        .map(|index| &SUPPORTED_APIS[index])
+}
+
+/// `(min_version, max_version)` served for `api_key`, if any.
+pub fn supported_range(api_key: i16) -> Option<(i16, i16)> {
+    supported_api(api_key).map(|api| (api.min_version, api.max_version))
+}
+
+/// The ApiVersionsResponse `api_keys` entries, shared by the normal and the
+/// UNSUPPORTED_VERSION reply so the two can never disagree.
+pub fn api_versions_keys() -> Vec<ApiVersion> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|api| {
+            ApiVersion::default()
+                .with_api_key(api.api_key as i16)
+                .with_min_version(api.min_version)
+                .with_max_version(api.max_version)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_by_key_without_duplicates() {
+        for pair in SUPPORTED_APIS.windows(2) {
+            assert!(
+                (pair[0].api_key as i16) < (pair[1].api_key as i16),
+                "{:?} must come before {:?}",
+                pair[0].api_key,
+                pair[1].api_key
+            );
+        }
+    }
+
+    #[test]
+    fn every_range_is_within_what_kafka_protocol_decodes() {
+        for api in SUPPORTED_APIS {
+            assert!(api.min_version <= api.max_version, "{api:?}");
+            let valid = api.api_key.valid_versions();
+            let min_decodable = if api.api_key == ApiKey::Produce {
+                // Documented exception: Produce 0-2 is decoded by `legacy_produce`.
+                assert_eq!(valid.min, LEGACY_PRODUCE_VERSION_MAX + 1);
+                0
+            } else {
+                valid.min
+            };
+            assert!(api.min_version >= min_decodable, "{api:?} vs {valid}");
+            assert!(api.max_version <= valid.max, "{api:?} vs {valid}");
+        }
+    }
+
+    #[test]
+    fn lookups_agree_with_the_table() {
+        assert_eq!(supported_range(ApiKey::Produce as i16), Some((0, 13)));
+        assert_eq!(supported_range(ApiKey::ApiVersions as i16), Some((0, 4)));
+        assert_eq!(supported_range(ApiKey::DescribeCluster as i16), Some((0, 2)));
+        assert_eq!(supported_range(ApiKey::InitProducerId as i16), Some((0, 5)));
+        assert_eq!(supported_range(ApiKey::JoinGroup as i16), None);
+        assert_eq!(supported_range(-1), None);
+        assert_eq!(supported_range(i16::MAX), None);
+        for api in SUPPORTED_APIS {
+            assert_eq!(supported_api(api.api_key as i16), Some(api));
+        }
+    }
+
+    #[test]
+    fn api_versions_keys_mirror_the_table() {
+        let keys = api_versions_keys();
+        assert_eq!(keys.len(), SUPPORTED_APIS.len());
+        for (key, api) in keys.iter().zip(SUPPORTED_APIS) {
+            assert_eq!(
+                (key.api_key, key.min_version, key.max_version),
+                (api.api_key as i16, api.min_version, api.max_version)
+            );
+            assert!(key.unknown_tagged_fields.is_empty());
+        }
+    }
+}
