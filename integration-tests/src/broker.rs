@@ -45,14 +45,21 @@ impl Broker {
 
     /// Like [`Broker::start`], with extra command-line flags (kept for restarts).
     pub fn start_with(args: &[&str]) -> Broker {
-        let data_dir = tempfile::Builder::new().prefix("sluice-data-").tempdir().expect("tempdir");
+        let data_dir = tempfile::Builder::new()
+            .prefix("sluice-data-")
+            .tempdir()
+            .expect("tempdir");
         let path = data_dir.path().to_path_buf();
         Broker::spawn(path, Some(data_dir), args)
     }
 
     /// A broker over an existing data dir, which the caller owns (and the harness keeps).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Broker {
-        assert!(data_dir.is_dir(), "data dir {} does not exist", data_dir.display());
+        assert!(
+            data_dir.is_dir(),
+            "data dir {} does not exist",
+            data_dir.display()
+        );
         Broker::spawn(data_dir.to_path_buf(), None, args)
     }
 
@@ -63,8 +70,10 @@ impl Broker {
                 "the harness sets {arg} itself"
             );
         }
-        let scratch_dir =
-            tempfile::Builder::new().prefix("sluice-broker-").tempdir().expect("tempdir");
+        let scratch_dir = tempfile::Builder::new()
+            .prefix("sluice-broker-")
+            .tempdir()
+            .expect("tempdir");
         let mut broker = Broker {
             child: None,
             args_extra: args.iter().map(|arg| arg.to_string()).collect(),
@@ -73,7 +82,9 @@ impl Broker {
             _data_dir_owned: owned,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        let listen_address = broker.listen_address_extra().unwrap_or("127.0.0.1:0".to_string());
+        let listen_address = broker
+            .listen_address_extra()
+            .unwrap_or("127.0.0.1:0".to_string());
         if let Err(failure) = broker.launch(&listen_address) {
             panic!("{failure}");
         }
@@ -104,16 +115,28 @@ impl Broker {
         // SAFETY: plain syscall on the pid of a child we have not reaped yet, so the pid
         // cannot have been reused by another process.
         let result = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(result, 0, "SIGTERM the broker: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            result,
+            0,
+            "SIGTERM the broker: {}",
+            std::io::Error::last_os_error()
+        );
         let status = wait_with_deadline(&mut child, STOP_DURATION_MAX);
         match status {
             Some(status) => {
-                assert!(status.success(), "broker exited with {status} on SIGTERM{}", self.logs())
+                assert!(
+                    status.success(),
+                    "broker exited with {status} on SIGTERM{}",
+                    self.logs()
+                )
             }
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("broker did not exit within {STOP_DURATION_MAX:?} of SIGTERM{}", self.logs())
+                panic!(
+                    "broker did not exit within {STOP_DURATION_MAX:?} of SIGTERM{}",
+                    self.logs()
+                )
             }
         }
     }
@@ -150,7 +173,10 @@ impl Broker {
     }
 
     fn listen_address_extra(&self) -> Option<String> {
-        let position = self.args_extra.iter().position(|arg| arg == "--listen-address")?;
+        let position = self
+            .args_extra
+            .iter()
+            .position(|arg| arg == "--listen-address")?;
         self.args_extra.get(position + 1).cloned()
     }
 
@@ -165,7 +191,9 @@ impl Broker {
             Err(error) => panic!("remove {}: {error}", bound_address_file.display()),
         }
         let mut command = self.command(listen_address);
-        let child = command.spawn().unwrap_or_else(|error| panic!("spawn {command:?}: {error}"));
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("spawn {command:?}: {error}"));
         self.child = Some(child);
         let started = Instant::now();
         loop {
@@ -179,7 +207,10 @@ impl Broker {
                 return Ok(());
             }
             if started.elapsed() > READY_DURATION_MAX {
-                panic!("broker not ready within {READY_DURATION_MAX:?}{}", self.logs());
+                panic!(
+                    "broker not ready within {READY_DURATION_MAX:?}{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -196,7 +227,10 @@ impl Broker {
     fn command(&self, listen_address: &str) -> Command {
         let open_log = |name: &str| {
             let path = self.scratch_dir.path().join(name);
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path);
             file.unwrap_or_else(|error| panic!("open {}: {error}", path.display()))
         };
         let mut command = Command::new(sluice_bin());

@@ -10,9 +10,10 @@
 
 mod broker;
 mod process;
+pub mod records;
 
 pub use broker::Broker;
-pub use process::{kcat, python, run_java, run_python, sluice_bin, wait_until};
+pub use process::{kcat, python, run_command, run_java, run_python, sluice_bin, wait_until};
 
 /// A topic name that no other test in this process picked (tests share nothing but the
 /// machine, yet unique names keep a broker's logs readable when a test fails).
@@ -22,3 +23,4 @@ pub fn topic_name(test: &str) -> String {
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     format!("{test}-{}-{sequence}", std::process::id())
 }
+pub mod raw_client;

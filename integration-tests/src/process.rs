@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,11 @@ pub fn sluice_bin() -> PathBuf {
         if !bin.is_file() {
             build_sluice();
         }
-        assert!(bin.is_file(), "`cargo build -p sluice` did not produce {}", bin.display());
+        assert!(
+            bin.is_file(),
+            "`cargo build -p sluice` did not produce {}",
+            bin.display()
+        );
         bin
     })
     .clone()
@@ -101,8 +105,11 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
     let script_path = manifest_dir().join("python").join(script);
     assert!(script_path.is_file(), "no script {}", script_path.display());
     let mut command = Command::new(python());
-    command.arg(&script_path).args(args).env("PYTHONUNBUFFERED", "1");
-    run_to_completion(command, script)
+    command
+        .arg(&script_path)
+        .args(args)
+        .env("PYTHONUNBUFFERED", "1");
+    run_command(command, b"", script)
 }
 
 /// Runs the Java client program `main_class` (`sluice.it.` is prepended when the name has no
@@ -118,8 +125,15 @@ pub fn run_java(main_class: &str, args: &[&str]) -> String {
         None => PathBuf::from("java"),
     };
     let mut command = Command::new(java);
-    command.arg("-cp").arg(java_classpath()).arg(&main_class).args(args);
-    run_to_completion(command, &main_class)
+    command
+        .arg("-cp")
+        .arg(java_classpath())
+        // The client's INFO log is pages of config dumps; warnings and errors are what a
+        // failure message needs.
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .arg(&main_class)
+        .args(args);
+    run_command(command, b"", &main_class)
 }
 
 fn java_classpath() -> String {
@@ -135,18 +149,26 @@ fn java_classpath() -> String {
         classes.display()
     );
     // `dir/*` is the JVM's own wildcard for "every jar in dir".
-    format!("{}:{}/*", classes.display(), target.join("dependency").display())
+    format!(
+        "{}:{}/*",
+        classes.display(),
+        target.join("dependency").display()
+    )
 }
 
-/// Runs `command` with stdout and stderr captured to files (pipes could fill up and stall a
-/// chatty client), kills it after [`CLIENT_RUN_DURATION_MAX`], asserts exit status 0.
-fn run_to_completion(mut command: Command, what: &str) -> String {
+/// Runs `command` with `stdin` as its input and stdout and stderr captured to files (pipes
+/// could fill up and stall a chatty client); kills it after [`CLIENT_RUN_DURATION_MAX`];
+/// asserts exit status 0 and returns stdout. `what` names the program in failure messages.
+pub fn run_command(mut command: Command, stdin: &[u8], what: &str) -> String {
     let scratch = tempfile::tempdir().expect("scratch dir");
+    let stdin_path = scratch.path().join("stdin");
     let stdout_path = scratch.path().join("stdout");
     let stderr_path = scratch.path().join("stderr");
+    std::fs::write(&stdin_path, stdin).expect("write stdin file");
+    let stdin = std::fs::File::open(&stdin_path).expect("open stdin file");
     let stdout = std::fs::File::create(&stdout_path).expect("create stdout file");
     let stderr = std::fs::File::create(&stderr_path).expect("create stderr file");
-    command.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+    command.stdin(stdin).stdout(stdout).stderr(stderr);
     let mut child = command
         .spawn()
         .unwrap_or_else(|error| panic!("spawn {what} ({command:?}): {error}"));
@@ -206,7 +228,10 @@ pub fn wait_until<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Opti
         if let Some(value) = f() {
             return value;
         }
-        assert!(started.elapsed() <= deadline, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            started.elapsed() <= deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::sleep(interval);
         interval = (interval * 2).min(POLL_INTERVAL_MAX);
     }

@@ -42,10 +42,14 @@ pub async fn handle(context: &RequestContext<'_>, request: CreateTopicsRequest) 
         };
         match outcome {
             Ok((topic_id, partitions, overrides)) => {
-                result.topic_id = topic_id;
-                result.num_partitions = partitions;
-                result.replication_factor = 1;
-                result.configs = Some(config_entries(context, &overrides));
+                if context.api_version >= 7 {
+                    result.topic_id = topic_id;
+                }
+                if context.api_version >= 5 {
+                    result.num_partitions = partitions;
+                    result.replication_factor = 1;
+                    result.configs = Some(config_entries(context, &overrides));
+                }
             }
             Err(error) => {
                 result.error_code = error.code.code();

@@ -27,10 +27,13 @@ pub async fn handle(context: &RequestContext<'_>, request: DeleteTopicsRequest) 
             continue;
         };
         match context.broker.delete_topic(&name).await {
-            Ok(deleted_id) => result.topic_id = deleted_id,
+            Ok(deleted_id) if context.api_version >= 6 => result.topic_id = deleted_id,
+            Ok(_) => {}
             Err(error) => {
                 result.error_code = error.code.code();
-                result.error_message = message(&error);
+                if context.api_version >= 5 {
+                    result.error_message = message(&error);
+                }
             }
         }
         response.responses.push(result);

@@ -70,7 +70,7 @@ fn topic_entries(
             let overridden = topic.overrides.get(key.name);
             let value = topic_config::effective_value(config, &topic.overrides, key.name);
             let source = if overridden.is_some() { SOURCE_TOPIC } else { SOURCE_STATIC_BROKER };
-            let mut entry = entry(key.name, value, source, key.config_type);
+            let mut entry = entry(context, key.name, value, source, key.config_type);
             if include_synonyms {
                 entry.synonyms = synonyms(config, &topic.overrides, key.name);
             }
@@ -96,14 +96,22 @@ fn synonyms(config: &Config, overrides: &BTreeMap<String, String>, name: &str) -
     list
 }
 
-fn entry(name: &str, value: String, source: i8, config_type: ConfigType) -> DescribeConfigsResourceResult {
+fn entry(
+    context: &RequestContext<'_>,
+    name: &str,
+    value: String,
+    source: i8,
+    config_type: ConfigType,
+) -> DescribeConfigsResourceResult {
     let mut entry = DescribeConfigsResourceResult::default();
     entry.name = str_bytes(name);
     entry.value = Some(str_bytes(value));
     entry.read_only = false;
     entry.config_source = source;
     entry.is_sensitive = false;
-    entry.config_type = config_type as i8;
+    if context.api_version >= 3 {
+        entry.config_type = config_type as i8;
+    }
     entry
 }
 
@@ -130,7 +138,7 @@ fn broker_entries(context: &RequestContext<'_>, name: &str, keys: Option<&[StrBy
         .into_iter()
         .filter(|(key, _, _)| wanted(keys, key))
         .map(|(key, value, config_type)| {
-            let mut e = entry(key, value, SOURCE_STATIC_BROKER, config_type);
+            let mut e = entry(context, key, value, SOURCE_STATIC_BROKER, config_type);
             e.read_only = true;
             e
         })

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::ResponseError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{message, str_bytes, RequestContext};
+use super::{message, RequestContext};
 use crate::broker::ApiError;
 use crate::topic_config::{self, ConfigType};
 

@@ -41,7 +41,9 @@ pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> List
                     Ok(Some((timestamp, offset))) => {
                         entry.timestamp = timestamp;
                         entry.offset = offset;
-                        entry.leader_epoch = LEADER_EPOCH;
+                        if context.api_version >= 4 {
+                            entry.leader_epoch = LEADER_EPOCH;
+                        }
                     }
                     Ok(None) => {}
                     Err(error) => entry.error_code = error.code(),
@@ -62,8 +64,12 @@ fn lookup(partition: &Partition, target: i64) -> Result<Option<(i64, i64)>, Resp
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((-1, log.log_start_offset()))),
         LATEST_TIERED_TIMESTAMP => Ok(None),
         MAX_TIMESTAMP => match log.max_timestamp() {
-            Some((timestamp, batch)) => Ok(record_with_timestamp(batch, |t| t == timestamp)),
-            None => Ok(None),
+            Ok(Some((timestamp, batch))) => Ok(record_with_timestamp(batch, |t| t == timestamp)),
+            Ok(None) => Ok(None),
+            Err(error) => {
+                tracing::error!(%error, "max-timestamp lookup failed");
+                Err(ResponseError::KafkaStorageError)
+            }
         },
         target if target >= 0 => {
             let batch = log.find_batch_by_timestamp(target).map_err(|error| {

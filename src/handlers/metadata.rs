@@ -137,7 +137,9 @@ pub fn topic_entry(
     let node = BrokerId(context.broker.node_id());
     let mut entry = MetadataResponseTopic::default();
     entry.name = Some(TopicName(str_bytes(topic.name.clone())));
-    entry.topic_id = topic.id;
+    if context.api_version >= 10 {
+        entry.topic_id = topic.id;
+    }
     entry.is_internal = false;
     entry.topic_authorized_operations =
         if with_operations { TOPIC_OPERATIONS_ALL } else { AUTHORIZED_OPERATIONS_OMITTED };
@@ -148,7 +150,9 @@ pub fn topic_entry(
             let mut p = MetadataResponsePartition::default();
             p.partition_index = partition.index;
             p.leader_id = node;
-            p.leader_epoch = crate::handlers::produce::LEADER_EPOCH;
+            if context.api_version >= 7 {
+                p.leader_epoch = crate::handlers::produce::LEADER_EPOCH;
+            }
             p.replica_nodes = vec![node];
             p.isr_nodes = vec![node];
             p

@@ -25,6 +25,8 @@ mod list_offsets;
 mod metadata;
 mod offset_for_leader_epoch;
 mod produce;
+#[cfg(test)]
+mod version_matrix_tests;
 
 /// What a handler knows about the request besides its body.
 pub struct RequestContext<'a> {
@@ -123,7 +125,6 @@ pub const CLUSTER_OPERATIONS_ALL: i32 =
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use kafka_protocol::messages::ApiKey;
 
     /// Every API the wire table advertises has an arm in `dispatch`.

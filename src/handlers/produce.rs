@@ -26,12 +26,12 @@ pub async fn handle(
     let acks = request.acks;
     let mut response = ProduceResponse::default();
     if !matches!(acks, -1..=1) {
-        response.responses = error_for_all(&request, ResponseError::InvalidRequiredAcks);
+        response.responses = error_for_all(context.api_version, &request, ResponseError::InvalidRequiredAcks);
         return Some(response);
     }
     if request.transactional_id.is_some() {
         response.responses =
-            error_for_all(&request, ResponseError::TransactionalIdAuthorizationFailed);
+            error_for_all(context.api_version, &request, ResponseError::TransactionalIdAuthorizationFailed);
         return Some(response);
     }
     let image = context.broker.topics();
@@ -44,13 +44,20 @@ pub async fn handle(
         for partition_data in topic_data.partition_data {
             let index = partition_data.index;
             let partition = topic.and_then(|t| t.partition(index)).cloned();
-            let result = match (partition, partition_data.records) {
+            let mut result = match (partition, partition_data.records) {
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
                 (Some(partition), Some(records)) => append(context, partition, records).await,
             };
             appended_any |= result.is_ok();
-            topic_response.partition_responses.push(partition_response(index, result));
+            if context.api_version < 5 {
+                // log_start_offset exists from v5 on; the encoder refuses it earlier.
+                if let Ok(outcome) = &mut result {
+                    outcome.log_start_offset = -1;
+                }
+            }
+            let entry = partition_response(context.api_version, index, result);
+            topic_response.partition_responses.push(entry);
         }
         response.responses.push(topic_response);
     }
@@ -91,7 +98,7 @@ async fn append(
         partition.log.append(&mut batches, LEADER_EPOCH, now)
     };
     outcome.map_err(|error| {
-        tracing::debug!(peer = %context.peer, %error, "append refused");
+        tracing::debug!(peer = %context.peer, client = ?context.client_id, %error, "append refused");
         append_error_code(&error)
     })
 }
@@ -99,6 +106,7 @@ async fn append(
 fn append_error_code(error: &AppendError) -> ResponseError {
     match error {
         AppendError::Batch(batch_error) => batch_error_code(batch_error),
+        AppendError::LargerThanSegment { .. } => ResponseError::RecordListTooLarge,
         AppendError::Storage(_) => ResponseError::KafkaStorageError,
     }
 }
@@ -114,6 +122,7 @@ fn batch_error_code(error: &sluice_storage::BatchError) -> ResponseError {
 }
 
 fn partition_response(
+    version: i16,
     index: i32,
     result: Result<AppendOutcome, ResponseError>,
 ) -> PartitionProduceResponse {
@@ -130,13 +139,19 @@ fn partition_response(
             response.base_offset = -1;
             response.log_append_time_ms = -1;
             response.log_start_offset = -1;
-            response.error_message = Some(str_bytes(error.to_string()));
+            if version >= 8 {
+                response.error_message = Some(str_bytes(error.to_string()));
+            }
         }
     }
     response
 }
 
-fn error_for_all(request: &ProduceRequest, error: ResponseError) -> Vec<TopicProduceResponse> {
+fn error_for_all(
+    version: i16,
+    request: &ProduceRequest,
+    error: ResponseError,
+) -> Vec<TopicProduceResponse> {
     request
         .topic_data
         .iter()
@@ -147,7 +162,7 @@ fn error_for_all(request: &ProduceRequest, error: ResponseError) -> Vec<TopicPro
             topic_response.partition_responses = topic_data
                 .partition_data
                 .iter()
-                .map(|p| partition_response(p.index, Err(error)))
+                .map(|p| partition_response(version, p.index, Err(error)))
                 .collect();
             topic_response
         })

@@ -16,6 +16,10 @@ pub const BATCH_LOG_OVERHEAD_BYTES: usize = 12;
 pub const BATCH_LENGTH_MIN: usize = BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD_BYTES;
 /// Kafka's "no timestamp" value.
 pub const NO_TIMESTAMP: i64 = -1;
+/// Most offsets one produce payload may claim. Record counts are not checked against the
+/// record bytes (that would be per-record work, and compressed records can be tiny), so this
+/// bound keeps one append's offsets within a segment's u32 relative offsets.
+pub const PAYLOAD_RECORDS_MAX: i64 = i32::MAX as i64;
 /// Largest compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
 const COMPRESSION_CODEC_MAX: i16 = 4;
 
@@ -253,6 +257,9 @@ pub fn validate_batches(bytes: &[u8], batch_bytes_max: usize) -> Result<BatchesS
         }
         summary.batch_count += 1;
         summary.record_count += i64::from(header.record_count);
+        if summary.record_count > PAYLOAD_RECORDS_MAX {
+            return Err(BatchError::Corrupt(CorruptReason::RecordCountInvalid));
+        }
         summary.has_transactional |= header.is_transactional();
         summary.has_control |= header.is_control();
     }
@@ -395,4 +402,156 @@ fn read_i64(bytes: &[u8], at: usize) -> i64 {
     let mut raw = [0u8; 8];
     raw.copy_from_slice(&bytes[at..at + 8]);
     i64::from_be_bytes(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_encoder::{encode_batch, fix_crc, read_i64_at, simple_batch, TestBatch, TestRecord};
+
+    const LIMIT: usize = 1 << 20;
+
+    fn two_batches() -> Vec<u8> {
+        let mut bytes = simple_batch(3, 10, 1_000);
+        bytes.extend_from_slice(&simple_batch(2, 10, 5_000));
+        bytes
+    }
+
+    #[test]
+    fn good_batches_are_summarized() {
+        let mut first = encode_batch(&TestBatch {
+            base_offset: 0,
+            base_timestamp: 100,
+            max_timestamp: 200,
+            attributes: 0x10,
+            producer_id: 42,
+            producer_epoch: 3,
+            base_sequence: 7,
+            records: vec![
+                TestRecord { timestamp_delta: 0, key: None, value: Some(b"a") },
+                TestRecord { timestamp_delta: 100, key: Some(b"k"), value: None },
+            ],
+        });
+        let second = simple_batch(4, 5, 150);
+        first.extend_from_slice(&second);
+        let summary = validate_batches(&first, LIMIT).unwrap();
+        assert_eq!(
+            summary,
+            BatchesSummary {
+                batch_count: 2,
+                record_count: 6,
+                total_bytes: first.len(),
+                max_timestamp: 200,
+                max_timestamp_offset_delta: 1,
+                first_producer_id: 42,
+                first_producer_epoch: 3,
+                first_base_sequence: 7,
+                has_transactional: true,
+                has_control: false,
+            }
+        );
+    }
+
+    #[test]
+    fn each_corruption_has_its_error() {
+        let good = two_batches();
+        let first_len = simple_batch(3, 10, 1_000).len();
+        assert_eq!(validate_batches(&[], LIMIT), Err(BatchError::Empty));
+
+        let mut bad_crc = good.clone();
+        bad_crc[first_len - 1] ^= 1;
+        assert_eq!(validate_batches(&bad_crc, LIMIT), Err(BatchError::Corrupt(CorruptReason::CrcMismatch)));
+
+        let mut bad_magic = good.clone();
+        bad_magic[16] = 1;
+        assert_eq!(validate_batches(&bad_magic, LIMIT), Err(BatchError::UnsupportedMagic(1)));
+
+        let mut long_length = good.clone();
+        long_length[8..12].copy_from_slice(&(good.len() as i32).to_be_bytes());
+        assert_eq!(validate_batches(&long_length, LIMIT), Err(BatchError::Corrupt(CorruptReason::Truncated)));
+
+        let mut tiny_length = good.clone();
+        tiny_length[8..12].copy_from_slice(&48i32.to_be_bytes());
+        assert_eq!(validate_batches(&tiny_length, LIMIT), Err(BatchError::Corrupt(CorruptReason::LengthTooSmall)));
+
+        let mut negative_length = good.clone();
+        negative_length[8..12].copy_from_slice(&(-5i32).to_be_bytes());
+        assert_eq!(validate_batches(&negative_length, LIMIT), Err(BatchError::Corrupt(CorruptReason::LengthTooSmall)));
+
+        let truncated = &good[..good.len() - 1];
+        assert_eq!(validate_batches(truncated, LIMIT), Err(BatchError::Corrupt(CorruptReason::Truncated)));
+
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(&[0u8; 5]);
+        assert_eq!(validate_batches(&trailing, LIMIT), Err(BatchError::Corrupt(CorruptReason::Truncated)));
+
+        let mut count_mismatch = simple_batch(3, 10, 0);
+        count_mismatch[57..61].copy_from_slice(&4i32.to_be_bytes());
+        fix_crc(&mut count_mismatch);
+        assert_eq!(
+            validate_batches(&count_mismatch, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::LastOffsetDeltaMismatch))
+        );
+
+        let mut zero_count = simple_batch(1, 10, 0);
+        zero_count[57..61].copy_from_slice(&0i32.to_be_bytes());
+        fix_crc(&mut zero_count);
+        assert_eq!(validate_batches(&zero_count, LIMIT), Err(BatchError::Corrupt(CorruptReason::RecordCountInvalid)));
+
+        let mut bad_codec = simple_batch(1, 10, 0);
+        bad_codec[22] |= 0x07;
+        fix_crc(&mut bad_codec);
+        assert_eq!(validate_batches(&bad_codec, LIMIT), Err(BatchError::Corrupt(CorruptReason::CompressionInvalid)));
+
+        let big = simple_batch(1, 200, 0);
+        assert_eq!(
+            validate_batches(&big, 100),
+            Err(BatchError::TooLarge { batch_bytes: big.len(), max: 100 })
+        );
+        assert!(validate_batches(&big, big.len()).is_ok());
+    }
+
+    #[test]
+    fn stamping_sets_offsets_epoch_and_keeps_crc_valid() {
+        let mut bytes = two_batches();
+        let next = stamp_batches(&mut bytes, 100, 9, None);
+        assert_eq!(next, 105);
+        let headers: Vec<BatchHeader> = BatchIter::new(&bytes).map(|item| item.unwrap().1).collect();
+        assert_eq!(headers.len(), 2);
+        assert_eq!((headers[0].base_offset, headers[0].last_offset()), (100, 102));
+        assert_eq!((headers[1].base_offset, headers[1].last_offset()), (103, 104));
+        assert!(headers.iter().all(|header| header.partition_leader_epoch == 9));
+        assert!(headers.iter().all(|header| header.timestamp_type() == TimestampType::CreateTime));
+        assert!(validate_batches(&bytes, LIMIT).is_ok(), "offset and epoch are not under the CRC");
+    }
+
+    #[test]
+    fn log_append_time_sets_max_timestamp_and_type_and_fixes_crc() {
+        let mut bytes = two_batches();
+        let crc_before = BatchHeader::parse(&bytes).unwrap().crc;
+        stamp_batches(&mut bytes, 0, 0, Some(77_000));
+        let summary = validate_batches(&bytes, LIMIT).unwrap();
+        assert_eq!(summary.max_timestamp, 77_000);
+        for item in BatchIter::new(&bytes) {
+            let (position, header) = item.unwrap();
+            assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
+            assert_eq!(header.max_timestamp, 77_000);
+            assert_eq!(read_i64_at(&bytes, position + 35), 77_000);
+            assert_eq!(header.compression_codec(), 0);
+        }
+        assert_eq!(BatchHeader::parse(&bytes).unwrap().base_timestamp, 1_000);
+        assert_ne!(BatchHeader::parse(&bytes).unwrap().crc, crc_before);
+    }
+
+    #[test]
+    fn batch_iter_reports_positions_and_stops_after_an_error() {
+        let mut bytes = two_batches();
+        let first_len = simple_batch(3, 10, 1_000).len();
+        let positions: Vec<usize> = BatchIter::new(&bytes).map(|item| item.unwrap().0).collect();
+        assert_eq!(positions, vec![0, first_len]);
+        bytes.extend_from_slice(&[1, 2, 3]);
+        let items: Vec<_> = BatchIter::new(&bytes).collect();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2], Err(BatchError::Corrupt(CorruptReason::Truncated)));
+    }
 }

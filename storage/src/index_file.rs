@@ -58,12 +58,13 @@ impl IndexFile {
         &self.path
     }
 
-    pub fn push(&mut self, entry: &[u8]) -> io::Result<()> {
+    /// Buffers an entry; no I/O (see `write_pending`).
+    pub fn push(&mut self, entry: &[u8]) {
         self.pending.extend_from_slice(entry);
-        if self.pending.len() >= INDEX_WRITE_BUFFER_BYTES {
-            self.write_pending()?;
-        }
-        Ok(())
+    }
+
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
     }
 
     pub fn write_pending(&mut self) -> io::Result<()> {
@@ -79,20 +80,6 @@ impl IndexFile {
     pub fn sync(&mut self) -> io::Result<()> {
         self.write_pending()?;
         self.file.sync_data()
-    }
-
-    /// Keeps the first `length_bytes` bytes (pending ones included).
-    pub fn truncate(&mut self, length_bytes: u64) -> io::Result<()> {
-        let total = self.written_bytes + self.pending.len() as u64;
-        assert!(length_bytes <= total);
-        if length_bytes >= self.written_bytes {
-            self.pending.truncate((length_bytes - self.written_bytes) as usize);
-        } else {
-            self.pending.clear();
-            self.file.set_len(length_bytes)?;
-            self.written_bytes = length_bytes;
-        }
-        Ok(())
     }
 }
 

@@ -1,1 +1,47 @@
+//! sluice-storage: partition logs on disk and durable broker metadata.
+//!
+//! What this crate owns:
+//! - `Log`: one partition's log in one directory, laid out like Kafka's (segment files named by
+//!   base offset, sparse `.index`/`.timeindex` files). The bytes on disk are the record batch
+//!   bytes of the wire (Kafka message format v2), so reads return stored bytes unchanged.
+//! - Appends check each batch header and CRC-32C, stamp offsets, leader epoch and (optionally)
+//!   LogAppendTime in place, and write; there is no per-record work or allocation.
+//! - Crash safety: a recovery point, a clean-shutdown marker, and a CRC scan of the unflushed
+//!   tail on open that cuts the log at the first torn or damaged batch.
+//! - Retention (time, size), DeleteRecords, truncation.
+//! - `MetadataStore`: topics, log start offsets, cluster id and producer id blocks in redb.
+//!
+//! What it must not know: Kafka requests and responses, client sessions, Raft or any other
+//! replication protocol, record contents (keys, values, headers, compression). Callers
+//! translate errors into Kafka error codes (see `BatchError`, `ReadError`).
+//!
+//! See `DESIGN.md` next to this crate's `Cargo.toml` for file formats and durability rules.
 
+mod active_segment;
+pub mod batch;
+mod checkpoint;
+mod error;
+mod fs_util;
+mod index_file;
+mod loader;
+mod lock;
+pub mod log;
+pub mod metadata_store;
+pub mod offset_index;
+mod recovery;
+pub mod segment;
+pub mod time_index;
+
+pub use batch::{
+    validate_batches, BatchError, BatchHeader, BatchIter, BatchesSummary, CorruptReason, TimestampType,
+};
+pub use error::{AppendError, ReadError, StorageError};
+pub use index_file::IndexDamage;
+pub use loader::OpenReport;
+pub use log::{AppendOutcome, Log, LogConfig, ReadOutcome, RetentionOutcome};
+pub use metadata_store::{DecodeError, MetadataStore, MetadataStoreError, TopicRecord};
+pub use recovery::{ScanDamage, ScanOutcome};
+
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_encoder;

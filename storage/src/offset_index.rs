@@ -48,7 +48,7 @@ impl OffsetIndex {
 
     /// Decodes and validates a file's contents against the segment's size.
     pub fn decode(bytes: &[u8], segment_bytes: u64) -> Result<OffsetIndex, IndexDamage> {
-        if bytes.len() % OFFSET_INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_BYTES) {
             return Err(IndexDamage::SizeNotMultiple);
         }
         let mut index = OffsetIndex {
@@ -109,5 +109,47 @@ impl OffsetIndex {
             .entries
             .partition_point(|entry| u64::from(entry.position) < position);
         self.entries.truncate(keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index_of(entries: &[(u32, u32)]) -> OffsetIndex {
+        let mut index = OffsetIndex::new();
+        for &(relative_offset, position) in entries {
+            index.push(OffsetIndexEntry { relative_offset, position });
+        }
+        index
+    }
+
+    #[test]
+    fn lookup_matches_a_linear_scan() {
+        let index = index_of(&[(3, 100), (10, 400), (11, 480), (50, 9_000)]);
+        for target in 0..60u32 {
+            let linear = index.entries().iter().rev().find(|entry| entry.relative_offset <= target).copied();
+            assert_eq!(index.lookup(target), linear, "target {target}");
+        }
+        assert_eq!(OffsetIndex::new().lookup(5), None);
+    }
+
+    #[test]
+    fn decode_validates_size_order_and_positions() {
+        let index = index_of(&[(3, 100), (10, 400)]);
+        let bytes = index.encode();
+        assert_eq!(OffsetIndex::decode(&bytes, 1_000), Ok(index));
+        assert_eq!(OffsetIndex::decode(&bytes[..7], 1_000), Err(IndexDamage::SizeNotMultiple));
+        assert_eq!(OffsetIndex::decode(&bytes, 400), Err(IndexDamage::PositionBeyondSegment));
+        let mut swapped = bytes[8..].to_vec();
+        swapped.extend_from_slice(&bytes[..8]);
+        assert_eq!(OffsetIndex::decode(&swapped, 1_000), Err(IndexDamage::NotMonotonic));
+    }
+
+    #[test]
+    fn truncate_drops_entries_at_or_after_position() {
+        let mut index = index_of(&[(3, 100), (10, 400), (11, 480)]);
+        index.truncate_to_position(400);
+        assert_eq!(index, index_of(&[(3, 100)]));
     }
 }

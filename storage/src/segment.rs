@@ -189,6 +189,12 @@ impl Segment {
         Ok(())
     }
 
+    /// Drops time index entries naming batches at or after `cut_offset`.
+    pub(crate) fn truncate_time_index(&self, cut_offset: i64) {
+        let relative = self.relative_offset(cut_offset);
+        write(&self.time_index).truncate_to_offset(relative);
+    }
+
     /// Records a batch just written (or scanned) at `position`: updates the running maximum
     /// timestamp and adds index entries when the interval is reached.
     pub fn index_batch(&self, tracker: &mut IndexTracker, position: u64, header: &BatchHeader) -> IndexUpdate {

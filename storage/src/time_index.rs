@@ -50,7 +50,7 @@ impl TimeIndex {
 
     /// Decodes and validates a file's contents.
     pub fn decode(bytes: &[u8]) -> Result<TimeIndex, IndexDamage> {
-        if bytes.len() % TIME_INDEX_ENTRY_BYTES != 0 {
+        if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_BYTES) {
             return Err(IndexDamage::SizeNotMultiple);
         }
         let mut index = TimeIndex {
@@ -116,5 +116,52 @@ impl TimeIndex {
             .entries
             .partition_point(|entry| entry.relative_offset < relative_offset);
         self.entries.truncate(keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index_of(entries: &[(i64, u32)]) -> TimeIndex {
+        let mut index = TimeIndex::new();
+        for &(timestamp_ms, relative_offset) in entries {
+            assert!(index.maybe_push(TimeIndexEntry { timestamp_ms, relative_offset }));
+        }
+        index
+    }
+
+    #[test]
+    fn lookups_match_linear_scans() {
+        let index = index_of(&[(100, 0), (250, 4), (900, 4), (1_000, 30)]);
+        for target in (0..1_100).step_by(25) {
+            let first = index.entries().iter().find(|entry| entry.timestamp_ms >= target).copied();
+            let last_before = index.entries().iter().rev().find(|entry| entry.timestamp_ms < target).copied();
+            assert_eq!(index.lookup_first_at_or_after(target), first, "target {target}");
+            assert_eq!(index.lookup_last_before(target), last_before, "target {target}");
+        }
+    }
+
+    #[test]
+    fn only_increasing_timestamps_are_pushed() {
+        let mut index = index_of(&[(100, 0)]);
+        assert!(!index.maybe_push(TimeIndexEntry { timestamp_ms: 100, relative_offset: 5 }));
+        assert!(!index.maybe_push(TimeIndexEntry { timestamp_ms: -1, relative_offset: 5 }));
+        assert!(index.maybe_push(TimeIndexEntry { timestamp_ms: 101, relative_offset: 5 }));
+        assert_eq!(index.entries().len(), 2);
+    }
+
+    #[test]
+    fn decode_validates() {
+        let index = index_of(&[(100, 0), (250, 4)]);
+        let bytes = index.encode();
+        assert_eq!(TimeIndex::decode(&bytes), Ok(index.clone()));
+        assert_eq!(TimeIndex::decode(&bytes[..13]), Err(IndexDamage::SizeNotMultiple));
+        let mut swapped = bytes[12..].to_vec();
+        swapped.extend_from_slice(&bytes[..12]);
+        assert_eq!(TimeIndex::decode(&swapped), Err(IndexDamage::NotMonotonic));
+        let mut truncated = index;
+        truncated.truncate_to_offset(4);
+        assert_eq!(truncated, index_of(&[(100, 0)]));
     }
 }

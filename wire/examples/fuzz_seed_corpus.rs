@@ -17,7 +17,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The lowest and highest version of every API: one non-flexible and one flexible encoding
     // for most of them.
     for api in SUPPORTED_APIS {
-        let min_version = if api.api_key == ApiKey::Produce { 3 } else { api.min_version };
+        let min_version = if api.api_key == ApiKey::Produce {
+            3
+        } else {
+            api.min_version
+        };
         for version in [min_version, api.max_version] {
             let header = request_header(api.api_key, version, 1, "seed");
             let body = default_request_body(api.api_key).ok_or("table key without a body")?;

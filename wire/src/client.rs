@@ -18,7 +18,12 @@ pub fn encode_request(
     let api_key = header.request_api_key;
     let api_version = header.request_api_version;
     let Ok(known_key) = ApiKey::try_from(api_key) else {
-        return Err(message_error("header", api_key, api_version, "unknown api key"));
+        return Err(message_error(
+            "header",
+            api_key,
+            api_version,
+            "unknown api key",
+        ));
     };
     encode_framed(out, |out| {
         header
@@ -42,9 +47,7 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::CreateTopics => RequestKind::CreateTopics(m::CreateTopicsRequest::default()),
         ApiKey::DeleteTopics => RequestKind::DeleteTopics(m::DeleteTopicsRequest::default()),
         ApiKey::DeleteRecords => RequestKind::DeleteRecords(m::DeleteRecordsRequest::default()),
-        ApiKey::InitProducerId => {
-            RequestKind::InitProducerId(m::InitProducerIdRequest::default())
-        }
+        ApiKey::InitProducerId => RequestKind::InitProducerId(m::InitProducerIdRequest::default()),
         ApiKey::OffsetForLeaderEpoch => {
             RequestKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest::default())
         }

@@ -92,7 +92,8 @@ impl<'a> Reader<'a> {
         element_bytes_min: usize,
     ) -> Result<usize, LegacyProduceError> {
         let value = self.i32(field)?;
-        let count = usize::try_from(value).map_err(|_| LegacyProduceError::Negative { field, value })?;
+        let count =
+            usize::try_from(value).map_err(|_| LegacyProduceError::Negative { field, value })?;
         let remaining_bytes = self.bytes.len();
         if count > remaining_bytes / element_bytes_min {
             return Err(LegacyProduceError::CountTooLarge {
@@ -107,7 +108,8 @@ impl<'a> Reader<'a> {
     fn topic_name(&mut self) -> Result<String, LegacyProduceError> {
         let field = "topic name";
         let value = i32::from(self.i16(field)?);
-        let length = usize::try_from(value).map_err(|_| LegacyProduceError::Negative { field, value })?;
+        let length =
+            usize::try_from(value).map_err(|_| LegacyProduceError::Negative { field, value })?;
         let bytes = self.take(length, field)?;
         let name = std::str::from_utf8(bytes).map_err(|_| LegacyProduceError::TopicNameNotUtf8)?;
         Ok(name.to_owned())
@@ -120,7 +122,8 @@ impl<'a> Reader<'a> {
         if value == -1 {
             return Ok(());
         }
-        let length = usize::try_from(value).map_err(|_| LegacyProduceError::Negative { field, value })?;
+        let length =
+            usize::try_from(value).map_err(|_| LegacyProduceError::Negative { field, value })?;
         self.take(length, field)?;
         Ok(())
     }
@@ -332,9 +335,19 @@ mod tests {
     fn responses_match_hand_computed_bytes() {
         for api_version in 0..=2 {
             let mut out = BytesMut::from(&b"xy"[..]);
-            encode_legacy_produce_response(0x0102_0304, api_version, &sample_topics(), 35, &mut out);
+            encode_legacy_produce_response(
+                0x0102_0304,
+                api_version,
+                &sample_topics(),
+                35,
+                &mut out,
+            );
             assert_eq!(&out[..2], b"xy", "existing bytes are kept");
-            assert_eq!(&out[2..], &expected_response(api_version)[..], "v{api_version}");
+            assert_eq!(
+                &out[2..],
+                &expected_response(api_version)[..],
+                "v{api_version}"
+            );
         }
         // Sizes spelled out once, so the expectation itself is checked: prefix + correlation id
         // + topic count + "ab" (2 + 2 + 4) + 2 partitions + "c" (2 + 1 + 4) + throttle.

@@ -20,7 +20,9 @@ pub mod request;
 pub mod response;
 pub mod versions;
 
-pub use frame::{check_frame, FrameCheck, FrameError, LENGTH_PREFIX_BYTES, REQUEST_BYTES_MAX_DEFAULT};
+pub use frame::{
+    check_frame, FrameCheck, FrameError, LENGTH_PREFIX_BYTES, REQUEST_BYTES_MAX_DEFAULT,
+};
 pub use legacy_produce::encode_legacy_produce_response;
 pub use request::{decode_request, DecodeError, Decoded, RequestContext};
 pub use response::{encode_api_versions_unsupported, encode_response, EncodeError};

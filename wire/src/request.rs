@@ -28,6 +28,9 @@ pub struct RequestContext {
 }
 
 /// A frame the broker can answer.
+// Not boxed: nearly every frame is a `Request`, so boxing would add an allocation per request
+// to shrink the two rare variants.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
     /// A request the broker serves.

@@ -46,7 +46,8 @@ pub(crate) fn encode_framed(
     out.put_i32(0);
     let result = encode(out).and_then(|()| {
         let frame_bytes = out.len() - start - LENGTH_PREFIX_BYTES;
-        let length = i32::try_from(frame_bytes).map_err(|_| EncodeError::TooLarge { frame_bytes })?;
+        let length =
+            i32::try_from(frame_bytes).map_err(|_| EncodeError::TooLarge { frame_bytes })?;
         out[start..start + LENGTH_PREFIX_BYTES].copy_from_slice(&length.to_be_bytes());
         Ok(())
     });
@@ -206,7 +207,12 @@ mod tests {
 
         let (length, mut frame) = split_frame(&out, 1);
         assert_eq!(length, frame.len());
-        assert_eq!(ResponseHeader::decode(&mut frame, 0).unwrap().correlation_id, 0x0a0b_0c0d);
+        assert_eq!(
+            ResponseHeader::decode(&mut frame, 0)
+                .unwrap()
+                .correlation_id,
+            0x0a0b_0c0d
+        );
         let body = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
         assert_eq!(body.error_code, 35);
         assert_eq!(body.api_keys, api_versions_keys());

@@ -115,7 +115,10 @@ mod tests {
     fn lookups_agree_with_the_table() {
         assert_eq!(supported_range(ApiKey::Produce as i16), Some((0, 13)));
         assert_eq!(supported_range(ApiKey::ApiVersions as i16), Some((0, 4)));
-        assert_eq!(supported_range(ApiKey::DescribeCluster as i16), Some((0, 2)));
+        assert_eq!(
+            supported_range(ApiKey::DescribeCluster as i16),
+            Some((0, 2))
+        );
         assert_eq!(supported_range(ApiKey::InitProducerId as i16), Some((0, 5)));
         assert_eq!(supported_range(ApiKey::JoinGroup as i16), None);
         assert_eq!(supported_range(-1), None);

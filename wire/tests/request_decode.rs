@@ -59,7 +59,10 @@ fn every_supported_version_round_trips_a_default_body() {
 #[test]
 fn context_reports_what_the_client_sent() {
     let header = request_header(ApiKey::Fetch, 12, 77, "rdkafka");
-    let decoded = decode_request(frame_of(&header, &default_request_body(ApiKey::Fetch).unwrap()));
+    let decoded = decode_request(frame_of(
+        &header,
+        &default_request_body(ApiKey::Fetch).unwrap(),
+    ));
     assert_eq!(
         decoded.unwrap().context(),
         RequestContext {
@@ -106,9 +109,15 @@ fn record_payloads_are_slices_of_the_frame() {
     else {
         panic!("not a produce request");
     };
-    let decoded = produce.topic_data[0].partition_data[0].records.clone().unwrap();
+    let decoded = produce.topic_data[0].partition_data[0]
+        .records
+        .clone()
+        .unwrap();
     assert_eq!(decoded, records);
-    assert!(frame_range.contains(&decoded.as_ptr()), "records were copied");
+    assert!(
+        frame_range.contains(&decoded.as_ptr()),
+        "records were copied"
+    );
 }
 
 // ---- rejections ----
@@ -125,7 +134,13 @@ fn raw_frame(api_key: i16, api_version: i16, correlation_id: i32, rest: &[u8]) -
 
 #[test]
 fn unknown_and_unserved_keys_are_rejected() {
-    for api_key in [-1, 93, 9999, ApiKey::JoinGroup as i16, ApiKey::SaslHandshake as i16] {
+    for api_key in [
+        -1,
+        93,
+        9999,
+        ApiKey::JoinGroup as i16,
+        ApiKey::SaslHandshake as i16,
+    ] {
         assert_eq!(
             decode_request(raw_frame(api_key, 0, 31, &[])),
             Err(DecodeError::UnknownApiKey {
@@ -190,7 +205,10 @@ fn every_truncation_of_every_version_is_an_error() {
         let frame = frame_of(&header, &default_request_body(api_key).unwrap());
         for cut in 0..frame.len() {
             let result = decode_request(frame.slice(..cut));
-            assert!(result.is_err(), "{api_key:?} v{version} cut at {cut}: {result:?}");
+            assert!(
+                result.is_err(),
+                "{api_key:?} v{version} cut at {cut}: {result:?}"
+            );
             if cut < 8 {
                 assert_eq!(result, Err(DecodeError::TooShort));
             }
@@ -228,7 +246,9 @@ fn huge_array_counts_are_rejected_without_allocating() {
         0,
         3,
         9,
-        &[0, 1, b'c', 0xff, 0xff, 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff],
+        &[
+            0, 1, b'c', 0xff, 0xff, 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff,
+        ],
     );
     assert_malformed(produce, ApiKey::Produce, 3);
     // Produce v3, one topic "t", one partition 0, records claiming 0x7fffffff bytes.
@@ -243,7 +263,12 @@ fn huge_array_counts_are_rejected_without_allocating() {
     );
     assert_malformed(records, ApiKey::Produce, 3);
     // Legacy Produce v0: topics array of 0x7fffffff.
-    let legacy = raw_frame(0, 0, 9, &[0, 1, b'c', 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]);
+    let legacy = raw_frame(
+        0,
+        0,
+        9,
+        &[0, 1, b'c', 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff],
+    );
     assert_malformed(legacy, ApiKey::Produce, 0);
 }
 
@@ -321,7 +346,10 @@ struct Fields {
 }
 
 fn fields() -> impl Strategy<Value = Fields> {
-    let topic = ("[a-zA-Z0-9._-]{1,40}", prop::collection::vec(any::<i32>(), 0..5));
+    let topic = (
+        "[a-zA-Z0-9._-]{1,40}",
+        prop::collection::vec(any::<i32>(), 0..5),
+    );
     (
         prop::collection::vec(topic, 0..4),
         prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
@@ -336,75 +364,102 @@ fn name(topic: &str) -> TopicName {
 /// A body for `api_key` at `version` carrying `fields` where that version has room for them;
 /// APIs without topic lists get a default body.
 fn body_with(api_key: ApiKey, version: i16, fields: &Fields) -> RequestKind {
+    use m::produce_request as p;
     use m::{delete_records_request as dr, fetch_request as f, list_offsets_request as lo};
     use m::{metadata_request as md, offset_for_leader_epoch_request as ole};
-    use m::{produce_request as p};
     let topics = &fields.topics;
     match api_key {
-        ApiKey::Produce => RequestKind::Produce(m::ProduceRequest::default().with_topic_data(
-            topics
-                .iter()
-                .map(|(topic, partitions)| {
-                    let data = p::TopicProduceData::default();
-                    // v13 identifies topics by id only.
-                    let data = if version < 13 { data.with_name(name(topic)) } else { data };
-                    data.with_partition_data(
-                        partitions
-                            .iter()
-                            .map(|&index| {
-                                p::PartitionProduceData::default()
-                                    .with_index(index)
-                                    .with_records(fields.records.clone().map(Bytes::from))
-                            })
-                            .collect(),
-                    )
-                })
-                .collect(),
-        )),
-        ApiKey::Fetch => RequestKind::Fetch(m::FetchRequest::default().with_topics(
-            topics
-                .iter()
-                .map(|(topic, partitions)| {
-                    let fetch = f::FetchTopic::default();
-                    let fetch = if version < 13 { fetch.with_topic(name(topic)) } else { fetch };
-                    fetch.with_partitions(
-                        partitions
-                            .iter()
-                            .map(|&partition| f::FetchPartition::default().with_partition(partition))
-                            .collect(),
-                    )
-                })
-                .collect(),
-        )),
-        ApiKey::Metadata => RequestKind::Metadata(m::MetadataRequest::default().with_topics(Some(
-            topics
-                .iter()
-                .map(|(topic, _)| md::MetadataRequestTopic::default().with_name(Some(name(topic))))
-                .collect(),
-        ))),
-        ApiKey::ListOffsets => RequestKind::ListOffsets(m::ListOffsetsRequest::default().with_topics(
-            topics
-                .iter()
-                .map(|(topic, partitions)| {
-                    lo::ListOffsetsTopic::default().with_name(name(topic)).with_partitions(
-                        partitions
-                            .iter()
-                            .map(|&index| lo::ListOffsetsPartition::default().with_partition_index(index))
-                            .collect(),
-                    )
-                })
-                .collect(),
-        )),
-        ApiKey::CreateTopics => RequestKind::CreateTopics(m::CreateTopicsRequest::default().with_topics(
-            topics
-                .iter()
-                .map(|(topic, partitions)| {
-                    m::create_topics_request::CreatableTopic::default()
-                        .with_name(name(topic))
-                        .with_num_partitions(partitions.len() as i32)
-                })
-                .collect(),
-        )),
+        ApiKey::Produce => RequestKind::Produce(
+            m::ProduceRequest::default().with_topic_data(
+                topics
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        let data = p::TopicProduceData::default();
+                        // v13 identifies topics by id only.
+                        let data = if version < 13 {
+                            data.with_name(name(topic))
+                        } else {
+                            data
+                        };
+                        data.with_partition_data(
+                            partitions
+                                .iter()
+                                .map(|&index| {
+                                    p::PartitionProduceData::default()
+                                        .with_index(index)
+                                        .with_records(fields.records.clone().map(Bytes::from))
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            ),
+        ),
+        ApiKey::Fetch => RequestKind::Fetch(
+            m::FetchRequest::default().with_topics(
+                topics
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        let fetch = f::FetchTopic::default();
+                        let fetch = if version < 13 {
+                            fetch.with_topic(name(topic))
+                        } else {
+                            fetch
+                        };
+                        fetch.with_partitions(
+                            partitions
+                                .iter()
+                                .map(|&partition| {
+                                    f::FetchPartition::default().with_partition(partition)
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            ),
+        ),
+        ApiKey::Metadata => RequestKind::Metadata(
+            m::MetadataRequest::default().with_topics(Some(
+                topics
+                    .iter()
+                    .map(|(topic, _)| {
+                        md::MetadataRequestTopic::default().with_name(Some(name(topic)))
+                    })
+                    .collect(),
+            )),
+        ),
+        ApiKey::ListOffsets => RequestKind::ListOffsets(
+            m::ListOffsetsRequest::default().with_topics(
+                topics
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        lo::ListOffsetsTopic::default()
+                            .with_name(name(topic))
+                            .with_partitions(
+                                partitions
+                                    .iter()
+                                    .map(|&index| {
+                                        lo::ListOffsetsPartition::default()
+                                            .with_partition_index(index)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        ApiKey::CreateTopics => RequestKind::CreateTopics(
+            m::CreateTopicsRequest::default().with_topics(
+                topics
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        m::create_topics_request::CreatableTopic::default()
+                            .with_name(name(topic))
+                            .with_num_partitions(partitions.len() as i32)
+                    })
+                    .collect(),
+            ),
+        ),
         ApiKey::DeleteTopics => {
             let request = m::DeleteTopicsRequest::default();
             RequestKind::DeleteTopics(if version < 6 {
@@ -414,40 +469,50 @@ fn body_with(api_key: ApiKey, version: i16, fields: &Fields) -> RequestKind {
                     topics
                         .iter()
                         .map(|(topic, _)| {
-                            m::delete_topics_request::DeleteTopicState::default().with_name(Some(name(topic)))
+                            m::delete_topics_request::DeleteTopicState::default()
+                                .with_name(Some(name(topic)))
                         })
                         .collect(),
                 )
             })
         }
-        ApiKey::DeleteRecords => RequestKind::DeleteRecords(m::DeleteRecordsRequest::default().with_topics(
-            topics
-                .iter()
-                .map(|(topic, partitions)| {
-                    dr::DeleteRecordsTopic::default().with_name(name(topic)).with_partitions(
-                        partitions
-                            .iter()
-                            .map(|&index| {
-                                dr::DeleteRecordsPartition::default()
-                                    .with_partition_index(index)
-                                    .with_offset(i64::from(index) * 3)
-                            })
-                            .collect(),
-                    )
-                })
-                .collect(),
-        )),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(
+            m::DeleteRecordsRequest::default().with_topics(
+                topics
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        dr::DeleteRecordsTopic::default()
+                            .with_name(name(topic))
+                            .with_partitions(
+                                partitions
+                                    .iter()
+                                    .map(|&index| {
+                                        dr::DeleteRecordsPartition::default()
+                                            .with_partition_index(index)
+                                            .with_offset(i64::from(index) * 3)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
         ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(
             m::OffsetForLeaderEpochRequest::default().with_topics(
                 topics
                     .iter()
                     .map(|(topic, partitions)| {
-                        ole::OffsetForLeaderTopic::default().with_topic(name(topic)).with_partitions(
-                            partitions
-                                .iter()
-                                .map(|&partition| ole::OffsetForLeaderPartition::default().with_partition(partition))
-                                .collect(),
-                        )
+                        ole::OffsetForLeaderTopic::default()
+                            .with_topic(name(topic))
+                            .with_partitions(
+                                partitions
+                                    .iter()
+                                    .map(|&partition| {
+                                        ole::OffsetForLeaderPartition::default()
+                                            .with_partition(partition)
+                                    })
+                                    .collect(),
+                            )
                     })
                     .collect(),
             ),

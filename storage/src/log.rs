@@ -1,0 +1,575 @@
+//! One partition's log: an ordered list of segments in one directory.
+//!
+//! Concurrency: every mutation is serialized by the writer `Mutex`. Readers lock the `view`
+//! only to copy a snapshot (an `Arc` of the segment list plus the committed log end and the
+//! active segment's committed size) and then read with positional reads, holding no lock
+//! during I/O. The writer publishes a new committed end only after the bytes are written, so
+//! a reader never sees a partially written batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::active_segment::ActiveSegment;
+use crate::batch::{stamp_batches, validate_batches, TimestampType};
+use crate::checkpoint;
+use crate::error::{AppendError, IoContext, ReadError, StorageError};
+use crate::fs_util;
+use crate::loader::{self, delete_segment_files, OpenReport};
+use crate::lock::lock;
+use crate::segment::{Segment, SEGMENT_BYTES_LIMIT};
+
+/// Per-log settings, named and defaulted like Kafka's topic configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`; capped at `SEGMENT_BYTES_LIMIT`.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll a non-empty segment this long after its first batch.
+    pub segment_ms: i64,
+    /// `retention.ms`; -1 = unlimited.
+    pub retention_ms: i64,
+    /// `retention.bytes`; -1 = unlimited.
+    pub retention_bytes: i64,
+    /// `index.interval.bytes`.
+    pub index_interval_bytes: u32,
+    /// `max.message.bytes`: the size limit of one batch.
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// fsync before an append returns.
+    pub flush_every_append: bool,
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * DAY_MS,
+            retention_ms: 7 * DAY_MS,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            timestamp_type: TimestampType::CreateTime,
+            flush_every_append: false,
+        }
+    }
+}
+
+impl LogConfig {
+    fn segment_bytes_effective(&self) -> u64 {
+        self.segment_bytes.clamp(1, SEGMENT_BYTES_LIMIT)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// -1 unless the log uses LogAppendTime.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+    pub record_count: i64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// Whole batches, exactly as stored.
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub deleted_segments: u32,
+    pub log_start_offset: i64,
+}
+
+/// What readers snapshot.
+#[derive(Clone)]
+struct View {
+    segments: Arc<Vec<Arc<Segment>>>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    /// Committed bytes of the last segment in `segments`.
+    active_size_bytes: u64,
+}
+
+impl View {
+    /// Committed end of `segments[at]`: older segments no longer change.
+    fn committed_bytes(&self, at: usize) -> u64 {
+        if at + 1 == self.segments.len() {
+            self.active_size_bytes
+        } else {
+            self.segments[at].size_bytes()
+        }
+    }
+
+    /// Index of the segment that may hold `offset` (the last one with base <= offset).
+    fn segment_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|segment| segment.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+
+    fn size_bytes(&self) -> u64 {
+        (0..self.segments.len()).map(|at| self.committed_bytes(at)).sum()
+    }
+}
+
+struct Writer {
+    config: LogConfig,
+    /// Latest wall clock seen, for operations that take no `now_ms`.
+    now_ms_latest: i64,
+    active: ActiveSegment,
+    closed: bool,
+}
+
+pub struct Log {
+    dir: PathBuf,
+    writer: Mutex<Writer>,
+    view: Mutex<View>,
+    open_report: OpenReport,
+}
+
+/// How many times a reader retries when the writer published a segment maximum timestamp
+/// whose batch is not committed yet (it is committed right after).
+const MAX_TIMESTAMP_READ_ATTEMPTS: u32 = 3;
+
+impl Log {
+    /// Opens or creates. `log_start_offset_hint` comes from the metadata store
+    /// (DeleteRecords); effective log start = max(hint, first segment's base offset).
+    pub fn open(dir: &Path, config: LogConfig, log_start_offset_hint: i64, now_ms: i64) -> Result<Log, StorageError> {
+        let loaded = loader::load(dir, config.index_interval_bytes)?;
+        let mut segments = loaded.segments;
+        let mut log_end_offset = loaded.log_end_offset;
+        let hint = log_start_offset_hint.max(0);
+        if segments.is_empty() || hint > log_end_offset {
+            // Everything below the log start was deleted: start over at the log start.
+            for segment in segments.iter().rev() {
+                delete_segment_files(segment)?;
+            }
+            let base = if segments.is_empty() { hint } else { hint.max(log_end_offset) };
+            segments = vec![Arc::new(Segment::create(dir, base).context("create segment", dir)?)];
+            log_end_offset = base;
+        }
+        let log_start_offset = hint.max(segments[0].base_offset());
+        let active_segment = Arc::clone(&segments[segments.len() - 1]);
+        let active = ActiveSegment::open(Arc::clone(&active_segment), config.index_interval_bytes, now_ms)
+            .context("open active segment", active_segment.log_path())?;
+        fs_util::fsync_dir(dir).context("fsync log directory", dir)?;
+        checkpoint::write_recovery_point(dir, log_end_offset).context("write recovery point", dir)?;
+        let view = View {
+            segments: Arc::new(segments),
+            log_start_offset,
+            log_end_offset,
+            active_size_bytes: active_segment.size_bytes(),
+        };
+        tracing::debug!(dir = %dir.display(), log_start_offset, log_end_offset, report = ?loaded.report, "log opened");
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            writer: Mutex::new(Writer { config, now_ms_latest: now_ms, active, closed: false }),
+            view: Mutex::new(view),
+            open_report: loaded.report,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What opening found (clean shutdown or recovery, bytes truncated, ...).
+    pub fn open_report(&self) -> OpenReport {
+        self.open_report
+    }
+
+    fn snapshot(&self) -> View {
+        lock(&self.view).clone()
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>, StorageError> {
+        let writer = lock(&self.writer);
+        if writer.closed {
+            return Err(StorageError::Closed);
+        }
+        Ok(writer)
+    }
+
+    /// Validates before writing anything (on error the log is untouched), stamps offsets,
+    /// leader epoch and LogAppendTime, rolls if needed, writes, indexes, and fsyncs if
+    /// configured.
+    pub fn append(&self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendOutcome, AppendError> {
+        let batch_bytes_max = lock(&self.writer).config.max_message_bytes as usize;
+        // CRC work happens outside the writer lock.
+        let summary = validate_batches(batches, batch_bytes_max)?;
+        let mut writer = self.writer()?;
+        writer.now_ms_latest = writer.now_ms_latest.max(now_ms);
+        let config = writer.config.clone();
+        let segment_bytes = config.segment_bytes_effective();
+        if summary.total_bytes as u64 > segment_bytes {
+            return Err(AppendError::LargerThanSegment { bytes: summary.total_bytes, segment_bytes });
+        }
+        let base_offset = lock(&self.view).log_end_offset;
+        if base_offset > i64::MAX - summary.record_count {
+            return Err(AppendError::OffsetsExhausted);
+        }
+        if self.should_roll(&writer, summary.total_bytes as u64, base_offset + summary.record_count - 1, now_ms) {
+            self.roll(&mut writer, now_ms)?;
+        }
+        let log_append_time_ms = (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let next_offset = stamp_batches(batches, base_offset, leader_epoch, log_append_time_ms);
+        assert_eq!(next_offset, base_offset + summary.record_count);
+        let active = &mut writer.active;
+        let path = active.segment.log_path().to_path_buf();
+        let end = active.append(batches, now_ms).context("append", &path)?;
+        if config.flush_every_append {
+            active.segment.sync().context("fsync segment", &path)?;
+        }
+        let log_start_offset = {
+            let mut view = lock(&self.view);
+            view.log_end_offset = next_offset;
+            view.active_size_bytes = end;
+            view.log_start_offset
+        };
+        Ok(AppendOutcome {
+            base_offset,
+            last_offset: next_offset - 1,
+            log_append_time_ms: log_append_time_ms.unwrap_or(-1),
+            log_start_offset,
+            record_count: summary.record_count,
+            bytes: batches.len() as u64,
+        })
+    }
+
+    fn should_roll(&self, writer: &Writer, append_bytes: u64, last_offset: i64, now_ms: i64) -> bool {
+        let segment = &writer.active.segment;
+        let size = segment.size_bytes();
+        if size == 0 {
+            return false;
+        }
+        let full = size + append_bytes > writer.config.segment_bytes_effective();
+        let aged = writer
+            .active
+            .rolling_base_ms
+            .is_some_and(|base_ms| now_ms.saturating_sub(base_ms) >= writer.config.segment_ms);
+        let offsets_overflow = last_offset - segment.base_offset() > crate::segment::RELATIVE_OFFSET_MAX;
+        full || aged || offsets_overflow
+    }
+
+    /// Starts a new segment at the log end; the old one is finished and fsynced, then the
+    /// recovery point moves to the new base, so later opens never scan the old segment.
+    fn roll(&self, writer: &mut Writer, now_ms: i64) -> Result<(), StorageError> {
+        let base_offset = lock(&self.view).log_end_offset;
+        let segment = Arc::new(Segment::create(&self.dir, base_offset).context("create segment", &self.dir)?);
+        let active = ActiveSegment::open(Arc::clone(&segment), writer.config.index_interval_bytes, now_ms)
+            .context("open segment", segment.log_path())?;
+        fs_util::fsync_dir(&self.dir).context("fsync log directory", &self.dir)?;
+        let mut old = std::mem::replace(&mut writer.active, active);
+        {
+            let mut view = lock(&self.view);
+            let mut segments = Vec::with_capacity(view.segments.len() + 1);
+            segments.extend(view.segments.iter().cloned());
+            segments.push(segment);
+            view.segments = Arc::new(segments);
+            view.active_size_bytes = 0;
+        }
+        old.finish().context("finish segment", old.segment.log_path())?;
+        checkpoint::write_recovery_point(&self.dir, base_offset).context("write recovery point", &self.dir)
+    }
+
+    /// Whole batches starting with the one containing `fetch_offset`, up to `max_bytes`
+    /// (or one whole larger batch if `min_one_batch`). Stops at a segment end.
+    pub fn read(&self, fetch_offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadOutcome, ReadError> {
+        let view = self.snapshot();
+        if fetch_offset < view.log_start_offset || fetch_offset > view.log_end_offset {
+            return Err(ReadError::OffsetOutOfRange {
+                offset: fetch_offset,
+                log_start_offset: view.log_start_offset,
+                log_end_offset: view.log_end_offset,
+            });
+        }
+        let mut records = Bytes::new();
+        if fetch_offset < view.log_end_offset {
+            for at in view.segment_for(fetch_offset)..view.segments.len() {
+                let segment = &view.segments[at];
+                let end = view.committed_bytes(at);
+                let position = segment.translate_offset(fetch_offset, end).context("read", segment.log_path())?;
+                if let Some(position) = position {
+                    records = segment
+                        .read_batches(position, end, max_bytes, min_one_batch)
+                        .context("read", segment.log_path())?;
+                    break;
+                }
+            }
+        }
+        Ok(ReadOutcome {
+            records,
+            high_watermark: view.log_end_offset,
+            log_start_offset: view.log_start_offset,
+        })
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        lock(&self.view).log_start_offset
+    }
+
+    /// Next offset to be assigned.
+    pub fn log_end_offset(&self) -> i64 {
+        lock(&self.view).log_end_offset
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.snapshot().size_bytes()
+    }
+
+    /// First batch (from the log start) whose maxTimestamp >= target; the caller picks the
+    /// record inside it.
+    pub fn find_batch_by_timestamp(&self, target_timestamp_ms: i64) -> Result<Option<Bytes>, ReadError> {
+        let view = self.snapshot();
+        for at in view.segment_for(view.log_start_offset)..view.segments.len() {
+            let segment = &view.segments[at];
+            let newer = segment.max_timestamp().is_some_and(|max| max.timestamp_ms >= target_timestamp_ms);
+            if !newer {
+                continue;
+            }
+            let end = view.committed_bytes(at);
+            let found = segment
+                .find_batch_by_timestamp(target_timestamp_ms, view.log_start_offset, end)
+                .context("read", segment.log_path())?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest batch maxTimestamp in the log and the (first) batch carrying it, for
+    /// ListOffsets MAX_TIMESTAMP; the caller finds the record inside the batch.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, Bytes)>, ReadError> {
+        for _ in 0..MAX_TIMESTAMP_READ_ATTEMPTS {
+            let view = self.snapshot();
+            let mut best: Option<(usize, i64, i64)> = None;
+            for (at, segment) in view.segments.iter().enumerate() {
+                if let Some(max) = segment.max_timestamp() {
+                    if best.is_none_or(|(_, timestamp_ms, _)| max.timestamp_ms > timestamp_ms) {
+                        best = Some((at, max.timestamp_ms, max.offset));
+                    }
+                }
+            }
+            let Some((at, timestamp_ms, offset)) = best else {
+                return Ok(None);
+            };
+            let segment = &view.segments[at];
+            let end = view.committed_bytes(at);
+            let path = segment.log_path();
+            if offset < view.log_end_offset {
+                if let Some(position) = segment.translate_offset(offset, end).context("read", path)? {
+                    let batch = segment.read_batch(position, end).context("read", path)?;
+                    return Ok(Some((timestamp_ms, batch)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// DeleteRecords: moves the log start to `offset` (<= log end) and deletes the segments
+    /// wholly below it. The caller persists the returned log start (metadata store) before
+    /// acknowledging.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
+        let mut writer = self.writer()?;
+        let view = self.snapshot();
+        if offset > view.log_end_offset || offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: view.log_start_offset,
+                log_end_offset: view.log_end_offset,
+            });
+        }
+        if offset <= view.log_start_offset {
+            return Ok(view.log_start_offset);
+        }
+        lock(&self.view).log_start_offset = offset;
+        let deletable = view.segments.windows(2).take_while(|pair| pair[1].base_offset() <= offset).count();
+        self.delete_oldest_segments(&mut writer, deletable)?;
+        Ok(self.log_start_offset())
+    }
+
+    /// Retention: deletes the oldest segments that are below the log start, older than
+    /// `retention_ms`, or beyond `retention_bytes`. The active segment is rolled first when it
+    /// is expired too, so it is never deleted while active.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        let mut writer = self.writer()?;
+        writer.now_ms_latest = writer.now_ms_latest.max(now_ms);
+        let config = writer.config.clone();
+        let view = self.snapshot();
+        let mut remaining_bytes = view.size_bytes();
+        let mut deletable = 0;
+        for (at, segment) in view.segments.iter().enumerate() {
+            let size = view.committed_bytes(at);
+            let below_start = view
+                .segments
+                .get(at + 1)
+                .is_some_and(|next| next.base_offset() <= view.log_start_offset);
+            let expired = config.retention_ms >= 0
+                && segment.largest_timestamp_ms().context("stat segment", segment.log_path())?
+                    < now_ms.saturating_sub(config.retention_ms);
+            let oversized = config.retention_bytes >= 0
+                && remaining_bytes.saturating_sub(size) >= config.retention_bytes as u64;
+            let active = at + 1 == view.segments.len();
+            if (active && size == 0) || !(below_start || expired || oversized) {
+                break;
+            }
+            remaining_bytes -= size;
+            deletable += 1;
+        }
+        if deletable == view.segments.len() {
+            self.roll(&mut writer, now_ms)?;
+        }
+        let deleted_segments = self.delete_oldest_segments(&mut writer, deletable)?;
+        Ok(RetentionOutcome { deleted_segments, log_start_offset: self.log_start_offset() })
+    }
+
+    /// Unpublishes and deletes the `count` oldest segments (never the active one), then moves
+    /// the log start to at least the new first segment's base.
+    fn delete_oldest_segments(&self, _writer: &mut Writer, count: usize) -> Result<u32, StorageError> {
+        if count == 0 {
+            return Ok(0);
+        }
+        let doomed: Vec<Arc<Segment>> = {
+            let mut view = lock(&self.view);
+            assert!(count < view.segments.len(), "the active segment is never deleted");
+            let doomed = view.segments[..count].to_vec();
+            let kept = view.segments[count..].to_vec();
+            view.log_start_offset = view.log_start_offset.max(kept[0].base_offset());
+            view.segments = Arc::new(kept);
+            doomed
+        };
+        // Readers holding an older snapshot keep their open file handles; unlinking is safe.
+        for segment in &doomed {
+            delete_segment_files(segment)?;
+        }
+        fs_util::fsync_dir(&self.dir).context("fsync log directory", &self.dir)?;
+        Ok(count as u32)
+    }
+
+    pub fn update_config(&self, config: LogConfig) {
+        let mut writer = lock(&self.writer);
+        writer.active.set_index_interval_bytes(config.index_interval_bytes);
+        writer.config = config;
+    }
+
+    /// fsyncs the active segment and its indexes, then persists the recovery point.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let mut writer = self.writer()?;
+        self.flush_locked(&mut writer)
+    }
+
+    fn flush_locked(&self, writer: &mut Writer) -> Result<(), StorageError> {
+        let log_end_offset = lock(&self.view).log_end_offset;
+        let path = writer.active.segment.log_path().to_path_buf();
+        writer.active.sync().context("fsync segment", &path)?;
+        checkpoint::write_recovery_point(&self.dir, log_end_offset).context("write recovery point", &self.dir)
+    }
+
+    /// Flushes, finishes the active segment's time index and writes the clean-shutdown
+    /// marker. Later mutations fail with `StorageError::Closed`; reads keep working.
+    pub fn close(&self) -> Result<(), StorageError> {
+        let mut writer = self.writer()?;
+        let path = writer.active.segment.log_path().to_path_buf();
+        writer.active.finish().context("finish segment", &path)?;
+        self.flush_locked(&mut writer)?;
+        checkpoint::write_clean_shutdown_marker(&self.dir).context("write clean-shutdown marker", &self.dir)?;
+        writer.closed = true;
+        Ok(())
+    }
+
+    /// Drops every batch containing an offset >= `offset`; the log end becomes the base
+    /// offset of the first dropped batch (equal to `offset` when it is a batch boundary).
+    /// Truncating below the log start empties the log and restarts it at `offset`.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
+        let mut writer = self.writer()?;
+        let view = self.snapshot();
+        if offset >= view.log_end_offset {
+            return Ok(());
+        }
+        if offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start_offset: view.log_start_offset,
+                log_end_offset: view.log_end_offset,
+            });
+        }
+        if offset < view.log_start_offset || offset <= view.segments[0].base_offset() {
+            return self.truncate_fully(&mut writer, &view, offset);
+        }
+        let keep_at = view.segment_for(offset);
+        let segment = Arc::clone(&view.segments[keep_at]);
+        let path = segment.log_path().to_path_buf();
+        let end = view.committed_bytes(keep_at);
+        let position = segment.translate_offset(offset, end).context("truncate", &path)?.unwrap_or(end);
+        if position < end {
+            let cut_offset = segment.read_header_at(position, end).context("truncate", &path)?.base_offset;
+            segment.truncate_time_index(cut_offset);
+        }
+        for doomed in view.segments[keep_at + 1..].iter().rev() {
+            delete_segment_files(doomed)?;
+        }
+        segment.truncate_to_position(position).context("truncate", &path)?;
+        let tail = ActiveSegment::walk_tail(&segment).context("truncate", &path)?;
+        let Some(tail) = tail.filter(|tail| tail.end_position == position) else {
+            return Err(StorageError::Io {
+                operation: "truncate",
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "segment inconsistent"),
+            });
+        };
+        segment.sync().context("fsync segment", &path)?;
+        writer.active = ActiveSegment::open(Arc::clone(&segment), writer.config.index_interval_bytes, writer.now_ms_latest)
+            .context("open segment", &path)?;
+        fs_util::fsync_dir(&self.dir).context("fsync log directory", &self.dir)?;
+        checkpoint::write_recovery_point(&self.dir, tail.next_offset).context("write recovery point", &self.dir)?;
+        let mut shared = lock(&self.view);
+        shared.segments = Arc::new(view.segments[..=keep_at].to_vec());
+        shared.log_end_offset = tail.next_offset;
+        shared.active_size_bytes = position;
+        shared.log_start_offset = shared.log_start_offset.min(tail.next_offset);
+        Ok(())
+    }
+
+    fn truncate_fully(&self, writer: &mut Writer, view: &View, offset: i64) -> Result<(), StorageError> {
+        for doomed in view.segments.iter().rev() {
+            delete_segment_files(doomed)?;
+        }
+        let segment = Arc::new(Segment::create(&self.dir, offset).context("create segment", &self.dir)?);
+        writer.active = ActiveSegment::open(Arc::clone(&segment), writer.config.index_interval_bytes, writer.now_ms_latest)
+            .context("open segment", segment.log_path())?;
+        fs_util::fsync_dir(&self.dir).context("fsync log directory", &self.dir)?;
+        checkpoint::write_recovery_point(&self.dir, offset).context("write recovery point", &self.dir)?;
+        let mut shared = lock(&self.view);
+        shared.segments = Arc::new(vec![segment]);
+        shared.log_start_offset = offset;
+        shared.log_end_offset = offset;
+        shared.active_size_bytes = 0;
+        Ok(())
+    }
+
+    /// Removes the whole directory (topic deletion). It is first renamed to
+    /// `<dir>.deleted` so a crash never leaves a half-deleted log under the original name.
+    pub fn delete_files(self) -> Result<(), StorageError> {
+        let mut deleted = self.dir.as_os_str().to_owned();
+        deleted.push(fs_util::DELETED_SUFFIX);
+        let deleted = PathBuf::from(deleted);
+        if fs_util::file_exists(&deleted).context("stat", &deleted)? {
+            std::fs::remove_dir_all(&deleted).context("remove directory", &deleted)?;
+        }
+        std::fs::rename(&self.dir, &deleted).context("rename log directory", &self.dir)?;
+        if let Some(parent) = self.dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            fs_util::fsync_dir(parent).context("fsync directory", parent)?;
+        }
+        std::fs::remove_dir_all(&deleted).context("remove directory", &deleted)
+    }
+}
