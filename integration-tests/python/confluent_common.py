@@ -1,9 +1,9 @@
 """confluent-kafka (librdkafka) helpers shared by the confluent_*.py scripts."""
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
-from common import DEADLINE_S, Deadline, check, fail, to_json
+from common import DEADLINE_S, Deadline, check, fail, to_json, wait_for
 
 # librdkafka's timestamp type for CreateTime (confluent_kafka.TIMESTAMP_CREATE_TIME).
 TIMESTAMP_CREATE_TIME = 1
@@ -14,9 +14,26 @@ def admin(bootstrap):
 
 
 def create_topic(admin_client, name, partitions, config=None):
+    """Creates the topic and waits until every partition answers ListOffsets with (0, 0)."""
     topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
     futures = admin_client.create_topics([topic], operation_timeout=30, request_timeout=DEADLINE_S)
     futures[name].result(timeout=DEADLINE_S)
+    wait_until_ready(admin_client, name, partitions)
+
+
+def wait_until_ready(admin_client, name, partitions):
+    # A broker may answer CreateTopics before its partitions take records (Apache Kafka does);
+    # an acks=0 record sent then would be dropped without an error to show for it.
+    specs = {TopicPartition(name, partition): OffsetSpec.latest() for partition in range(partitions)}
+
+    def ready():
+        try:
+            futures = admin_client.list_offsets(specs, request_timeout=5)
+            return all(future.result(timeout=10).offset == 0 for future in futures.values())
+        except KafkaException:
+            return False
+
+    wait_for(f"{name} to take records", ready, interval_s=0.2)
 
 
 def producer(bootstrap, extra):

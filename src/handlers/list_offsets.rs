@@ -7,6 +7,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
+use sluice_storage::{BatchHeader, TimestampType};
 
 use super::RequestContext;
 use crate::broker::Partition;
@@ -88,6 +89,13 @@ fn lookup(partition: &Partition, target: i64) -> Result<Option<(i64, i64)>, Resp
 /// The first record of `batch` whose timestamp satisfies `wanted`. Decoding (and
 /// decompressing) one batch is fine here: ListOffsets by time is not on the hot path.
 fn record_with_timestamp(mut batch: Bytes, wanted: impl Fn(i64) -> bool) -> Option<(i64, i64)> {
+    // LogAppendTime batches carry the append time only in the header, for every record.
+    if let Ok(header) = BatchHeader::parse(&batch) {
+        if header.timestamp_type() == TimestampType::LogAppendTime {
+            let timestamp = header.max_timestamp;
+            return wanted(timestamp).then_some((timestamp, header.base_offset));
+        }
+    }
     let record_set = match RecordBatchDecoder::decode(&mut batch) {
         Ok(record_set) => record_set,
         Err(error) => {

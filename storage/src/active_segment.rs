@@ -21,9 +21,17 @@ pub(crate) struct ActiveSegment {
 impl ActiveSegment {
     /// Makes `segment` the active one; its index files are made to match the in-memory
     /// indexes exactly.
-    pub fn open(segment: Arc<Segment>, interval_bytes: u32, now_ms: i64) -> io::Result<ActiveSegment> {
-        let offset_index_file = IndexFile::open(&segment.offset_index_path(), &segment.offset_index().encode())?;
-        let time_index_file = IndexFile::open(&segment.time_index_path(), &segment.time_index().encode())?;
+    pub fn open(
+        segment: Arc<Segment>,
+        interval_bytes: u32,
+        now_ms: i64,
+    ) -> io::Result<ActiveSegment> {
+        let offset_index_file = IndexFile::open(
+            &segment.offset_index_path(),
+            &segment.offset_index().encode(),
+        )?;
+        let time_index_file =
+            IndexFile::open(&segment.time_index_path(), &segment.time_index().encode())?;
         let size = segment.size_bytes();
         // An unreadable first header only costs the time-based roll its memory.
         let rolling_base_ms = if size >= BATCH_HEADER_BYTES as u64 {
@@ -56,7 +64,9 @@ impl ActiveSegment {
             return Err(error);
         }
         for (at, header) in BatchIter::new(batches).flatten() {
-            let update = self.segment.index_batch(&mut self.tracker, position + at as u64, &header);
+            let update = self
+                .segment
+                .index_batch(&mut self.tracker, position + at as u64, &header);
             if let Some(entry) = update.offset_entry {
                 self.offset_index_file.push(&entry.encode());
             }
@@ -103,10 +113,13 @@ impl ActiveSegment {
     /// plus the batches after the last offset index entry.
     pub fn walk_tail(segment: &Segment) -> io::Result<Option<TailWalk>> {
         let end = segment.size_bytes();
-        let max = segment.time_index().last().map(|entry| crate::segment::TimestampOffset {
-            timestamp_ms: entry.timestamp_ms,
-            offset: segment.base_offset() + i64::from(entry.relative_offset),
-        });
+        let max = segment
+            .time_index()
+            .last()
+            .map(|entry| crate::segment::TimestampOffset {
+                timestamp_ms: entry.timestamp_ms,
+                offset: segment.base_offset() + i64::from(entry.relative_offset),
+            });
         segment.set_max_timestamp(max);
         let (position, offset) = match segment.offset_index().last() {
             Some(entry) => (
@@ -116,8 +129,12 @@ impl ActiveSegment {
             None => (0, segment.base_offset()),
         };
         if position >= end {
-            return Ok((position == end && offset == segment.base_offset())
-                .then_some(TailWalk { end_position: end, next_offset: offset }));
+            return Ok(
+                (position == end && offset == segment.base_offset()).then_some(TailWalk {
+                    end_position: end,
+                    next_offset: offset,
+                }),
+            );
         }
         segment.walk_tail(position, offset, end)
     }

@@ -219,7 +219,10 @@ pub struct BatchesSummary {
 
 /// Walks every batch of a produce payload and checks it completely (structure, magic, CRC,
 /// counts, size limit). Nothing is modified.
-pub fn validate_batches(bytes: &[u8], batch_bytes_max: usize) -> Result<BatchesSummary, BatchError> {
+pub fn validate_batches(
+    bytes: &[u8],
+    batch_bytes_max: usize,
+) -> Result<BatchesSummary, BatchError> {
     if bytes.is_empty() {
         return Err(BatchError::Empty);
     }
@@ -239,7 +242,10 @@ pub fn validate_batches(bytes: &[u8], batch_bytes_max: usize) -> Result<BatchesS
         let (position, header) = item?;
         let batch = &bytes[position..position + header.size_bytes()];
         if batch.len() > batch_bytes_max {
-            return Err(BatchError::TooLarge { batch_bytes: batch.len(), max: batch_bytes_max });
+            return Err(BatchError::TooLarge {
+                batch_bytes: batch.len(),
+                max: batch_bytes_max,
+            });
         }
         if batch_crc(batch) != header.crc {
             return Err(BatchError::Corrupt(CorruptReason::CrcMismatch));
@@ -310,7 +316,10 @@ pub fn stamp_batches(
     let mut next_offset = base_offset;
     while position < bytes.len() {
         let length = read_i32(bytes, position + BATCH_LENGTH_AT);
-        assert!(length >= 0 && length as usize >= BATCH_LENGTH_MIN, "payload not validated");
+        assert!(
+            length >= 0 && length as usize >= BATCH_LENGTH_MIN,
+            "payload not validated"
+        );
         let end = position + BATCH_LOG_OVERHEAD_BYTES + length as usize;
         let batch = &mut bytes[position..end];
         set_base_offset(batch, next_offset);
@@ -407,7 +416,9 @@ fn read_i64(bytes: &[u8], at: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_encoder::{encode_batch, fix_crc, read_i64_at, simple_batch, TestBatch, TestRecord};
+    use crate::test_encoder::{
+        encode_batch, fix_crc, read_i64_at, simple_batch, TestBatch, TestRecord,
+    };
 
     const LIMIT: usize = 1 << 20;
 
@@ -428,8 +439,16 @@ mod tests {
             producer_epoch: 3,
             base_sequence: 7,
             records: vec![
-                TestRecord { timestamp_delta: 0, key: None, value: Some(b"a") },
-                TestRecord { timestamp_delta: 100, key: Some(b"k"), value: None },
+                TestRecord {
+                    timestamp_delta: 0,
+                    key: None,
+                    value: Some(b"a"),
+                },
+                TestRecord {
+                    timestamp_delta: 100,
+                    key: Some(b"k"),
+                    value: None,
+                },
             ],
         });
         let second = simple_batch(4, 5, 150);
@@ -460,30 +479,51 @@ mod tests {
 
         let mut bad_crc = good.clone();
         bad_crc[first_len - 1] ^= 1;
-        assert_eq!(validate_batches(&bad_crc, LIMIT), Err(BatchError::Corrupt(CorruptReason::CrcMismatch)));
+        assert_eq!(
+            validate_batches(&bad_crc, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::CrcMismatch))
+        );
 
         let mut bad_magic = good.clone();
         bad_magic[16] = 1;
-        assert_eq!(validate_batches(&bad_magic, LIMIT), Err(BatchError::UnsupportedMagic(1)));
+        assert_eq!(
+            validate_batches(&bad_magic, LIMIT),
+            Err(BatchError::UnsupportedMagic(1))
+        );
 
         let mut long_length = good.clone();
         long_length[8..12].copy_from_slice(&(good.len() as i32).to_be_bytes());
-        assert_eq!(validate_batches(&long_length, LIMIT), Err(BatchError::Corrupt(CorruptReason::Truncated)));
+        assert_eq!(
+            validate_batches(&long_length, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::Truncated))
+        );
 
         let mut tiny_length = good.clone();
         tiny_length[8..12].copy_from_slice(&48i32.to_be_bytes());
-        assert_eq!(validate_batches(&tiny_length, LIMIT), Err(BatchError::Corrupt(CorruptReason::LengthTooSmall)));
+        assert_eq!(
+            validate_batches(&tiny_length, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::LengthTooSmall))
+        );
 
         let mut negative_length = good.clone();
         negative_length[8..12].copy_from_slice(&(-5i32).to_be_bytes());
-        assert_eq!(validate_batches(&negative_length, LIMIT), Err(BatchError::Corrupt(CorruptReason::LengthTooSmall)));
+        assert_eq!(
+            validate_batches(&negative_length, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::LengthTooSmall))
+        );
 
         let truncated = &good[..good.len() - 1];
-        assert_eq!(validate_batches(truncated, LIMIT), Err(BatchError::Corrupt(CorruptReason::Truncated)));
+        assert_eq!(
+            validate_batches(truncated, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::Truncated))
+        );
 
         let mut trailing = good.clone();
         trailing.extend_from_slice(&[0u8; 5]);
-        assert_eq!(validate_batches(&trailing, LIMIT), Err(BatchError::Corrupt(CorruptReason::Truncated)));
+        assert_eq!(
+            validate_batches(&trailing, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::Truncated))
+        );
 
         let mut count_mismatch = simple_batch(3, 10, 0);
         count_mismatch[57..61].copy_from_slice(&4i32.to_be_bytes());
@@ -496,19 +536,46 @@ mod tests {
         let mut zero_count = simple_batch(1, 10, 0);
         zero_count[57..61].copy_from_slice(&0i32.to_be_bytes());
         fix_crc(&mut zero_count);
-        assert_eq!(validate_batches(&zero_count, LIMIT), Err(BatchError::Corrupt(CorruptReason::RecordCountInvalid)));
+        assert_eq!(
+            validate_batches(&zero_count, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::RecordCountInvalid))
+        );
 
         let mut bad_codec = simple_batch(1, 10, 0);
         bad_codec[22] |= 0x07;
         fix_crc(&mut bad_codec);
-        assert_eq!(validate_batches(&bad_codec, LIMIT), Err(BatchError::Corrupt(CorruptReason::CompressionInvalid)));
+        assert_eq!(
+            validate_batches(&bad_codec, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::CompressionInvalid))
+        );
 
         let big = simple_batch(1, 200, 0);
         assert_eq!(
             validate_batches(&big, 100),
-            Err(BatchError::TooLarge { batch_bytes: big.len(), max: 100 })
+            Err(BatchError::TooLarge {
+                batch_bytes: big.len(),
+                max: 100
+            })
         );
         assert!(validate_batches(&big, big.len()).is_ok());
+    }
+
+    #[test]
+    fn payload_record_count_is_bounded() {
+        let mut huge = simple_batch(1, 1, 0);
+        huge[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        huge[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        fix_crc(&mut huge);
+        assert_eq!(
+            validate_batches(&huge, LIMIT).unwrap().record_count,
+            i64::from(i32::MAX)
+        );
+        let mut two = huge.clone();
+        two.extend_from_slice(&huge);
+        assert_eq!(
+            validate_batches(&two, LIMIT),
+            Err(BatchError::Corrupt(CorruptReason::RecordCountInvalid))
+        );
     }
 
     #[test]
@@ -516,13 +583,27 @@ mod tests {
         let mut bytes = two_batches();
         let next = stamp_batches(&mut bytes, 100, 9, None);
         assert_eq!(next, 105);
-        let headers: Vec<BatchHeader> = BatchIter::new(&bytes).map(|item| item.unwrap().1).collect();
+        let headers: Vec<BatchHeader> =
+            BatchIter::new(&bytes).map(|item| item.unwrap().1).collect();
         assert_eq!(headers.len(), 2);
-        assert_eq!((headers[0].base_offset, headers[0].last_offset()), (100, 102));
-        assert_eq!((headers[1].base_offset, headers[1].last_offset()), (103, 104));
-        assert!(headers.iter().all(|header| header.partition_leader_epoch == 9));
-        assert!(headers.iter().all(|header| header.timestamp_type() == TimestampType::CreateTime));
-        assert!(validate_batches(&bytes, LIMIT).is_ok(), "offset and epoch are not under the CRC");
+        assert_eq!(
+            (headers[0].base_offset, headers[0].last_offset()),
+            (100, 102)
+        );
+        assert_eq!(
+            (headers[1].base_offset, headers[1].last_offset()),
+            (103, 104)
+        );
+        assert!(headers
+            .iter()
+            .all(|header| header.partition_leader_epoch == 9));
+        assert!(headers
+            .iter()
+            .all(|header| header.timestamp_type() == TimestampType::CreateTime));
+        assert!(
+            validate_batches(&bytes, LIMIT).is_ok(),
+            "offset and epoch are not under the CRC"
+        );
     }
 
     #[test]

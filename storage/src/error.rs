@@ -34,9 +34,6 @@ pub enum AppendError {
     /// The payload cannot fit in any segment (Kafka RECORD_BATCH_TOO_LARGE).
     #[error("{bytes} bytes do not fit in a segment of {segment_bytes} bytes")]
     LargerThanSegment { bytes: usize, segment_bytes: u64 },
-    /// The log end is so close to `i64::MAX` that the payload's offsets do not fit.
-    #[error("offsets exhausted")]
-    OffsetsExhausted,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -43,7 +43,11 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// new contents: temp file, fsync, rename, fsync of the directory.
 pub fn write_file_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let temp_path = with_suffix(path, TEMP_SUFFIX);
-    let mut temp = OpenOptions::new().write(true).create(true).truncate(true).open(&temp_path)?;
+    let mut temp = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&temp_path)?;
     temp.write_all(contents)?;
     temp.sync_all()?;
     drop(temp);

@@ -41,7 +41,12 @@ impl IndexFile {
     /// Opens `path` for appending so that it holds exactly `contents` (the in-memory entries).
     /// The file is rewritten if its length differs.
     pub fn open(path: &Path, contents: &[u8]) -> io::Result<IndexFile> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         if file.metadata()?.len() != contents.len() as u64 {
             file.set_len(0)?;
             file.write_all_at(contents, 0)?;
@@ -88,7 +93,9 @@ impl IndexFile {
 pub fn read_index_file(path: &Path, bytes_max: u64) -> io::Result<Result<Vec<u8>, IndexDamage>> {
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Err(IndexDamage::Missing)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Ok(Err(IndexDamage::Missing))
+        }
         Err(error) => return Err(error),
     };
     let length = file.metadata()?.len();

@@ -33,7 +33,8 @@ pub mod segment;
 pub mod time_index;
 
 pub use batch::{
-    validate_batches, BatchError, BatchHeader, BatchIter, BatchesSummary, CorruptReason, TimestampType,
+    validate_batches, BatchError, BatchHeader, BatchIter, BatchesSummary, CorruptReason,
+    TimestampType,
 };
 pub use error::{AppendError, ReadError, StorageError};
 pub use index_file::IndexDamage;

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use crate::batch::BATCH_HEADER_BYTES;
 use crate::checkpoint;
 use crate::error::{IoContext, StorageError};
-use crate::fs_util::{self, DELETED_SUFFIX, LOG_EXTENSION, OFFSET_INDEX_EXTENSION, TEMP_SUFFIX, TIME_INDEX_EXTENSION};
+use crate::fs_util::{
+    self, DELETED_SUFFIX, LOG_EXTENSION, OFFSET_INDEX_EXTENSION, TEMP_SUFFIX, TIME_INDEX_EXTENSION,
+};
 use crate::index_file::{read_index_file, rewrite_index_file, IndexDamage};
 use crate::offset_index::{OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
 use crate::recovery::scan_segment;
@@ -43,22 +45,34 @@ pub(crate) struct Loaded {
 pub(crate) fn load(dir: &Path, index_interval_bytes: u32) -> Result<Loaded, StorageError> {
     fs::create_dir_all(dir).context("create log directory", dir)?;
     let bases = clean_directory(dir).context("clean log directory", dir)?;
-    let clean = checkpoint::take_clean_shutdown_marker(dir).context("remove clean-shutdown marker", dir)?;
-    let mut report = OpenReport { clean_shutdown: clean, ..OpenReport::default() };
+    let clean =
+        checkpoint::take_clean_shutdown_marker(dir).context("remove clean-shutdown marker", dir)?;
+    let mut report = OpenReport {
+        clean_shutdown: clean,
+        ..OpenReport::default()
+    };
     let mut segments = Vec::with_capacity(bases.len());
     for base in bases {
         let segment = Segment::open(dir, base).context("open segment", dir)?;
         segments.push(Arc::new(segment));
     }
     if segments.is_empty() {
-        return Ok(Loaded { segments, log_end_offset: 0, report });
+        return Ok(Loaded {
+            segments,
+            log_end_offset: 0,
+            report,
+        });
     }
     let first_unsafe = if clean {
         segments.len() - 1
     } else {
-        let recovery_point = checkpoint::read_recovery_point(dir).context("read recovery point", dir)?;
+        let recovery_point =
+            checkpoint::read_recovery_point(dir).context("read recovery point", dir)?;
         let recovery_point = recovery_point.unwrap_or(0);
-        segments.iter().rposition(|segment| segment.base_offset() <= recovery_point).unwrap_or(0)
+        segments
+            .iter()
+            .rposition(|segment| segment.base_offset() <= recovery_point)
+            .unwrap_or(0)
     };
     for segment in &segments[..first_unsafe] {
         load_trusted_indexes(segment, index_interval_bytes, &mut report)?;
@@ -66,9 +80,18 @@ pub(crate) fn load(dir: &Path, index_interval_bytes: u32) -> Result<Loaded, Stor
     let log_end_offset = if clean {
         open_clean_active(&mut segments, index_interval_bytes, &mut report)?
     } else {
-        recover_tail(&mut segments, first_unsafe, index_interval_bytes, &mut report)?
+        recover_tail(
+            &mut segments,
+            first_unsafe,
+            index_interval_bytes,
+            &mut report,
+        )?
     };
-    Ok(Loaded { segments, log_end_offset, report })
+    Ok(Loaded {
+        segments,
+        log_end_offset,
+        report,
+    })
 }
 
 /// Removes temp files, `.deleted` files and index files without a segment; returns the
@@ -100,7 +123,11 @@ fn clean_directory(dir: &Path) -> io::Result<Vec<i64>> {
 }
 
 /// Loads a trusted segment's indexes, rebuilding them (headers only) if missing or damaged.
-fn load_trusted_indexes(segment: &Segment, interval_bytes: u32, report: &mut OpenReport) -> Result<(), StorageError> {
+fn load_trusted_indexes(
+    segment: &Segment,
+    interval_bytes: u32,
+    report: &mut OpenReport,
+) -> Result<(), StorageError> {
     match read_indexes(segment).context("read index", segment.log_path())? {
         Ok((offset_index, time_index)) => {
             let max = time_index.last().map(|entry| TimestampOffset {
@@ -113,7 +140,8 @@ fn load_trusted_indexes(segment: &Segment, interval_bytes: u32, report: &mut Ope
         }
         Err(damage) => {
             tracing::warn!(path = %segment.log_path().display(), %damage, "rebuilding index");
-            let outcome = scan_segment(segment, interval_bytes, false).context("scan segment", segment.log_path())?;
+            let outcome = scan_segment(segment, interval_bytes, false)
+                .context("scan segment", segment.log_path())?;
             if let Some(damage) = outcome.damage {
                 tracing::error!(path = %segment.log_path().display(), ?damage, "flushed segment is damaged");
             }
@@ -129,8 +157,14 @@ fn read_indexes(segment: &Segment) -> io::Result<Result<(OffsetIndex, TimeIndex)
     let size = segment.size_bytes();
     // An index has at most one entry per batch (plus a final time entry).
     let entries_max = size / BATCH_HEADER_BYTES as u64 + 1;
-    let offset_bytes = read_index_file(&segment.offset_index_path(), entries_max * OFFSET_INDEX_ENTRY_BYTES as u64)?;
-    let time_bytes = read_index_file(&segment.time_index_path(), entries_max * TIME_INDEX_ENTRY_BYTES as u64)?;
+    let offset_bytes = read_index_file(
+        &segment.offset_index_path(),
+        entries_max * OFFSET_INDEX_ENTRY_BYTES as u64,
+    )?;
+    let time_bytes = read_index_file(
+        &segment.time_index_path(),
+        entries_max * TIME_INDEX_ENTRY_BYTES as u64,
+    )?;
     let decoded = offset_bytes
         .and_then(|bytes| OffsetIndex::decode(&bytes, size))
         .and_then(|offset_index| {
@@ -141,8 +175,11 @@ fn read_indexes(segment: &Segment) -> io::Result<Result<(OffsetIndex, TimeIndex)
 }
 
 fn persist_indexes(segment: &Segment) -> Result<(), StorageError> {
-    rewrite_index_file(&segment.offset_index_path(), &segment.offset_index().encode())
-        .context("write offset index", &segment.offset_index_path())?;
+    rewrite_index_file(
+        &segment.offset_index_path(),
+        &segment.offset_index().encode(),
+    )
+    .context("write offset index", &segment.offset_index_path())?;
     rewrite_index_file(&segment.time_index_path(), &segment.time_index().encode())
         .context("write time index", &segment.time_index_path())
 }
@@ -188,7 +225,9 @@ fn recover_tail(
         if damaged {
             tracing::warn!(path = %path.display(), valid_bytes = outcome.valid_bytes, damage = ?outcome.damage, "truncating log");
             report.bytes_truncated += outcome.file_bytes - outcome.valid_bytes;
-            segment.truncate_to_position(outcome.valid_bytes).context("truncate segment", path)?;
+            segment
+                .truncate_to_position(outcome.valid_bytes)
+                .context("truncate segment", path)?;
             report.bytes_truncated += delete_segments_after(segments, at, report)?;
         }
         segment.set_size_bytes(outcome.valid_bytes);
@@ -222,10 +261,16 @@ fn delete_segments_after(
 /// Renames the segment's files to `.deleted` (log first, so a crash leaves at most orphan
 /// indexes, which open removes), then removes them.
 pub(crate) fn delete_segment_files(segment: &Segment) -> Result<(), StorageError> {
-    let paths = [segment.log_path().to_path_buf(), segment.offset_index_path(), segment.time_index_path()];
+    let paths = [
+        segment.log_path().to_path_buf(),
+        segment.offset_index_path(),
+        segment.time_index_path(),
+    ];
     let mut renamed = Vec::with_capacity(paths.len());
     for path in &paths {
-        if let Some(deleted) = fs_util::rename_to_deleted(path).context("rename segment file", path)? {
+        if let Some(deleted) =
+            fs_util::rename_to_deleted(path).context("rename segment file", path)?
+        {
             renamed.push(deleted);
         }
     }

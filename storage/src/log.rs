@@ -117,7 +117,9 @@ impl View {
     }
 
     fn size_bytes(&self) -> u64 {
-        (0..self.segments.len()).map(|at| self.committed_bytes(at)).sum()
+        (0..self.segments.len())
+            .map(|at| self.committed_bytes(at))
+            .sum()
     }
 }
 
@@ -143,7 +145,12 @@ const MAX_TIMESTAMP_READ_ATTEMPTS: u32 = 3;
 impl Log {
     /// Opens or creates. `log_start_offset_hint` comes from the metadata store
     /// (DeleteRecords); effective log start = max(hint, first segment's base offset).
-    pub fn open(dir: &Path, config: LogConfig, log_start_offset_hint: i64, now_ms: i64) -> Result<Log, StorageError> {
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        log_start_offset_hint: i64,
+        now_ms: i64,
+    ) -> Result<Log, StorageError> {
         let loaded = loader::load(dir, config.index_interval_bytes)?;
         let mut segments = loaded.segments;
         let mut log_end_offset = loaded.log_end_offset;
@@ -153,16 +160,27 @@ impl Log {
             for segment in segments.iter().rev() {
                 delete_segment_files(segment)?;
             }
-            let base = if segments.is_empty() { hint } else { hint.max(log_end_offset) };
-            segments = vec![Arc::new(Segment::create(dir, base).context("create segment", dir)?)];
+            let base = if segments.is_empty() {
+                hint
+            } else {
+                hint.max(log_end_offset)
+            };
+            segments = vec![Arc::new(
+                Segment::create(dir, base).context("create segment", dir)?,
+            )];
             log_end_offset = base;
         }
         let log_start_offset = hint.max(segments[0].base_offset());
         let active_segment = Arc::clone(&segments[segments.len() - 1]);
-        let active = ActiveSegment::open(Arc::clone(&active_segment), config.index_interval_bytes, now_ms)
-            .context("open active segment", active_segment.log_path())?;
+        let active = ActiveSegment::open(
+            Arc::clone(&active_segment),
+            config.index_interval_bytes,
+            now_ms,
+        )
+        .context("open active segment", active_segment.log_path())?;
         fs_util::fsync_dir(dir).context("fsync log directory", dir)?;
-        checkpoint::write_recovery_point(dir, log_end_offset).context("write recovery point", dir)?;
+        checkpoint::write_recovery_point(dir, log_end_offset)
+            .context("write recovery point", dir)?;
         let view = View {
             segments: Arc::new(segments),
             log_start_offset,
@@ -172,7 +190,12 @@ impl Log {
         tracing::debug!(dir = %dir.display(), log_start_offset, log_end_offset, report = ?loaded.report, "log opened");
         Ok(Log {
             dir: dir.to_path_buf(),
-            writer: Mutex::new(Writer { config, now_ms_latest: now_ms, active, closed: false }),
+            writer: Mutex::new(Writer {
+                config,
+                now_ms_latest: now_ms,
+                active,
+                closed: false,
+            }),
             view: Mutex::new(view),
             open_report: loaded.report,
         })
@@ -202,7 +225,12 @@ impl Log {
     /// Validates before writing anything (on error the log is untouched), stamps offsets,
     /// leader epoch and LogAppendTime, rolls if needed, writes, indexes, and fsyncs if
     /// configured.
-    pub fn append(&self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendOutcome, AppendError> {
+    pub fn append(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, AppendError> {
         let batch_bytes_max = lock(&self.writer).config.max_message_bytes as usize;
         // CRC work happens outside the writer lock.
         let summary = validate_batches(batches, batch_bytes_max)?;
@@ -211,16 +239,30 @@ impl Log {
         let config = writer.config.clone();
         let segment_bytes = config.segment_bytes_effective();
         if summary.total_bytes as u64 > segment_bytes {
-            return Err(AppendError::LargerThanSegment { bytes: summary.total_bytes, segment_bytes });
+            return Err(AppendError::LargerThanSegment {
+                bytes: summary.total_bytes,
+                segment_bytes,
+            });
         }
         let base_offset = lock(&self.view).log_end_offset;
         if base_offset > i64::MAX - summary.record_count {
-            return Err(AppendError::OffsetsExhausted);
+            // Offsets exhausted: the payload's offsets would pass i64::MAX.
+            return Err(AppendError::Storage(StorageError::OffsetOutOfRange {
+                offset: base_offset,
+                log_start_offset: lock(&self.view).log_start_offset,
+                log_end_offset: base_offset,
+            }));
         }
-        if self.should_roll(&writer, summary.total_bytes as u64, base_offset + summary.record_count - 1, now_ms) {
+        if self.should_roll(
+            &writer,
+            summary.total_bytes as u64,
+            base_offset + summary.record_count - 1,
+            now_ms,
+        ) {
             self.roll(&mut writer, now_ms)?;
         }
-        let log_append_time_ms = (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let log_append_time_ms =
+            (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let next_offset = stamp_batches(batches, base_offset, leader_epoch, log_append_time_ms);
         assert_eq!(next_offset, base_offset + summary.record_count);
         let active = &mut writer.active;
@@ -245,7 +287,13 @@ impl Log {
         })
     }
 
-    fn should_roll(&self, writer: &Writer, append_bytes: u64, last_offset: i64, now_ms: i64) -> bool {
+    fn should_roll(
+        &self,
+        writer: &Writer,
+        append_bytes: u64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> bool {
         let segment = &writer.active.segment;
         let size = segment.size_bytes();
         if size == 0 {
@@ -256,7 +304,8 @@ impl Log {
             .active
             .rolling_base_ms
             .is_some_and(|base_ms| now_ms.saturating_sub(base_ms) >= writer.config.segment_ms);
-        let offsets_overflow = last_offset - segment.base_offset() > crate::segment::RELATIVE_OFFSET_MAX;
+        let offsets_overflow =
+            last_offset - segment.base_offset() > crate::segment::RELATIVE_OFFSET_MAX;
         full || aged || offsets_overflow
     }
 
@@ -264,9 +313,14 @@ impl Log {
     /// recovery point moves to the new base, so later opens never scan the old segment.
     fn roll(&self, writer: &mut Writer, now_ms: i64) -> Result<(), StorageError> {
         let base_offset = lock(&self.view).log_end_offset;
-        let segment = Arc::new(Segment::create(&self.dir, base_offset).context("create segment", &self.dir)?);
-        let active = ActiveSegment::open(Arc::clone(&segment), writer.config.index_interval_bytes, now_ms)
-            .context("open segment", segment.log_path())?;
+        let segment =
+            Arc::new(Segment::create(&self.dir, base_offset).context("create segment", &self.dir)?);
+        let active = ActiveSegment::open(
+            Arc::clone(&segment),
+            writer.config.index_interval_bytes,
+            now_ms,
+        )
+        .context("open segment", segment.log_path())?;
         fs_util::fsync_dir(&self.dir).context("fsync log directory", &self.dir)?;
         let mut old = std::mem::replace(&mut writer.active, active);
         {
@@ -277,13 +331,20 @@ impl Log {
             view.segments = Arc::new(segments);
             view.active_size_bytes = 0;
         }
-        old.finish().context("finish segment", old.segment.log_path())?;
-        checkpoint::write_recovery_point(&self.dir, base_offset).context("write recovery point", &self.dir)
+        old.finish()
+            .context("finish segment", old.segment.log_path())?;
+        checkpoint::write_recovery_point(&self.dir, base_offset)
+            .context("write recovery point", &self.dir)
     }
 
     /// Whole batches starting with the one containing `fetch_offset`, up to `max_bytes`
     /// (or one whole larger batch if `min_one_batch`). Stops at a segment end.
-    pub fn read(&self, fetch_offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadOutcome, ReadError> {
+    pub fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadOutcome, ReadError> {
         let view = self.snapshot();
         if fetch_offset < view.log_start_offset || fetch_offset > view.log_end_offset {
             return Err(ReadError::OffsetOutOfRange {
@@ -297,7 +358,9 @@ impl Log {
             for at in view.segment_for(fetch_offset)..view.segments.len() {
                 let segment = &view.segments[at];
                 let end = view.committed_bytes(at);
-                let position = segment.translate_offset(fetch_offset, end).context("read", segment.log_path())?;
+                let position = segment
+                    .translate_offset(fetch_offset, end)
+                    .context("read", segment.log_path())?;
                 if let Some(position) = position {
                     records = segment
                         .read_batches(position, end, max_bytes, min_one_batch)
@@ -328,11 +391,16 @@ impl Log {
 
     /// First batch (from the log start) whose maxTimestamp >= target; the caller picks the
     /// record inside it.
-    pub fn find_batch_by_timestamp(&self, target_timestamp_ms: i64) -> Result<Option<Bytes>, ReadError> {
+    pub fn find_batch_by_timestamp(
+        &self,
+        target_timestamp_ms: i64,
+    ) -> Result<Option<Bytes>, ReadError> {
         let view = self.snapshot();
         for at in view.segment_for(view.log_start_offset)..view.segments.len() {
             let segment = &view.segments[at];
-            let newer = segment.max_timestamp().is_some_and(|max| max.timestamp_ms >= target_timestamp_ms);
+            let newer = segment
+                .max_timestamp()
+                .is_some_and(|max| max.timestamp_ms >= target_timestamp_ms);
             if !newer {
                 continue;
             }
@@ -367,7 +435,10 @@ impl Log {
             let end = view.committed_bytes(at);
             let path = segment.log_path();
             if offset < view.log_end_offset {
-                if let Some(position) = segment.translate_offset(offset, end).context("read", path)? {
+                if let Some(position) = segment
+                    .translate_offset(offset, end)
+                    .context("read", path)?
+                {
                     let batch = segment.read_batch(position, end).context("read", path)?;
                     return Ok(Some((timestamp_ms, batch)));
                 }
@@ -393,7 +464,11 @@ impl Log {
             return Ok(view.log_start_offset);
         }
         lock(&self.view).log_start_offset = offset;
-        let deletable = view.segments.windows(2).take_while(|pair| pair[1].base_offset() <= offset).count();
+        let deletable = view
+            .segments
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset() <= offset)
+            .count();
         self.delete_oldest_segments(&mut writer, deletable)?;
         Ok(self.log_start_offset())
     }
@@ -415,7 +490,9 @@ impl Log {
                 .get(at + 1)
                 .is_some_and(|next| next.base_offset() <= view.log_start_offset);
             let expired = config.retention_ms >= 0
-                && segment.largest_timestamp_ms().context("stat segment", segment.log_path())?
+                && segment
+                    .largest_timestamp_ms()
+                    .context("stat segment", segment.log_path())?
                     < now_ms.saturating_sub(config.retention_ms);
             let oversized = config.retention_bytes >= 0
                 && remaining_bytes.saturating_sub(size) >= config.retention_bytes as u64;
@@ -430,18 +507,28 @@ impl Log {
             self.roll(&mut writer, now_ms)?;
         }
         let deleted_segments = self.delete_oldest_segments(&mut writer, deletable)?;
-        Ok(RetentionOutcome { deleted_segments, log_start_offset: self.log_start_offset() })
+        Ok(RetentionOutcome {
+            deleted_segments,
+            log_start_offset: self.log_start_offset(),
+        })
     }
 
     /// Unpublishes and deletes the `count` oldest segments (never the active one), then moves
     /// the log start to at least the new first segment's base.
-    fn delete_oldest_segments(&self, _writer: &mut Writer, count: usize) -> Result<u32, StorageError> {
+    fn delete_oldest_segments(
+        &self,
+        _writer: &mut Writer,
+        count: usize,
+    ) -> Result<u32, StorageError> {
         if count == 0 {
             return Ok(0);
         }
         let doomed: Vec<Arc<Segment>> = {
             let mut view = lock(&self.view);
-            assert!(count < view.segments.len(), "the active segment is never deleted");
+            assert!(
+                count < view.segments.len(),
+                "the active segment is never deleted"
+            );
             let doomed = view.segments[..count].to_vec();
             let kept = view.segments[count..].to_vec();
             view.log_start_offset = view.log_start_offset.max(kept[0].base_offset());
@@ -458,7 +545,9 @@ impl Log {
 
     pub fn update_config(&self, config: LogConfig) {
         let mut writer = lock(&self.writer);
-        writer.active.set_index_interval_bytes(config.index_interval_bytes);
+        writer
+            .active
+            .set_index_interval_bytes(config.index_interval_bytes);
         writer.config = config;
     }
 
@@ -472,7 +561,8 @@ impl Log {
         let log_end_offset = lock(&self.view).log_end_offset;
         let path = writer.active.segment.log_path().to_path_buf();
         writer.active.sync().context("fsync segment", &path)?;
-        checkpoint::write_recovery_point(&self.dir, log_end_offset).context("write recovery point", &self.dir)
+        checkpoint::write_recovery_point(&self.dir, log_end_offset)
+            .context("write recovery point", &self.dir)
     }
 
     /// Flushes, finishes the active segment's time index and writes the clean-shutdown
@@ -482,7 +572,8 @@ impl Log {
         let path = writer.active.segment.log_path().to_path_buf();
         writer.active.finish().context("finish segment", &path)?;
         self.flush_locked(&mut writer)?;
-        checkpoint::write_clean_shutdown_marker(&self.dir).context("write clean-shutdown marker", &self.dir)?;
+        checkpoint::write_clean_shutdown_marker(&self.dir)
+            .context("write clean-shutdown marker", &self.dir)?;
         writer.closed = true;
         Ok(())
     }
@@ -510,28 +601,44 @@ impl Log {
         let segment = Arc::clone(&view.segments[keep_at]);
         let path = segment.log_path().to_path_buf();
         let end = view.committed_bytes(keep_at);
-        let position = segment.translate_offset(offset, end).context("truncate", &path)?.unwrap_or(end);
+        let position = segment
+            .translate_offset(offset, end)
+            .context("truncate", &path)?
+            .unwrap_or(end);
         if position < end {
-            let cut_offset = segment.read_header_at(position, end).context("truncate", &path)?.base_offset;
+            let cut_offset = segment
+                .read_header_at(position, end)
+                .context("truncate", &path)?
+                .base_offset;
             segment.truncate_time_index(cut_offset);
         }
         for doomed in view.segments[keep_at + 1..].iter().rev() {
             delete_segment_files(doomed)?;
         }
-        segment.truncate_to_position(position).context("truncate", &path)?;
+        segment
+            .truncate_to_position(position)
+            .context("truncate", &path)?;
         let tail = ActiveSegment::walk_tail(&segment).context("truncate", &path)?;
         let Some(tail) = tail.filter(|tail| tail.end_position == position) else {
             return Err(StorageError::Io {
                 operation: "truncate",
                 path,
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "segment inconsistent"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "segment inconsistent",
+                ),
             });
         };
         segment.sync().context("fsync segment", &path)?;
-        writer.active = ActiveSegment::open(Arc::clone(&segment), writer.config.index_interval_bytes, writer.now_ms_latest)
-            .context("open segment", &path)?;
+        writer.active = ActiveSegment::open(
+            Arc::clone(&segment),
+            writer.config.index_interval_bytes,
+            writer.now_ms_latest,
+        )
+        .context("open segment", &path)?;
         fs_util::fsync_dir(&self.dir).context("fsync log directory", &self.dir)?;
-        checkpoint::write_recovery_point(&self.dir, tail.next_offset).context("write recovery point", &self.dir)?;
+        checkpoint::write_recovery_point(&self.dir, tail.next_offset)
+            .context("write recovery point", &self.dir)?;
         let mut shared = lock(&self.view);
         shared.segments = Arc::new(view.segments[..=keep_at].to_vec());
         shared.log_end_offset = tail.next_offset;
@@ -540,15 +647,26 @@ impl Log {
         Ok(())
     }
 
-    fn truncate_fully(&self, writer: &mut Writer, view: &View, offset: i64) -> Result<(), StorageError> {
+    fn truncate_fully(
+        &self,
+        writer: &mut Writer,
+        view: &View,
+        offset: i64,
+    ) -> Result<(), StorageError> {
         for doomed in view.segments.iter().rev() {
             delete_segment_files(doomed)?;
         }
-        let segment = Arc::new(Segment::create(&self.dir, offset).context("create segment", &self.dir)?);
-        writer.active = ActiveSegment::open(Arc::clone(&segment), writer.config.index_interval_bytes, writer.now_ms_latest)
-            .context("open segment", segment.log_path())?;
+        let segment =
+            Arc::new(Segment::create(&self.dir, offset).context("create segment", &self.dir)?);
+        writer.active = ActiveSegment::open(
+            Arc::clone(&segment),
+            writer.config.index_interval_bytes,
+            writer.now_ms_latest,
+        )
+        .context("open segment", segment.log_path())?;
         fs_util::fsync_dir(&self.dir).context("fsync log directory", &self.dir)?;
-        checkpoint::write_recovery_point(&self.dir, offset).context("write recovery point", &self.dir)?;
+        checkpoint::write_recovery_point(&self.dir, offset)
+            .context("write recovery point", &self.dir)?;
         let mut shared = lock(&self.view);
         shared.segments = Arc::new(vec![segment]);
         shared.log_start_offset = offset;
@@ -567,7 +685,11 @@ impl Log {
             std::fs::remove_dir_all(&deleted).context("remove directory", &deleted)?;
         }
         std::fs::rename(&self.dir, &deleted).context("rename log directory", &self.dir)?;
-        if let Some(parent) = self.dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        if let Some(parent) = self
+            .dir
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
             fs_util::fsync_dir(parent).context("fsync directory", parent)?;
         }
         std::fs::remove_dir_all(&deleted).context("remove directory", &deleted)

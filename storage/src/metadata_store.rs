@@ -73,7 +73,10 @@ fn db<E: Into<redb::Error>>(error: E) -> MetadataStoreError {
 }
 
 fn damaged(key: &str) -> impl FnOnce(DecodeError) -> MetadataStoreError + '_ {
-    move |reason| MetadataStoreError::Damaged { key: key.to_owned(), reason }
+    move |reason| MetadataStoreError::Damaged {
+        key: key.to_owned(),
+        reason,
+    }
 }
 
 pub struct MetadataStore {
@@ -109,7 +112,9 @@ impl MetadataStore {
         let transaction = self.database.begin_write().map_err(db)?;
         {
             let mut table = transaction.open_table(TOPICS).map_err(db)?;
-            table.insert(topic.name.as_str(), value.as_slice()).map_err(db)?;
+            table
+                .insert(topic.name.as_str(), value.as_slice())
+                .map_err(db)?;
         }
         transaction.commit().map_err(db)
     }
@@ -126,7 +131,12 @@ impl MetadataStore {
         transaction.commit().map_err(db)
     }
 
-    pub fn set_log_start_offset(&self, topic: &str, partition: i32, offset: i64) -> Result<(), MetadataStoreError> {
+    pub fn set_log_start_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), MetadataStoreError> {
         if partition < 0 || offset < 0 {
             return Err(MetadataStoreError::Invalid("negative partition or offset"));
         }
@@ -141,7 +151,9 @@ impl MetadataStore {
             if offsets.len() > PARTITIONS_MAX {
                 return Err(MetadataStoreError::Invalid("too many partitions"));
             }
-            table.insert(topic, encode_offsets(&offsets).as_slice()).map_err(db)?;
+            table
+                .insert(topic, encode_offsets(&offsets).as_slice())
+                .map_err(db)?;
         }
         transaction.commit().map_err(db)
     }
@@ -156,12 +168,17 @@ impl MetadataStore {
     }
 
     /// The stored cluster id, or `fresh()` stored durably on first use.
-    pub fn get_or_init_cluster_id(&self, fresh: impl FnOnce() -> String) -> Result<String, MetadataStoreError> {
+    pub fn get_or_init_cluster_id(
+        &self,
+        fresh: impl FnOnce() -> String,
+    ) -> Result<String, MetadataStoreError> {
         let transaction = self.database.begin_write().map_err(db)?;
         let cluster_id = {
             let mut table = transaction.open_table(CLUSTER).map_err(db)?;
             let stored = match table.get(CLUSTER_ID_KEY).map_err(db)? {
-                Some(value) => Some(decode_string_value(value.value()).map_err(damaged(CLUSTER_ID_KEY))?),
+                Some(value) => {
+                    Some(decode_string_value(value.value()).map_err(damaged(CLUSTER_ID_KEY))?)
+                }
                 None => None,
             };
             match stored {
@@ -189,11 +206,17 @@ impl MetadataStore {
         let first = {
             let mut table = transaction.open_table(CLUSTER).map_err(db)?;
             let first = match table.get(NEXT_PRODUCER_ID_KEY).map_err(db)? {
-                Some(value) => decode_i64_value(value.value()).map_err(damaged(NEXT_PRODUCER_ID_KEY))?,
+                Some(value) => {
+                    decode_i64_value(value.value()).map_err(damaged(NEXT_PRODUCER_ID_KEY))?
+                }
                 None => 0,
             };
-            let next = first.checked_add(block_size).ok_or(MetadataStoreError::ProducerIdsExhausted)?;
-            table.insert(NEXT_PRODUCER_ID_KEY, encode_i64_value(next).as_slice()).map_err(db)?;
+            let next = first
+                .checked_add(block_size)
+                .ok_or(MetadataStoreError::ProducerIdsExhausted)?;
+            table
+                .insert(NEXT_PRODUCER_ID_KEY, encode_i64_value(next).as_slice())
+                .map_err(db)?;
             first
         };
         transaction.commit().map_err(db)?;
@@ -262,7 +285,12 @@ fn decode_topic(value: &[u8]) -> Result<TopicRecord, DecodeError> {
         configs.insert(key, config_value);
     }
     reader.finish()?;
-    Ok(TopicRecord { name, topic_id, partition_count, configs })
+    Ok(TopicRecord {
+        name,
+        topic_id,
+        partition_count,
+        configs,
+    })
 }
 
 fn encode_offsets(offsets: &BTreeMap<i32, i64>) -> Vec<u8> {
@@ -318,7 +346,9 @@ fn decode_i64_value(value: &[u8]) -> Result<i64, DecodeError> {
 }
 
 fn utf8(bytes: &[u8]) -> Result<String, DecodeError> {
-    std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| DecodeError::InvalidUtf8)
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .map_err(|_| DecodeError::InvalidUtf8)
 }
 
 /// Bounded reader over a sealed value (version byte .. body .. CRC).
@@ -341,7 +371,10 @@ impl<'a> ValueReader<'a> {
         if content[0] != FORMAT_VERSION {
             return Err(DecodeError::UnknownVersion(content[0]));
         }
-        Ok(ValueReader { body: &content[1..], at: 0 })
+        Ok(ValueReader {
+            body: &content[1..],
+            at: 0,
+        })
     }
 
     fn take(&mut self, length: usize) -> Result<&'a [u8], DecodeError> {
@@ -426,16 +459,25 @@ mod tests {
     fn lengths_over_limits_are_rejected_before_allocation() {
         let mut value = begin_value();
         value.extend_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(decode_offsets(&seal(value)), Err(DecodeError::LengthOverLimit));
+        assert_eq!(
+            decode_offsets(&seal(value)),
+            Err(DecodeError::LengthOverLimit)
+        );
         let mut value = begin_value();
         value.extend_from_slice(&u16::MAX.to_be_bytes());
-        assert_eq!(decode_string_value(&seal(value)), Err(DecodeError::LengthOverLimit));
+        assert_eq!(
+            decode_string_value(&seal(value)),
+            Err(DecodeError::LengthOverLimit)
+        );
         let mut wrong_version = encode_i64_value(5);
         wrong_version[0] = 9;
         let crc_at = wrong_version.len() - CRC_BYTES;
         let crc = crc32c::crc32c(&wrong_version[..crc_at]);
         wrong_version[crc_at..].copy_from_slice(&crc.to_be_bytes());
-        assert_eq!(decode_i64_value(&wrong_version), Err(DecodeError::UnknownVersion(9)));
+        assert_eq!(
+            decode_i64_value(&wrong_version),
+            Err(DecodeError::UnknownVersion(9))
+        );
     }
 
     #[test]
@@ -446,7 +488,9 @@ mod tests {
         let transaction = store.database.begin_write().unwrap();
         {
             let mut table = transaction.open_table(TOPICS).unwrap();
-            table.insert("broken", [1u8, 2, 3, 4, 5, 6].as_slice()).unwrap();
+            table
+                .insert("broken", [1u8, 2, 3, 4, 5, 6].as_slice())
+                .unwrap();
         }
         transaction.commit().unwrap();
         match store.load_topics() {
@@ -462,9 +506,15 @@ mod tests {
     fn invalid_topics_are_refused() {
         let mut long_name = topic();
         long_name.name = "x".repeat(TOPIC_NAME_BYTES_MAX + 1);
-        assert!(matches!(encode_topic(&long_name), Err(MetadataStoreError::Invalid(_))));
+        assert!(matches!(
+            encode_topic(&long_name),
+            Err(MetadataStoreError::Invalid(_))
+        ));
         let mut empty_name = topic();
         empty_name.name.clear();
-        assert!(matches!(encode_topic(&empty_name), Err(MetadataStoreError::Invalid(_))));
+        assert!(matches!(
+            encode_topic(&empty_name),
+            Err(MetadataStoreError::Invalid(_))
+        ));
     }
 }

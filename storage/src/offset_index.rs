@@ -119,7 +119,10 @@ mod tests {
     fn index_of(entries: &[(u32, u32)]) -> OffsetIndex {
         let mut index = OffsetIndex::new();
         for &(relative_offset, position) in entries {
-            index.push(OffsetIndexEntry { relative_offset, position });
+            index.push(OffsetIndexEntry {
+                relative_offset,
+                position,
+            });
         }
         index
     }
@@ -128,7 +131,12 @@ mod tests {
     fn lookup_matches_a_linear_scan() {
         let index = index_of(&[(3, 100), (10, 400), (11, 480), (50, 9_000)]);
         for target in 0..60u32 {
-            let linear = index.entries().iter().rev().find(|entry| entry.relative_offset <= target).copied();
+            let linear = index
+                .entries()
+                .iter()
+                .rev()
+                .find(|entry| entry.relative_offset <= target)
+                .copied();
             assert_eq!(index.lookup(target), linear, "target {target}");
         }
         assert_eq!(OffsetIndex::new().lookup(5), None);
@@ -139,11 +147,20 @@ mod tests {
         let index = index_of(&[(3, 100), (10, 400)]);
         let bytes = index.encode();
         assert_eq!(OffsetIndex::decode(&bytes, 1_000), Ok(index));
-        assert_eq!(OffsetIndex::decode(&bytes[..7], 1_000), Err(IndexDamage::SizeNotMultiple));
-        assert_eq!(OffsetIndex::decode(&bytes, 400), Err(IndexDamage::PositionBeyondSegment));
+        assert_eq!(
+            OffsetIndex::decode(&bytes[..7], 1_000),
+            Err(IndexDamage::SizeNotMultiple)
+        );
+        assert_eq!(
+            OffsetIndex::decode(&bytes, 400),
+            Err(IndexDamage::PositionBeyondSegment)
+        );
         let mut swapped = bytes[8..].to_vec();
         swapped.extend_from_slice(&bytes[..8]);
-        assert_eq!(OffsetIndex::decode(&swapped, 1_000), Err(IndexDamage::NotMonotonic));
+        assert_eq!(
+            OffsetIndex::decode(&swapped, 1_000),
+            Err(IndexDamage::NotMonotonic)
+        );
     }
 
     #[test]

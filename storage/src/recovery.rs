@@ -39,7 +39,11 @@ pub struct ScanOutcome {
 
 /// Scans the segment from the start, rebuilding its in-memory indexes and maximum timestamp
 /// for the good prefix. Does not modify the file.
-pub fn scan_segment(segment: &Segment, interval_bytes: u32, verify_crc: bool) -> io::Result<ScanOutcome> {
+pub fn scan_segment(
+    segment: &Segment,
+    interval_bytes: u32,
+    verify_crc: bool,
+) -> io::Result<ScanOutcome> {
     let file_bytes = segment.file_len()?;
     segment.replace_indexes(OffsetIndex::new(), TimeIndex::new());
     segment.set_max_timestamp(None);
@@ -136,10 +140,15 @@ fn scan_batch(
 }
 
 /// A short read means the file shrank under us; treat it like a torn batch.
-fn read_exact_or_torn(reader: &mut BufReader<File>, buffer: &mut [u8]) -> io::Result<Result<(), ScanDamage>> {
+fn read_exact_or_torn(
+    reader: &mut BufReader<File>,
+    buffer: &mut [u8],
+) -> io::Result<Result<(), ScanDamage>> {
     match reader.read_exact(buffer) {
         Ok(()) => Ok(Ok(())),
-        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(Err(ScanDamage::TornBatch)),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+            Ok(Err(ScanDamage::TornBatch))
+        }
         Err(error) => Err(error),
     }
 }

@@ -14,10 +14,11 @@ use std::sync::{Mutex, RwLock};
 use bytes::Bytes;
 
 use crate::batch::{
-    batch_size_from_prefix, BatchHeader, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES,
-    NO_TIMESTAMP,
+    batch_size_from_prefix, BatchHeader, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, NO_TIMESTAMP,
 };
-use crate::fs_util::{segment_file_path, LOG_EXTENSION, OFFSET_INDEX_EXTENSION, TIME_INDEX_EXTENSION};
+use crate::fs_util::{
+    segment_file_path, LOG_EXTENSION, OFFSET_INDEX_EXTENSION, TIME_INDEX_EXTENSION,
+};
 use crate::lock::{lock, read, write};
 use crate::offset_index::{OffsetIndex, OffsetIndexEntry};
 use crate::time_index::{TimeIndex, TimeIndexEntry};
@@ -44,7 +45,10 @@ pub struct IndexTracker {
 
 impl IndexTracker {
     pub fn new(interval_bytes: u32) -> IndexTracker {
-        IndexTracker { interval_bytes, bytes_since_entry: 0 }
+        IndexTracker {
+            interval_bytes,
+            bytes_since_entry: 0,
+        }
     }
 }
 
@@ -81,7 +85,12 @@ impl Segment {
     /// Creates an empty segment (an existing file of that name is emptied).
     pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = segment_file_path(dir, base_offset, LOG_EXTENSION);
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&log_path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
         Ok(Segment::new(base_offset, log_path, file, 0))
     }
 
@@ -168,7 +177,9 @@ impl Segment {
             return Ok(max.timestamp_ms);
         }
         let modified = self.file.metadata()?.modified()?;
-        let since_epoch = modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let since_epoch = modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Ok(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
     }
 
@@ -197,7 +208,12 @@ impl Segment {
 
     /// Records a batch just written (or scanned) at `position`: updates the running maximum
     /// timestamp and adds index entries when the interval is reached.
-    pub fn index_batch(&self, tracker: &mut IndexTracker, position: u64, header: &BatchHeader) -> IndexUpdate {
+    pub fn index_batch(
+        &self,
+        tracker: &mut IndexTracker,
+        position: u64,
+        header: &BatchHeader,
+    ) -> IndexUpdate {
         let max = {
             let mut max = lock(&self.max_timestamp);
             if header.max_timestamp > max.map_or(NO_TIMESTAMP, |max| max.timestamp_ms) {
@@ -229,7 +245,8 @@ impl Segment {
     /// Appends the segment's maximum timestamp to the time index if it is not there yet;
     /// done when the segment stops being active so the last entry is the segment maximum.
     pub fn finish_time_index(&self) -> Option<TimeIndexEntry> {
-        self.max_timestamp().and_then(|max| self.push_time_entry(max))
+        self.max_timestamp()
+            .and_then(|max| self.push_time_entry(max))
     }
 
     fn push_time_entry(&self, max: TimestampOffset) -> Option<TimeIndexEntry> {
@@ -259,7 +276,9 @@ impl Segment {
     /// holds no batch whose last offset is >= target.
     pub fn translate_offset(&self, target: i64, end: u64) -> io::Result<Option<u64>> {
         let relative = (target - self.base_offset).clamp(0, RELATIVE_OFFSET_MAX) as u32;
-        let start = read(&self.offset_index).lookup(relative).map_or(0, |entry| u64::from(entry.position));
+        let start = read(&self.offset_index)
+            .lookup(relative)
+            .map_or(0, |entry| u64::from(entry.position));
         let mut position = start.min(end);
         while position < end {
             let header = self.read_header_at(position, end)?;
@@ -273,7 +292,13 @@ impl Segment {
 
     /// Whole batches from `position`, at most `max_bytes` of them unless `min_one_batch` and
     /// the first batch alone is larger. One buffer is allocated; records are not touched.
-    pub fn read_batches(&self, position: u64, end: u64, max_bytes: usize, min_one_batch: bool) -> io::Result<Bytes> {
+    pub fn read_batches(
+        &self,
+        position: u64,
+        end: u64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> io::Result<Bytes> {
         let first_size = self.read_header_at(position, end)?.size_bytes();
         let available = usize::try_from(end - position).unwrap_or(usize::MAX);
         let want = if first_size > max_bytes {
@@ -302,7 +327,12 @@ impl Segment {
 
     /// First batch (ending at or after `offset_min`) whose `maxTimestamp >= target_ms`. The
     /// time index gives the last batch known to be older; the scan starts there.
-    pub fn find_batch_by_timestamp(&self, target_ms: i64, offset_min: i64, end: u64) -> io::Result<Option<Bytes>> {
+    pub fn find_batch_by_timestamp(
+        &self,
+        target_ms: i64,
+        offset_min: i64,
+        end: u64,
+    ) -> io::Result<Option<Bytes>> {
         let older = read(&self.time_index).lookup_last_before(target_ms);
         let mut position = match older {
             Some(entry) => {
@@ -324,7 +354,12 @@ impl Segment {
     /// Walks headers from `position` (where the batch with base `next_offset` starts) to
     /// `end`, updating the maximum timestamp. Returns `None` if the walk does not land exactly
     /// on `end` with consecutive offsets (the caller then recovers the segment by a full scan).
-    pub fn walk_tail(&self, mut position: u64, mut next_offset: i64, end: u64) -> io::Result<Option<TailWalk>> {
+    pub fn walk_tail(
+        &self,
+        mut position: u64,
+        mut next_offset: i64,
+        end: u64,
+    ) -> io::Result<Option<TailWalk>> {
         while position < end {
             let header = match self.read_header_at(position, end) {
                 Ok(header) => header,
@@ -336,13 +371,19 @@ impl Segment {
             }
             let mut max = lock(&self.max_timestamp);
             if header.max_timestamp > max.map_or(NO_TIMESTAMP, |max| max.timestamp_ms) {
-                *max = Some(TimestampOffset { timestamp_ms: header.max_timestamp, offset: header.base_offset });
+                *max = Some(TimestampOffset {
+                    timestamp_ms: header.max_timestamp,
+                    offset: header.base_offset,
+                });
             }
             drop(max);
             next_offset = header.last_offset() + 1;
             position += header.size_bytes() as u64;
         }
-        Ok(Some(TailWalk { end_position: position, next_offset }))
+        Ok(Some(TailWalk {
+            end_position: position,
+            next_offset,
+        }))
     }
 }
 

@@ -99,14 +99,18 @@ impl TimeIndex {
 
     /// First entry with `timestamp_ms >= target`.
     pub fn lookup_first_at_or_after(&self, target_ms: i64) -> Option<TimeIndexEntry> {
-        let at = self.entries.partition_point(|entry| entry.timestamp_ms < target_ms);
+        let at = self
+            .entries
+            .partition_point(|entry| entry.timestamp_ms < target_ms);
         self.entries.get(at).copied()
     }
 
     /// Last entry with `timestamp_ms < target`: every batch up to and including the one it
     /// names has a smaller timestamp, so a search for `target` may start scanning there.
     pub fn lookup_last_before(&self, target_ms: i64) -> Option<TimeIndexEntry> {
-        let after = self.entries.partition_point(|entry| entry.timestamp_ms < target_ms);
+        let after = self
+            .entries
+            .partition_point(|entry| entry.timestamp_ms < target_ms);
         after.checked_sub(1).map(|at| self.entries[at])
     }
 
@@ -126,7 +130,10 @@ mod tests {
     fn index_of(entries: &[(i64, u32)]) -> TimeIndex {
         let mut index = TimeIndex::new();
         for &(timestamp_ms, relative_offset) in entries {
-            assert!(index.maybe_push(TimeIndexEntry { timestamp_ms, relative_offset }));
+            assert!(index.maybe_push(TimeIndexEntry {
+                timestamp_ms,
+                relative_offset
+            }));
         }
         index
     }
@@ -135,19 +142,45 @@ mod tests {
     fn lookups_match_linear_scans() {
         let index = index_of(&[(100, 0), (250, 4), (900, 4), (1_000, 30)]);
         for target in (0..1_100).step_by(25) {
-            let first = index.entries().iter().find(|entry| entry.timestamp_ms >= target).copied();
-            let last_before = index.entries().iter().rev().find(|entry| entry.timestamp_ms < target).copied();
-            assert_eq!(index.lookup_first_at_or_after(target), first, "target {target}");
-            assert_eq!(index.lookup_last_before(target), last_before, "target {target}");
+            let first = index
+                .entries()
+                .iter()
+                .find(|entry| entry.timestamp_ms >= target)
+                .copied();
+            let last_before = index
+                .entries()
+                .iter()
+                .rev()
+                .find(|entry| entry.timestamp_ms < target)
+                .copied();
+            assert_eq!(
+                index.lookup_first_at_or_after(target),
+                first,
+                "target {target}"
+            );
+            assert_eq!(
+                index.lookup_last_before(target),
+                last_before,
+                "target {target}"
+            );
         }
     }
 
     #[test]
     fn only_increasing_timestamps_are_pushed() {
         let mut index = index_of(&[(100, 0)]);
-        assert!(!index.maybe_push(TimeIndexEntry { timestamp_ms: 100, relative_offset: 5 }));
-        assert!(!index.maybe_push(TimeIndexEntry { timestamp_ms: -1, relative_offset: 5 }));
-        assert!(index.maybe_push(TimeIndexEntry { timestamp_ms: 101, relative_offset: 5 }));
+        assert!(!index.maybe_push(TimeIndexEntry {
+            timestamp_ms: 100,
+            relative_offset: 5
+        }));
+        assert!(!index.maybe_push(TimeIndexEntry {
+            timestamp_ms: -1,
+            relative_offset: 5
+        }));
+        assert!(index.maybe_push(TimeIndexEntry {
+            timestamp_ms: 101,
+            relative_offset: 5
+        }));
         assert_eq!(index.entries().len(), 2);
     }
 
@@ -156,7 +189,10 @@ mod tests {
         let index = index_of(&[(100, 0), (250, 4)]);
         let bytes = index.encode();
         assert_eq!(TimeIndex::decode(&bytes), Ok(index.clone()));
-        assert_eq!(TimeIndex::decode(&bytes[..13]), Err(IndexDamage::SizeNotMultiple));
+        assert_eq!(
+            TimeIndex::decode(&bytes[..13]),
+            Err(IndexDamage::SizeNotMultiple)
+        );
         let mut swapped = bytes[12..].to_vec();
         swapped.extend_from_slice(&bytes[..12]);
         assert_eq!(TimeIndex::decode(&swapped), Err(IndexDamage::NotMonotonic));

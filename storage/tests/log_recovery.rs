@@ -10,11 +10,15 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use proptest::prelude::*;
-use support::*;
 use sluice_storage::{Log, LogConfig, OpenReport};
+use support::*;
 
 fn config() -> LogConfig {
-    LogConfig { segment_bytes: 2_000, index_interval_bytes: 200, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 2_000,
+        index_interval_bytes: 200,
+        ..LogConfig::default()
+    }
 }
 
 fn active_log_path(dir: &Path) -> PathBuf {
@@ -37,7 +41,10 @@ fn read_all(log: &Log) -> Vec<u8> {
 }
 
 fn concat(stored: &[Stored]) -> Vec<u8> {
-    stored.iter().flat_map(|batch| batch.bytes.clone()).collect()
+    stored
+        .iter()
+        .flat_map(|batch| batch.bytes.clone())
+        .collect()
 }
 
 fn counts(n: usize) -> Vec<usize> {
@@ -69,7 +76,10 @@ fn reopen_and_check(dir: &Path, expected: &[Stored], bytes_truncated: u64) -> Lo
 fn garbage_after_the_last_batch_is_cut() {
     let dir = tempfile::tempdir().unwrap();
     let stored = crashed_log(dir.path(), 30);
-    let mut file = OpenOptions::new().append(true).open(active_log_path(dir.path())).unwrap();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(active_log_path(dir.path()))
+        .unwrap();
     file.write_all(&[0xab; 37]).unwrap();
     drop(file);
     reopen_and_check(dir.path(), &stored, 37);
@@ -113,7 +123,10 @@ fn damage_in_an_unflushed_segment_drops_later_segments() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[70] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
-    let kept = stored.iter().take_while(|batch| batch.base_offset < second_base).count();
+    let kept = stored
+        .iter()
+        .take_while(|batch| batch.base_offset < second_base)
+        .count();
     let lost: u64 = files[1..].iter().map(|(_, size)| size).sum();
     let log = reopen_and_check(dir.path(), &stored[..kept], lost);
     assert_eq!(log.open_report().segments_scanned, 2);
@@ -145,14 +158,20 @@ fn clean_shutdown_skips_the_scan_and_the_marker_does_not_survive() {
     let stored = append_many(&log, &counts(50), 30, |at| at as i64);
     log.close().unwrap();
     let mut late = simple_batch(1, 1, 0);
-    assert!(matches!(log.append(&mut late, 0, 0), Err(sluice_storage::AppendError::Storage(_))));
+    assert!(matches!(
+        log.append(&mut late, 0, 0),
+        Err(sluice_storage::AppendError::Storage(_))
+    ));
     drop(log);
     assert!(dir.path().join("clean-shutdown").exists());
 
     let log = Log::open(dir.path(), config(), 0, 0).unwrap();
     assert_eq!(
         log.open_report(),
-        OpenReport { clean_shutdown: true, ..OpenReport::default() }
+        OpenReport {
+            clean_shutdown: true,
+            ..OpenReport::default()
+        }
     );
     assert!(!dir.path().join("clean-shutdown").exists());
     assert_eq!(log.log_end_offset(), stored.last().unwrap().last_offset + 1);
@@ -175,7 +194,10 @@ fn torn_tail_after_clean_shutdown_marker_is_still_recovered() {
     let stored = append_many(&log, &counts(10), 30, |at| at as i64);
     log.close().unwrap();
     drop(log);
-    let mut file = OpenOptions::new().append(true).open(active_log_path(dir.path())).unwrap();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(active_log_path(dir.path()))
+        .unwrap();
     file.write_all(&[1; 20]).unwrap();
     drop(file);
     let log = Log::open(dir.path(), config(), 0, 0).unwrap();
@@ -191,7 +213,8 @@ fn damaged_or_missing_indexes_are_rebuilt_identically() {
     log.close().unwrap();
     drop(log);
     let files = segment_files(dir.path());
-    let index_of = |at: usize, extension: &str| dir.path().join(files[at].0.replace(".log", extension));
+    let index_of =
+        |at: usize, extension: &str| dir.path().join(files[at].0.replace(".log", extension));
     let originals: Vec<(PathBuf, Vec<u8>)> = [(0, ".index"), (1, ".timeindex"), (2, ".index")]
         .into_iter()
         .map(|(at, extension)| {
@@ -215,7 +238,10 @@ fn damaged_or_missing_indexes_are_rebuilt_identically() {
     assert_eq!(read_all(&log), concat(&stored));
     for offset in 0..log.log_end_offset() {
         let records = log.read(offset, 1, true).unwrap().records;
-        assert_eq!(records.as_ref(), stored[containing(&stored, offset)].bytes.as_slice());
+        assert_eq!(
+            records.as_ref(),
+            stored[containing(&stored, offset)].bytes.as_slice()
+        );
     }
 }
 

@@ -26,15 +26,28 @@ fn topics_offsets_cluster_id_and_producer_ids_survive_reopen() {
         store.set_log_start_offset("b", 0, 10).unwrap();
         store.set_log_start_offset("b", 1, 20).unwrap();
         store.set_log_start_offset("b", 0, 15).unwrap();
-        assert_eq!(store.get_or_init_cluster_id(|| "cluster-1".to_owned()).unwrap(), "cluster-1");
+        assert_eq!(
+            store
+                .get_or_init_cluster_id(|| "cluster-1".to_owned())
+                .unwrap(),
+            "cluster-1"
+        );
         assert_eq!(store.next_producer_id_block(1000).unwrap(), 0);
         assert_eq!(store.next_producer_id_block(1000).unwrap(), 1000);
     }
     let store = MetadataStore::open(&path).unwrap();
-    assert_eq!(store.load_topics().unwrap(), vec![topic("a", 3), topic("b", 2)]);
-    assert_eq!(store.log_start_offsets("b").unwrap(), BTreeMap::from([(0, 15), (1, 20)]));
+    assert_eq!(
+        store.load_topics().unwrap(),
+        vec![topic("a", 3), topic("b", 2)]
+    );
+    assert_eq!(
+        store.log_start_offsets("b").unwrap(),
+        BTreeMap::from([(0, 15), (1, 20)])
+    );
     assert!(store.log_start_offsets("a").unwrap().is_empty());
-    let cluster_id = store.get_or_init_cluster_id(|| panic!("must not make a new id")).unwrap();
+    let cluster_id = store
+        .get_or_init_cluster_id(|| panic!("must not make a new id"))
+        .unwrap();
     assert_eq!(cluster_id, "cluster-1");
     assert_eq!(store.next_producer_id_block(10).unwrap(), 2000);
 

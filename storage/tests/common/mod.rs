@@ -80,7 +80,11 @@ pub fn encode_batch(batch: &TestBatch) -> Vec<u8> {
 pub fn simple_batch(count: usize, value_bytes: usize, timestamp: i64) -> Vec<u8> {
     let value = vec![b'v'; value_bytes];
     let records = (0..count)
-        .map(|_| TestRecord { timestamp_delta: 0, key: Some(b"k"), value: Some(&value) })
+        .map(|_| TestRecord {
+            timestamp_delta: 0,
+            key: Some(b"k"),
+            value: Some(&value),
+        })
         .collect();
     encode_batch(&TestBatch {
         base_offset: 0,

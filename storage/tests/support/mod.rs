@@ -36,7 +36,10 @@ pub fn append_many(
 
 /// The stored batch containing `offset`.
 pub fn containing(stored: &[Stored], offset: i64) -> usize {
-    stored.iter().position(|batch| batch.base_offset <= offset && offset <= batch.last_offset).unwrap()
+    stored
+        .iter()
+        .position(|batch| batch.base_offset <= offset && offset <= batch.last_offset)
+        .unwrap()
 }
 
 /// Segment `.log` files in a directory, sorted, with their sizes.
@@ -45,7 +48,12 @@ pub fn segment_files(dir: &std::path::Path) -> Vec<(String, u64)> {
         .unwrap()
         .map(|entry| entry.unwrap())
         .filter(|entry| entry.file_name().to_str().unwrap().ends_with(".log"))
-        .map(|entry| (entry.file_name().into_string().unwrap(), entry.metadata().unwrap().len()))
+        .map(|entry| {
+            (
+                entry.file_name().into_string().unwrap(),
+                entry.metadata().unwrap().len(),
+            )
+        })
         .collect();
     files.sort();
     files
