@@ -38,11 +38,17 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ResponseError, message: impl Into<String>) -> Self {
-        ApiError { code, message: Some(message.into()) }
+        ApiError {
+            code,
+            message: Some(message.into()),
+        }
     }
 
     pub fn code_only(code: ResponseError) -> Self {
-        ApiError { code, message: None }
+        ApiError {
+            code,
+            message: None,
+        }
     }
 }
 
@@ -69,7 +75,9 @@ pub struct Topic {
 
 impl Topic {
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 }
 
@@ -99,7 +107,10 @@ impl TopicsImage {
     }
 
     pub fn partition_count(&self) -> usize {
-        self.by_name.values().map(|topic| topic.partitions.len()).sum()
+        self.by_name
+            .values()
+            .map(|topic| topic.partitions.len())
+            .sum()
     }
 }
 
@@ -179,7 +190,10 @@ impl Broker {
     /// The current topics image; take it once per request.
     pub fn topics(&self) -> Arc<TopicsImage> {
         // A poisoned lock only means a panic elsewhere; the Arc inside is still whole.
-        self.topics.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn publish(&self, image: TopicsImage) {
@@ -191,7 +205,8 @@ impl Broker {
     }
 
     pub fn notify_appended(&self) {
-        self.appended.send_modify(|generation| *generation = generation.wrapping_add(1));
+        self.appended
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
     /// Creates a topic, or with `validate_only` checks that it could be created.
@@ -235,7 +250,7 @@ impl Broker {
     }
 
     fn check_partition_budget(&self, image: &TopicsImage, added: i32) -> Result<(), ApiError> {
-        if added < 1 || added > PARTITIONS_PER_TOPIC_MAX {
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&added) {
             let message = format!(
                 "Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {added}."
             );
@@ -329,7 +344,11 @@ impl Broker {
             partitions,
         };
         self.publish(image.with_topic(Arc::new(next)));
-        tracing::info!(topic = name, partitions = partition_count, "partitions added");
+        tracing::info!(
+            topic = name,
+            partitions = partition_count,
+            "partitions added"
+        );
         Ok(())
     }
 
@@ -500,7 +519,9 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
 
 /// Finishes deletions a crash interrupted.
 fn remove_deleted_dirs(data_dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(data_dir) else { return };
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         if name.to_string_lossy().contains(DELETED_DIR_MARKER) {

@@ -94,7 +94,11 @@ pub struct Config {
     pub retention_bytes: i64,
 
     /// How often retention runs (Kafka's log.retention.check.interval.ms).
-    #[arg(long, env = "SLUICE_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    #[arg(
+        long,
+        env = "SLUICE_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
     pub retention_check_interval_ms: u64,
 
     /// Largest request frame accepted; a longer one closes the connection unread.

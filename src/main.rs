@@ -30,7 +30,10 @@ fn main() -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     let filter = EnvFilter::try_new(&config.log_level)
         .with_context(|| format!("bad --log-level {:?}", config.log_level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")
@@ -62,12 +65,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         data_dir = %broker.config.data_dir.display(),
         "sluice listening"
     );
-    Server::new(broker.clone(), listener).run(shutdown_signal()).await;
+    Server::new(broker.clone(), listener)
+        .run(shutdown_signal())
+        .await;
     for task in background {
         task.abort();
     }
     let closing = broker.clone();
-    tokio::task::spawn_blocking(move || closing.close()).await.context("closing logs")?;
+    tokio::task::spawn_blocking(move || closing.close())
+        .await
+        .context("closing logs")?;
     tracing::info!("sluice stopped");
     Ok(())
 }
@@ -79,17 +86,31 @@ fn advertised_endpoint(config: &Config, bound: SocketAddr) -> anyhow::Result<End
         let (host, port) = text
             .rsplit_once(':')
             .with_context(|| format!("--advertised-address {text:?} is not host:port"))?;
-        let port: u16 = port.parse().with_context(|| format!("bad port in {text:?}"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        anyhow::ensure!(!host.is_empty(), "--advertised-address {text:?} has no host");
-        return Ok(Endpoint { host, port: i32::from(port) });
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("bad port in {text:?}"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        anyhow::ensure!(
+            !host.is_empty(),
+            "--advertised-address {text:?} has no host"
+        );
+        return Ok(Endpoint {
+            host,
+            port: i32::from(port),
+        });
     }
     let host = if bound.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
         bound.ip().to_string()
     };
-    Ok(Endpoint { host, port: i32::from(bound.port()) })
+    Ok(Endpoint {
+        host,
+        port: i32::from(bound.port()),
+    })
 }
 
 fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
@@ -99,7 +120,9 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<(
         tasks.push(spawn_periodic(broker.clone(), period, |b| b.flush_all()));
     }
     let period = Duration::from_millis(broker.config.retention_check_interval_ms);
-    tasks.push(spawn_periodic(broker.clone(), period, |b| b.enforce_retention()));
+    tasks.push(spawn_periodic(broker.clone(), period, |b| {
+        b.enforce_retention()
+    }));
     tasks
 }
 

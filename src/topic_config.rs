@@ -51,7 +51,11 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     key_choice(COMPRESSION_TYPE, ConfigType::String, &["producer"]),
     key_number(INDEX_INTERVAL_BYTES, ConfigType::Int, 0),
     key_number(MAX_MESSAGE_BYTES, ConfigType::Int, 0),
-    key_choice(TIMESTAMP_TYPE, ConfigType::String, &["CreateTime", "LogAppendTime"]),
+    key_choice(
+        TIMESTAMP_TYPE,
+        ConfigType::String,
+        &["CreateTime", "LogAppendTime"],
+    ),
     key_number(MIN_INSYNC_REPLICAS, ConfigType::Int, 1),
     key_number(RETENTION_BYTES, ConfigType::Long, -1),
     key_number(RETENTION_MS, ConfigType::Long, -1),
@@ -60,7 +64,12 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
 ];
 
 const fn key_number(name: &'static str, config_type: ConfigType, minimum: i64) -> ConfigKey {
-    ConfigKey { name, config_type, minimum, choices: &[] }
+    ConfigKey {
+        name,
+        config_type,
+        minimum,
+        choices: &[],
+    }
 }
 
 const fn key_choice(
@@ -68,7 +77,12 @@ const fn key_choice(
     config_type: ConfigType,
     choices: &'static [&'static str],
 ) -> ConfigKey {
-    ConfigKey { name, config_type, minimum: 0, choices }
+    ConfigKey {
+        name,
+        config_type,
+        minimum: 0,
+        choices,
+    }
 }
 
 pub fn config_key(name: &str) -> Option<&'static ConfigKey> {
@@ -81,7 +95,10 @@ pub fn validate_entry(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("Unknown topic config name: {name}"));
     };
     if !key.choices.is_empty() {
-        let all_chosen = value.split(',').map(str::trim).all(|v| key.choices.contains(&v));
+        let all_chosen = value
+            .split(',')
+            .map(str::trim)
+            .all(|v| key.choices.contains(&v));
         if !all_chosen || value.is_empty() {
             return Err(format!(
                 "Invalid value {value} for configuration {name}: String must be one of: {}",
@@ -95,7 +112,9 @@ pub fn validate_entry(name: &str, value: &str) -> Result<(), String> {
         .parse()
         .map_err(|_| format!("Invalid value {value} for configuration {name}: Not a number"))?;
     if key.config_type == ConfigType::Int && i32::try_from(parsed).is_err() {
-        return Err(format!("Invalid value {value} for configuration {name}: Not an int"));
+        return Err(format!(
+            "Invalid value {value} for configuration {name}: Not an int"
+        ));
     }
     if parsed < key.minimum {
         return Err(format!(
@@ -108,7 +127,9 @@ pub fn validate_entry(name: &str, value: &str) -> Result<(), String> {
 
 /// Checks a whole override map.
 pub fn validate_overrides(overrides: &BTreeMap<String, String>) -> Result<(), String> {
-    overrides.iter().try_for_each(|(name, value)| validate_entry(name, value))
+    overrides
+        .iter()
+        .try_for_each(|(name, value)| validate_entry(name, value))
 }
 
 /// The broker-level default of a key, as text.
@@ -129,15 +150,25 @@ pub fn default_value(config: &Config, name: &str) -> String {
 }
 
 /// The value in force: the override, or the broker default.
-pub fn effective_value(config: &Config, overrides: &BTreeMap<String, String>, name: &str) -> String {
-    overrides.get(name).cloned().unwrap_or_else(|| default_value(config, name))
+pub fn effective_value(
+    config: &Config,
+    overrides: &BTreeMap<String, String>,
+    name: &str,
+) -> String {
+    overrides
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| default_value(config, name))
 }
 
 /// Builds the storage configuration of a topic's partitions. Overrides were validated when
 /// stored; a value that still fails to parse falls back to the broker default.
 pub fn log_config(config: &Config, overrides: &BTreeMap<String, String>) -> LogConfig {
     let number = |name: &str, default: i64| -> i64 {
-        overrides.get(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+        overrides
+            .get(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
     };
     let timestamp_type = match overrides.get(TIMESTAMP_TYPE).map(String::as_str) {
         Some("LogAppendTime") => TimestampType::LogAppendTime,
@@ -166,7 +197,12 @@ mod tests {
     #[test]
     fn keys_are_sorted_and_unique() {
         for pair in CONFIG_KEYS.windows(2) {
-            assert!(pair[0].name < pair[1].name, "{} then {}", pair[0].name, pair[1].name);
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} then {}",
+                pair[0].name,
+                pair[1].name
+            );
         }
     }
 

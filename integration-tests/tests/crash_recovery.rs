@@ -52,14 +52,22 @@ fn parse_entry(line: &str) -> Entry {
     else {
         panic!("malformed line {line:?}");
     };
-    let offset: i64 = offset.parse().unwrap_or_else(|_| panic!("offset in {line:?}"));
+    let offset: i64 = offset
+        .parse()
+        .unwrap_or_else(|_| panic!("offset in {line:?}"));
     let number: u64 = key.parse().unwrap_or_else(|_| panic!("key in {line:?}"));
-    assert_eq!(value, value_of(number), "value of record {number} at offset {offset}");
+    assert_eq!(
+        value,
+        value_of(number),
+        "value of record {number} at offset {offset}"
+    );
     Entry { offset, number }
 }
 
 fn script(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name)
 }
 
 /// A producer streaming records; its delivery reports arrive as lines on `reports`.
@@ -81,7 +89,9 @@ impl ProducerRun {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr.reopen().expect("reopen stderr file"));
-        let mut child = command.spawn().unwrap_or_else(|error| panic!("spawn producer: {error}"));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("spawn producer: {error}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (sender, reports) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -139,7 +149,11 @@ impl ProducerRun {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        assert!(status.success(), "producer failed ({status}):\n{}", self.stderr_text());
+        assert!(
+            status.success(),
+            "producer failed ({status}):\n{}",
+            self.stderr_text()
+        );
         self.drain(acks);
     }
 
@@ -168,9 +182,14 @@ struct LogRead {
 fn read_log(broker: &Broker, topic: &str) -> LogRead {
     let output = run_python("crash_consumer.py", &[&broker.bootstrap(), topic]);
     let mut lines: Vec<&str> = output.lines().collect();
-    let end = lines.pop().unwrap_or_else(|| panic!("consumer printed nothing"));
+    let end = lines
+        .pop()
+        .unwrap_or_else(|| panic!("consumer printed nothing"));
     let watermarks: Vec<i64> = match end.strip_prefix("END ") {
-        Some(rest) => rest.split(' ').map(|n| n.parse().expect("watermark")).collect(),
+        Some(rest) => rest
+            .split(' ')
+            .map(|n| n.parse().expect("watermark"))
+            .collect(),
         None => panic!("consumer output does not end with END: {end:?}"),
     };
     assert_eq!(watermarks.len(), 2, "{end:?}");
@@ -195,11 +214,23 @@ impl Expected {
     fn add_acks(&mut self, acks: &[Entry], round: u64) {
         let end = i64::try_from(self.log.len()).unwrap();
         let first = acks.iter().map(|ack| ack.offset).min();
-        assert_eq!(first, Some(end), "round {round}: first ack should be at the log end");
+        assert_eq!(
+            first,
+            Some(end),
+            "round {round}: first ack should be at the log end"
+        );
         for ack in acks {
-            assert_eq!(ack.number / ROUND_NUMBERS, round, "round {round}: stray ack {ack:?}");
+            assert_eq!(
+                ack.number / ROUND_NUMBERS,
+                round,
+                "round {round}: stray ack {ack:?}"
+            );
             let previous = self.acked.insert(ack.offset, ack.number);
-            assert!(previous.is_none(), "offset {} acked twice: {previous:?} and {ack:?}", ack.offset);
+            assert!(
+                previous.is_none(),
+                "offset {} acked twice: {previous:?} and {ack:?}",
+                ack.offset
+            );
         }
     }
 
@@ -207,10 +238,21 @@ impl Expected {
     /// prefix, every acked record at its offset, nothing a producer did not send.
     fn check(&mut self, read: LogRead, rounds_run: u64) {
         assert_eq!(read.low, 0, "log start moved");
-        assert_eq!(i64::try_from(read.entries.len()).unwrap(), read.high, "records vs high watermark");
+        assert_eq!(
+            i64::try_from(read.entries.len()).unwrap(),
+            read.high,
+            "records vs high watermark"
+        );
         for (position, entry) in read.entries.iter().enumerate() {
-            assert_eq!(entry.offset, i64::try_from(position).unwrap(), "offsets are contiguous");
-            assert!(entry.number / ROUND_NUMBERS < rounds_run, "record never produced: {entry:?}");
+            assert_eq!(
+                entry.offset,
+                i64::try_from(position).unwrap(),
+                "offsets are contiguous"
+            );
+            assert!(
+                entry.number / ROUND_NUMBERS < rounds_run,
+                "record never produced: {entry:?}"
+            );
         }
         assert!(
             read.entries.starts_with(&self.log),
@@ -221,7 +263,12 @@ impl Expected {
         for (&offset, &number) in &self.acked {
             let found = read.entries.get(usize::try_from(offset).unwrap());
             let found = found.map(|entry| entry.number);
-            assert_eq!(found, Some(number), "acknowledged record at offset {offset} (of {})", read.high);
+            assert_eq!(
+                found,
+                Some(number),
+                "acknowledged record at offset {offset} (of {})",
+                read.high
+            );
         }
         self.log = read.entries;
     }
@@ -243,27 +290,47 @@ fn crash_rounds(broker_args: &[&str], acks_per_round: &[usize], segments_min: us
         producer.wait_for_acks(ack_count, &mut acks);
         broker.kill9();
         producer.kill(&mut acks);
-        println!("round {round}: killed after {} acks (wanted {ack_count})", acks.len());
+        println!(
+            "round {round}: killed after {} acks (wanted {ack_count})",
+            acks.len()
+        );
         expected.add_acks(&acks, round);
         broker.restart();
         expected.check(read_log(&broker, &topic), round + 1);
-        println!("round {round}: log holds {} records after restart", expected.log.len());
+        println!(
+            "round {round}: log holds {} records after restart",
+            expected.log.len()
+        );
     }
     let round = u64::try_from(acks_per_round.len()).unwrap();
-    let producer =
-        ProducerRun::spawn(&broker.bootstrap(), &topic, round * ROUND_NUMBERS, Some(FINAL_RECORDS));
+    let producer = ProducerRun::spawn(
+        &broker.bootstrap(),
+        &topic,
+        round * ROUND_NUMBERS,
+        Some(FINAL_RECORDS),
+    );
     let mut acks = Vec::new();
     producer.finish(&mut acks);
-    assert_eq!(acks.len(), usize::try_from(FINAL_RECORDS).unwrap(), "final producer acks");
+    assert_eq!(
+        acks.len(),
+        usize::try_from(FINAL_RECORDS).unwrap(),
+        "final producer acks"
+    );
     let end = i64::try_from(expected.log.len()).unwrap();
     let offsets: Vec<i64> = acks.iter().map(|ack| ack.offset).collect();
     let wanted: Vec<i64> = (end..end + offsets.len() as i64).collect();
-    assert_eq!(offsets, wanted, "producing after restart continues at the log end");
+    assert_eq!(
+        offsets, wanted,
+        "producing after restart continues at the log end"
+    );
     expected.add_acks(&acks, round);
     expected.check(read_log(&broker, &topic), round + 1);
     broker.stop();
     let segments = segment_files(broker.data_dir());
-    assert!(segments >= segments_min, "{segments} segment files, wanted {segments_min} or more");
+    assert!(
+        segments >= segments_min,
+        "{segments} segment files, wanted {segments_min} or more"
+    );
 }
 
 /// `*.log` files anywhere under `dir`: the partition's segments.

@@ -9,7 +9,10 @@ use kafka_protocol::ResponseError;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{message, str_bytes, RequestContext};
 
-pub async fn handle(context: &RequestContext<'_>, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
         let mut result = AlterConfigsResourceResponse::default();
@@ -24,7 +27,10 @@ pub async fn handle(context: &RequestContext<'_>, request: AlterConfigsRequest) 
                     }
                 }
                 let name = resource.resource_name.as_str();
-                let outcome = context.broker.set_topic_overrides(name, overrides, request.validate_only).await;
+                let outcome = context
+                    .broker
+                    .set_topic_overrides(name, overrides, request.validate_only)
+                    .await;
                 if let Err(error) = outcome {
                     result.error_code = error.code.code();
                     result.error_message = message(&error);
@@ -32,7 +38,8 @@ pub async fn handle(context: &RequestContext<'_>, request: AlterConfigsRequest) 
             }
             RESOURCE_BROKER => {
                 result.error_code = ResponseError::InvalidRequest.code();
-                result.error_message = Some(str_bytes("Broker configs are static: set them as flags"));
+                result.error_message =
+                    Some(str_bytes("Broker configs are static: set them as flags"));
             }
             _ => {
                 result.error_code = ResponseError::InvalidRequest.code();

@@ -26,7 +26,9 @@ fn valid_software_field(text: &str) -> bool {
     };
     first.is_ascii_alphanumeric()
         && last.is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.')
 }
 
 #[cfg(test)]
@@ -35,7 +37,13 @@ mod tests {
 
     #[test]
     fn software_fields_follow_kafkas_pattern() {
-        for good in ["a", "librdkafka", "apache-kafka-java", "2.3.0", "kafka-python"] {
+        for good in [
+            "a",
+            "librdkafka",
+            "apache-kafka-java",
+            "2.3.0",
+            "kafka-python",
+        ] {
             assert!(valid_software_field(good), "{good}");
         }
         for bad in ["", "-a", "a-", "a b", "a_b", ".x"] {

@@ -26,7 +26,10 @@ pub async fn handle(
             ))
         } else {
             let name = wanted.name.0.as_str();
-            context.broker.create_partitions(name, wanted.count, request.validate_only).await
+            context
+                .broker
+                .create_partitions(name, wanted.count, request.validate_only)
+                .await
         };
         if let Err(error) = outcome {
             result.error_code = error.code.code();

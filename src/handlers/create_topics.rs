@@ -18,7 +18,10 @@ use crate::topic_name::validate_topic_name;
 pub const SOURCE_TOPIC: i8 = 1;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 
-pub async fn handle(context: &RequestContext<'_>, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     // Kafka refuses every copy of a name that appears twice in one request.
     let mut seen = HashSet::new();
@@ -68,18 +71,24 @@ async fn create_one(
 ) -> Result<(uuid::Uuid, i32, BTreeMap<String, String>), ApiError> {
     let broker = context.broker;
     let name = wanted.name.0.as_str();
-    validate_topic_name(name).map_err(|m| ApiError::new(ResponseError::InvalidTopicException, m))?;
+    validate_topic_name(name)
+        .map_err(|m| ApiError::new(ResponseError::InvalidTopicException, m))?;
     let partitions = partition_count(context, wanted)?;
     check_replication(context, wanted)?;
     let mut overrides = BTreeMap::new();
     for entry in &wanted.configs {
         let Some(value) = &entry.value else {
-            let text = format!("Null value not supported for topic config {}", entry.name.as_str());
+            let text = format!(
+                "Null value not supported for topic config {}",
+                entry.name.as_str()
+            );
             return Err(ApiError::new(ResponseError::InvalidConfig, text));
         };
         overrides.insert(entry.name.to_string(), value.to_string());
     }
-    let topic = broker.create_topic(name, partitions, overrides, validate_only).await?;
+    let topic = broker
+        .create_topic(name, partitions, overrides, validate_only)
+        .await?;
     Ok((topic.id, partitions, topic.overrides.clone()))
 }
 
@@ -103,7 +112,10 @@ fn partition_count(context: &RequestContext<'_>, wanted: &CreatableTopic) -> Res
     }
 }
 
-fn check_replication(context: &RequestContext<'_>, wanted: &CreatableTopic) -> Result<(), ApiError> {
+fn check_replication(
+    context: &RequestContext<'_>,
+    wanted: &CreatableTopic,
+) -> Result<(), ApiError> {
     let node = context.broker.node_id();
     for assignment in &wanted.assignments {
         if assignment.broker_ids.len() != 1 || assignment.broker_ids[0].0 != node {
@@ -143,8 +155,11 @@ fn config_entries(
             let value = topic_config::effective_value(&context.broker.config, overrides, key.name);
             entry.value = Some(str_bytes(value));
             entry.read_only = false;
-            entry.config_source =
-                if overrides.contains_key(key.name) { SOURCE_TOPIC } else { SOURCE_STATIC_BROKER };
+            entry.config_source = if overrides.contains_key(key.name) {
+                SOURCE_TOPIC
+            } else {
+                SOURCE_STATIC_BROKER
+            };
             entry.is_sensitive = false;
             entry
         })

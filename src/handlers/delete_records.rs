@@ -11,7 +11,10 @@ use super::RequestContext;
 /// DeleteRecords' "up to the high watermark".
 const HIGH_WATERMARK: i64 = -1;
 
-pub fn handle(context: &RequestContext<'_>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn handle(
+    context: &RequestContext<'_>,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let image = context.broker.topics();
     let mut response = DeleteRecordsResponse::default();
     for wanted_topic in request.topics {
@@ -31,7 +34,10 @@ pub fn handle(context: &RequestContext<'_>, request: DeleteRecordsRequest) -> De
                     } else {
                         wanted.offset
                     };
-                    match context.broker.delete_records_before(&name, partition, offset) {
+                    match context
+                        .broker
+                        .delete_records_before(&name, partition, offset)
+                    {
                         Ok(low_watermark) => result.low_watermark = low_watermark,
                         Err(error) => result.error_code = error.code.code(),
                     }

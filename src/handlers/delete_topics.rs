@@ -7,18 +7,34 @@ use uuid::Uuid;
 
 use super::{message, str_bytes, RequestContext};
 
-pub async fn handle(context: &RequestContext<'_>, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let mut response = DeleteTopicsResponse::default();
     // v0-v5 list names; v6+ list (name or id) states.
-    let mut wanted: Vec<(Option<String>, Uuid)> =
-        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect();
-    wanted.extend(request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)));
+    let mut wanted: Vec<(Option<String>, Uuid)> = request
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+        .collect();
+    wanted.extend(
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
     for (name, id) in wanted {
         let mut result = DeletableTopicResult::default();
         result.topic_id = id;
         let name = match name {
             Some(name) => Some(name),
-            None => context.broker.topics().by_id.get(&id).map(|t| t.name.clone()),
+            None => context
+                .broker
+                .topics()
+                .by_id
+                .get(&id)
+                .map(|t| t.name.clone()),
         };
         result.name = name.as_ref().map(|n| TopicName(str_bytes(n.clone())));
         let Some(name) = name else {

@@ -29,9 +29,17 @@ pub fn handle(
         result.resource_name = resource.resource_name.clone();
         let keys = resource.configuration_keys.as_deref();
         let entries = match resource.resource_type {
-            RESOURCE_TOPIC => topic_entries(context, resource.resource_name.as_str(), keys, request.include_synonyms),
+            RESOURCE_TOPIC => topic_entries(
+                context,
+                resource.resource_name.as_str(),
+                keys,
+                request.include_synonyms,
+            ),
             RESOURCE_BROKER => broker_entries(context, resource.resource_name.as_str(), keys),
-            _ => Err((ResponseError::InvalidRequest, "Unsupported resource type".to_string())),
+            _ => Err((
+                ResponseError::InvalidRequest,
+                "Unsupported resource type".to_string(),
+            )),
         };
         match entries {
             Ok(configs) => result.configs = configs,
@@ -69,7 +77,11 @@ fn topic_entries(
         .map(|key| {
             let overridden = topic.overrides.get(key.name);
             let value = topic_config::effective_value(config, &topic.overrides, key.name);
-            let source = if overridden.is_some() { SOURCE_TOPIC } else { SOURCE_STATIC_BROKER };
+            let source = if overridden.is_some() {
+                SOURCE_TOPIC
+            } else {
+                SOURCE_STATIC_BROKER
+            };
             let mut entry = entry(context, key.name, value, source, key.config_type);
             if include_synonyms {
                 entry.synonyms = synonyms(config, &topic.overrides, key.name);
@@ -79,7 +91,11 @@ fn topic_entries(
         .collect())
 }
 
-fn synonyms(config: &Config, overrides: &BTreeMap<String, String>, name: &str) -> Vec<DescribeConfigsSynonym> {
+fn synonyms(
+    config: &Config,
+    overrides: &BTreeMap<String, String>,
+    name: &str,
+) -> Vec<DescribeConfigsSynonym> {
     let mut list = Vec::new();
     if let Some(value) = overrides.get(name) {
         let mut synonym = DescribeConfigsSynonym::default();
@@ -118,21 +134,59 @@ fn entry(
 fn broker_entries(context: &RequestContext<'_>, name: &str, keys: Option<&[StrBytes]>) -> Entries {
     let broker = context.broker;
     if !name.is_empty() && name != broker.node_id().to_string() {
-        return Err((ResponseError::InvalidRequest, format!("Unknown broker {name}")));
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("Unknown broker {name}"),
+        ));
     }
     let config = &broker.config;
-    let advertised = format!("PLAINTEXT://{}:{}", broker.advertised.host, broker.advertised.port);
+    let advertised = format!(
+        "PLAINTEXT://{}:{}",
+        broker.advertised.host, broker.advertised.port
+    );
     let values: [(&str, String, ConfigType); 10] = [
         ("node.id", config.node_id.to_string(), ConfigType::Int),
         ("advertised.listeners", advertised, ConfigType::List),
-        ("log.dirs", config.data_dir.display().to_string(), ConfigType::String),
-        ("num.partitions", config.default_partitions.to_string(), ConfigType::Int),
-        ("auto.create.topics.enable", config.auto_create_topics.to_string(), ConfigType::String),
-        ("log.retention.ms", config.retention_ms.to_string(), ConfigType::Long),
-        ("log.retention.bytes", config.retention_bytes.to_string(), ConfigType::Long),
-        ("log.segment.bytes", config.segment_bytes.to_string(), ConfigType::Int),
-        ("message.max.bytes", config.max_message_bytes.to_string(), ConfigType::Int),
-        ("socket.request.max.bytes", config.max_request_bytes.to_string(), ConfigType::Int),
+        (
+            "log.dirs",
+            config.data_dir.display().to_string(),
+            ConfigType::String,
+        ),
+        (
+            "num.partitions",
+            config.default_partitions.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "auto.create.topics.enable",
+            config.auto_create_topics.to_string(),
+            ConfigType::String,
+        ),
+        (
+            "log.retention.ms",
+            config.retention_ms.to_string(),
+            ConfigType::Long,
+        ),
+        (
+            "log.retention.bytes",
+            config.retention_bytes.to_string(),
+            ConfigType::Long,
+        ),
+        (
+            "log.segment.bytes",
+            config.segment_bytes.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "message.max.bytes",
+            config.max_message_bytes.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "socket.request.max.bytes",
+            config.max_request_bytes.to_string(),
+            ConfigType::Int,
+        ),
     ];
     Ok(values
         .into_iter()

@@ -21,17 +21,27 @@ pub fn handle(
     result.usable_bytes = -1;
     // Null: every topic; otherwise the named ones (unknown names are left out, as Kafka does).
     let wanted: Vec<(String, Option<Vec<i32>>)> = match request.topics {
-        None => image.by_name.keys().map(|name| (name.clone(), None)).collect(),
-        Some(topics) => {
-            topics.into_iter().map(|t| (t.topic.0.to_string(), Some(t.partitions))).collect()
-        }
+        None => image
+            .by_name
+            .keys()
+            .map(|name| (name.clone(), None))
+            .collect(),
+        Some(topics) => topics
+            .into_iter()
+            .map(|t| (t.topic.0.to_string(), Some(t.partitions)))
+            .collect(),
     };
     for (name, partitions) in wanted {
-        let Some(topic) = image.by_name.get(&name) else { continue };
+        let Some(topic) = image.by_name.get(&name) else {
+            continue;
+        };
         let mut entry = DescribeLogDirsTopic::default();
         entry.name = TopicName(str_bytes(name));
         for partition in &topic.partitions {
-            if partitions.as_ref().is_some_and(|p| !p.contains(&partition.index)) {
+            if partitions
+                .as_ref()
+                .is_some_and(|p| !p.contains(&partition.index))
+            {
                 continue;
             }
             let mut p = DescribeLogDirsPartition::default();

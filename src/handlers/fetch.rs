@@ -46,7 +46,11 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
 }
 
 fn has_errors(response: &FetchResponse) -> bool {
-    response.responses.iter().flat_map(|t| t.partitions.iter()).any(|p| p.error_code != 0)
+    response
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .any(|p| p.error_code != 0)
 }
 
 /// One pass over every requested partition. Returns the response and its record bytes.
@@ -84,7 +88,10 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
                     // however large, so a consumer can always make progress.
                     let min_one_batch = total == 0;
                     let max_bytes = partition_max.min(budget);
-                    match partition.log.read(wanted.fetch_offset, max_bytes, min_one_batch) {
+                    match partition
+                        .log
+                        .read(wanted.fetch_offset, max_bytes, min_one_batch)
+                    {
                         Ok(read) => {
                             let length = read.records.len();
                             data.high_watermark = read.high_watermark;

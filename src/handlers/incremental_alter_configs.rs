@@ -29,13 +29,22 @@ pub async fn handle(
         result.resource_name = resource.resource_name.clone();
         let outcome = match resource.resource_type {
             RESOURCE_TOPIC => {
-                alter_topic(context, resource.resource_name.as_str(), &resource.configs, request.validate_only).await
+                alter_topic(
+                    context,
+                    resource.resource_name.as_str(),
+                    &resource.configs,
+                    request.validate_only,
+                )
+                .await
             }
             RESOURCE_BROKER => Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 "Broker configs are static: set them as flags",
             )),
-            _ => Err(ApiError::new(ResponseError::InvalidRequest, "Unsupported resource type")),
+            _ => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                "Unsupported resource type",
+            )),
         };
         if let Err(error) = outcome {
             result.error_code = error.code.code();
@@ -60,7 +69,10 @@ async fn alter_topic(
     for change in changes {
         apply(context, &mut overrides, change)?;
     }
-    context.broker.set_topic_overrides(name, overrides, validate_only).await
+    context
+        .broker
+        .set_topic_overrides(name, overrides, validate_only)
+        .await
 }
 
 fn apply(
@@ -88,9 +100,18 @@ fn apply(
                 return Err(invalid(text));
             }
             let current = topic_config::effective_value(&context.broker.config, overrides, &key);
-            let mut items: Vec<String> =
-                current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-            for item in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let mut items: Vec<String> = current
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            for item in value
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 let present = items.iter().any(|i| i == item);
                 if change.config_operation == OP_APPEND && !present {
                     items.push(item.to_string());

@@ -47,8 +47,11 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
     };
     let Some(wanted) = wanted else {
         let image = broker.topics();
-        response.topics =
-            image.by_name.values().map(|topic| topic_entry(context, topic, with_operations)).collect();
+        response.topics = image
+            .by_name
+            .values()
+            .map(|topic| topic_entry(context, topic, with_operations))
+            .collect();
         return response;
     };
     // Kafka: v0-v3 always allow auto-creation; v4+ say so per request.
@@ -93,7 +96,10 @@ async fn named_topic(
         return error_entry(Some(name), ResponseError::UnknownTopicOrPartition);
     }
     let partitions = context.broker.config.default_partitions;
-    let created = context.broker.create_topic(name, partitions, Default::default(), false).await;
+    let created = context
+        .broker
+        .create_topic(name, partitions, Default::default(), false)
+        .await;
     match created {
         Ok(topic) => topic_entry(context, &topic, with_operations),
         // Another request created it meanwhile.
@@ -110,7 +116,11 @@ async fn named_topic(
     }
 }
 
-fn topic_by_id(context: &RequestContext<'_>, id: Uuid, with_operations: bool) -> MetadataResponseTopic {
+fn topic_by_id(
+    context: &RequestContext<'_>,
+    id: Uuid,
+    with_operations: bool,
+) -> MetadataResponseTopic {
     match context.broker.topics().by_id.get(&id) {
         Some(topic) => topic_entry(context, topic, with_operations),
         None => {
@@ -141,8 +151,11 @@ pub fn topic_entry(
         entry.topic_id = topic.id;
     }
     entry.is_internal = false;
-    entry.topic_authorized_operations =
-        if with_operations { TOPIC_OPERATIONS_ALL } else { AUTHORIZED_OPERATIONS_OMITTED };
+    entry.topic_authorized_operations = if with_operations {
+        TOPIC_OPERATIONS_ALL
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
     entry.partitions = topic
         .partitions
         .iter()

@@ -46,7 +46,9 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
             ResponseKind::Metadata(metadata::handle(context, request).await)
         }
         RequestKind::Produce(request) => {
-            return produce::handle(context, request).await.map(ResponseKind::Produce)
+            return produce::handle(context, request)
+                .await
+                .map(ResponseKind::Produce)
         }
         RequestKind::Fetch(request) => ResponseKind::Fetch(fetch::handle(context, request).await),
         RequestKind::ListOffsets(request) => {
@@ -149,7 +151,11 @@ mod tests {
             ApiKey::DescribeLogDirs,
         ];
         for api in sluice_wire::versions::SUPPORTED_APIS {
-            assert!(handled.contains(&api.api_key), "{:?} advertised, not handled", api.api_key);
+            assert!(
+                handled.contains(&api.api_key),
+                "{:?} advertised, not handled",
+                api.api_key
+            );
         }
         assert_eq!(handled.len(), sluice_wire::versions::SUPPORTED_APIS.len());
     }

@@ -26,12 +26,19 @@ pub async fn handle(
     let acks = request.acks;
     let mut response = ProduceResponse::default();
     if !matches!(acks, -1..=1) {
-        response.responses = error_for_all(context.api_version, &request, ResponseError::InvalidRequiredAcks);
+        response.responses = error_for_all(
+            context.api_version,
+            &request,
+            ResponseError::InvalidRequiredAcks,
+        );
         return Some(response);
     }
     if request.transactional_id.is_some() {
-        response.responses =
-            error_for_all(context.api_version, &request, ResponseError::TransactionalIdAuthorizationFailed);
+        response.responses = error_for_all(
+            context.api_version,
+            &request,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        );
         return Some(response);
     }
     let image = context.broker.topics();

@@ -42,7 +42,10 @@ fn one_batch() -> bytes::Bytes {
         delete_horizon: false,
     };
     let mut out = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
     RecordBatchEncoder::encode(&mut out, [&record], &options).expect("encode batch");
     out.freeze()
 }
@@ -75,7 +78,11 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
             bad.index = 7;
             bad.records = Some(one_batch());
             let mut data = produce_request::TopicProduceData::default();
-            data.name = if version < 13 { topic_name(topic) } else { topic_name("") };
+            data.name = if version < 13 {
+                topic_name(topic)
+            } else {
+                topic_name("")
+            };
             data.topic_id = if version >= 13 { id } else { Uuid::nil() };
             data.partition_data = vec![partition, bad];
             let mut r = ProduceRequest::default();
@@ -91,7 +98,11 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
                 partition.fetch_offset = offset;
                 partition.partition_max_bytes = 1 << 20;
                 let mut wanted = fetch_request::FetchTopic::default();
-                wanted.topic = if version < 13 { topic_name(topic) } else { topic_name("") };
+                wanted.topic = if version < 13 {
+                    topic_name(topic)
+                } else {
+                    topic_name("")
+                };
                 wanted.topic_id = if version >= 13 { id } else { Uuid::nil() };
                 wanted.partitions = vec![partition];
                 let mut r = FetchRequest::default();
@@ -208,7 +219,8 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
             vec![RequestKind::DescribeCluster(r)]
         }
         ApiKey::OffsetForLeaderEpoch => {
-            let mut partition = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+            let mut partition =
+                offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
             partition.partition = 0;
             partition.leader_epoch = 0;
             partition.current_leader_epoch = -1;
@@ -229,14 +241,23 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
 async fn every_response_encodes_at_every_advertised_version() {
     let data_dir = tempfile::tempdir().expect("tempdir");
     let data_dir_text = data_dir.path().to_str().expect("utf-8 path").to_string();
-    let config = Config::try_parse_from(["sluice", "--data-dir", &data_dir_text])
-        .expect("config");
-    let endpoint = Endpoint { host: "127.0.0.1".into(), port: 9092 };
+    let config = Config::try_parse_from(["sluice", "--data-dir", &data_dir_text]).expect("config");
+    let endpoint = Endpoint {
+        host: "127.0.0.1".into(),
+        port: 9092,
+    };
     let broker = Arc::new(Broker::open(config, endpoint).expect("open broker"));
-    let topic = broker.create_topic("matrix", 1, Default::default(), false).await.expect("topic");
+    let topic = broker
+        .create_topic("matrix", 1, Default::default(), false)
+        .await
+        .expect("topic");
     let mut encoded = 0;
     for api in sluice_wire::versions::SUPPORTED_APIS {
-        let first = if api.api_key == ApiKey::Produce { 3 } else { api.min_version };
+        let first = if api.api_key == ApiKey::Produce {
+            3
+        } else {
+            api.min_version
+        };
         for version in first..=api.max_version {
             for request in requests(api.api_key, version, "matrix", topic.id) {
                 let context = RequestContext {
@@ -249,8 +270,14 @@ async fn every_response_encodes_at_every_advertised_version() {
                     panic!("{:?} v{version} gave no response", api.api_key);
                 };
                 let mut out = BytesMut::new();
-                sluice_wire::response::encode_response(api.api_key, version, 7, &response, &mut out)
-                    .unwrap_or_else(|e| panic!("{:?} v{version}: {e:?}", api.api_key));
+                sluice_wire::response::encode_response(
+                    api.api_key,
+                    version,
+                    7,
+                    &response,
+                    &mut out,
+                )
+                .unwrap_or_else(|e| panic!("{:?} v{version}: {e:?}", api.api_key));
                 assert!(out.len() > 8);
                 encoded += 1;
             }

@@ -147,12 +147,20 @@ async fn serve_frame(
             }
             Next::Continue
         }
-        Decoded::ApiVersionsTooNew { correlation_id, api_version } => {
+        Decoded::ApiVersionsTooNew {
+            correlation_id,
+            api_version,
+        } => {
             tracing::debug!(%peer, api_version, "ApiVersions too new; answering with v0");
             encode_api_versions_unsupported(correlation_id, output);
             Next::Continue
         }
-        Decoded::LegacyProduce { correlation_id, api_version, acks, topics } => {
+        Decoded::LegacyProduce {
+            correlation_id,
+            api_version,
+            acks,
+            topics,
+        } => {
             tracing::info!(%peer, api_version, "Produce v0-v2 is not served yet");
             if acks != 0 {
                 let code = ResponseError::UnsupportedVersion.code();

@@ -26,7 +26,11 @@ impl Server {
     pub fn new(broker: Arc<Broker>, listener: TcpListener) -> Server {
         let permits = broker.config.max_connections;
         assert!(permits > 0);
-        Server { broker, listener, connection_permits: Arc::new(Semaphore::new(permits)) }
+        Server {
+            broker,
+            listener,
+            connection_permits: Arc::new(Semaphore::new(permits)),
+        }
     }
 
     /// Serves until `shutdown` resolves, then waits (bounded) for connections to finish.
@@ -65,7 +69,10 @@ impl Server {
             // Reap finished connection tasks so the set does not grow with history.
             while connections.try_join_next().is_some() {}
         }
-        tracing::info!(open = connections.len(), "shutting down: draining connections");
+        tracing::info!(
+            open = connections.len(),
+            "shutting down: draining connections"
+        );
         let _ = stop_sender.send(());
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while connections.join_next().await.is_some() {}
