@@ -1,7 +1,9 @@
 """confluent-kafka (librdkafka) helpers shared by the confluent_*.py scripts."""
 
+import sys
+
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import DEADLINE_S, Deadline, check, fail, to_json, wait_for
 
@@ -13,27 +15,30 @@ def admin(bootstrap):
     return AdminClient({"bootstrap.servers": bootstrap, "broker.address.family": "v4"})
 
 
-def create_topic(admin_client, name, partitions, config=None):
+def create_topic(bootstrap, admin_client, name, partitions, config=None):
     """Creates the topic and waits until every partition answers ListOffsets with (0, 0)."""
     topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
     futures = admin_client.create_topics([topic], operation_timeout=30, request_timeout=DEADLINE_S)
     futures[name].result(timeout=DEADLINE_S)
-    wait_until_ready(admin_client, name, partitions)
+    wait_until_ready(bootstrap, name, partitions)
 
 
-def wait_until_ready(admin_client, name, partitions):
+def wait_until_ready(bootstrap, name, partitions):
     # A broker may answer CreateTopics before its partitions take records (Apache Kafka does);
-    # an acks=0 record sent then would be dropped without an error to show for it.
-    specs = {TopicPartition(name, partition): OffsetSpec.latest() for partition in range(partitions)}
+    # an acks=0 record sent then would be dropped without an error to show for it. A consumer
+    # handle, unlike the admin client, refreshes a partition's unknown leader while it waits.
+    probe = consumer(bootstrap, f"{name}-ready")
 
     def ready():
         try:
-            futures = admin_client.list_offsets(specs, request_timeout=5)
-            return all(future.result(timeout=10).offset == 0 for future in futures.values())
-        except KafkaException:
+            watermarks = [probe.get_watermark_offsets(TopicPartition(name, p), timeout=5) for p in range(partitions)]
+        except KafkaException as error:
+            print(f"{name} not ready yet: {error}", file=sys.stderr)
             return False
+        return all(watermark == (0, 0) for watermark in watermarks)
 
     wait_for(f"{name} to take records", ready, interval_s=0.2)
+    probe.close()
 
 
 def producer(bootstrap, extra):

@@ -37,7 +37,7 @@ def list_offset(admin_client, topic, spec):
 def main():
     bootstrap, topic = sys.argv[1], sys.argv[2]
     admin_client = cc.admin(bootstrap)
-    cc.create_topic(admin_client, topic, 1)
+    cc.create_topic(bootstrap, admin_client, topic, 1)
     base_ms = now_ms() - 600_000
     producer = cc.producer(bootstrap, {"acks": "all"})
     for index in range(COUNT):

@@ -25,7 +25,7 @@ def producer_config(codec, acks):
 
 
 def run(bootstrap, admin_client, topic, codec, acks, count):
-    cc.create_topic(admin_client, topic, PARTITIONS)
+    cc.create_topic(bootstrap, admin_client, topic, PARTITIONS)
     records = make_records(topic, count, PARTITIONS, now_ms() - 60_000)
     producer = cc.producer(bootstrap, producer_config(codec, acks))
     offsets = cc.produce(producer, topic, records)

@@ -62,7 +62,7 @@ def main():
     check(0 < recent < count, "need 0 < RECENT < COUNT")
     first_recent = count - recent
     admin_client = cc.admin(bootstrap)
-    cc.create_topic(admin_client, topic, 1)
+    cc.create_topic(bootstrap, admin_client, topic, 1)
     now = now_ms()
     records = [
         make_record(topic, i, i < first_recent, value_bytes, now - 2 * DAY_MS + i if i < first_recent else now + i)

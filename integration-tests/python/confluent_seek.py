@@ -38,7 +38,7 @@ def main():
     bootstrap, topic = sys.argv[1], sys.argv[2]
     count, start, seek_offset = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     check(0 < seek_offset < start < count, "need 0 < SEEK < START < COUNT")
-    cc.create_topic(cc.admin(bootstrap), topic, 1)
+    cc.create_topic(bootstrap, cc.admin(bootstrap), topic, 1)
     records = make_records(topic, count, 1, now_ms() - 60_000)
     offsets = cc.produce(cc.producer(bootstrap, {"acks": "all"}), topic, records)
     check(offsets == list(range(count)), f"offsets {offsets}")

@@ -494,8 +494,18 @@ fn legacy_produce_versions_are_refused_per_partition() {
 #[test]
 fn lying_lengths_inside_bodies_close_quickly() {
     let fixture = Fixture::start();
-    let mut cases: Vec<(&str, BytesMut)> = Vec::new();
+    let mut cases = lying_counts();
+    cases.extend(lying_lengths(&fixture.topic));
+    for (what, request) in cases {
+        fixture.assert_closes(what, &frame(&request));
+    }
+    fixture.assert_healthy();
+}
 
+/// Requests whose array counts claim more elements than the frame holds, or are negative
+/// where null is not allowed.
+fn lying_counts() -> Vec<(&'static str, BytesMut)> {
+    let mut cases = Vec::new();
     // Metadata v12 whose topics compact array claims 2^31 (and 2^32 - 2) elements.
     for claimed in [(1u32 << 31) + 1, u32::MAX] {
         let mut request = header_v2(3, 12, 1);
@@ -508,6 +518,28 @@ fn lying_lengths_inside_bodies_close_quickly() {
     request.put_i32(i32::MAX);
     request.put_slice(&[0, 1, b'a']);
     cases.push(("metadata v1 topics count", request));
+    // Negative counts for non-nullable arrays.
+    let mut request = header_v1(19, 2, 6);
+    request.put_i32(-3);
+    request.put_slice(&[0; 8]);
+    cases.push(("create topics v2 topics count -3", request));
+    let mut request = header_v1(0, 3, 7);
+    put_string(&mut request, "x"); // transactional id
+    request.put_i16(1);
+    request.put_i32(1000);
+    request.put_i32(-1);
+    cases.push(("produce v3 topics count -1", request));
+    // Compact array length 0 (null) where null is not allowed.
+    let mut request = header_v2(19, 5, 8);
+    request.put_u8(0);
+    request.put_slice(&[0; 8]);
+    cases.push(("create topics v5 null topics", request));
+    cases
+}
+
+/// Requests whose string or bytes lengths claim more than the frame holds, or are negative.
+fn lying_lengths(topic: &str) -> Vec<(&'static str, BytesMut)> {
+    let mut cases = Vec::new();
     // A client id longer than the frame.
     let mut request = BytesMut::new();
     request.put_i16(3);
@@ -528,39 +560,19 @@ fn lying_lengths_inside_bodies_close_quickly() {
     request.put_i16(-5);
     request.put_slice(&[0; 16]);
     cases.push(("create topics name length -5", request));
-    // Negative counts for non-nullable arrays.
-    let mut request = header_v1(19, 2, 6);
-    request.put_i32(-3);
-    request.put_slice(&[0; 8]);
-    cases.push(("create topics v2 topics count -3", request));
-    let mut request = header_v1(0, 3, 7);
-    put_string(&mut request, "x"); // transactional id
-    request.put_i16(1);
-    request.put_i32(1000);
-    request.put_i32(-1);
-    cases.push(("produce v3 topics count -1", request));
-    // Compact array length 0 (null) where null is not allowed.
-    let mut request = header_v2(19, 5, 8);
-    request.put_u8(0);
-    request.put_slice(&[0; 8]);
-    cases.push(("create topics v5 null topics", request));
     // A record set longer than the frame.
     let mut request = header_v1(0, 3, 9);
     request.put_i16(-1); // null transactional id
     request.put_i16(1);
     request.put_i32(1000);
     request.put_i32(1);
-    put_string(&mut request, &fixture.topic);
+    put_string(&mut request, topic);
     request.put_i32(1);
     request.put_i32(0);
     request.put_i32(i32::MAX);
     request.put_slice(&[0; 61]);
     cases.push(("produce v3 record set length", request));
-
-    for (what, request) in cases {
-        fixture.assert_closes(what, &frame(&request));
-    }
-    fixture.assert_healthy();
+    cases
 }
 
 /// A valid batch of three records, to corrupt.
@@ -662,7 +674,12 @@ fn invalid_produce_requests_get_their_error_codes() {
         let code = fixture.produce_refused(valid_batch().freeze(), acks);
         assert_eq!(code, code::INVALID_REQUIRED_ACKS, "acks={acks}");
     }
+    fixture.assert_healthy();
+}
 
+#[test]
+fn produce_to_unknown_partitions_is_refused_per_partition() {
+    let fixture = Fixture::start();
     let mut client = fixture.client();
     let unknown = topic_name("no-such-topic");
     let response = client
@@ -960,7 +977,7 @@ const SENTINEL_CORRELATION_ID: i32 = 0x5e_47_1e_10;
 
 #[test]
 fn random_frames_get_an_answer_or_a_close() {
-    const FRAMES: usize = 300;
+    const FRAMES: usize = 1000;
     let fixture = Fixture::start();
     let seed = seed("random_frames");
     let mut rng = Rng::new(seed);

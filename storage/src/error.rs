@@ -34,6 +34,32 @@ pub enum AppendError {
     /// The payload cannot fit in any segment (Kafka RECORD_BATCH_TOO_LARGE).
     #[error("{bytes} bytes do not fit in a segment of {segment_bytes} bytes")]
     LargerThanSegment { bytes: usize, segment_bytes: u64 },
+    /// An idempotent batch does not continue its producer's sequence (a gap, a reordering,
+    /// or a new epoch not starting at 0): Kafka OUT_OF_ORDER_SEQUENCE_NUMBER.
+    #[error(
+        "out of order sequence number for producer {producer_id} epoch {producer_epoch}: \
+         got {sequence}, expected {expected_sequence}"
+    )]
+    OutOfOrderSequence {
+        producer_id: i64,
+        producer_epoch: i16,
+        sequence: i32,
+        expected_sequence: i32,
+    },
+    /// An idempotent batch carries an epoch older than its producer's latest: Kafka
+    /// INVALID_PRODUCER_EPOCH (a zombie instance of a producer whose epoch was bumped).
+    #[error(
+        "epoch {producer_epoch} of producer {producer_id} is older than the last seen epoch \
+         {current_epoch}"
+    )]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        producer_epoch: i16,
+        current_epoch: i16,
+    },
+    /// An idempotent batch with a negative base sequence: Kafka INVALID_RECORD.
+    #[error("invalid sequence number {sequence} in a batch of producer {producer_id}")]
+    InvalidSequence { producer_id: i64, sequence: i32 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -18,6 +18,11 @@ use crate::error::{AppendError, IoContext, ReadError, StorageError};
 use crate::fs_util;
 use crate::loader::{self, delete_segment_files, OpenReport};
 use crate::lock::lock;
+use crate::producer_recovery;
+use crate::producer_snapshot;
+use crate::producer_state::{
+    AppendPlan, ProducerEntry, ProducerStateMap, PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+};
 use crate::segment::{Segment, SEGMENT_BYTES_LIMIT};
 
 /// Per-log settings, named and defaulted like Kafka's topic configs.
@@ -39,6 +44,9 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// fsync before an append returns.
     pub flush_every_append: bool,
+    /// `producer.id.expiration.ms`: an idempotent producer with no append for this long is
+    /// forgotten.
+    pub producer_id_expiration_ms: i64,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -54,6 +62,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
             flush_every_append: false,
+            producer_id_expiration_ms: PRODUCER_ID_EXPIRATION_MS_DEFAULT,
         }
     }
 }
@@ -73,6 +82,9 @@ pub struct AppendOutcome {
     pub log_start_offset: i64,
     pub record_count: i64,
     pub bytes: u64,
+    /// Every batch was an idempotent producer's retry of batches already in the log: nothing
+    /// was written, and the offsets (and `log_append_time_ms`) are the original ones.
+    pub duplicate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +141,12 @@ struct Writer {
     now_ms_latest: i64,
     active: ActiveSegment,
     closed: bool,
+    /// Idempotent producers' sequences, as of the log end.
+    producers: ProducerStateMap,
+    /// Offset of the newest producer snapshot file.
+    producer_snapshot_offset: Option<i64>,
+    /// `producers` changed since the newest snapshot.
+    producers_dirty: bool,
 }
 
 pub struct Log {
@@ -141,6 +159,9 @@ pub struct Log {
 /// How many times a reader retries when the writer published a segment maximum timestamp
 /// whose batch is not committed yet (it is committed right after).
 const MAX_TIMESTAMP_READ_ATTEMPTS: u32 = 3;
+
+/// Producer snapshots kept: the newest, and one older in case the newest is damaged.
+const PRODUCER_SNAPSHOTS_RETAINED: usize = 2;
 
 impl Log {
     /// Opens or creates. `log_start_offset_hint` comes from the metadata store
@@ -181,13 +202,23 @@ impl Log {
         fs_util::fsync_dir(dir).context("fsync log directory", dir)?;
         checkpoint::write_recovery_point(dir, log_end_offset)
             .context("write recovery point", dir)?;
+        let rebuilt =
+            producer_recovery::rebuild(dir, &segments, log_start_offset, log_end_offset, now_ms)?;
         let view = View {
             segments: Arc::new(segments),
             log_start_offset,
             log_end_offset,
             active_size_bytes: active_segment.size_bytes(),
         };
-        tracing::debug!(dir = %dir.display(), log_start_offset, log_end_offset, report = ?loaded.report, "log opened");
+        tracing::debug!(
+            dir = %dir.display(),
+            log_start_offset,
+            log_end_offset,
+            report = ?loaded.report,
+            producers = rebuilt.producers.len(),
+            producer_batches_replayed = rebuilt.batches_replayed,
+            "log opened"
+        );
         Ok(Log {
             dir: dir.to_path_buf(),
             writer: Mutex::new(Writer {
@@ -195,6 +226,9 @@ impl Log {
                 now_ms_latest: now_ms,
                 active,
                 closed: false,
+                producers_dirty: rebuilt.snapshot_offset != Some(log_end_offset),
+                producers: rebuilt.producers,
+                producer_snapshot_offset: rebuilt.snapshot_offset,
             }),
             view: Mutex::new(view),
             open_report: loaded.report,
@@ -222,9 +256,11 @@ impl Log {
         Ok(writer)
     }
 
-    /// Validates before writing anything (on error the log is untouched), stamps offsets,
-    /// leader epoch and LogAppendTime, rolls if needed, writes, indexes, and fsyncs if
-    /// configured.
+    /// Validates before writing anything (on error the log is untouched), checks idempotent
+    /// producers' epochs and sequences, stamps offsets, leader epoch and LogAppendTime, rolls
+    /// if needed, writes, indexes, and fsyncs if configured. A payload whose batches are all
+    /// retries of batches in the log is not written: the outcome is `duplicate` with the
+    /// original offsets.
     pub fn append(
         &self,
         batches: &mut [u8],
@@ -253,6 +289,30 @@ impl Log {
                 log_end_offset: base_offset,
             }));
         }
+        let plan = writer.producers.plan_append(
+            batches,
+            base_offset,
+            now_ms,
+            config.producer_id_expiration_ms,
+        )?;
+        let pending = match plan {
+            AppendPlan::Write(pending) => pending,
+            AppendPlan::Duplicate(original) => {
+                let log_append_time_ms = match config.timestamp_type {
+                    TimestampType::LogAppendTime => original.max_timestamp_ms,
+                    TimestampType::CreateTime => -1,
+                };
+                return Ok(AppendOutcome {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms,
+                    log_start_offset: lock(&self.view).log_start_offset,
+                    record_count: 0,
+                    bytes: 0,
+                    duplicate: true,
+                });
+            }
+        };
         if self.should_roll(
             &writer,
             summary.total_bytes as u64,
@@ -268,8 +328,16 @@ impl Log {
         let active = &mut writer.active;
         let path = active.segment.log_path().to_path_buf();
         let end = active.append(batches, now_ms).context("append", &path)?;
+        if !pending.is_empty() {
+            writer.producers.apply(pending);
+            writer.producers_dirty = true;
+        }
         if config.flush_every_append {
-            active.segment.sync().context("fsync segment", &path)?;
+            writer
+                .active
+                .segment
+                .sync()
+                .context("fsync segment", &path)?;
         }
         let log_start_offset = {
             let mut view = lock(&self.view);
@@ -284,6 +352,7 @@ impl Log {
             log_start_offset,
             record_count: summary.record_count,
             bytes: batches.len() as u64,
+            duplicate: false,
         })
     }
 

@@ -1,0 +1,208 @@
+//! Producer state snapshot files: `<offset 20 digits>.snapshot` in the log directory (Kafka's
+//! naming), holding every producer's state as of the log end `offset`.
+//!
+//! Format (big-endian): version u8, offset i64, producer count u32, then per producer:
+//! producer id i64, epoch i16, last append ms i64, batch count u8 (1..=5), and per batch
+//! first sequence i32, last sequence i32, first offset i64, last offset i64, max timestamp
+//! i64; then CRC-32C of everything before it (u32). Written via temp file + fsync + rename +
+//! directory fsync, so a file is either whole or absent; a damaged one is reported, never
+//! trusted.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::fs_util::{self, parse_segment_file_name, write_file_atomically};
+use crate::producer_state::{
+    BatchMetadata, ProducerEntry, ProducerStateMap, BATCHES_RETAINED, PRODUCERS_MAX,
+};
+
+pub const SNAPSHOT_EXTENSION: &str = "snapshot";
+const SNAPSHOT_VERSION: u8 = 1;
+const HEADER_BYTES: usize = 1 + 8 + 4;
+const CRC_BYTES: usize = 4;
+const PRODUCER_HEADER_BYTES: usize = 8 + 2 + 8 + 1;
+const BATCH_BYTES: usize = 4 + 4 + 8 + 8 + 8;
+const PRODUCER_BYTES_MAX: usize = PRODUCER_HEADER_BYTES + BATCHES_RETAINED * BATCH_BYTES;
+/// The largest well-formed snapshot; a longer file is damaged and is not read.
+pub const SNAPSHOT_BYTES_MAX: u64 =
+    (HEADER_BYTES + PRODUCERS_MAX * PRODUCER_BYTES_MAX + CRC_BYTES) as u64;
+
+/// Why a snapshot file cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotDamage {
+    TooLarge,
+    Truncated,
+    CrcMismatch,
+    UnknownVersion,
+    OffsetMismatch,
+    BadEntry,
+}
+
+pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    fs_util::segment_file_path(dir, offset, SNAPSHOT_EXTENSION)
+}
+
+/// Offsets of the snapshot files in `dir`, ascending.
+pub fn list_snapshots(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut offsets = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str() {
+            if let Some(offset) = parse_segment_file_name(name, SNAPSHOT_EXTENSION) {
+                offsets.push(offset);
+            }
+        }
+    }
+    offsets.sort_unstable();
+    Ok(offsets)
+}
+
+pub fn write_snapshot(dir: &Path, offset: i64, producers: &ProducerStateMap) -> io::Result<()> {
+    write_file_atomically(&snapshot_path(dir, offset), &encode(offset, producers))
+}
+
+pub fn encode(offset: i64, producers: &ProducerStateMap) -> Vec<u8> {
+    let entries = producers.entries_sorted();
+    assert!(entries.len() <= PRODUCERS_MAX);
+    let mut out = Vec::with_capacity(HEADER_BYTES + entries.len() * PRODUCER_BYTES_MAX + 4);
+    out.push(SNAPSHOT_VERSION);
+    out.extend_from_slice(&offset.to_be_bytes());
+    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for (producer_id, entry) in entries {
+        out.extend_from_slice(&producer_id.to_be_bytes());
+        out.extend_from_slice(&entry.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&entry.last_append_ms.to_be_bytes());
+        out.push(entry.batches.len() as u8);
+        for batch in &entry.batches {
+            out.extend_from_slice(&batch.first_sequence.to_be_bytes());
+            out.extend_from_slice(&batch.last_sequence.to_be_bytes());
+            out.extend_from_slice(&batch.first_offset.to_be_bytes());
+            out.extend_from_slice(&batch.last_offset.to_be_bytes());
+            out.extend_from_slice(&batch.max_timestamp_ms.to_be_bytes());
+        }
+    }
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Reads the snapshot at `offset`; the inner error says why it is unusable.
+pub fn read_snapshot(
+    dir: &Path,
+    offset: i64,
+) -> io::Result<Result<ProducerStateMap, SnapshotDamage>> {
+    let path = snapshot_path(dir, offset);
+    let file = fs::File::open(&path)?;
+    if file.metadata()?.len() > SNAPSHOT_BYTES_MAX {
+        return Ok(Err(SnapshotDamage::TooLarge));
+    }
+    let mut bytes = Vec::new();
+    // The bound holds even if the file grows after the metadata call.
+    file.take(SNAPSHOT_BYTES_MAX + 1).read_to_end(&mut bytes)?;
+    Ok(decode(&bytes, offset))
+}
+
+pub fn decode(bytes: &[u8], offset: i64) -> Result<ProducerStateMap, SnapshotDamage> {
+    if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
+        return Err(SnapshotDamage::TooLarge);
+    }
+    if bytes.len() < HEADER_BYTES + CRC_BYTES {
+        return Err(SnapshotDamage::Truncated);
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - CRC_BYTES);
+    if crc32c::crc32c(body) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err(SnapshotDamage::CrcMismatch);
+    }
+    let mut reader = Reader { bytes: body, at: 0 };
+    if reader.u8()? != SNAPSHOT_VERSION {
+        return Err(SnapshotDamage::UnknownVersion);
+    }
+    if reader.i64()? != offset {
+        return Err(SnapshotDamage::OffsetMismatch);
+    }
+    let count = reader.u32()? as usize;
+    if count > PRODUCERS_MAX {
+        return Err(SnapshotDamage::BadEntry);
+    }
+    let mut producers = ProducerStateMap::new();
+    for _ in 0..count {
+        let (producer_id, entry) = decode_entry(&mut reader)?;
+        if producers.get(producer_id).is_some() {
+            return Err(SnapshotDamage::BadEntry);
+        }
+        producers.insert(producer_id, entry);
+    }
+    if reader.at != body.len() {
+        return Err(SnapshotDamage::BadEntry);
+    }
+    Ok(producers)
+}
+
+fn decode_entry(reader: &mut Reader<'_>) -> Result<(i64, ProducerEntry), SnapshotDamage> {
+    let producer_id = reader.i64()?;
+    let producer_epoch = reader.i16()?;
+    let last_append_ms = reader.i64()?;
+    let batch_count = usize::from(reader.u8()?);
+    if producer_id < 0 || batch_count == 0 || batch_count > BATCHES_RETAINED {
+        return Err(SnapshotDamage::BadEntry);
+    }
+    let mut batches = VecDeque::with_capacity(batch_count);
+    for _ in 0..batch_count {
+        let batch = BatchMetadata {
+            first_sequence: reader.i32()?,
+            last_sequence: reader.i32()?,
+            first_offset: reader.i64()?,
+            last_offset: reader.i64()?,
+            max_timestamp_ms: reader.i64()?,
+        };
+        if batch.first_sequence < 0 || batch.last_sequence < 0 || batch.last_offset < batch.first_offset {
+            return Err(SnapshotDamage::BadEntry);
+        }
+        batches.push_back(batch);
+    }
+    let entry = ProducerEntry {
+        producer_epoch,
+        batches,
+        last_append_ms,
+    };
+    Ok((producer_id, entry))
+}
+
+/// Bounds-checked big-endian reads.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], SnapshotDamage> {
+        let end = self.at.checked_add(N).ok_or(SnapshotDamage::Truncated)?;
+        let slice = self.bytes.get(self.at..end).ok_or(SnapshotDamage::Truncated)?;
+        self.at = end;
+        let mut raw = [0u8; N];
+        raw.copy_from_slice(slice);
+        Ok(raw)
+    }
+
+    fn u8(&mut self) -> Result<u8, SnapshotDamage> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    fn i16(&mut self) -> Result<i16, SnapshotDamage> {
+        Ok(i16::from_be_bytes(self.take()?))
+    }
+
+    fn i32(&mut self) -> Result<i32, SnapshotDamage> {
+        Ok(i32::from_be_bytes(self.take()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, SnapshotDamage> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+
+    fn i64(&mut self) -> Result<i64, SnapshotDamage> {
+        Ok(i64::from_be_bytes(self.take()?))
+    }
+}
