@@ -61,7 +61,9 @@ def make_record(tag, index, partitions, base_timestamp_ms, null_header_values=Tr
     if index % 11 == 5 and key is not None:  # some clients refuse a record with neither
         value = None
     else:
-        value = f"{tag}-value-{index}-".encode() + b"x" * (index % 50) + bytes([index % 256, 0, 255])
+        value = (
+            f"{tag}-value-{index}-".encode() + b"x" * (index % 50) + bytes([index % 256, 0, 255])
+        )
     if index % 9 == 0:
         headers = []
     else:
@@ -78,7 +80,9 @@ def make_record(tag, index, partitions, base_timestamp_ms, null_header_values=Tr
 
 
 def make_records(tag, count, partitions, base_timestamp_ms, null_header_values=True):
-    return [make_record(tag, i, partitions, base_timestamp_ms, null_header_values) for i in range(count)]
+    return [
+        make_record(tag, i, partitions, base_timestamp_ms, null_header_values) for i in range(count)
+    ]
 
 
 def hex_or_none(data):
@@ -106,12 +110,18 @@ def check_exact(produced, consumed, offsets_known):
     """`consumed` holds every produced record exactly once, per partition in produce order, at
     offsets 0, 1, 2, ... (the topics are fresh); when the producer reported offsets, they are the
     ones the consumer found."""
-    check(len(consumed) == len(produced), f"consumed {len(consumed)} records, produced {len(produced)}")
+    check(
+        len(consumed) == len(produced),
+        f"consumed {len(consumed)} records, produced {len(produced)}",
+    )
     partitions = sorted({record["partition"] for record in produced})
     for partition in partitions:
         sent = [r for r in produced if r["partition"] == partition]
         got = [r for r in consumed if r["partition"] == partition]
-        check(len(got) == len(sent), f"partition {partition}: consumed {len(got)}, produced {len(sent)}")
+        check(
+            len(got) == len(sent),
+            f"partition {partition}: consumed {len(got)}, produced {len(sent)}",
+        )
         for position, (expected, actual) in enumerate(zip(sent, got)):
             check(
                 actual["offset"] == position,

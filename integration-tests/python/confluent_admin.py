@@ -25,7 +25,9 @@ TIMEOUTS = {"request_timeout": DEADLINE_S}
 
 
 def create(admin_client, topic, validate_only=False):
-    futures = admin_client.create_topics([topic], validate_only=validate_only, operation_timeout=30, **TIMEOUTS)
+    futures = admin_client.create_topics(
+        [topic], validate_only=validate_only, operation_timeout=30, **TIMEOUTS
+    )
     return futures[topic.topic]
 
 
@@ -63,7 +65,9 @@ def describe_topic(admin_client, name):
 
 def topic_configs(admin_client, name):
     resource = ConfigResource(ResourceType.TOPIC, name)
-    entries = admin_client.describe_configs([resource], **TIMEOUTS)[resource].result(timeout=DEADLINE_S)
+    entries = admin_client.describe_configs([resource], **TIMEOUTS)[resource].result(
+        timeout=DEADLINE_S
+    )
     return {key: entry for key, entry in entries.items()}
 
 
@@ -76,12 +80,16 @@ def config_value(admin_client, name, key):
 
 def alter_retention(admin_client, name, retention_ms):
     """Legacy AlterConfigs: replaces the topic's whole dynamic config."""
-    resource = ConfigResource(ResourceType.TOPIC, name, set_config={"retention.ms": str(retention_ms)})
+    resource = ConfigResource(
+        ResourceType.TOPIC, name, set_config={"retention.ms": str(retention_ms)}
+    )
     admin_client.alter_configs([resource], **TIMEOUTS)[resource].result(timeout=DEADLINE_S)
 
 
 def incremental_alter_retention(admin_client, name, retention_ms):
-    entry = ConfigEntry("retention.ms", str(retention_ms), incremental_operation=AlterConfigOpType.SET)
+    entry = ConfigEntry(
+        "retention.ms", str(retention_ms), incremental_operation=AlterConfigOpType.SET
+    )
     resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[entry])
     futures = admin_client.incremental_alter_configs([resource], **TIMEOUTS)
     futures[resource].result(timeout=DEADLINE_S)
@@ -89,15 +97,21 @@ def incremental_alter_retention(admin_client, name, retention_ms):
 
 def check_cluster(admin_client, bootstrap):
     metadata = admin_client.list_topics(timeout=DEADLINE_S)
-    brokers = {node_id: f"{broker.host}:{broker.port}" for node_id, broker in metadata.brokers.items()}
+    brokers = {
+        node_id: f"{broker.host}:{broker.port}" for node_id, broker in metadata.brokers.items()
+    }
     check(brokers == {1: bootstrap}, f"brokers {brokers}, expected {{1: {bootstrap}}}")
     return brokers
 
 
 def check_errors(admin_client, existing, prefix):
     errors = {
-        "existing": create_error(admin_client, NewTopic(existing, num_partitions=1, replication_factor=1)),
-        "bad_name": create_error(admin_client, NewTopic("bad name!", num_partitions=1, replication_factor=1)),
+        "existing": create_error(
+            admin_client, NewTopic(existing, num_partitions=1, replication_factor=1)
+        ),
+        "bad_name": create_error(
+            admin_client, NewTopic("bad name!", num_partitions=1, replication_factor=1)
+        ),
         "zero_partitions": create_error(
             admin_client, NewTopic(f"{prefix}-zero", num_partitions=0, replication_factor=1)
         ),
@@ -112,16 +126,27 @@ def check_errors(admin_client, existing, prefix):
     return errors
 
 
+def wait_for_config(admin_client, name, key, value):
+    """The described config entry once it shows `value` (a broker may apply changes a moment
+    after acknowledging them: Apache Kafka does)."""
+
+    def described():
+        entry = config_value(admin_client, name, key)
+        return entry if entry["value"] == value else None
+
+    return wait_for(f"{name} {key}={value} in describe_configs", described)
+
+
 def check_configs(admin_client, topic):
-    configs = {"created": config_value(admin_client, topic, "retention.ms")}
-    check(configs["created"]["value"] == "86400000", f"created with retention.ms {configs['created']}")
+    configs = {"created": wait_for_config(admin_client, topic, "retention.ms", "86400000")}
     alter_retention(admin_client, topic, 7_200_000)
-    configs["altered"] = config_value(admin_client, topic, "retention.ms")
-    check(configs["altered"]["value"] == "7200000", f"after alter_configs {configs['altered']}")
+    configs["altered"] = wait_for_config(admin_client, topic, "retention.ms", "7200000")
     incremental_alter_retention(admin_client, topic, 3_600_000)
-    configs["incremental"] = config_value(admin_client, topic, "retention.ms")
-    check(configs["incremental"]["value"] == "3600000", f"after incremental {configs['incremental']}")
-    check(configs["incremental"]["source"] == "DYNAMIC_TOPIC_CONFIG", f"source {configs['incremental']}")
+    configs["incremental"] = wait_for_config(admin_client, topic, "retention.ms", "3600000")
+    check(
+        configs["incremental"]["source"] == "DYNAMIC_TOPIC_CONFIG",
+        f"source {configs['incremental']}",
+    )
     return configs
 
 
@@ -137,8 +162,16 @@ def check_create_partitions(admin_client, bootstrap, topic):
     # The new partition takes records like the old ones.
     producer = cc.producer(bootstrap, {"acks": "all"})
     delivered = []
-    producer.produce(topic, value=b"in-new-partition", partition=4, on_delivery=lambda e, m: delivered.append((e, m.offset())))
-    check(producer.flush(DEADLINE_S) == 0 and delivered == [(None, 0)], f"produce to partition 4: {delivered}")
+    producer.produce(
+        topic,
+        value=b"in-new-partition",
+        partition=4,
+        on_delivery=lambda e, m: delivered.append((e, m.offset())),
+    )
+    check(
+        producer.flush(DEADLINE_S) == 0 and delivered == [(None, 0)],
+        f"produce to partition 4: {delivered}",
+    )
     consumer = cc.consumer(bootstrap, f"{topic}-reader")
     check(
         consumer.get_watermark_offsets(TopicPartition(topic, 4), timeout=DEADLINE_S) == (0, 1),
@@ -155,14 +188,14 @@ def main():
     topic = f"{prefix}-main"
     dry_run = f"{prefix}-dry-run"
 
-    create(admin_client, NewTopic(dry_run, num_partitions=2, replication_factor=1), validate_only=True).result(
-        timeout=DEADLINE_S
-    )
+    create(
+        admin_client, NewTopic(dry_run, num_partitions=2, replication_factor=1), validate_only=True
+    ).result(timeout=DEADLINE_S)
     check(dry_run not in topic_names(admin_client), "validate_only created the topic")
     config = {"retention.ms": "86400000"}
-    create(admin_client, NewTopic(topic, num_partitions=3, replication_factor=1, config=config)).result(
-        timeout=DEADLINE_S
-    )
+    create(
+        admin_client, NewTopic(topic, num_partitions=3, replication_factor=1, config=config)
+    ).result(timeout=DEADLINE_S)
     wait_for(f"{topic} in list_topics", lambda: topic in topic_names(admin_client))
     described = describe_topic(admin_client, topic)
     expected_partitions = [{"id": p, "leader": 1, "replicas": [1], "isr": [1]} for p in range(3)]
@@ -175,7 +208,9 @@ def main():
     configs = check_configs(admin_client, topic)
     after_create_partitions = check_create_partitions(admin_client, bootstrap, topic)
 
-    admin_client.delete_topics([topic], operation_timeout=30, **TIMEOUTS)[topic].result(timeout=DEADLINE_S)
+    admin_client.delete_topics([topic], operation_timeout=30, **TIMEOUTS)[topic].result(
+        timeout=DEADLINE_S
+    )
     wait_for(f"{topic} gone from list_topics", lambda: topic not in topic_names(admin_client))
     emit(
         {

@@ -31,7 +31,10 @@ def wait_until_ready(bootstrap, name, partitions):
 
     def ready():
         try:
-            watermarks = [probe.get_watermark_offsets(TopicPartition(name, p), timeout=5) for p in range(partitions)]
+            watermarks = [
+                probe.get_watermark_offsets(TopicPartition(name, p), timeout=5)
+                for p in range(partitions)
+            ]
         except KafkaException as error:
             print(f"{name} not ready yet: {error}", file=sys.stderr)
             return False
@@ -81,7 +84,10 @@ def produce(producer_client, topic, records):
     check(remaining == 0, f"{remaining} records still undelivered after flush")
     for index, report in enumerate(reports):
         check(report is not None, f"no delivery report for record {index}")
-        check(report[0] == records[index]["partition"], f"record {index} went to partition {report[0]}")
+        check(
+            report[0] == records[index]["partition"],
+            f"record {index} went to partition {report[0]}",
+        )
     return [offset for _, offset in reports]
 
 
@@ -140,10 +146,15 @@ def consume_until(consumer_client, topic, ends, what):
         check(message.topic() == topic, f"{what}: record from topic {message.topic()}")
         partition = message.partition()
         check(partition in ends, f"{what}: record from unassigned partition {partition}")
-        check(message.offset() < ends[partition], f"{what}: record past the end: {message_json(message)}")
+        check(
+            message.offset() < ends[partition],
+            f"{what}: record past the end: {message_json(message)}",
+        )
         records.append(message_json(message))
     return records
 
 
 def assign_from(consumer_client, topic, offsets):
-    consumer_client.assign([TopicPartition(topic, partition, offset) for partition, offset in offsets.items()])
+    consumer_client.assign(
+        [TopicPartition(topic, partition, offset) for partition, offset in offsets.items()]
+    )

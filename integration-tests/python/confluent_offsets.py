@@ -41,7 +41,9 @@ def main():
     base_ms = now_ms() - 600_000
     producer = cc.producer(bootstrap, {"acks": "all"})
     for index in range(COUNT):
-        producer.produce(topic, value=f"v{index}".encode(), partition=0, timestamp=base_ms + index * STEP_MS)
+        producer.produce(
+            topic, value=f"v{index}".encode(), partition=0, timestamp=base_ms + index * STEP_MS
+        )
     check(producer.flush(DEADLINE_S) == 0, "records left undelivered")
 
     consumer = cc.consumer(bootstrap, f"{topic}-reader")
@@ -53,7 +55,9 @@ def main():
         "at_last": base_ms + (COUNT - 1) * STEP_MS,
         "after_last": base_ms + COUNT * STEP_MS,
     }
-    found = {name: offset_for_time(consumer, topic, timestamp) for name, timestamp in probes.items()}
+    found = {
+        name: offset_for_time(consumer, topic, timestamp) for name, timestamp in probes.items()
+    }
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=DEADLINE_S)
     consumer.close()
     listed = {
@@ -82,7 +86,10 @@ def main():
     check(listed["earliest"]["offset"] == 0, f"earliest {listed['earliest']}")
     check(listed["latest"]["offset"] == COUNT, f"latest {listed['latest']}")
     expected_for_timestamp = {"offset": 5, "timestamp": base_ms + 5 * STEP_MS}
-    check(listed["for_timestamp"] == expected_for_timestamp, f"for_timestamp {listed['for_timestamp']}")
+    check(
+        listed["for_timestamp"] == expected_for_timestamp,
+        f"for_timestamp {listed['for_timestamp']}",
+    )
     emit(result)
 
 

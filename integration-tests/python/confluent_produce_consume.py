@@ -32,7 +32,10 @@ def run(bootstrap, admin_client, topic, codec, acks, count):
     offsets_known = acks != "0"
     if not offsets_known:
         # With acks=0 the broker sends no response, so there is no offset to report.
-        check(all(offset is None or offset < 0 for offset in offsets), f"acks=0 reported offsets {offsets}")
+        check(
+            all(offset is None or offset < 0 for offset in offsets),
+            f"acks=0 reported offsets {offsets}",
+        )
         offsets = [None] * count
     produced = [to_json(record, offset) for record, offset in zip(records, offsets)]
 
@@ -48,7 +51,10 @@ def run(bootstrap, admin_client, topic, codec, acks, count):
 def main():
     bootstrap, prefix, codec, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     admin_client = cc.admin(bootstrap)
-    runs = [run(bootstrap, admin_client, f"{prefix}-acks-{acks}", codec, acks, count) for acks in ACKS_ALL]
+    runs = [
+        run(bootstrap, admin_client, f"{prefix}-acks-{acks}", codec, acks, count)
+        for acks in ACKS_ALL
+    ]
     emit({"codec": codec, "runs": runs})
 
 

@@ -13,7 +13,13 @@ every record from there on exactly, and the latest offset is unchanged. Prints t
 import sys
 
 from confluent_kafka import TopicPartition
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, OffsetSpec, ResourceType
+from confluent_kafka.admin import (
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    OffsetSpec,
+    ResourceType,
+)
 
 import confluent_common as cc
 from common import DEADLINE_S, check, emit, now_ms, to_json, wait_for
@@ -41,7 +47,9 @@ def list_offset(admin_client, topic, spec):
 
 
 def set_retention_ms(admin_client, topic, retention_ms):
-    entry = ConfigEntry("retention.ms", str(retention_ms), incremental_operation=AlterConfigOpType.SET)
+    entry = ConfigEntry(
+        "retention.ms", str(retention_ms), incremental_operation=AlterConfigOpType.SET
+    )
     resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[entry])
     futures = admin_client.incremental_alter_configs([resource], request_timeout=DEADLINE_S)
     futures[resource].result(timeout=DEADLINE_S)
@@ -65,7 +73,13 @@ def main():
     cc.create_topic(bootstrap, admin_client, topic, 1)
     now = now_ms()
     records = [
-        make_record(topic, i, i < first_recent, value_bytes, now - 2 * DAY_MS + i if i < first_recent else now + i)
+        make_record(
+            topic,
+            i,
+            i < first_recent,
+            value_bytes,
+            now - 2 * DAY_MS + i if i < first_recent else now + i,
+        )
         for i in range(count)
     ]
     offsets = produce_in_batches(bootstrap, topic, records)
@@ -80,7 +94,9 @@ def main():
         seconds=DEADLINE_S,
         interval_s=0.2,
     )
-    check(0 < earliest_seen <= first_recent, f"earliest {earliest_seen}: recent records were deleted")
+    check(
+        0 < earliest_seen <= first_recent, f"earliest {earliest_seen}: recent records were deleted"
+    )
 
     consumer = cc.consumer(bootstrap, f"{topic}-reader")
     cc.assign_from(consumer, topic, {0: 0})
@@ -92,7 +108,9 @@ def main():
     check(consumed == produced[first:], "records after retention differ from the produced ones")
     earliest_final = list_offset(admin_client, topic, OffsetSpec.earliest())
     latest_final = list_offset(admin_client, topic, OffsetSpec.latest())
-    check(earliest_final == first, f"earliest {earliest_final}, but reading from 0 started at {first}")
+    check(
+        earliest_final == first, f"earliest {earliest_final}, but reading from 0 started at {first}"
+    )
     check(latest_final == count, f"latest offset moved to {latest_final}")
     emit(
         {

@@ -17,7 +17,9 @@ from common import DEADLINE_S, Deadline, check, emit, make_records, now_ms, to_j
 
 def read_from(consumer, topic, count, expected):
     """Reads until end-of-partition at `count`; the records must be exactly `expected`."""
-    got = cc.consume_until(consumer, topic, {0: count}, f"{topic} from offset {expected[0]['offset']}")
+    got = cc.consume_until(
+        consumer, topic, {0: count}, f"{topic} from offset {expected[0]['offset']}"
+    )
     check(got == expected, f"expected offsets {[r['offset'] for r in expected]}, got {got}")
     return got
 

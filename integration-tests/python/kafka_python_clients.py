@@ -13,7 +13,17 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from common import DEADLINE_S, Deadline, check, check_exact, emit, make_records, now_ms, to_json, wait_for
+from common import (
+    DEADLINE_S,
+    Deadline,
+    check,
+    check_exact,
+    emit,
+    make_records,
+    now_ms,
+    to_json,
+    wait_for,
+)
 
 PARTITIONS = 2
 # kafka-python's ConsumerRecord.timestamp_type for CreateTime.
@@ -24,13 +34,20 @@ TIMEOUT_MS = int(DEADLINE_S * 1000)
 def describe(admin_client, topic):
     (description,) = admin_client.describe_topics([topic])
     check(description["error_code"] == 0, f"describe_topics: {description}")
-    partitions = sorted(description["partitions"], key=lambda partition: partition["partition_index"])
+    partitions = sorted(
+        description["partitions"], key=lambda partition: partition["partition_index"]
+    )
     for partition in partitions:
         check(partition["error_code"] == 0, f"describe_topics partition: {partition}")
     return {
         "topic": description["name"],
         "partitions": [
-            {"id": p["partition_index"], "leader": p["leader_id"], "replicas": p["replica_nodes"], "isr": p["isr_nodes"]}
+            {
+                "id": p["partition_index"],
+                "leader": p["leader_id"],
+                "replicas": p["replica_nodes"],
+                "isr": p["isr_nodes"],
+            }
             for p in partitions
         ],
     }
@@ -112,7 +129,9 @@ def main():
     admin_client = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=TIMEOUT_MS)
     admin_client.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
     try:
-        admin_client.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+        admin_client.create_topics(
+            [NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]
+        )
         check(False, f"creating {topic} twice succeeded")
     except TopicAlreadyExistsError:
         pass
@@ -126,13 +145,23 @@ def main():
     produced = [to_json(record, offset) for record, offset in zip(records, offsets)]
     consumed, ends = consume(bootstrap, topic, count)
     check_exact(produced, consumed, True)
-    expected_ends = {str(p): sum(1 for r in records if r["partition"] == p) for p in range(PARTITIONS)}
+    expected_ends = {
+        str(p): sum(1 for r in records if r["partition"] == p) for p in range(PARTITIONS)
+    }
     check(ends == expected_ends, f"end offsets {ends}, expected {expected_ends}")
 
     admin_client.delete_topics([topic], timeout_ms=TIMEOUT_MS)
     wait_for(f"{topic} gone from list_topics", lambda: topic not in admin_client.list_topics())
     admin_client.close()
-    emit({"described": described, "produced": produced, "consumed": consumed, "end_offsets": ends, "deleted": True})
+    emit(
+        {
+            "described": described,
+            "produced": produced,
+            "consumed": consumed,
+            "end_offsets": ends,
+            "deleted": True,
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -24,3 +24,4 @@ pub fn topic_name(test: &str) -> String {
     format!("{test}-{}-{sequence}", std::process::id())
 }
 pub mod raw_client;
+pub use process::java_command;

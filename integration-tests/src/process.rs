@@ -115,25 +115,7 @@ pub fn run_python(script: &str, args: &[&str]) -> String {
 /// Runs the Java client program `main_class` (`sluice.it.` is prepended when the name has no
 /// package); asserts it exits 0 and returns its stdout.
 pub fn run_java(main_class: &str, args: &[&str]) -> String {
-    let main_class = if main_class.contains('.') {
-        main_class.to_string()
-    } else {
-        format!("sluice.it.{main_class}")
-    };
-    let java = match std::env::var_os("JAVA_HOME") {
-        Some(home) => PathBuf::from(home).join("bin").join("java"),
-        None => PathBuf::from("java"),
-    };
-    let mut command = Command::new(java);
-    command
-        .arg("-cp")
-        .arg(java_classpath())
-        // The client's INFO log is pages of config dumps; warnings and errors are what a
-        // failure message needs.
-        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-        .arg(&main_class)
-        .args(args);
-    run_command(command, b"", &main_class)
+    run_command(java_command(main_class, args), b"", main_class)
 }
 
 fn java_classpath() -> String {
@@ -235,4 +217,29 @@ pub fn wait_until<T>(deadline: Duration, what: &str, mut f: impl FnMut() -> Opti
         std::thread::sleep(interval);
         interval = (interval * 2).min(POLL_INTERVAL_MAX);
     }
+}
+
+/// A `java` command running the Java client program `main_class` (as [`run_java`] names it)
+/// with `args`, for tests that must watch or interrupt it while it runs; the caller spawns
+/// it and owns the child.
+pub fn java_command(main_class: &str, args: &[&str]) -> Command {
+    let main_class = if main_class.contains('.') {
+        main_class.to_string()
+    } else {
+        format!("sluice.it.{main_class}")
+    };
+    let java = match std::env::var_os("JAVA_HOME") {
+        Some(home) => PathBuf::from(home).join("bin").join("java"),
+        None => PathBuf::from("java"),
+    };
+    let mut command = Command::new(java);
+    command
+        .arg("-cp")
+        .arg(java_classpath())
+        // The client's INFO log is pages of config dumps; warnings and errors are what a
+        // failure message needs.
+        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+        .arg(&main_class)
+        .args(args);
+    command
 }

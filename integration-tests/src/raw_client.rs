@@ -501,3 +501,66 @@ pub fn fetch_request(topic: &str, partition: i32, offset: i64) -> FetchRequest {
     request.topics.push(fetch_topic);
     request
 }
+
+/// InitProducerId version the idempotence helpers speak (v3+ carry producer id and epoch).
+pub const INIT_PRODUCER_ID_VERSION: i16 = 4;
+
+/// What InitProducerId answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdGrant {
+    pub error_code: i16,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+impl RawClient {
+    /// InitProducerId without a transactional id, passing `producer_id`/`producer_epoch`
+    /// (-1/-1 for a new producer, as a client starting up sends).
+    pub fn init_producer_id(&mut self, producer_id: i64, producer_epoch: i16) -> ProducerIdGrant {
+        let mut request = kafka_protocol::messages::InitProducerIdRequest::default();
+        request.transactional_id = None;
+        request.transaction_timeout_ms = 60_000;
+        request.producer_id = kafka_protocol::messages::ProducerId(producer_id);
+        request.producer_epoch = producer_epoch;
+        let response = self.request(INIT_PRODUCER_ID_VERSION, &request);
+        ProducerIdGrant {
+            error_code: response.error_code,
+            producer_id: response.producer_id.0,
+            producer_epoch: response.producer_epoch,
+        }
+    }
+}
+
+/// Like [`record_batch`], as an idempotent producer sends it: `producer_id`, `producer_epoch`
+/// and sequences `base_sequence`, `base_sequence + 1`, … (wrapping at `i32::MAX` as Kafka's).
+pub fn idempotent_record_batch(
+    records: &[TestRecord],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Bytes {
+    assert!(!records.is_empty(), "a batch holds at least one record");
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let mut encoded = to_record((index, record));
+            encoded.producer_id = producer_id;
+            encoded.producer_epoch = producer_epoch;
+            let delta = i32::try_from(index).expect("index fits i32");
+            encoded.sequence = if base_sequence > i32::MAX - delta {
+                delta - (i32::MAX - base_sequence) - 1
+            } else {
+                base_sequence + delta
+            };
+            encoded
+        })
+        .collect();
+    let mut out = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut out, &records, &options).expect("encode record batch");
+    out.freeze()
+}
