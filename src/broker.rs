@@ -13,11 +13,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use kafka_protocol::ResponseError;
-use sluice_storage::{Log, MetadataStore, TopicRecord};
+use sluice_storage::{Log, MetadataStore, OffsetStore, TopicRecord};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::topic_config;
 
 /// Producer ids are taken from the metadata store in blocks, so that one durable write
@@ -27,6 +28,9 @@ const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 const LOCK_FILE_NAME: &str = ".lock";
 const METADATA_FILE_NAME: &str = "metadata.redb";
+/// Committed offsets of consumer groups, apart from the metadata so that their many small
+/// commits never wait behind (or delay) topic changes.
+const OFFSETS_FILE_NAME: &str = "offsets.redb";
 const DELETED_DIR_MARKER: &str = ".deleted-";
 
 /// An error a handler reports to the client with a Kafka error code.
@@ -130,6 +134,8 @@ pub struct Broker {
     /// Bumped after every append so that waiting Fetch requests look again.
     appended: watch::Sender<u64>,
     producer_ids: Mutex<ProducerIdBlock>,
+    /// Consumer groups and their committed offsets.
+    pub groups: GroupCoordinator,
     /// Held for the broker's life: a second process on the same data dir fails to start.
     _data_dir_lock: File,
 }
@@ -169,6 +175,7 @@ impl Broker {
             %cluster_id,
             "data dir opened"
         );
+        let groups = open_groups(&config)?;
         let (appended, _) = watch::channel(0);
         Ok(Broker {
             config,
@@ -179,6 +186,7 @@ impl Broker {
             store,
             appended,
             producer_ids: Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
+            groups,
             _data_dir_lock: lock,
         })
     }
@@ -462,8 +470,10 @@ impl Broker {
         }
     }
 
-    /// Flushes and closes every log, leaving clean-shutdown markers.
+    /// Flushes and closes every log, leaving clean-shutdown markers; queued offset commits
+    /// are written first.
     pub fn close(&self) {
+        self.groups.close();
         for topic in self.topics().by_name.values() {
             for partition in &topic.partitions {
                 if let Err(error) = partition.log.close() {
@@ -472,6 +482,19 @@ impl Broker {
             }
         }
     }
+}
+
+fn open_groups(config: &Config) -> anyhow::Result<GroupCoordinator> {
+    let store = OffsetStore::open(&config.data_dir.join(OFFSETS_FILE_NAME))
+        .context("opening the offset store")?;
+    let group_config = GroupConfig {
+        initial_rebalance_delay: std::time::Duration::from_millis(
+            config.group_initial_rebalance_delay_ms,
+        ),
+        group_size_max: config.group_max_size,
+        offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
+    };
+    GroupCoordinator::open(group_config, store).context("loading committed offsets")
 }
 
 fn storage_failure(error: impl std::fmt::Display) -> ApiError {

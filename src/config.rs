@@ -120,6 +120,38 @@ pub struct Config {
     /// Most partitions this node hosts (CreateTopics/CreatePartitions beyond it fail).
     #[arg(long, env = "SLUICE_MAX_PARTITIONS", default_value_t = 100_000)]
     pub max_partitions: usize,
+
+    /// How long a new group waits for more members before its first rebalance completes
+    /// (Kafka's group.initial.rebalance.delay.ms).
+    #[arg(
+        long,
+        env = "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// Most members in one consumer group (Kafka's group.max.size).
+    #[arg(long, env = "SLUICE_GROUP_MAX_SIZE", default_value_t = 1000)]
+    pub group_max_size: usize,
+
+    /// Committed offsets of an empty group are dropped after this long (Kafka's
+    /// offsets.retention.minutes).
+    #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MINUTES", default_value_t = 7 * 24 * 60)]
+    pub offsets_retention_minutes: i64,
+
+    /// How often expired committed offsets are looked for (Kafka's
+    /// offsets.retention.check.interval.ms).
+    #[arg(
+        long,
+        env = "SLUICE_OFFSETS_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 600_000
+    )]
+    pub offsets_retention_check_interval_ms: u64,
+
+    /// An idempotent producer with no append to a partition for this long is forgotten there
+    /// (Kafka's producer.id.expiration.ms).
+    #[arg(long, env = "SLUICE_PRODUCER_ID_EXPIRATION_MS", default_value_t = DAY_MS)]
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Config {
@@ -136,6 +168,17 @@ impl Config {
         }
         if self.segment_bytes < 1024 {
             return Err("--segment-bytes must be at least 1024".into());
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return Err("--producer-id-expiration-ms must be at least 1".into());
+        }
+        if self.group_max_size == 0 || self.offsets_retention_minutes < 1 {
+            return Err(
+                "--group-max-size and --offsets-retention-minutes must be at least 1".into(),
+            );
+        }
+        if self.offsets_retention_check_interval_ms == 0 {
+            return Err("--offsets-retention-check-interval-ms must be at least 1".into());
         }
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());

@@ -4,8 +4,10 @@
 //! (`handlers`, one module per API key) and the broker state they share (`broker`). The wire
 //! format lives in `sluice-wire`, partition logs and the metadata store in `sluice-storage`.
 
+mod admin_cli;
 mod broker;
 mod config;
+mod group;
 mod handlers;
 mod net;
 mod topic_config;
@@ -25,8 +27,22 @@ use crate::broker::{Broker, Endpoint};
 use crate::config::{Config, FlushPolicy};
 use crate::net::server::Server;
 
+/// `sluice [FLAGS]` runs the broker; `sluice groups ...` is a client subcommand.
+#[derive(Parser)]
+#[command(name = "sluice", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Option<admin_cli::Command>,
+}
+
 fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        return admin_cli::run(command);
+    }
+    let config = cli.config;
     config.validate().map_err(anyhow::Error::msg)?;
     let filter = EnvFilter::try_new(&config.log_level)
         .with_context(|| format!("bad --log-level {:?}", config.log_level))?;
@@ -119,6 +135,13 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<(
         let period = Duration::from_millis(broker.config.flush_interval_ms);
         tasks.push(spawn_periodic(broker.clone(), period, |b| b.flush_all()));
     }
+    let period = Duration::from_millis(broker.config.offsets_retention_check_interval_ms);
+    tasks.push(spawn_periodic(broker.clone(), period, |b| {
+        let expired = b.groups.expire_offsets(broker::now_ms());
+        if expired > 0 {
+            tracing::info!(expired, "committed offsets expired");
+        }
+    }));
     let period = Duration::from_millis(broker.config.retention_check_interval_ms);
     tasks.push(spawn_periodic(broker.clone(), period, |b| {
         b.enforce_retention()

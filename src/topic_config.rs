@@ -186,6 +186,7 @@ pub fn log_config(config: &Config, overrides: &BTreeMap<String, String>) -> LogC
         max_message_bytes: u32::try_from(max_message_bytes).unwrap_or(config.max_message_bytes),
         timestamp_type,
         flush_every_append: config.flush_policy == FlushPolicy::EveryAppend,
+        producer_id_expiration_ms: config.producer_id_expiration_ms,
     }
 }
 

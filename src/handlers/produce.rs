@@ -3,6 +3,10 @@
 //! The record payload arrives as a slice of the request frame; it is copied once into a
 //! writable buffer (the broker stamps base offsets into it) and appended as is. Nothing is
 //! decoded per record.
+//!
+//! Idempotent producers: the log checks epochs and sequences. A retried batch that is already
+//! in the log is answered with error 0 and its original base offset (what Kafka does with
+//! its internal DUPLICATE_SEQUENCE outcome), so the producer completes it exactly once.
 
 use std::sync::Arc;
 
@@ -56,7 +60,7 @@ pub async fn handle(
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
                 (Some(partition), Some(records)) => append(context, partition, records).await,
             };
-            appended_any |= result.is_ok();
+            appended_any |= result.as_ref().is_ok_and(|outcome| !outcome.duplicate);
             if context.api_version < 5 {
                 // log_start_offset exists from v5 on; the encoder refuses it earlier.
                 if let Ok(outcome) = &mut result {
@@ -114,6 +118,11 @@ fn append_error_code(error: &AppendError) -> ResponseError {
     match error {
         AppendError::Batch(batch_error) => batch_error_code(batch_error),
         AppendError::LargerThanSegment { .. } => ResponseError::RecordListTooLarge,
+        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        // Not PRODUCER_FENCED: since Kafka 2.7 an old epoch of an idempotent producer is the
+        // retriable INVALID_PRODUCER_EPOCH (fencing is for transactional ids).
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        AppendError::InvalidSequence { .. } => ResponseError::InvalidRecord,
         AppendError::Storage(_) => ResponseError::KafkaStorageError,
     }
 }

@@ -233,6 +233,159 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
         }
         ApiKey::InitProducerId => vec![RequestKind::InitProducerId(Default::default())],
         ApiKey::DescribeLogDirs => vec![RequestKind::DescribeLogDirs(Default::default())],
+        other => group_requests(other, version, topic),
+    }
+}
+
+fn group_id(s: &str) -> GroupId {
+    GroupId(text(s))
+}
+
+/// Requests of the group APIs. JoinGroup without member id completes at once (the matrix
+/// broker has no initial rebalance delay), so its response carries the member list.
+fn group_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKind> {
+    match api {
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorRequest::default();
+            r.key = text("group");
+            r.coordinator_keys = vec![text("a"), text("b")];
+            let mut bad = FindCoordinatorRequest::default();
+            bad.key_type = 9;
+            bad.coordinator_keys = vec![text("a")];
+            let bad_type = if version >= 1 {
+                vec![RequestKind::FindCoordinator(bad)]
+            } else {
+                vec![]
+            };
+            [vec![RequestKind::FindCoordinator(r)], bad_type].concat()
+        }
+        ApiKey::JoinGroup => {
+            let mut protocol = join_group_request::JoinGroupRequestProtocol::default();
+            protocol.name = text("range");
+            protocol.metadata = bytes::Bytes::from_static(b"subscription");
+            let mut r = JoinGroupRequest::default();
+            r.group_id = group_id(&format!("join-{version}"));
+            r.session_timeout_ms = 10_000;
+            r.rebalance_timeout_ms = 10_000;
+            r.protocol_type = text("consumer");
+            r.protocols = vec![protocol];
+            if version >= 5 {
+                r.group_instance_id = Some(text("instance"));
+            }
+            let mut bad = r.clone();
+            bad.session_timeout_ms = 1;
+            vec![RequestKind::JoinGroup(r), RequestKind::JoinGroup(bad)]
+        }
+        ApiKey::SyncGroup => {
+            let mut assignment = sync_group_request::SyncGroupRequestAssignment::default();
+            assignment.member_id = text("m");
+            assignment.assignment = bytes::Bytes::from_static(b"assignment");
+            let mut r = SyncGroupRequest::default();
+            r.group_id = group_id("join-5");
+            r.member_id = text("unknown");
+            r.assignments = vec![assignment];
+            vec![RequestKind::SyncGroup(r)]
+        }
+        ApiKey::Heartbeat => {
+            let mut r = HeartbeatRequest::default();
+            r.group_id = group_id("join-5");
+            r.member_id = text("unknown");
+            vec![RequestKind::Heartbeat(r)]
+        }
+        ApiKey::LeaveGroup => {
+            let mut r = LeaveGroupRequest::default();
+            r.group_id = group_id("join-5");
+            if version >= 3 {
+                let mut member = leave_group_request::MemberIdentity::default();
+                member.member_id = text("unknown");
+                r.members = vec![member];
+            } else {
+                r.member_id = text("unknown");
+            }
+            vec![RequestKind::LeaveGroup(r)]
+        }
+        ApiKey::OffsetCommit => {
+            let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+            partition.partition_index = 0;
+            partition.committed_offset = 1;
+            partition.committed_metadata = Some(text("meta"));
+            let mut missing = partition.clone();
+            missing.partition_index = 9;
+            let mut wanted = offset_commit_request::OffsetCommitRequestTopic::default();
+            wanted.name = topic_name(topic);
+            wanted.partitions = vec![partition, missing];
+            let mut r = OffsetCommitRequest::default();
+            r.group_id = group_id("simple");
+            r.topics = vec![wanted];
+            vec![RequestKind::OffsetCommit(r)]
+        }
+        ApiKey::OffsetFetch => {
+            let mut r = OffsetFetchRequest::default();
+            let all = OffsetFetchRequest::default();
+            if version >= 8 {
+                let mut wanted = offset_fetch_request::OffsetFetchRequestTopics::default();
+                wanted.name = topic_name(topic);
+                wanted.partition_indexes = vec![0, 1];
+                let mut group = offset_fetch_request::OffsetFetchRequestGroup::default();
+                group.group_id = group_id("simple");
+                group.topics = Some(vec![wanted]);
+                let mut everything = offset_fetch_request::OffsetFetchRequestGroup::default();
+                everything.group_id = group_id("simple");
+                r.groups = vec![group, everything];
+                r.require_stable = true;
+                return vec![RequestKind::OffsetFetch(r)];
+            }
+            let mut wanted = offset_fetch_request::OffsetFetchRequestTopic::default();
+            wanted.name = topic_name(topic);
+            wanted.partition_indexes = vec![0, 1];
+            r.group_id = group_id("simple");
+            r.topics = Some(vec![wanted]);
+            let mut all = all;
+            all.group_id = group_id("simple");
+            all.topics = if version >= 2 { None } else { Some(vec![]) };
+            let mut empty = r.clone();
+            empty.group_id = group_id("");
+            vec![
+                RequestKind::OffsetFetch(r),
+                RequestKind::OffsetFetch(all),
+                RequestKind::OffsetFetch(empty),
+            ]
+        }
+        ApiKey::DescribeGroups => {
+            let mut r = DescribeGroupsRequest::default();
+            r.groups = vec![group_id("join-5"), group_id("simple"), group_id("missing")];
+            r.include_authorized_operations = version >= 3;
+            vec![RequestKind::DescribeGroups(r)]
+        }
+        ApiKey::ListGroups => {
+            let mut r = ListGroupsRequest::default();
+            if version >= 4 {
+                r.states_filter = vec![text("stable"), text("Empty")];
+            }
+            if version >= 5 {
+                r.types_filter = vec![text("classic")];
+            }
+            vec![
+                RequestKind::ListGroups(r),
+                RequestKind::ListGroups(Default::default()),
+            ]
+        }
+        ApiKey::DeleteGroups => {
+            let mut r = DeleteGroupsRequest::default();
+            r.groups_names = vec![group_id("missing"), group_id("join-5"), group_id("")];
+            vec![RequestKind::DeleteGroups(r)]
+        }
+        ApiKey::OffsetDelete => {
+            let mut partition = offset_delete_request::OffsetDeleteRequestPartition::default();
+            partition.partition_index = 0;
+            let mut wanted = offset_delete_request::OffsetDeleteRequestTopic::default();
+            wanted.name = topic_name(topic);
+            wanted.partitions = vec![partition];
+            let mut r = OffsetDeleteRequest::default();
+            r.group_id = group_id("simple");
+            r.topics = vec![wanted];
+            vec![RequestKind::OffsetDelete(r)]
+        }
         other => panic!("no test request for {other:?}"),
     }
 }
@@ -241,7 +394,14 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
 async fn every_response_encodes_at_every_advertised_version() {
     let data_dir = tempfile::tempdir().expect("tempdir");
     let data_dir_text = data_dir.path().to_str().expect("utf-8 path").to_string();
-    let config = Config::try_parse_from(["sluice", "--data-dir", &data_dir_text]).expect("config");
+    let config = Config::try_parse_from([
+        "sluice",
+        "--data-dir",
+        &data_dir_text,
+        "--group-initial-rebalance-delay-ms",
+        "0",
+    ])
+    .expect("config");
     let endpoint = Endpoint {
         host: "127.0.0.1".into(),
         port: 9092,

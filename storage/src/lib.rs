@@ -9,6 +9,8 @@
 //! - Crash safety: a recovery point, a clean-shutdown marker, and a CRC scan of the unflushed
 //!   tail on open that cuts the log at the first torn or damaged batch.
 //! - Retention (time, size), DeleteRecords, truncation.
+//! - Idempotent producers: per-partition producer state (epoch, last five batch sequences)
+//!   checked on append, snapshotted to `<offset>.snapshot` files and rebuilt on open.
 //! - `MetadataStore`: topics, log start offsets, cluster id and producer id blocks in redb.
 //!
 //! What it must not know: Kafka requests and responses, client sessions, Raft or any other
@@ -28,6 +30,9 @@ mod lock;
 pub mod log;
 pub mod metadata_store;
 pub mod offset_index;
+mod producer_recovery;
+pub mod producer_snapshot;
+pub mod producer_state;
 mod recovery;
 pub mod segment;
 pub mod time_index;
@@ -41,6 +46,9 @@ pub use index_file::IndexDamage;
 pub use loader::OpenReport;
 pub use log::{AppendOutcome, Log, LogConfig, ReadOutcome, RetentionOutcome};
 pub use metadata_store::{DecodeError, MetadataStore, MetadataStoreError, TopicRecord};
+pub use producer_state::{
+    BatchMetadata, ProducerEntry, ProducerStateMap, PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+};
 pub use recovery::{ScanDamage, ScanOutcome};
 
 #[cfg(test)]

@@ -402,8 +402,67 @@ impl Log {
         }
         old.finish()
             .context("finish segment", old.segment.log_path())?;
+        // Bounds the replay after a crash to the active segment, like the recovery point.
+        self.snapshot_producers(writer, base_offset)?;
         checkpoint::write_recovery_point(&self.dir, base_offset)
             .context("write recovery point", &self.dir)
+    }
+
+    /// Writes the producer state as of `offset` (the log end; every batch below it is
+    /// fsynced) and removes all but the newest snapshots.
+    fn snapshot_producers(&self, writer: &mut Writer, offset: i64) -> Result<(), StorageError> {
+        producer_snapshot::write_snapshot(&self.dir, offset, &writer.producers)
+            .context("write producer snapshot", &self.dir)?;
+        writer.producer_snapshot_offset = Some(offset);
+        writer.producers_dirty = false;
+        let offsets = producer_snapshot::list_snapshots(&self.dir)
+            .context("list producer snapshots", &self.dir)?;
+        let kept_from = offsets.len().saturating_sub(PRODUCER_SNAPSHOTS_RETAINED);
+        for (at, &old) in offsets.iter().enumerate() {
+            if at < kept_from || old > offset {
+                let path = producer_snapshot::snapshot_path(&self.dir, old);
+                fs_util::remove_file_if_exists(&path).context("remove producer snapshot", &path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads producer state from snapshots and the log (after the log was cut).
+    fn reload_producers(&self, writer: &mut Writer) -> Result<(), StorageError> {
+        let view = self.snapshot();
+        let rebuilt = producer_recovery::rebuild(
+            &self.dir,
+            &view.segments,
+            view.log_start_offset,
+            view.log_end_offset,
+            writer.now_ms_latest,
+        )?;
+        writer.producers = rebuilt.producers;
+        writer.producer_snapshot_offset = rebuilt.snapshot_offset;
+        writer.producers_dirty = rebuilt.snapshot_offset != Some(view.log_end_offset);
+        Ok(())
+    }
+
+    /// Forgets producers idle for `producer.id.expiration.ms` or whose batches are all below
+    /// the log start.
+    fn prune_producers(&self, writer: &mut Writer, now_ms: i64) {
+        let expiration_ms = writer.config.producer_id_expiration_ms;
+        let log_start_offset = self.log_start_offset();
+        let removed = writer.producers.remove_expired(now_ms, expiration_ms)
+            + writer.producers.remove_below(log_start_offset);
+        if removed > 0 {
+            writer.producers_dirty = true;
+        }
+    }
+
+    /// The state of one idempotent producer in this partition (for tests and operators).
+    pub fn producer_entry(&self, producer_id: i64) -> Option<ProducerEntry> {
+        lock(&self.writer).producers.get(producer_id).cloned()
+    }
+
+    /// How many idempotent producers this partition remembers.
+    pub fn producer_count(&self) -> usize {
+        lock(&self.writer).producers.len()
     }
 
     /// Whole batches starting with the one containing `fetch_offset`, up to `max_bytes`
@@ -539,6 +598,8 @@ impl Log {
             .take_while(|pair| pair[1].base_offset() <= offset)
             .count();
         self.delete_oldest_segments(&mut writer, deletable)?;
+        let now_ms = writer.now_ms_latest;
+        self.prune_producers(&mut writer, now_ms);
         Ok(self.log_start_offset())
     }
 
@@ -576,6 +637,7 @@ impl Log {
             self.roll(&mut writer, now_ms)?;
         }
         let deleted_segments = self.delete_oldest_segments(&mut writer, deletable)?;
+        self.prune_producers(&mut writer, now_ms);
         Ok(RetentionOutcome {
             deleted_segments,
             log_start_offset: self.log_start_offset(),
@@ -631,7 +693,11 @@ impl Log {
         let path = writer.active.segment.log_path().to_path_buf();
         writer.active.sync().context("fsync segment", &path)?;
         checkpoint::write_recovery_point(&self.dir, log_end_offset)
-            .context("write recovery point", &self.dir)
+            .context("write recovery point", &self.dir)?;
+        if writer.producers_dirty {
+            self.snapshot_producers(writer, log_end_offset)?;
+        }
+        Ok(())
     }
 
     /// Flushes, finishes the active segment's time index and writes the clean-shutdown
@@ -641,6 +707,11 @@ impl Log {
         let path = writer.active.segment.log_path().to_path_buf();
         writer.active.finish().context("finish segment", &path)?;
         self.flush_locked(&mut writer)?;
+        let log_end_offset = self.log_end_offset();
+        if writer.producer_snapshot_offset != Some(log_end_offset) {
+            // The next open then replays nothing.
+            self.snapshot_producers(&mut writer, log_end_offset)?;
+        }
         checkpoint::write_clean_shutdown_marker(&self.dir)
             .context("write clean-shutdown marker", &self.dir)?;
         writer.closed = true;
@@ -708,12 +779,14 @@ impl Log {
         fs_util::fsync_dir(&self.dir).context("fsync log directory", &self.dir)?;
         checkpoint::write_recovery_point(&self.dir, tail.next_offset)
             .context("write recovery point", &self.dir)?;
-        let mut shared = lock(&self.view);
-        shared.segments = Arc::new(view.segments[..=keep_at].to_vec());
-        shared.log_end_offset = tail.next_offset;
-        shared.active_size_bytes = position;
-        shared.log_start_offset = shared.log_start_offset.min(tail.next_offset);
-        Ok(())
+        {
+            let mut shared = lock(&self.view);
+            shared.segments = Arc::new(view.segments[..=keep_at].to_vec());
+            shared.log_end_offset = tail.next_offset;
+            shared.active_size_bytes = position;
+            shared.log_start_offset = shared.log_start_offset.min(tail.next_offset);
+        }
+        self.reload_producers(&mut writer)
     }
 
     fn truncate_fully(
@@ -736,12 +809,14 @@ impl Log {
         fs_util::fsync_dir(&self.dir).context("fsync log directory", &self.dir)?;
         checkpoint::write_recovery_point(&self.dir, offset)
             .context("write recovery point", &self.dir)?;
-        let mut shared = lock(&self.view);
-        shared.segments = Arc::new(vec![segment]);
-        shared.log_start_offset = offset;
-        shared.log_end_offset = offset;
-        shared.active_size_bytes = 0;
-        Ok(())
+        {
+            let mut shared = lock(&self.view);
+            shared.segments = Arc::new(vec![segment]);
+            shared.log_start_offset = offset;
+            shared.log_end_offset = offset;
+            shared.active_size_bytes = 0;
+        }
+        self.reload_producers(writer)
     }
 
     /// Removes the whole directory (topic deletion). It is first renamed to

@@ -136,7 +136,11 @@ impl OffsetStore {
     /// Queues `writes` to be applied atomically, in submission order relative to other
     /// submissions; `done` runs on the writer thread once they are durable. Never blocks:
     /// a full queue is `Busy` (and `done` is not called).
-    pub fn submit(&self, writes: Vec<OffsetWrite>, done: Completion) -> Result<(), OffsetStoreError> {
+    pub fn submit(
+        &self,
+        writes: Vec<OffsetWrite>,
+        done: Completion,
+    ) -> Result<(), OffsetStoreError> {
         for write in &writes {
             check_write(write)?;
         }
@@ -396,7 +400,10 @@ mod tests {
     fn write(store: &OffsetStore, writes: Vec<OffsetWrite>) {
         let (sender, receiver) = channel();
         store
-            .submit(writes, Box::new(move |outcome| sender.send(outcome).unwrap()))
+            .submit(
+                writes,
+                Box::new(move |outcome| sender.send(outcome).unwrap()),
+            )
             .unwrap();
         receiver.recv().unwrap().unwrap();
     }
@@ -454,7 +461,10 @@ mod tests {
             let group = format!("group-{index}");
             let writes = vec![OffsetWrite::Commit(key(&group, "t", 0), value(index, ""))];
             store
-                .submit(writes, Box::new(move |outcome| sender.send(outcome).unwrap()))
+                .submit(
+                    writes,
+                    Box::new(move |outcome| sender.send(outcome).unwrap()),
+                )
                 .unwrap();
         }
         for _ in 0..submissions {

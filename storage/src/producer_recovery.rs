@@ -39,7 +39,11 @@ pub(crate) fn rebuild(
         removed_any = true;
     }
     let mut loaded = None;
-    for &offset in offsets.iter().rev().filter(|&&offset| offset <= log_end_offset) {
+    for &offset in offsets
+        .iter()
+        .rev()
+        .filter(|&&offset| offset <= log_end_offset)
+    {
         let path = snapshot_path(dir, offset);
         match read_snapshot(dir, offset).context("read producer snapshot", &path)? {
             Ok(producers) => {

@@ -157,7 +157,10 @@ fn decode_entry(reader: &mut Reader<'_>) -> Result<(i64, ProducerEntry), Snapsho
             last_offset: reader.i64()?,
             max_timestamp_ms: reader.i64()?,
         };
-        if batch.first_sequence < 0 || batch.last_sequence < 0 || batch.last_offset < batch.first_offset {
+        if batch.first_sequence < 0
+            || batch.last_sequence < 0
+            || batch.last_offset < batch.first_offset
+        {
             return Err(SnapshotDamage::BadEntry);
         }
         batches.push_back(batch);
@@ -179,7 +182,10 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn take<const N: usize>(&mut self) -> Result<[u8; N], SnapshotDamage> {
         let end = self.at.checked_add(N).ok_or(SnapshotDamage::Truncated)?;
-        let slice = self.bytes.get(self.at..end).ok_or(SnapshotDamage::Truncated)?;
+        let slice = self
+            .bytes
+            .get(self.at..end)
+            .ok_or(SnapshotDamage::Truncated)?;
         self.at = end;
         let mut raw = [0u8; N];
         raw.copy_from_slice(slice);
@@ -204,5 +210,81 @@ impl Reader<'_> {
 
     fn i64(&mut self) -> Result<i64, SnapshotDamage> {
         Ok(i64::from_be_bytes(self.take()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> ProducerStateMap {
+        let mut producers = ProducerStateMap::new();
+        for producer_id in [3i64, 1, 2] {
+            let batches = (0..producer_id)
+                .map(|at| BatchMetadata {
+                    first_sequence: (at * 10) as i32,
+                    last_sequence: (at * 10 + 9) as i32,
+                    first_offset: at * 100,
+                    last_offset: at * 100 + 9,
+                    max_timestamp_ms: 7_000 + at,
+                })
+                .collect();
+            let entry = ProducerEntry {
+                producer_epoch: producer_id as i16,
+                batches,
+                last_append_ms: 42 + producer_id,
+            };
+            producers.insert(producer_id, entry);
+        }
+        producers
+    }
+
+    #[test]
+    fn round_trips_and_is_deterministic() {
+        let producers = sample();
+        let bytes = encode(77, &producers);
+        assert_eq!(bytes, encode(77, &producers.clone()));
+        assert_eq!(decode(&bytes, 77), Ok(producers));
+        assert_eq!(decode(&bytes, 78), Err(SnapshotDamage::OffsetMismatch));
+        let empty = encode(0, &ProducerStateMap::new());
+        assert_eq!(empty.len(), HEADER_BYTES + CRC_BYTES);
+        assert_eq!(decode(&empty, 0), Ok(ProducerStateMap::new()));
+    }
+
+    #[test]
+    fn files_are_named_like_kafkas_and_listed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for offset in [20, 3, 100] {
+            write_snapshot(dir.path(), offset, &sample()).unwrap();
+        }
+        std::fs::write(dir.path().join("junk.snapshot"), b"x").unwrap();
+        assert_eq!(list_snapshots(dir.path()).unwrap(), vec![3, 20, 100]);
+        assert!(dir.path().join("00000000000000000020.snapshot").is_file());
+        assert_eq!(read_snapshot(dir.path(), 20).unwrap(), Ok(sample()));
+    }
+
+    #[test]
+    fn oversized_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(snapshot_path(dir.path(), 5)).unwrap();
+        file.set_len(SNAPSHOT_BYTES_MAX + 1).unwrap();
+        assert_eq!(
+            read_snapshot(dir.path(), 5).unwrap(),
+            Err(SnapshotDamage::TooLarge)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_damage_is_detected(at in 0usize..1000, flip in 1u8..=255, cut in 0usize..1000) {
+            let bytes = encode(9, &sample());
+            let mut flipped = bytes.clone();
+            let at = at % bytes.len();
+            flipped[at] ^= flip;
+            prop_assert!(decode(&flipped, 9).is_err());
+            let cut = cut % bytes.len();
+            prop_assert!(decode(&bytes[..cut], 9).is_err());
+        }
     }
 }

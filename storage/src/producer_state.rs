@@ -44,7 +44,9 @@ pub struct ProducerEntry {
 
 impl ProducerEntry {
     fn last_batch(&self) -> &BatchMetadata {
-        self.batches.back().expect("a producer entry holds at least one batch")
+        self.batches
+            .back()
+            .expect("a producer entry holds at least one batch")
     }
 
     pub fn last_sequence(&self) -> i32 {
@@ -59,9 +61,10 @@ impl ProducerEntry {
         if epoch != self.producer_epoch {
             return None;
         }
-        let found = self.batches.iter().find(|batch| {
-            batch.first_sequence == first && batch.last_sequence == last
-        });
+        let found = self
+            .batches
+            .iter()
+            .find(|batch| batch.first_sequence == first && batch.last_sequence == last);
         found.copied()
     }
 
@@ -163,8 +166,11 @@ impl ProducerStateMap {
 
     /// Every entry, sorted by producer id (snapshots are deterministic).
     pub fn entries_sorted(&self) -> Vec<(i64, &ProducerEntry)> {
-        let mut entries: Vec<(i64, &ProducerEntry)> =
-            self.producers.iter().map(|(id, entry)| (*id, entry)).collect();
+        let mut entries: Vec<(i64, &ProducerEntry)> = self
+            .producers
+            .iter()
+            .map(|(id, entry)| (*id, entry))
+            .collect();
         entries.sort_unstable_by_key(|(id, _)| *id);
         entries
     }
@@ -220,7 +226,10 @@ impl ProducerStateMap {
                 }
             }
             if duplicate.is_some() && new_batches > 0 {
-                return Err(out_of_order(&header, self.expected_sequence(&pending, &header)));
+                return Err(out_of_order(
+                    &header,
+                    self.expected_sequence(&pending, &header),
+                ));
             }
         }
         match duplicate {
@@ -249,7 +258,10 @@ impl ProducerStateMap {
             });
         }
         let last = last_sequence(first, header.last_offset_delta);
-        let at = pending.entries.iter().position(|(id, _)| *id == producer_id);
+        let at = pending
+            .entries
+            .iter()
+            .position(|(id, _)| *id == producer_id);
         let current = match at {
             Some(at) => Some(&pending.entries[at].1),
             None => self
@@ -314,8 +326,7 @@ impl ProducerStateMap {
     /// Makes a written payload's updates current.
     pub fn apply(&mut self, pending: PendingProducers) {
         for (producer_id, entry) in pending.entries {
-            if !self.producers.contains_key(&producer_id) && self.producers.len() >= PRODUCERS_MAX
-            {
+            if !self.producers.contains_key(&producer_id) && self.producers.len() >= PRODUCERS_MAX {
                 self.evict_least_recent();
             }
             self.producers.insert(producer_id, entry);
@@ -387,5 +398,71 @@ fn out_of_order(header: &BatchHeader, expected_sequence: i32) -> AppendError {
         producer_epoch: header.producer_epoch,
         sequence: header.base_sequence,
         expected_sequence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_encoder::{encode_batch, TestBatch, TestRecord};
+
+    fn batch(producer_id: i64, sequence: i32) -> Vec<u8> {
+        encode_batch(&TestBatch {
+            base_offset: 0,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            attributes: 0,
+            producer_id,
+            producer_epoch: 0,
+            base_sequence: sequence,
+            records: vec![TestRecord {
+                timestamp_delta: 0,
+                key: None,
+                value: Some(b"v"),
+            }],
+        })
+    }
+
+    #[test]
+    fn last_sequence_wraps_like_kafka() {
+        assert_eq!(last_sequence(0, 0), 0);
+        assert_eq!(last_sequence(10, 4), 14);
+        assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
+        assert_eq!(last_sequence(i32::MAX, 1), 0);
+        assert_eq!(last_sequence(i32::MAX - 1, 5), 3);
+        assert_eq!(next_sequence(i32::MAX), 0);
+        assert_eq!(next_sequence(6), 7);
+    }
+
+    #[test]
+    fn plans_are_applied_only_when_asked() {
+        let mut producers = ProducerStateMap::new();
+        let plan = producers.plan_append(&batch(1, 0), 10, 0, 1_000).unwrap();
+        assert!(producers.is_empty(), "planning changes nothing");
+        let AppendPlan::Write(pending) = plan else {
+            panic!("a new batch is written")
+        };
+        producers.apply(pending);
+        let entry = producers.get(1).unwrap();
+        assert_eq!(entry.last_offset(), 10);
+        assert_eq!(entry.last_append_ms, 0);
+    }
+
+    #[test]
+    fn the_least_recent_producer_is_evicted_at_the_limit() {
+        let mut producers = ProducerStateMap::new();
+        for producer_id in 0..=PRODUCERS_MAX as i64 {
+            let AppendPlan::Write(pending) = producers
+                .plan_append(&batch(producer_id, 0), producer_id, producer_id, i64::MAX)
+                .unwrap()
+            else {
+                panic!("new producers are written")
+            };
+            producers.apply(pending);
+        }
+        assert_eq!(producers.len(), PRODUCERS_MAX);
+        assert!(producers.get(0).is_none(), "the oldest went");
+        assert!(producers.get(1).is_some());
+        assert!(producers.get(PRODUCERS_MAX as i64).is_some());
     }
 }

@@ -67,6 +67,19 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeCluster => {
             RequestKind::DescribeCluster(m::DescribeClusterRequest::default())
         }
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(m::OffsetCommitRequest::default()),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(m::OffsetFetchRequest::default()),
+        ApiKey::FindCoordinator => {
+            RequestKind::FindCoordinator(m::FindCoordinatorRequest::default())
+        }
+        ApiKey::JoinGroup => RequestKind::JoinGroup(m::JoinGroupRequest::default()),
+        ApiKey::Heartbeat => RequestKind::Heartbeat(m::HeartbeatRequest::default()),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(m::LeaveGroupRequest::default()),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(m::SyncGroupRequest::default()),
+        ApiKey::DescribeGroups => RequestKind::DescribeGroups(m::DescribeGroupsRequest::default()),
+        ApiKey::ListGroups => RequestKind::ListGroups(m::ListGroupsRequest::default()),
+        ApiKey::DeleteGroups => RequestKind::DeleteGroups(m::DeleteGroupsRequest::default()),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(m::OffsetDeleteRequest::default()),
         _ => return None,
     };
     Some(body)
@@ -96,7 +109,7 @@ mod tests {
         for api in SUPPORTED_APIS {
             assert!(default_request_body(api.api_key).is_some(), "{api:?}");
         }
-        assert_eq!(default_request_body(ApiKey::JoinGroup), None);
+        assert_eq!(default_request_body(ApiKey::ConsumerGroupHeartbeat), None);
     }
 
     #[test]

@@ -35,6 +35,17 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::Fetch, 4, 18),
     api(ApiKey::ListOffsets, 1, 10),
     api(ApiKey::Metadata, 0, 13),
+    // Not 10: `valid_versions()` says 2-10 but `OffsetCommitRequest` decodes only 2-9.
+    api(ApiKey::OffsetCommit, 2, 9),
+    // Not 10: `valid_versions()` says 1-10 but `OffsetFetchRequest` decodes only 1-9.
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -47,7 +58,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::DescribeCluster, 0, 2),
 ];
 
@@ -120,7 +133,8 @@ mod tests {
             Some((0, 2))
         );
         assert_eq!(supported_range(ApiKey::InitProducerId as i16), Some((0, 5)));
-        assert_eq!(supported_range(ApiKey::JoinGroup as i16), None);
+        assert_eq!(supported_range(ApiKey::JoinGroup as i16), Some((0, 9)));
+        assert_eq!(supported_range(ApiKey::ConsumerGroupHeartbeat as i16), None);
         assert_eq!(supported_range(-1), None);
         assert_eq!(supported_range(i16::MAX), None);
         for api in SUPPORTED_APIS {

@@ -1,0 +1,556 @@
+//! `MetadataDelta`: replays records onto a base image and builds the next image.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use thiserror::Error;
+use uuid::Uuid;
+
+use super::cluster::{BrokerId, BrokerRegistration, ClusterImage};
+use super::codec::LIST_LEN_MAX;
+use super::configs::{ConfigResource, ConfigsImage};
+use super::producer_ids::ProducerIdsImage;
+use super::record::MetadataRecord;
+use super::topics::{PartitionRegistration, TopicImage, TopicsImage, LEADER_NONE};
+use super::{MetadataImage, Provenance};
+
+/// A record that does not fit the image it is replayed onto. The state machine rejects the
+/// whole entry holding it, on every node alike, since replay depends only on the image.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ReplayError {
+    #[error("broker {0} is not registered")]
+    UnknownBroker(BrokerId),
+    #[error("broker {broker_id} has another incarnation than {incarnation_id}")]
+    StaleIncarnation {
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+    },
+    #[error("topic id {0} is not known")]
+    UnknownTopic(Uuid),
+    #[error("topic {0} already exists")]
+    DuplicateTopic(String),
+    #[error("partition {partition_index} of topic {topic_id} is not known")]
+    UnknownPartition {
+        topic_id: Uuid,
+        partition_index: i32,
+    },
+    #[error("partition {partition_index} of topic {topic_id} already exists")]
+    DuplicatePartition {
+        topic_id: Uuid,
+        partition_index: i32,
+    },
+    #[error("invalid record: {0}")]
+    Invalid(&'static str),
+}
+
+/// The changes between a base image and the next one. Only touched domains get a sub-image
+/// copy; [`MetadataDelta::apply`] reuses the base's `Arc` for the rest.
+pub struct MetadataDelta {
+    base: Arc<MetadataImage>,
+    provenance: Provenance,
+    cluster: Option<ClusterImage>,
+    topics: Option<TopicsImage>,
+    configs: Option<ConfigsImage>,
+    producer_ids: Option<ProducerIdsImage>,
+}
+
+impl MetadataDelta {
+    pub fn new(base: Arc<MetadataImage>) -> MetadataDelta {
+        MetadataDelta {
+            provenance: base.provenance,
+            base,
+            cluster: None,
+            topics: None,
+            configs: None,
+            producer_ids: None,
+        }
+    }
+
+    pub fn base(&self) -> &MetadataImage {
+        &self.base
+    }
+
+    /// True when no record has been replayed.
+    pub fn is_empty(&self) -> bool {
+        self.cluster.is_none()
+            && self.topics.is_none()
+            && self.configs.is_none()
+            && self.producer_ids.is_none()
+    }
+
+    pub fn set_provenance(&mut self, provenance: Provenance) {
+        assert!(provenance >= self.base.provenance, "provenance moves forward");
+        self.provenance = provenance;
+    }
+
+    /// Replays one record. On error the delta is unchanged.
+    pub fn replay(&mut self, record: &MetadataRecord) -> Result<(), ReplayError> {
+        match record {
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                listeners,
+                rack,
+                fenced,
+            } => {
+                if *broker_id < 0 {
+                    return Err(ReplayError::Invalid("negative broker id"));
+                }
+                let broker = BrokerRegistration {
+                    broker_id: *broker_id,
+                    incarnation_id: *incarnation_id,
+                    listeners: listeners.clone(),
+                    rack: rack.clone(),
+                    fenced: *fenced,
+                };
+                self.cluster_mut().brokers.insert(*broker_id, broker);
+                Ok(())
+            }
+            MetadataRecord::UnregisterBroker { broker_id } => {
+                self.cluster().broker(*broker_id).ok_or(ReplayError::UnknownBroker(*broker_id))?;
+                self.cluster_mut().brokers.remove(broker_id);
+                Ok(())
+            }
+            MetadataRecord::FenceBroker {
+                broker_id,
+                incarnation_id,
+            } => self.set_fenced(*broker_id, *incarnation_id, true),
+            MetadataRecord::UnfenceBroker {
+                broker_id,
+                incarnation_id,
+            } => self.set_fenced(*broker_id, *incarnation_id, false),
+            MetadataRecord::Topic { topic_id, name } => self.replay_topic(*topic_id, name),
+            MetadataRecord::RemoveTopic { topic_id } => self.replay_remove_topic(*topic_id),
+            MetadataRecord::Partition {
+                topic_id,
+                partition_index,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            } => {
+                let partition = PartitionRegistration {
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    partition_epoch: *partition_epoch,
+                };
+                self.replay_partition(*topic_id, *partition_index, partition)
+            }
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition_index,
+                leader,
+                isr,
+            } => self.replay_partition_change(*topic_id, *partition_index, *leader, isr.as_deref()),
+            MetadataRecord::Config {
+                resource,
+                name,
+                value,
+            } => self.replay_config(resource, name, value.as_deref()),
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
+                if *next_producer_id <= self.producer_ids().next_producer_id {
+                    return Err(ReplayError::Invalid("producer ids move backwards"));
+                }
+                self.producer_ids_mut().next_producer_id = *next_producer_id;
+                Ok(())
+            }
+        }
+    }
+
+    /// Builds the next image; untouched domains share the base's `Arc`.
+    pub fn apply(self) -> MetadataImage {
+        let base = &self.base;
+        MetadataImage {
+            provenance: self.provenance,
+            cluster: self
+                .cluster
+                .map_or_else(|| base.cluster.clone(), Arc::new),
+            topics: self.topics.map_or_else(|| base.topics.clone(), Arc::new),
+            configs: self.configs.map_or_else(|| base.configs.clone(), Arc::new),
+            producer_ids: self
+                .producer_ids
+                .map_or_else(|| base.producer_ids.clone(), Arc::new),
+        }
+    }
+
+    /// The cluster as replayed so far.
+    pub fn cluster(&self) -> &ClusterImage {
+        self.cluster.as_ref().unwrap_or(&self.base.cluster)
+    }
+
+    /// The topics as replayed so far.
+    pub fn topics(&self) -> &TopicsImage {
+        self.topics.as_ref().unwrap_or(&self.base.topics)
+    }
+
+    fn producer_ids(&self) -> &ProducerIdsImage {
+        self.producer_ids.as_ref().unwrap_or(&self.base.producer_ids)
+    }
+
+    fn cluster_mut(&mut self) -> &mut ClusterImage {
+        let base = &self.base;
+        self.cluster.get_or_insert_with(|| ClusterImage::clone(&base.cluster))
+    }
+
+    fn topics_mut(&mut self) -> &mut TopicsImage {
+        let base = &self.base;
+        self.topics.get_or_insert_with(|| TopicsImage::clone(&base.topics))
+    }
+
+    fn configs_mut(&mut self) -> &mut ConfigsImage {
+        let base = &self.base;
+        self.configs.get_or_insert_with(|| ConfigsImage::clone(&base.configs))
+    }
+
+    fn producer_ids_mut(&mut self) -> &mut ProducerIdsImage {
+        let base = &self.base;
+        self.producer_ids
+            .get_or_insert_with(|| ProducerIdsImage::clone(&base.producer_ids))
+    }
+
+    fn set_fenced(
+        &mut self,
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+        fenced: bool,
+    ) -> Result<(), ReplayError> {
+        let broker = self
+            .cluster()
+            .broker(broker_id)
+            .ok_or(ReplayError::UnknownBroker(broker_id))?;
+        if broker.incarnation_id != incarnation_id {
+            return Err(ReplayError::StaleIncarnation {
+                broker_id,
+                incarnation_id,
+            });
+        }
+        if let Some(broker) = self.cluster_mut().brokers.get_mut(&broker_id) {
+            broker.fenced = fenced;
+        }
+        Ok(())
+    }
+
+    fn replay_topic(&mut self, topic_id: Uuid, name: &str) -> Result<(), ReplayError> {
+        if name.is_empty() {
+            return Err(ReplayError::Invalid("empty topic name"));
+        }
+        if topic_id.is_nil() {
+            return Err(ReplayError::Invalid("nil topic id"));
+        }
+        let topics = self.topics();
+        if topics.by_id.contains_key(&topic_id) || topics.id_by_name.contains_key(name) {
+            return Err(ReplayError::DuplicateTopic(name.to_string()));
+        }
+        let topic = TopicImage {
+            topic_id,
+            name: name.to_string(),
+            partitions: Default::default(),
+        };
+        let topics = self.topics_mut();
+        topics.by_id.insert(topic_id, Arc::new(topic));
+        topics.id_by_name.insert(name.to_string(), topic_id);
+        Ok(())
+    }
+
+    fn replay_remove_topic(&mut self, topic_id: Uuid) -> Result<(), ReplayError> {
+        let name = self
+            .topics()
+            .topic(topic_id)
+            .ok_or(ReplayError::UnknownTopic(topic_id))?
+            .name
+            .clone();
+        let topics = self.topics_mut();
+        topics.by_id.remove(&topic_id);
+        topics.id_by_name.remove(&name);
+        // A topic's configs die with it, as in Kafka: a new topic of the same name starts clean.
+        let resource = ConfigResource::Topic(name);
+        if self.configs_view().resources.contains_key(&resource) {
+            self.configs_mut().resources.remove(&resource);
+        }
+        Ok(())
+    }
+
+    fn configs_view(&self) -> &ConfigsImage {
+        self.configs.as_ref().unwrap_or(&self.base.configs)
+    }
+
+    fn replay_partition(
+        &mut self,
+        topic_id: Uuid,
+        partition_index: i32,
+        partition: PartitionRegistration,
+    ) -> Result<(), ReplayError> {
+        if partition_index < 0 {
+            return Err(ReplayError::Invalid("negative partition index"));
+        }
+        if partition.leader_epoch < 0 || partition.partition_epoch < 0 {
+            return Err(ReplayError::Invalid("negative epoch"));
+        }
+        check_partition(&partition)?;
+        let topic = self
+            .topics()
+            .topic(topic_id)
+            .ok_or(ReplayError::UnknownTopic(topic_id))?;
+        if topic.partitions.contains_key(&partition_index) {
+            return Err(ReplayError::DuplicatePartition {
+                topic_id,
+                partition_index,
+            });
+        }
+        self.topic_mut(topic_id)
+            .partitions
+            .insert(partition_index, partition);
+        Ok(())
+    }
+
+    fn replay_partition_change(
+        &mut self,
+        topic_id: Uuid,
+        partition_index: i32,
+        leader: Option<BrokerId>,
+        isr: Option<&[BrokerId]>,
+    ) -> Result<(), ReplayError> {
+        let current = self
+            .topics()
+            .partition(topic_id, partition_index)
+            .ok_or(ReplayError::UnknownPartition {
+                topic_id,
+                partition_index,
+            })?;
+        let mut next = current.clone();
+        if let Some(isr) = isr {
+            next.isr = isr.to_vec();
+        }
+        if let Some(leader) = leader {
+            next.leader = leader;
+            next.leader_epoch = bump(next.leader_epoch)?;
+        }
+        next.partition_epoch = bump(next.partition_epoch)?;
+        check_partition(&next)?;
+        self.topic_mut(topic_id)
+            .partitions
+            .insert(partition_index, next);
+        Ok(())
+    }
+
+    /// The topic to change, copied out of its `Arc` only if shared with the base.
+    fn topic_mut(&mut self, topic_id: Uuid) -> &mut TopicImage {
+        let topic = self.topics_mut().by_id.get_mut(&topic_id);
+        let topic = topic.unwrap_or_else(|| panic!("topic {topic_id} checked before change"));
+        Arc::make_mut(topic)
+    }
+
+    fn replay_config(
+        &mut self,
+        resource: &ConfigResource,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(), ReplayError> {
+        if name.is_empty() {
+            return Err(ReplayError::Invalid("empty config name"));
+        }
+        if let ConfigResource::Topic(topic_name) = resource {
+            if !self.topics().id_by_name.contains_key(topic_name) {
+                return Err(ReplayError::Invalid("config for an unknown topic"));
+            }
+        }
+        let resources = &mut self.configs_mut().resources;
+        match value {
+            Some(value) => {
+                resources
+                    .entry(resource.clone())
+                    .or_default()
+                    .insert(name.to_string(), value.to_string());
+            }
+            None => {
+                if let Some(configs) = resources.get_mut(resource) {
+                    configs.remove(name);
+                    // No empty maps: the image equals its replay from records.
+                    if configs.is_empty() {
+                        resources.remove(resource);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn bump(epoch: i32) -> Result<i32, ReplayError> {
+    epoch
+        .checked_add(1)
+        .ok_or(ReplayError::Invalid("epoch overflow"))
+}
+
+/// Replicas unique and non-empty, ISR a non-empty subset of them, leader none or in the ISR.
+fn check_partition(partition: &PartitionRegistration) -> Result<(), ReplayError> {
+    if partition.replicas.is_empty() || partition.replicas.len() > LIST_LEN_MAX {
+        return Err(ReplayError::Invalid("replica count out of range"));
+    }
+    let replicas: BTreeSet<BrokerId> = partition.replicas.iter().copied().collect();
+    if replicas.len() != partition.replicas.len() {
+        return Err(ReplayError::Invalid("duplicate replica"));
+    }
+    let isr: BTreeSet<BrokerId> = partition.isr.iter().copied().collect();
+    if isr.is_empty() || isr.len() != partition.isr.len() {
+        return Err(ReplayError::Invalid("ISR empty or with duplicates"));
+    }
+    if !isr.is_subset(&replicas) {
+        return Err(ReplayError::Invalid("ISR member is not a replica"));
+    }
+    if partition.leader != LEADER_NONE && !isr.contains(&partition.leader) {
+        return Err(ReplayError::Invalid("leader is not in the ISR"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic_id() -> Uuid {
+        Uuid::from_u128(1)
+    }
+
+    fn image_with_topic() -> Arc<MetadataImage> {
+        let records = [
+            MetadataRecord::Topic {
+                topic_id: topic_id(),
+                name: "orders".into(),
+            },
+            MetadataRecord::Partition {
+                topic_id: topic_id(),
+                partition_index: 0,
+                replicas: vec![1, 2, 3],
+                isr: vec![1, 2, 3],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+        ];
+        Arc::new(MetadataImage::from_records(&records, Provenance::default()).unwrap())
+    }
+
+    #[test]
+    fn partition_change_bumps_epochs_from_replay() {
+        let base = image_with_topic();
+        let mut delta = MetadataDelta::new(base.clone());
+        delta
+            .replay(&MetadataRecord::PartitionChange {
+                topic_id: topic_id(),
+                partition_index: 0,
+                leader: None,
+                isr: Some(vec![1, 2]),
+            })
+            .unwrap();
+        delta
+            .replay(&MetadataRecord::PartitionChange {
+                topic_id: topic_id(),
+                partition_index: 0,
+                leader: Some(2),
+                isr: None,
+            })
+            .unwrap();
+        let next = delta.apply();
+        let partition = next.topics.partition(topic_id(), 0).unwrap();
+        assert_eq!(
+            partition,
+            &PartitionRegistration {
+                replicas: vec![1, 2, 3],
+                isr: vec![1, 2],
+                leader: 2,
+                leader_epoch: 1,
+                partition_epoch: 2,
+            }
+        );
+        // Untouched domains are the very same allocation.
+        assert!(Arc::ptr_eq(&next.cluster, &base.cluster));
+        assert!(Arc::ptr_eq(&next.configs, &base.configs));
+        assert!(!Arc::ptr_eq(&next.topics, &base.topics));
+    }
+
+    #[test]
+    fn invalid_records_are_errors_and_leave_the_delta_unchanged() {
+        let base = image_with_topic();
+        let mut delta = MetadataDelta::new(base.clone());
+        let bad = [
+            MetadataRecord::PartitionChange {
+                topic_id: topic_id(),
+                partition_index: 0,
+                leader: Some(4),
+                isr: None,
+            },
+            MetadataRecord::PartitionChange {
+                topic_id: topic_id(),
+                partition_index: 0,
+                leader: None,
+                isr: Some(vec![2, 3]),
+            },
+            MetadataRecord::PartitionChange {
+                topic_id: topic_id(),
+                partition_index: 9,
+                leader: None,
+                isr: None,
+            },
+            MetadataRecord::Topic {
+                topic_id: Uuid::from_u128(2),
+                name: "orders".into(),
+            },
+            MetadataRecord::FenceBroker {
+                broker_id: 1,
+                incarnation_id: Uuid::nil(),
+            },
+            MetadataRecord::Config {
+                resource: ConfigResource::Topic("nope".into()),
+                name: "a".into(),
+                value: Some("b".into()),
+            },
+            MetadataRecord::RemoveTopic {
+                topic_id: Uuid::from_u128(3),
+            },
+            MetadataRecord::ProducerIds {
+                broker_id: 1,
+                next_producer_id: 0,
+            },
+        ];
+        for record in &bad {
+            assert!(delta.replay(record).is_err(), "{record:?} replayed");
+        }
+        assert!(delta.is_empty());
+        assert_eq!(delta.apply(), *base);
+    }
+
+    #[test]
+    fn removing_a_topic_removes_its_configs() {
+        let base = image_with_topic();
+        let mut delta = MetadataDelta::new(base);
+        let resource = ConfigResource::Topic("orders".into());
+        delta
+            .replay(&MetadataRecord::Config {
+                resource: resource.clone(),
+                name: "retention.ms".into(),
+                value: Some("1".into()),
+            })
+            .unwrap();
+        let with_config = delta.apply();
+        assert_eq!(
+            with_config.configs.topic_configs("orders").unwrap().get("retention.ms"),
+            Some(&"1".to_string())
+        );
+        let mut delta = MetadataDelta::new(Arc::new(with_config));
+        delta
+            .replay(&MetadataRecord::RemoveTopic {
+                topic_id: topic_id(),
+            })
+            .unwrap();
+        let next = delta.apply();
+        assert!(next.configs.resources.is_empty());
+        assert!(next.topics.by_id.is_empty());
+        assert!(next.topics.id_by_name.is_empty());
+    }
+}

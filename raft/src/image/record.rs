@@ -1,0 +1,89 @@
+//! `MetadataRecord`: the only way the metadata image changes.
+
+use uuid::Uuid;
+
+use super::cluster::{BrokerId, Listener};
+use super::configs::ConfigResource;
+
+/// One change to the cluster metadata, as written to the Raft log.
+///
+/// Records are facts, not requests: the controller validates an operation against the image and
+/// emits records; replay checks only that a record fits the image it lands on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataRecord {
+    /// Registers a broker, or replaces the registration of a restarted one.
+    RegisterBroker {
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+        listeners: Vec<Listener>,
+        rack: Option<String>,
+        fenced: bool,
+    },
+    UnregisterBroker {
+        broker_id: BrokerId,
+    },
+    FenceBroker {
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+    },
+    UnfenceBroker {
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+    },
+    /// A new topic, before its partitions.
+    Topic {
+        topic_id: Uuid,
+        name: String,
+    },
+    /// Removes a topic, its partitions and its configs.
+    RemoveTopic {
+        topic_id: Uuid,
+    },
+    /// A whole partition registration: written at creation and in snapshots.
+    Partition {
+        topic_id: Uuid,
+        partition_index: i32,
+        replicas: Vec<BrokerId>,
+        isr: Vec<BrokerId>,
+        leader: BrokerId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    },
+    /// Changes leader and/or ISR. Replay bumps the partition epoch, and the leader epoch when
+    /// the leader changes, so epochs never come from the proposer.
+    PartitionChange {
+        topic_id: Uuid,
+        partition_index: i32,
+        leader: Option<BrokerId>,
+        isr: Option<Vec<BrokerId>>,
+    },
+    /// Sets (`value: Some`) or deletes (`None`) one config of a resource.
+    Config {
+        resource: ConfigResource,
+        name: String,
+        value: Option<String>,
+    },
+    /// A producer-id block was handed to `broker_id`; the next block starts here.
+    ProducerIds {
+        broker_id: BrokerId,
+        next_producer_id: i64,
+    },
+}
+
+impl MetadataRecord {
+    /// The type tag written before the record body; stable across versions.
+    pub fn type_id(&self) -> u16 {
+        match self {
+            MetadataRecord::RegisterBroker { .. } => 1,
+            MetadataRecord::UnregisterBroker { .. } => 2,
+            MetadataRecord::FenceBroker { .. } => 3,
+            MetadataRecord::UnfenceBroker { .. } => 4,
+            MetadataRecord::Topic { .. } => 5,
+            MetadataRecord::RemoveTopic { .. } => 6,
+            MetadataRecord::Partition { .. } => 7,
+            MetadataRecord::PartitionChange { .. } => 8,
+            MetadataRecord::Config { .. } => 9,
+            MetadataRecord::ProducerIds { .. } => 10,
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! `sluice groups`: consumer groups and their lag, for operators without a JVM (what
+//! `kafka-consumer-groups --describe` shows). It is a Kafka client like any other: it connects
+//! to a broker, lists groups (ListGroups), reads their committed offsets (OffsetFetch) and the
+//! partitions' log end offsets (ListOffsets), and prints one line per group and partition.
+
+mod client;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use client::AdminClient;
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Lists consumer groups with committed offset, log end offset and lag per partition.
+    Groups(GroupsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GroupsArgs {
+    /// host:port of a sluice (or Kafka) broker.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap_server: String,
+
+    /// Only this group (default: every group).
+    #[arg(long)]
+    pub group: Option<String>,
+}
+
+/// Runs a subcommand; the process exits with its result.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Groups(args) => {
+            let stdout = std::io::stdout();
+            groups(&args, &mut stdout.lock())
+        }
+    }
+}
+
+/// One output row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LagRow {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    /// `None`: the partition has no committed offset.
+    pub committed: Option<i64>,
+    /// `None`: the partition does not exist (any more).
+    pub log_end: Option<i64>,
+}
+
+impl LagRow {
+    /// Log end minus committed; unknown without both.
+    pub fn lag(&self) -> Option<i64> {
+        Some(self.log_end? - self.committed?)
+    }
+}
+
+fn groups(args: &GroupsArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut client = AdminClient::connect(&args.bootstrap_server)
+        .with_context(|| format!("connecting to {}", args.bootstrap_server))?;
+    let group_ids = match &args.group {
+        Some(group) => vec![group.clone()],
+        None => client.list_groups()?,
+    };
+    let mut rows = Vec::new();
+    for group in &group_ids {
+        let committed = client.committed_offsets(group)?;
+        let partitions: Vec<(String, i32)> = committed.keys().cloned().collect();
+        let ends = client.log_end_offsets(&partitions)?;
+        for ((topic, partition), offset) in committed {
+            let log_end = ends.get(&(topic.clone(), partition)).copied();
+            rows.push(LagRow {
+                group: group.clone(),
+                topic,
+                partition,
+                committed: Some(offset),
+                log_end,
+            });
+        }
+    }
+    write_rows(out, &rows).context("writing to stdout")
+}
+
+fn write_rows(out: &mut impl Write, rows: &[LagRow]) -> std::io::Result<()> {
+    let show = |value: Option<i64>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
+    writeln!(
+        out,
+        "{:<30} {:<30} {:>9} {:>15} {:>15} {:>10}",
+        "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG"
+    )?;
+    for row in rows {
+        writeln!(
+            out,
+            "{:<30} {:<30} {:>9} {:>15} {:>15} {:>10}",
+            row.group,
+            row.topic,
+            row.partition,
+            show(row.committed),
+            show(row.log_end),
+            show(row.lag())
+        )?;
+    }
+    Ok(())
+}
+
+/// Rows sorted as printed: by group, topic, partition.
+pub type CommittedOffsets = BTreeMap<(String, i32), i64>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_print_lag_or_a_dash() {
+        let rows = [
+            LagRow {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 0,
+                committed: Some(4),
+                log_end: Some(10),
+            },
+            LagRow {
+                group: "g".into(),
+                topic: "gone".into(),
+                partition: 1,
+                committed: Some(3),
+                log_end: None,
+            },
+        ];
+        let mut out = Vec::new();
+        write_rows(&mut out, &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            lines[0],
+            [
+                "GROUP",
+                "TOPIC",
+                "PARTITION",
+                "CURRENT-OFFSET",
+                "LOG-END-OFFSET",
+                "LAG"
+            ]
+        );
+        assert_eq!(lines[1], ["g", "t", "0", "4", "10", "6"]);
+        assert_eq!(lines[2], ["g", "gone", "1", "3", "-", "-"]);
+    }
+}
