@@ -132,24 +132,7 @@ fn decode_record(reader: &mut Reader<'_>) -> Result<MetadataRecord, DecodeError>
 fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
     let mut w = Writer { out };
     match record {
-        MetadataRecord::RegisterBroker {
-            broker_id,
-            incarnation_id,
-            listeners,
-            rack,
-            fenced,
-        } => {
-            w.i32(*broker_id);
-            w.uuid(incarnation_id);
-            w.len(listeners.len());
-            for listener in listeners {
-                w.string(&listener.name);
-                w.string(&listener.host);
-                w.u16(listener.port);
-            }
-            w.option_string(rack.as_deref());
-            w.bool(*fenced);
-        }
+        MetadataRecord::RegisterBroker { .. } => encode_register_broker(record, &mut w),
         MetadataRecord::UnregisterBroker { broker_id } => w.i32(*broker_id),
         MetadataRecord::FenceBroker {
             broker_id,
@@ -167,23 +150,7 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
             w.string(name);
         }
         MetadataRecord::RemoveTopic { topic_id } => w.uuid(topic_id),
-        MetadataRecord::Partition {
-            topic_id,
-            partition_index,
-            replicas,
-            isr,
-            leader,
-            leader_epoch,
-            partition_epoch,
-        } => {
-            w.uuid(topic_id);
-            w.i32(*partition_index);
-            w.i32_list(replicas);
-            w.i32_list(isr);
-            w.i32(*leader);
-            w.i32(*leader_epoch);
-            w.i32(*partition_epoch);
-        }
+        MetadataRecord::Partition { .. } => encode_partition(record, &mut w),
         MetadataRecord::PartitionChange {
             topic_id,
             partition_index,
@@ -220,6 +187,51 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
     }
 }
 
+fn encode_register_broker(record: &MetadataRecord, w: &mut Writer<'_>) {
+    let MetadataRecord::RegisterBroker {
+        broker_id,
+        incarnation_id,
+        listeners,
+        rack,
+        fenced,
+    } = record
+    else {
+        unreachable!("called for RegisterBroker only");
+    };
+    w.i32(*broker_id);
+    w.uuid(incarnation_id);
+    w.len(listeners.len());
+    for listener in listeners {
+        w.string(&listener.name);
+        w.string(&listener.host);
+        w.u16(listener.port);
+    }
+    w.option_string(rack.as_deref());
+    w.bool(*fenced);
+}
+
+fn encode_partition(record: &MetadataRecord, w: &mut Writer<'_>) {
+    let MetadataRecord::Partition {
+        topic_id,
+        partition_index,
+        replicas,
+        isr,
+        leader,
+        leader_epoch,
+        partition_epoch,
+    } = record
+    else {
+        unreachable!("called for Partition only");
+    };
+    w.uuid(topic_id);
+    w.i32(*partition_index);
+    w.i32_list(replicas);
+    w.i32_list(isr);
+    w.i32(*leader);
+    w.i32(*leader_epoch);
+    w.i32(*partition_epoch);
+}
+
 const RESOURCE_TOPIC: u8 = 2;
 const RESOURCE_BROKER: u8 = 4;
 
@@ -247,7 +259,9 @@ fn decode_resource(r: &mut Reader<'_>) -> Result<ConfigResource, DecodeError> {
 fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, DecodeError> {
     let record = match record_type {
         1 => decode_register_broker(r)?,
-        2 => MetadataRecord::UnregisterBroker { broker_id: r.i32()? },
+        2 => MetadataRecord::UnregisterBroker {
+            broker_id: r.i32()?,
+        },
         3 => MetadataRecord::FenceBroker {
             broker_id: r.i32()?,
             incarnation_id: r.uuid()?,
@@ -260,7 +274,9 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
             topic_id: r.uuid()?,
             name: r.string()?,
         },
-        6 => MetadataRecord::RemoveTopic { topic_id: r.uuid()? },
+        6 => MetadataRecord::RemoveTopic {
+            topic_id: r.uuid()?,
+        },
         7 => MetadataRecord::Partition {
             topic_id: r.uuid()?,
             partition_index: r.i32()?,
@@ -549,7 +565,10 @@ mod tests {
     fn every_truncation_is_an_error_not_a_panic() {
         let bytes = encode_batch(&sample_records());
         for len in 0..bytes.len() {
-            assert!(decode_batch(&bytes[..len], 100).is_err(), "prefix {len} decoded");
+            assert!(
+                decode_batch(&bytes[..len], 100).is_err(),
+                "prefix {len} decoded"
+            );
         }
     }
 

@@ -79,7 +79,10 @@ impl MetadataDelta {
     }
 
     pub fn set_provenance(&mut self, provenance: Provenance) {
-        assert!(provenance >= self.base.provenance, "provenance moves forward");
+        assert!(
+            provenance >= self.base.provenance,
+            "provenance moves forward"
+        );
         self.provenance = provenance;
     }
 
@@ -92,22 +95,17 @@ impl MetadataDelta {
                 listeners,
                 rack,
                 fenced,
-            } => {
-                if *broker_id < 0 {
-                    return Err(ReplayError::Invalid("negative broker id"));
-                }
-                let broker = BrokerRegistration {
-                    broker_id: *broker_id,
-                    incarnation_id: *incarnation_id,
-                    listeners: listeners.clone(),
-                    rack: rack.clone(),
-                    fenced: *fenced,
-                };
-                self.cluster_mut().brokers.insert(*broker_id, broker);
-                Ok(())
-            }
+            } => self.replay_register_broker(BrokerRegistration {
+                broker_id: *broker_id,
+                incarnation_id: *incarnation_id,
+                listeners: listeners.clone(),
+                rack: rack.clone(),
+                fenced: *fenced,
+            }),
             MetadataRecord::UnregisterBroker { broker_id } => {
-                self.cluster().broker(*broker_id).ok_or(ReplayError::UnknownBroker(*broker_id))?;
+                self.cluster()
+                    .broker(*broker_id)
+                    .ok_or(ReplayError::UnknownBroker(*broker_id))?;
                 self.cluster_mut().brokers.remove(broker_id);
                 Ok(())
             }
@@ -167,9 +165,7 @@ impl MetadataDelta {
         let base = &self.base;
         MetadataImage {
             provenance: self.provenance,
-            cluster: self
-                .cluster
-                .map_or_else(|| base.cluster.clone(), Arc::new),
+            cluster: self.cluster.map_or_else(|| base.cluster.clone(), Arc::new),
             topics: self.topics.map_or_else(|| base.topics.clone(), Arc::new),
             configs: self.configs.map_or_else(|| base.configs.clone(), Arc::new),
             producer_ids: self
@@ -189,28 +185,44 @@ impl MetadataDelta {
     }
 
     fn producer_ids(&self) -> &ProducerIdsImage {
-        self.producer_ids.as_ref().unwrap_or(&self.base.producer_ids)
+        self.producer_ids
+            .as_ref()
+            .unwrap_or(&self.base.producer_ids)
     }
 
     fn cluster_mut(&mut self) -> &mut ClusterImage {
         let base = &self.base;
-        self.cluster.get_or_insert_with(|| ClusterImage::clone(&base.cluster))
+        self.cluster
+            .get_or_insert_with(|| ClusterImage::clone(&base.cluster))
     }
 
     fn topics_mut(&mut self) -> &mut TopicsImage {
         let base = &self.base;
-        self.topics.get_or_insert_with(|| TopicsImage::clone(&base.topics))
+        self.topics
+            .get_or_insert_with(|| TopicsImage::clone(&base.topics))
     }
 
     fn configs_mut(&mut self) -> &mut ConfigsImage {
         let base = &self.base;
-        self.configs.get_or_insert_with(|| ConfigsImage::clone(&base.configs))
+        self.configs
+            .get_or_insert_with(|| ConfigsImage::clone(&base.configs))
     }
 
     fn producer_ids_mut(&mut self) -> &mut ProducerIdsImage {
         let base = &self.base;
         self.producer_ids
             .get_or_insert_with(|| ProducerIdsImage::clone(&base.producer_ids))
+    }
+
+    fn replay_register_broker(&mut self, broker: BrokerRegistration) -> Result<(), ReplayError> {
+        if broker.broker_id < 0 {
+            return Err(ReplayError::Invalid("negative broker id"));
+        }
+        if broker.listeners.len() > LIST_LEN_MAX {
+            return Err(ReplayError::Invalid("too many listeners"));
+        }
+        self.cluster_mut().brokers.insert(broker.broker_id, broker);
+        Ok(())
     }
 
     fn set_fenced(
@@ -315,13 +327,12 @@ impl MetadataDelta {
         leader: Option<BrokerId>,
         isr: Option<&[BrokerId]>,
     ) -> Result<(), ReplayError> {
-        let current = self
-            .topics()
-            .partition(topic_id, partition_index)
-            .ok_or(ReplayError::UnknownPartition {
+        let current = self.topics().partition(topic_id, partition_index).ok_or(
+            ReplayError::UnknownPartition {
                 topic_id,
                 partition_index,
-            })?;
+            },
+        )?;
         let mut next = current.clone();
         if let Some(isr) = isr {
             next.isr = isr.to_vec();
@@ -539,7 +550,11 @@ mod tests {
             .unwrap();
         let with_config = delta.apply();
         assert_eq!(
-            with_config.configs.topic_configs("orders").unwrap().get("retention.ms"),
+            with_config
+                .configs
+                .topic_configs("orders")
+                .unwrap()
+                .get("retention.ms"),
             Some(&"1".to_string())
         );
         let mut delta = MetadataDelta::new(Arc::new(with_config));

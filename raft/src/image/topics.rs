@@ -53,13 +53,20 @@ impl TopicsImage {
         self.id_by_name.get(name).and_then(|id| self.by_id.get(id))
     }
 
-    pub fn partition(&self, topic_id: Uuid, partition_index: i32) -> Option<&PartitionRegistration> {
+    pub fn partition(
+        &self,
+        topic_id: Uuid,
+        partition_index: i32,
+    ) -> Option<&PartitionRegistration> {
         self.by_id
             .get(&topic_id)
             .and_then(|topic| topic.partitions.get(&partition_index))
     }
 
     pub fn partition_count(&self) -> usize {
-        self.by_id.values().map(|topic| topic.partitions.len()).sum()
+        self.by_id
+            .values()
+            .map(|topic| topic.partitions.len())
+            .sum()
     }
 }

@@ -1,0 +1,197 @@
+//! The controller: operations as pure functions from an image and a request to records and a
+//! response.
+//!
+//! Nothing here mutates state. The active controller runs an operation against its current
+//! image, writes the records to the Raft log, and answers with the response once they are
+//! committed; every node (the active one included) changes its image only by replaying the
+//! records. Each operation emits at most [`RECORDS_PER_OPERATION_MAX`] records.
+
+mod brokers;
+mod configs;
+pub mod error_code;
+mod partitions;
+mod placement;
+mod producer_ids;
+mod topics;
+
+use uuid::Uuid;
+
+pub use brokers::{
+    fence_broker, heartbeat, register_broker, unregister_broker, BrokerChangeResponse,
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, RegisterBrokerRequest, RegisterBrokerResponse,
+};
+pub use configs::{alter_configs, AlterConfigsRequest, AlterConfigsResource, ConfigOp};
+pub use configs::{AlterConfigsResult, CONFIG_NAME_BYTES_MAX};
+pub use partitions::{
+    alter_partition, elect_leaders, AlterPartitionRequest, AlterPartitionResponse,
+    ElectLeadersRequest, ElectionResult, ElectionType,
+};
+pub use placement::{place_replicas, rack_alternated_brokers};
+pub use producer_ids::{allocate_producer_ids, AllocateProducerIdsRequest, ProducerIdBlock};
+pub use topics::{
+    create_topics, delete_topics, CreatableTopic, CreateTopicsRequest, CreatedTopic,
+    DeleteTopicsRequest, DeletedTopic, TOPIC_NAME_BYTES_MAX,
+};
+
+use crate::image::{MetadataImage, MetadataRecord};
+
+/// Most records one operation may write, as Kafka's `MAX_RECORDS_PER_USER_OP`: keeps a Raft
+/// entry, and the time to apply it, bounded.
+pub const RECORDS_PER_OPERATION_MAX: usize = 10_000;
+
+/// What an operation decided: the records to commit, and the answer to give once they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerResult<T> {
+    pub records: Vec<MetadataRecord>,
+    pub response: T,
+}
+
+impl<T> ControllerResult<T> {
+    pub fn new(records: Vec<MetadataRecord>, response: T) -> Self {
+        assert!(records.len() <= RECORDS_PER_OPERATION_MAX);
+        ControllerResult { records, response }
+    }
+}
+
+/// Cluster-wide settings the operations need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// Used when CreateTopics asks for `num_partitions = -1`.
+    pub default_partitions: i32,
+    /// Used when CreateTopics asks for `replication_factor = -1`.
+    pub default_replication_factor: i16,
+    /// Producer ids handed to a broker per AllocateProducerIds.
+    pub producer_id_block_size: i64,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            default_partitions: 1,
+            default_replication_factor: 1,
+            producer_id_block_size: 1000,
+        }
+    }
+}
+
+/// Every change a node can ask of the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    RegisterBroker(RegisterBrokerRequest),
+    BrokerHeartbeat(BrokerHeartbeatRequest),
+    /// Fences a broker whose heartbeats stopped (the active controller's session timer).
+    FenceBroker {
+        broker_id: i32,
+    },
+    UnregisterBroker {
+        broker_id: i32,
+    },
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    AlterConfigs(AlterConfigsRequest),
+    ElectLeaders(ElectLeadersRequest),
+    AlterPartition(AlterPartitionRequest),
+    AllocateProducerIds(AllocateProducerIdsRequest),
+}
+
+/// The answer to an [`Operation`], variant for variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationResponse {
+    RegisterBroker(RegisterBrokerResponse),
+    BrokerHeartbeat(BrokerHeartbeatResponse),
+    FenceBroker(BrokerChangeResponse),
+    UnregisterBroker(BrokerChangeResponse),
+    CreateTopics(Vec<CreatedTopic>),
+    DeleteTopics(Vec<DeletedTopic>),
+    AlterConfigs(Vec<AlterConfigsResult>),
+    ElectLeaders(Vec<ElectionResult>),
+    AlterPartition(AlterPartitionResponse),
+    AllocateProducerIds(ProducerIdBlock),
+}
+
+/// Runs one operation against `image`. `new_topic_id` supplies ids for created topics (random
+/// in production, fixed in tests), which keeps this function deterministic.
+pub fn execute(
+    image: &MetadataImage,
+    operation: &Operation,
+    config: &ControllerConfig,
+    new_topic_id: &mut dyn FnMut() -> Uuid,
+) -> ControllerResult<OperationResponse> {
+    fn wrap<T>(
+        result: ControllerResult<T>,
+        variant: fn(T) -> OperationResponse,
+    ) -> ControllerResult<OperationResponse> {
+        ControllerResult::new(result.records, variant(result.response))
+    }
+    match operation {
+        Operation::RegisterBroker(request) => wrap(
+            register_broker(image, request),
+            OperationResponse::RegisterBroker,
+        ),
+        Operation::BrokerHeartbeat(request) => wrap(
+            heartbeat(image, request),
+            OperationResponse::BrokerHeartbeat,
+        ),
+        Operation::FenceBroker { broker_id } => wrap(
+            fence_broker(image, *broker_id),
+            OperationResponse::FenceBroker,
+        ),
+        Operation::UnregisterBroker { broker_id } => wrap(
+            unregister_broker(image, *broker_id),
+            OperationResponse::UnregisterBroker,
+        ),
+        Operation::CreateTopics(request) => wrap(
+            create_topics(image, request, config, new_topic_id),
+            OperationResponse::CreateTopics,
+        ),
+        Operation::DeleteTopics(request) => wrap(
+            delete_topics(image, request),
+            OperationResponse::DeleteTopics,
+        ),
+        Operation::AlterConfigs(request) => wrap(
+            alter_configs(image, request),
+            OperationResponse::AlterConfigs,
+        ),
+        Operation::ElectLeaders(request) => wrap(
+            elect_leaders(image, request),
+            OperationResponse::ElectLeaders,
+        ),
+        Operation::AlterPartition(request) => wrap(
+            alter_partition(image, request),
+            OperationResponse::AlterPartition,
+        ),
+        Operation::AllocateProducerIds(request) => wrap(
+            allocate_producer_ids(image, request, config),
+            OperationResponse::AllocateProducerIds,
+        ),
+    }
+}
+
+/// Counts records against [`RECORDS_PER_OPERATION_MAX`] while an operation builds them.
+pub(crate) struct RecordBudget {
+    pub records: Vec<MetadataRecord>,
+}
+
+impl RecordBudget {
+    pub fn new() -> Self {
+        RecordBudget {
+            records: Vec::new(),
+        }
+    }
+
+    /// Whether `count` more records still fit.
+    pub fn fits(&self, count: usize) -> bool {
+        self.records.len().saturating_add(count) <= RECORDS_PER_OPERATION_MAX
+    }
+
+    pub fn extend(&mut self, records: Vec<MetadataRecord>) {
+        assert!(self.fits(records.len()), "checked with fits() first");
+        self.records.extend(records);
+    }
+}
+
+/// The message a response carries when an operation ran out of its record budget.
+pub(crate) const BUDGET_EXCEEDED_MESSAGE: &str = "too many records for one operation";
+
+#[cfg(test)]
+mod tests;

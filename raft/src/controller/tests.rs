@@ -1,0 +1,456 @@
+//! Controller operations against small images, with exact records and responses.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::*;
+use crate::image::{
+    ConfigResource, Listener, MetadataDelta, MetadataImage, PartitionRegistration, LEADER_NONE,
+};
+
+fn incarnation(broker_id: i32) -> Uuid {
+    Uuid::from_u128(1000 + broker_id as u128)
+}
+
+fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+    let mut delta = MetadataDelta::new(Arc::new(image.clone()));
+    for record in records {
+        delta.replay(record).unwrap();
+    }
+    delta.apply()
+}
+
+/// Brokers 1..=count, registered and unfenced.
+fn cluster(count: i32) -> MetadataImage {
+    let mut image = MetadataImage::empty();
+    for broker_id in 1..=count {
+        let request = RegisterBrokerRequest {
+            broker_id,
+            incarnation_id: incarnation(broker_id),
+            listeners: vec![Listener {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9000 + broker_id as u16,
+            }],
+            rack: None,
+        };
+        image = apply(&image, &register_broker(&image, &request).records);
+        image = apply(&image, &heartbeat(&image, &beat(broker_id, false)).records);
+    }
+    image
+}
+
+fn beat(broker_id: i32, want_fence: bool) -> BrokerHeartbeatRequest {
+    BrokerHeartbeatRequest {
+        broker_id,
+        incarnation_id: incarnation(broker_id),
+        want_fence,
+        want_shutdown: false,
+    }
+}
+
+fn topic(name: &str, partitions: i32, replication_factor: i16) -> CreatableTopic {
+    CreatableTopic {
+        name: name.into(),
+        num_partitions: partitions,
+        replication_factor,
+        assignments: BTreeMap::new(),
+        configs: BTreeMap::new(),
+    }
+}
+
+fn create(
+    image: &MetadataImage,
+    topics: Vec<CreatableTopic>,
+) -> ControllerResult<Vec<CreatedTopic>> {
+    let request = CreateTopicsRequest {
+        topics,
+        validate_only: false,
+    };
+    let mut next_id = 0u128;
+    create_topics(image, &request, &ControllerConfig::default(), &mut || {
+        next_id += 1;
+        Uuid::from_u128(next_id)
+    })
+}
+
+#[test]
+fn create_topics_spreads_replicas_and_writes_exact_records() {
+    let image = cluster(3);
+    let mut with_config = topic("orders", 3, 2);
+    with_config
+        .configs
+        .insert("retention.ms".into(), "1000".into());
+    let result = create(&image, vec![with_config]);
+    let id = Uuid::from_u128(1);
+    let partition = |index: i32, replicas: Vec<i32>| MetadataRecord::Partition {
+        topic_id: id,
+        partition_index: index,
+        leader: replicas[0],
+        isr: replicas.clone(),
+        replicas,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    };
+    assert_eq!(
+        result.records,
+        vec![
+            MetadataRecord::Topic {
+                topic_id: id,
+                name: "orders".into()
+            },
+            MetadataRecord::Config {
+                resource: ConfigResource::Topic("orders".into()),
+                name: "retention.ms".into(),
+                value: Some("1000".into()),
+            },
+            partition(0, vec![1, 2]),
+            partition(1, vec![2, 3]),
+            partition(2, vec![3, 1]),
+        ]
+    );
+    assert_eq!(result.response[0].error_code, error_code::NONE);
+    assert_eq!(result.response[0].topic_id, id);
+    assert_eq!(result.response[0].num_partitions, 3);
+    assert_eq!(result.response[0].replication_factor, 2);
+}
+
+#[test]
+fn create_topics_refuses_bad_requests_per_topic() {
+    let image = cluster(2);
+    let image = apply(&image, &create(&image, vec![topic("taken", 1, 1)]).records);
+    let result = create(
+        &image,
+        vec![
+            topic("taken", 1, 1),
+            topic("too-many-replicas", 1, 3),
+            topic("no-partitions", 0, 1),
+            topic("bad/name", 1, 1),
+            topic("twice", 1, 1),
+            topic("twice", 1, 1),
+            topic("huge", RECORDS_PER_OPERATION_MAX as i32, 1),
+            topic("fine", 1, 2),
+        ],
+    );
+    let codes: Vec<i16> = result.response.iter().map(|t| t.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            error_code::TOPIC_ALREADY_EXISTS,
+            error_code::INVALID_REPLICATION_FACTOR,
+            error_code::INVALID_PARTITIONS,
+            error_code::INVALID_TOPIC_EXCEPTION,
+            error_code::INVALID_REQUEST,
+            error_code::INVALID_REQUEST,
+            error_code::POLICY_VIOLATION,
+            error_code::NONE,
+        ]
+    );
+    // Only "fine" was written: its topic and one partition.
+    assert_eq!(result.records.len(), 2);
+    let validate = CreateTopicsRequest {
+        topics: vec![topic("dry", 1, 1)],
+        validate_only: true,
+    };
+    let dry = create_topics(
+        &image,
+        &validate,
+        &ControllerConfig::default(),
+        &mut Uuid::new_v4,
+    );
+    assert!(dry.records.is_empty());
+    assert_eq!(dry.response[0].error_code, error_code::NONE);
+}
+
+fn one_partition(image: &MetadataImage) -> (Uuid, PartitionRegistration) {
+    let topic = image.topics.topic_by_name("p").unwrap();
+    (topic.topic_id, topic.partitions[&0].clone())
+}
+
+#[test]
+fn fencing_moves_leadership_within_the_isr_and_unfencing_takes_orphans() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 2)]).records);
+    let (topic_id, before) = one_partition(&image);
+    assert_eq!((before.leader, before.isr.clone()), (1, vec![1, 2]));
+
+    let fenced = fence_broker(&image, 1);
+    assert_eq!(fenced.response.error_code, error_code::NONE);
+    let image = apply(&image, &fenced.records);
+    let (_, after) = one_partition(&image);
+    assert_eq!(
+        after,
+        PartitionRegistration {
+            replicas: vec![1, 2],
+            isr: vec![2],
+            leader: 2,
+            leader_epoch: 1,
+            partition_epoch: 1,
+        }
+    );
+    assert!(image.cluster.broker(1).unwrap().fenced);
+
+    // The last ISR member stays in the ISR but cannot lead while fenced.
+    let image = apply(&image, &fence_broker(&image, 2).records);
+    let (_, orphan) = one_partition(&image);
+    assert_eq!((orphan.leader, orphan.isr.clone()), (LEADER_NONE, vec![2]));
+    // Fencing again changes nothing.
+    assert!(fence_broker(&image, 2).records.is_empty());
+
+    let back = heartbeat(&image, &beat(2, false));
+    assert!(!back.response.is_fenced);
+    let image = apply(&image, &back.records);
+    let (_, led) = one_partition(&image);
+    assert_eq!((led.leader, led.leader_epoch), (2, 3));
+    assert!(image.topics.partition(topic_id, 0).is_some());
+}
+
+#[test]
+fn controlled_shutdown_moves_leadership_then_allows_the_stop() {
+    let image = cluster(2);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 2)]).records);
+    let request = BrokerHeartbeatRequest {
+        want_shutdown: true,
+        ..beat(1, false)
+    };
+    let result = heartbeat(&image, &request);
+    assert!(result.response.should_shut_down);
+    assert!(result.response.is_fenced);
+    let image = apply(&image, &result.records);
+    assert_eq!(one_partition(&image).1.leader, 2);
+}
+
+#[test]
+fn registration_rules() {
+    let image = cluster(1);
+    let again = RegisterBrokerRequest {
+        broker_id: 1,
+        incarnation_id: Uuid::from_u128(77),
+        listeners: vec![],
+        rack: None,
+    };
+    let refused = register_broker(&image, &again);
+    assert_eq!(
+        refused.response.error_code,
+        error_code::DUPLICATE_BROKER_REGISTRATION
+    );
+    assert!(refused.records.is_empty());
+    // Once fenced (its session expired), a new incarnation may register.
+    let image = apply(&image, &fence_broker(&image, 1).records);
+    let accepted = register_broker(&image, &again);
+    assert_eq!(accepted.response.error_code, error_code::NONE);
+    assert_eq!(accepted.records.len(), 1);
+    let stale = heartbeat(&apply(&image, &accepted.records), &beat(1, false));
+    assert_eq!(stale.response.error_code, error_code::STALE_BROKER_EPOCH);
+}
+
+#[test]
+fn alter_partition_checks_leader_epochs_and_eligibility() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 3)]).records);
+    let (topic_id, partition) = one_partition(&image);
+    let request = AlterPartitionRequest {
+        broker_id: 1,
+        incarnation_id: incarnation(1),
+        topic_id,
+        partition_index: 0,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        new_isr: vec![1, 2],
+    };
+    let code =
+        |request: &AlterPartitionRequest| alter_partition(&image, request).response.error_code;
+    assert_eq!(
+        code(&AlterPartitionRequest {
+            leader_epoch: 5,
+            ..request.clone()
+        }),
+        error_code::FENCED_LEADER_EPOCH
+    );
+    assert_eq!(
+        code(&AlterPartitionRequest {
+            partition_epoch: 5,
+            ..request.clone()
+        }),
+        error_code::INVALID_UPDATE_VERSION
+    );
+    assert_eq!(
+        code(&AlterPartitionRequest {
+            broker_id: 2,
+            incarnation_id: incarnation(2),
+            ..request.clone()
+        }),
+        error_code::NOT_LEADER_OR_FOLLOWER
+    );
+    assert_eq!(
+        code(&AlterPartitionRequest {
+            new_isr: vec![2, 3],
+            ..request.clone()
+        }),
+        error_code::INVALID_REQUEST
+    );
+    let shrunk = alter_partition(&image, &request);
+    assert_eq!(shrunk.response.error_code, error_code::NONE);
+    let image = apply(&image, &shrunk.records);
+    assert_eq!(
+        image.topics.partition(topic_id, 0),
+        shrunk.response.partition.as_ref()
+    );
+    // Broker 3 is fenced: it cannot rejoin the ISR.
+    let image = apply(&image, &fence_broker(&image, 3).records);
+    let expand = AlterPartitionRequest {
+        partition_epoch: partition.partition_epoch + 1,
+        new_isr: vec![1, 2, 3],
+        ..request
+    };
+    assert_eq!(
+        alter_partition(&image, &expand).response.error_code,
+        error_code::INELIGIBLE_REPLICA
+    );
+}
+
+#[test]
+fn preferred_and_unclean_elections() {
+    let image = cluster(2);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 2)]).records);
+    let (topic_id, _) = one_partition(&image);
+    let elect = |image: &MetadataImage, election_type| {
+        elect_leaders(
+            image,
+            &ElectLeadersRequest {
+                election_type,
+                partitions: Some(vec![(topic_id, 0), (topic_id, 9)]),
+            },
+        )
+    };
+    let result = elect(&image, ElectionType::Preferred);
+    let codes: Vec<i16> = result.response.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            error_code::ELECTION_NOT_NEEDED,
+            error_code::UNKNOWN_TOPIC_OR_PARTITION
+        ]
+    );
+    // Leader 1 fenced → 2 leads; 1 back → preferred election returns leadership to 1?
+    // No: 1 left the ISR when fenced, so it is not available until AlterPartition adds it.
+    let image = apply(&image, &fence_broker(&image, 1).records);
+    let image = apply(&image, &heartbeat(&image, &beat(1, false)).records);
+    let result = elect(&image, ElectionType::Preferred);
+    assert_eq!(
+        result.response[0].error_code,
+        error_code::PREFERRED_LEADER_NOT_AVAILABLE
+    );
+    // Both fenced, then only 1 returns: an unclean election makes it leader with ISR [1].
+    let image = apply(&image, &fence_broker(&image, 1).records);
+    let image = apply(&image, &fence_broker(&image, 2).records);
+    let image = apply(&image, &heartbeat(&image, &beat(1, false)).records);
+    let result = elect(&image, ElectionType::Unclean);
+    assert_eq!(result.response[0].error_code, error_code::NONE);
+    let image = apply(&image, &result.records);
+    let (_, partition) = one_partition(&image);
+    assert_eq!((partition.leader, partition.isr), (1, vec![1]));
+}
+
+#[test]
+fn producer_id_blocks_are_consecutive_and_never_reused() {
+    let image = cluster(1);
+    let request = AllocateProducerIdsRequest {
+        broker_id: 1,
+        incarnation_id: incarnation(1),
+    };
+    let config = ControllerConfig::default();
+    let first = allocate_producer_ids(&image, &request, &config);
+    let image = apply(&image, &first.records);
+    let second = allocate_producer_ids(&image, &request, &config);
+    assert_eq!(
+        (first.response.first_producer_id, first.response.count),
+        (0, 1000)
+    );
+    assert_eq!(second.response.first_producer_id, 1000);
+    let unknown = AllocateProducerIdsRequest {
+        broker_id: 9,
+        ..request
+    };
+    assert_eq!(
+        allocate_producer_ids(&image, &unknown, &config)
+            .response
+            .error_code,
+        error_code::BROKER_ID_NOT_REGISTERED
+    );
+}
+
+#[test]
+fn alter_configs_and_delete_topics() {
+    let image = cluster(1);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 1)]).records);
+    let request = AlterConfigsRequest {
+        resources: vec![
+            AlterConfigsResource {
+                resource: ConfigResource::Topic("p".into()),
+                ops: vec![ConfigOp::Set {
+                    name: "cleanup.policy".into(),
+                    value: "compact".into(),
+                }],
+            },
+            AlterConfigsResource {
+                resource: ConfigResource::Topic("missing".into()),
+                ops: vec![],
+            },
+            AlterConfigsResource {
+                resource: ConfigResource::Broker(1),
+                ops: vec![ConfigOp::Set {
+                    name: String::new(),
+                    value: "x".into(),
+                }],
+            },
+        ],
+        validate_only: false,
+    };
+    let result = alter_configs(&image, &request);
+    let codes: Vec<i16> = result.response.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            error_code::NONE,
+            error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            error_code::INVALID_CONFIG
+        ]
+    );
+    let image = apply(&image, &result.records);
+    assert_eq!(
+        image
+            .configs
+            .topic_configs("p")
+            .unwrap()
+            .get("cleanup.policy"),
+        Some(&"compact".to_string())
+    );
+    let id = image.topics.topic_by_name("p").unwrap().topic_id;
+    let deleted = delete_topics(
+        &image,
+        &DeleteTopicsRequest {
+            names: vec!["p".into(), "nope".into()],
+            topic_ids: vec![id, Uuid::from_u128(42)],
+        },
+    );
+    assert_eq!(
+        deleted.records,
+        vec![MetadataRecord::RemoveTopic { topic_id: id }]
+    );
+    let codes: Vec<i16> = deleted.response.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            error_code::NONE,
+            error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            error_code::NONE,
+            error_code::UNKNOWN_TOPIC_ID
+        ]
+    );
+    let image = apply(&image, &deleted.records);
+    assert!(image.topics.by_id.is_empty());
+    assert!(image.configs.resources.is_empty());
+}

@@ -1,0 +1,155 @@
+//! The sending side: openraft's `RaftNetwork` over one TCP connection per peer.
+
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use tokio::net::TcpStream;
+
+use super::frame::{
+    decode, read_frame, write_message, FrameError, RpcEnvelope, RpcRequest, RpcResponse,
+};
+use crate::raft_types::{NodeId, TypeConfig};
+
+/// How long to wait for a TCP connection to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+/// Makes one [`PeerClient`] per target node.
+#[derive(Clone)]
+pub struct NetworkFactory {
+    pub cluster_fingerprint: u64,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            target,
+            address: node.addr.clone(),
+            cluster_fingerprint: self.cluster_fingerprint,
+            stream: None,
+        }
+    }
+}
+
+/// A connection to one peer, opened on first use and dropped after any error, so the next
+/// call starts from a clean stream.
+pub struct PeerClient {
+    target: NodeId,
+    address: String,
+    cluster_fingerprint: u64,
+    stream: Option<TcpStream>,
+}
+
+impl PeerClient {
+    async fn call(
+        &mut self,
+        request: RpcRequest,
+        ttl: Duration,
+    ) -> Result<RpcResponse, FrameError> {
+        let envelope = RpcEnvelope {
+            cluster_fingerprint: self.cluster_fingerprint,
+            target: self.target,
+            request,
+        };
+        let exchange = async {
+            if self.stream.is_none() {
+                let connect = TcpStream::connect(&self.address);
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                    .await
+                    .map_err(|_| timed_out("connect"))??;
+                stream.set_nodelay(true)?;
+                self.stream = Some(stream);
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                unreachable!("connected above");
+            };
+            write_message(stream, &envelope).await?;
+            let payload = read_frame(stream).await?;
+            decode::<RpcResponse>(&payload)
+        };
+        let result = match tokio::time::timeout(ttl, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(timed_out("rpc").into()),
+        };
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    fn unreachable<E: std::error::Error>(
+        &self,
+        error: &FrameError,
+    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+        tracing::debug!(target = self.target, %error, "raft rpc failed");
+        RPCError::Network(NetworkError::new(error))
+    }
+
+    fn remote<E: std::error::Error>(
+        &self,
+        error: RaftError<NodeId, E>,
+    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+        RPCError::RemoteError(RemoteError::new(self.target, error))
+    }
+
+    fn mismatch<E: std::error::Error>(&self) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+        let error = FrameError::Io(std::io::Error::other("response of another kind"));
+        self.unreachable(&error)
+    }
+}
+
+fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let response = self
+            .call(RpcRequest::AppendEntries(rpc), option.hard_ttl())
+            .await;
+        match response.map_err(|e| self.unreachable(&e))? {
+            RpcResponse::AppendEntries(result) => result.map_err(|e| self.remote(e)),
+            _ => Err(self.mismatch()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        let response = self
+            .call(RpcRequest::InstallSnapshot(rpc), option.hard_ttl())
+            .await;
+        match response.map_err(|e| self.unreachable(&e))? {
+            RpcResponse::InstallSnapshot(result) => result.map_err(|e| self.remote(e)),
+            _ => Err(self.mismatch()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        let response = self.call(RpcRequest::Vote(rpc), option.hard_ttl()).await;
+        match response.map_err(|e| self.unreachable(&e))? {
+            RpcResponse::Vote(result) => result.map_err(|e| self.remote(e)),
+            _ => Err(self.mismatch()),
+        }
+    }
+}
