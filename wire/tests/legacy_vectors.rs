@@ -28,10 +28,15 @@ fn vector(name: &str) -> Bytes {
 fn legacy(name: &str, api_key: ApiKey, api_version: i16) -> LegacyRequest {
     let decoded = decode_request(vector(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let context = decoded.context();
-    assert_eq!((context.api_key, context.api_version), (api_key, api_version));
+    assert_eq!(
+        (context.api_key, context.api_version),
+        (api_key, api_version)
+    );
     match decoded {
         Decoded::Legacy { header, request } => {
-            assert!(header.client_id.is_some_and(|id| id.starts_with("kafka-python")));
+            assert!(header
+                .client_id
+                .is_some_and(|id| id.starts_with("kafka-python")));
             request
         }
         other => panic!("{name}: {other:?}"),
@@ -65,7 +70,10 @@ fn captured_produce_requests_decode_and_convert_exactly() {
             };
             assert_eq!((request.acks, request.timeout_ms), (1, 30_000), "{name}");
             assert_eq!(request.topics.len(), 1);
-            assert_eq!(request.topics[0].name, format!("capture-{label}-{codec_name}"));
+            assert_eq!(
+                request.topics[0].name,
+                format!("capture-{label}-{codec_name}")
+            );
             let partitions = &request.topics[0].partitions;
             assert_eq!(partitions.len(), 1);
             assert_eq!(partitions[0].partition, 0);
@@ -121,7 +129,11 @@ fn captured_lz4_magic_0_has_the_broken_descriptor_checksum() {
         // key (-1) and the value length.
         let value_at = 12 + 4 + 1 + 1 + if broken { 0 } else { 8 } + 4 + 4;
         let frame = &set[value_at..];
-        assert_eq!(&frame[..4], &[0x04, 0x22, 0x4d, 0x18], "{name}: LZ4 frame magic");
+        assert_eq!(
+            &frame[..4],
+            &[0x04, 0x22, 0x4d, 0x18],
+            "{name}: LZ4 frame magic"
+        );
         let flags = frame[4];
         // FLG, BD, then an 8-byte content size when FLG bit 3 is set (no dictionary ids here).
         assert_eq!(flags & 0x01, 0, "{name}: no dictionary id");
@@ -165,11 +177,9 @@ fn captured_fetch_requests_of_every_old_version() {
 
 #[test]
 fn captured_offset_requests_of_kafka_0_8() {
-    let LegacyRequest::ListOffsets(list) = legacy(
-        "kp081-consume-list_offsets-v0.bin",
-        ApiKey::ListOffsets,
-        0,
-    ) else {
+    let LegacyRequest::ListOffsets(list) =
+        legacy("kp081-consume-list_offsets-v0.bin", ApiKey::ListOffsets, 0)
+    else {
         panic!("list offsets");
     };
     assert_eq!(list.replica_id, -1);
@@ -210,11 +220,9 @@ fn captured_offset_requests_of_kafka_0_8() {
         );
     }
 
-    let LegacyRequest::OffsetFetch(fetch) = legacy(
-        "kp081-consume-offset_fetch-v0.bin",
-        ApiKey::OffsetFetch,
-        0,
-    ) else {
+    let LegacyRequest::OffsetFetch(fetch) =
+        legacy("kp081-consume-offset_fetch-v0.bin", ApiKey::OffsetFetch, 0)
+    else {
         panic!("offset fetch");
     };
     assert_eq!(fetch.group_id, "capture-kp081");
