@@ -262,8 +262,8 @@ def write(out_dir, meta, rows):
         "",
         "## Commands",
         "",
-        f"`{meta['command']}` — see bench/README.md; the per-tool command lines are in the "
-        "harness log (kept in the scratch directory, not committed).",
+        f"`{meta['command']}` — see bench/README.md. Every broker and tool command line of round 1 "
+        "is in [commands.txt](commands.txt) (later rounds differ only in topic suffixes).",
         "",
     ]
     perf_path = os.path.join(out_dir, "perf-sluice.txt")

@@ -14,8 +14,12 @@ class ToolError(RuntimeError):
     pass
 
 
+COMMANDS = []
+
+
 def run(command: list, log, timeout_s: float = TOOL_TIMEOUT_S) -> str:
     """Runs a tool, logs its command line and output, returns stdout; fails on exit != 0."""
+    COMMANDS.append(" ".join(command))
     log.write("$ " + " ".join(command) + "\n")
     log.flush()
     try:
