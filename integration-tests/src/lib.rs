@@ -4,18 +4,24 @@
 //! always killed when dropped. The clients are external programs (kcat, Python scripts under
 //! `integration-tests/python/`, the Java program under `integration-tests/java/`), installed
 //! by `.ci/run`; Apache Kafka's own CLI tools run from the same Maven jars ([`kafka_cli`]).
+//! The compatibility matrix's client programs (`integration-tests/compat/`) are found by
+//! [`compat`], which also records every client test's result for `COMPATIBILITY.md`.
 //! A missing client is a loud failure, never a silent skip: a test that skips
 //! itself on CI proves nothing.
 //!
 //! Nothing here sleeps blindly: every wait polls a condition against a deadline.
 
 mod broker;
+pub mod compat;
 pub mod kafka_cli;
 mod process;
 pub mod records;
 
 pub use broker::Broker;
-pub use process::{kcat, python, run_command, run_java, run_python, sluice_bin, wait_until};
+pub use process::{
+    kcat, python, run_command, run_command_output, run_java, run_python, sluice_bin, wait_until,
+    ProgramOutput,
+};
 
 /// A topic name that no other test in this process picked (tests share nothing but the
 /// machine, yet unique names keep a broker's logs readable when a test fails).

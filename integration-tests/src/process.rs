@@ -16,11 +16,11 @@ const POLL_INTERVAL_MAX: Duration = Duration::from_millis(200);
 /// Bytes of a failing program's output shown in a panic message.
 pub(crate) const OUTPUT_TAIL_BYTES_MAX: usize = 16 * 1024;
 
-fn manifest_dir() -> &'static Path {
+pub(crate) fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn workspace_dir() -> &'static Path {
+pub(crate) fn workspace_dir() -> &'static Path {
     let workspace = manifest_dir().parent();
     workspace.expect("integration-tests lives inside the workspace")
 }
@@ -36,10 +36,7 @@ pub fn sluice_bin() -> PathBuf {
             assert!(bin.is_file(), "SLUICE_BIN={} is not a file", bin.display());
             return bin;
         }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_dir().join("target"));
-        let bin = target.join("debug").join("sluice");
+        let bin = target_dir().join("debug").join("sluice");
         if !bin.is_file() {
             build_sluice();
         }
@@ -54,13 +51,28 @@ pub fn sluice_bin() -> PathBuf {
 }
 
 fn build_sluice() {
+    cargo_build("sluice");
+}
+
+/// `cargo build -p <package>` in the workspace; panics when it fails.
+pub(crate) fn cargo_build(package: &str) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-p", "sluice"])
+        .args(["build", "-p", package])
         .current_dir(workspace_dir())
         .status()
-        .expect("spawn `cargo build -p sluice`");
-    assert!(status.success(), "`cargo build -p sluice` failed: {status}");
+        .unwrap_or_else(|error| panic!("spawn `cargo build -p {package}`: {error}"));
+    assert!(
+        status.success(),
+        "`cargo build -p {package}` failed: {status}"
+    );
+}
+
+/// `$CARGO_TARGET_DIR`, else the workspace's `target/`.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join("target"))
 }
 
 /// The Python of the client venv: `$SLUICE_TEST_VENV/bin/python`, else the venv `.ci/run`
@@ -80,7 +92,7 @@ pub fn python() -> PathBuf {
     python
 }
 
-fn ci_cache_dir() -> PathBuf {
+pub(crate) fn ci_cache_dir() -> PathBuf {
     if let Some(cache) = std::env::var_os("SLUICE_CI_CACHE") {
         return PathBuf::from(cache);
     }
@@ -138,10 +150,46 @@ fn java_classpath() -> String {
     )
 }
 
+/// What a finished (or killed) client program left behind.
+pub struct ProgramOutput {
+    /// `None` when it ran longer than [`CLIENT_RUN_DURATION_MAX`] and was killed.
+    pub status: Option<std::process::ExitStatus>,
+    pub stdout: String,
+    /// The last [`OUTPUT_TAIL_BYTES_MAX`] bytes of stderr.
+    pub stderr_tail: String,
+    pub elapsed: Duration,
+}
+
+impl ProgramOutput {
+    /// A failure message naming `what`, with both outputs.
+    pub fn failure(&self, what: &str) -> String {
+        let how = match self.status {
+            Some(status) => format!("failed ({status})"),
+            None => format!("ran longer than {CLIENT_RUN_DURATION_MAX:?} and was killed"),
+        };
+        format!(
+            "{what} {how} after {:?}\n--- stdout ---\n{}\n--- stderr (tail) ---\n{}",
+            self.elapsed,
+            tail(&self.stdout),
+            self.stderr_tail,
+        )
+    }
+}
+
 /// Runs `command` with `stdin` as its input and stdout and stderr captured to files (pipes
 /// could fill up and stall a chatty client); kills it after [`CLIENT_RUN_DURATION_MAX`];
 /// asserts exit status 0 and returns stdout. `what` names the program in failure messages.
-pub fn run_command(mut command: Command, stdin: &[u8], what: &str) -> String {
+pub fn run_command(command: Command, stdin: &[u8], what: &str) -> String {
+    let output = run_command_output(command, stdin, what);
+    match output.status {
+        Some(status) if status.success() => output.stdout,
+        _ => panic!("{}", output.failure(what)),
+    }
+}
+
+/// Like [`run_command`], without judging the exit status: for callers that must record what
+/// a program printed even when it then failed.
+pub fn run_command_output(mut command: Command, stdin: &[u8], what: &str) -> ProgramOutput {
     let scratch = tempfile::tempdir().expect("scratch dir");
     let stdin_path = scratch.path().join("stdin");
     let stdout_path = scratch.path().join("stdout");
@@ -166,20 +214,11 @@ pub fn run_command(mut command: Command, stdin: &[u8], what: &str) -> String {
         }
         std::thread::sleep(POLL_INTERVAL_MAX);
     };
-    let stdout = std::fs::read_to_string(&stdout_path).expect("read stdout");
-    let stderr = read_tail(&stderr_path);
-    match status {
-        Some(status) if status.success() => stdout,
-        Some(status) => panic!(
-            "{what} failed ({status}) after {:?}\n--- stdout ---\n{}\n--- stderr (tail) ---\n{stderr}",
-            started.elapsed(),
-            tail(&stdout),
-        ),
-        None => panic!(
-            "{what} ran longer than {CLIENT_RUN_DURATION_MAX:?} and was killed\n\
-             --- stdout ---\n{}\n--- stderr (tail) ---\n{stderr}",
-            tail(&stdout),
-        ),
+    ProgramOutput {
+        status,
+        stdout: std::fs::read_to_string(&stdout_path).expect("read stdout"),
+        stderr_tail: read_tail(&stderr_path),
+        elapsed: started.elapsed(),
     }
 }
 

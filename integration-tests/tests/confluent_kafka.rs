@@ -2,6 +2,7 @@
 //! the AdminClient, offsets by timestamp and ListOffsets. The scripts live in `python/`.
 
 use serde_json::{json, Value};
+use sluice_integration_tests::compat::covers;
 use sluice_integration_tests::records::{array, assert_exact_round_trip, parse_output};
 use sluice_integration_tests::{run_python, topic_name, Broker};
 
@@ -28,31 +29,49 @@ fn produce_consume(codec: &str) {
 
 #[test]
 fn produce_consume_uncompressed() {
+    let _matrix = covers(
+        "confluent-kafka",
+        &["produce_none", "headers_timestamps"],
+        "produce_consume_uncompressed",
+    );
     produce_consume("none");
 }
 
 #[test]
 fn produce_consume_gzip() {
+    let _matrix = covers("confluent-kafka", &["produce_gzip"], "produce_consume_gzip");
     produce_consume("gzip");
 }
 
 #[test]
 fn produce_consume_snappy() {
+    let _matrix = covers(
+        "confluent-kafka",
+        &["produce_snappy"],
+        "produce_consume_snappy",
+    );
     produce_consume("snappy");
 }
 
 #[test]
 fn produce_consume_lz4() {
+    let _matrix = covers("confluent-kafka", &["produce_lz4"], "produce_consume_lz4");
     produce_consume("lz4");
 }
 
 #[test]
 fn produce_consume_zstd() {
+    let _matrix = covers("confluent-kafka", &["produce_zstd"], "produce_consume_zstd");
     produce_consume("zstd");
 }
 
 #[test]
 fn assign_at_middle_offset_then_seek_back() {
+    let _matrix = covers(
+        "confluent-kafka",
+        &["consume_assign"],
+        "assign_at_middle_offset_then_seek_back",
+    );
     let broker = Broker::start();
     let topic = topic_name("confluent-seek");
     let bootstrap = broker.bootstrap();
@@ -69,6 +88,16 @@ fn assign_at_middle_offset_then_seek_back() {
 
 #[test]
 fn admin_client_topics_configs_partitions() {
+    let _matrix = covers(
+        "confluent-kafka",
+        &[
+            "admin_create_topics",
+            "admin_describe_topics",
+            "admin_describe_configs",
+            "admin_delete_topics",
+        ],
+        "admin_client_topics_configs_partitions",
+    );
     let broker = Broker::start();
     let prefix = topic_name("confluent-admin");
     let output = parse_output(&run_python(

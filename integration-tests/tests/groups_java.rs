@@ -4,6 +4,7 @@
 //! `java/src/main/java/sluice/it/GroupConsume.java` and `StaticMembers.java`.
 
 use serde_json::{json, Value};
+use sluice_integration_tests::compat::covers;
 use sluice_integration_tests::records::parse_output;
 use sluice_integration_tests::{run_java, topic_name, Broker};
 
@@ -12,6 +13,11 @@ const REBALANCE_DELAY_FLAGS: [&str; 2] = ["--group-initial-rebalance-delay-ms", 
 
 #[test]
 fn three_members_share_partitions_take_over_and_resume_after_a_crash() {
+    let _matrix = covers(
+        "java",
+        &["consume_group", "commit_fetch_offsets"],
+        "three_members_share_partitions_take_over_and_resume_after_a_crash",
+    );
     let mut broker = Broker::start_with(&REBALANCE_DELAY_FLAGS);
     let topic = topic_name("java-group");
     let group = format!("{topic}-group");

@@ -6,6 +6,7 @@
 //! `java/src/main/java/sluice/it/ConsumerProtocolGroup.java`.
 
 use serde_json::json;
+use sluice_integration_tests::compat::covers;
 use sluice_integration_tests::records::parse_output;
 use sluice_integration_tests::{run_java, topic_name, Broker};
 
@@ -69,6 +70,11 @@ fn share_take_over_and_resume(assignor: &str) {
 
 #[test]
 fn uniform_assignor_members_share_take_over_and_resume() {
+    let _matrix = covers(
+        "java (group.protocol=consumer)",
+        &["consume_group", "commit_fetch_offsets"],
+        "uniform_assignor_members_share_take_over_and_resume",
+    );
     share_take_over_and_resume("uniform");
 }
 

@@ -3,11 +3,17 @@
 //! consumer. The scripts live in `python/`.
 
 use serde_json::json;
+use sluice_integration_tests::compat::covers;
 use sluice_integration_tests::records::parse_output;
 use sluice_integration_tests::{run_python, topic_name, Broker};
 
 #[test]
 fn confluent_cooperative_sticky_members_hand_partitions_over() {
+    let _matrix = covers(
+        "confluent-kafka",
+        &["consume_group", "commit_fetch_offsets"],
+        "confluent_cooperative_sticky_members_hand_partitions_over",
+    );
     let broker = Broker::start_with(&["--group-initial-rebalance-delay-ms", "500"]);
     let topic = topic_name("confluent-cooperative");
     let output = parse_output(&run_python(
@@ -47,6 +53,11 @@ fn ten_confluent_consumers_started_together_converge_in_at_most_two_rebalances()
 
 #[test]
 fn kafka_python_group_consumers_commit_every_record() {
+    let _matrix = covers(
+        "kafka-python",
+        &["consume_group", "commit_fetch_offsets"],
+        "kafka_python_group_consumers_commit_every_record",
+    );
     let broker = Broker::start_with(&["--group-initial-rebalance-delay-ms", "500"]);
     let topic = topic_name("kafka-python-group");
     let output = parse_output(&run_python(

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use serde_json::json;
+use sluice_integration_tests::compat::covers;
 use sluice_integration_tests::raw_client::{
     idempotent_record_batch, RawClient, TestRecord, OFFSET_LATEST,
 };
@@ -231,6 +232,11 @@ fn java_output(scratch: &std::path::Path, status: &str) -> String {
 
 #[test]
 fn java_idempotent_producer_survives_a_broker_kill9_without_duplicates_or_gaps() {
+    let _matrix = covers(
+        "java",
+        &["idempotent_produce"],
+        "java_idempotent_producer_survives_a_broker_kill9_without_duplicates_or_gaps",
+    );
     // fsync before each acknowledgement widens the window between "written" and "acked", so
     // the kill almost surely leaves batches in the log that the producer never saw acked and
     // retries: the duplicates under test.

@@ -2,11 +2,17 @@
 //! `java/src/main/java/sluice/it/` and check every record themselves.
 
 use serde_json::json;
+use sluice_integration_tests::compat::covers;
 use sluice_integration_tests::records::parse_output;
 use sluice_integration_tests::{run_java, topic_name, Broker};
 
 #[test]
 fn java_default_producer_and_groupless_consumer() {
+    let _matrix = covers(
+        "java",
+        &["produce_none", "consume_assign"],
+        "java_default_producer_and_groupless_consumer",
+    );
     let broker = Broker::start();
     let topic = topic_name("java-produce-consume");
     let output = parse_output(&run_java(
@@ -26,6 +32,16 @@ fn java_default_producer_and_groupless_consumer() {
 
 #[test]
 fn java_admin() {
+    let _matrix = covers(
+        "java",
+        &[
+            "admin_create_topics",
+            "admin_describe_topics",
+            "admin_describe_configs",
+            "admin_delete_topics",
+        ],
+        "java_admin",
+    );
     let broker = Broker::start();
     let topic = topic_name("java-admin");
     let output = parse_output(&run_java("AdminOps", &[&broker.bootstrap(), &topic]));

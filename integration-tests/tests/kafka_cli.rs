@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use sluice_integration_tests::compat::covers;
 use sluice_integration_tests::kafka_cli::{
     default_partition, kafka_tool, ToolOutput, CONFIGS, CONSOLE_CONSUMER, CONSOLE_PRODUCER,
     CONSUMER_GROUPS, DELETE_RECORDS, GET_OFFSETS, TOPICS,
@@ -189,6 +190,15 @@ fn partition_lines(topic: &str, count: u32) -> String {
 
 #[test]
 fn kafka_topics_create_list_describe_alter_delete() {
+    let _matrix = covers(
+        "kafka CLI tools",
+        &[
+            "admin_create_topics",
+            "admin_describe_topics",
+            "admin_delete_topics",
+        ],
+        "kafka_topics_create_list_describe_alter_delete",
+    );
     let broker = Broker::start();
     let topic = topic_name("cli-topics");
     let other = topic_name("cli-topics-other");
@@ -275,6 +285,11 @@ fn assert_topic_changes_refused(broker: &Broker, topic: &str, partitions: u32) {
 
 #[test]
 fn console_producer_then_console_consumer_print_exact_lines() {
+    let _matrix = covers(
+        "kafka CLI tools",
+        &["produce_none"],
+        "console_producer_then_console_consumer_print_exact_lines",
+    );
     let broker = Broker::start();
     let topic = topic_name("cli-console");
     create_topic(&broker, &topic, 3, &[]);
@@ -348,6 +363,11 @@ fn console_producer_then_console_consumer_print_exact_lines() {
 
 #[test]
 fn consumer_groups_list_and_describe_show_lag_per_partition() {
+    let _matrix = covers(
+        "kafka CLI tools",
+        &["consume_group", "commit_fetch_offsets"],
+        "consumer_groups_list_and_describe_show_lag_per_partition",
+    );
     let broker = Broker::start();
     let topic = topic_name("cli-lag");
     let group = format!("{topic}-group");
@@ -542,6 +562,11 @@ fn all_topic_configs(broker: &Broker, topic: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn kafka_configs_describe_alter_and_delete_topic_configs() {
+    let _matrix = covers(
+        "kafka CLI tools",
+        &["admin_describe_configs"],
+        "kafka_configs_describe_alter_and_delete_topic_configs",
+    );
     let broker = Broker::start();
     let topic = topic_name("cli-configs");
     create_topic(&broker, &topic, 1, &["--config", "retention.ms=3600000"]);

@@ -4,6 +4,7 @@
 use std::process::Command;
 
 use serde_json::{json, Value};
+use sluice_integration_tests::compat::covers;
 use sluice_integration_tests::{kcat, run_command, topic_name, Broker};
 
 const RECORDS_PER_ROUND: usize = 25;
@@ -27,6 +28,11 @@ fn produce(broker: &Broker, topic: &str, first: usize, codec: &str) {
 
 #[test]
 fn kcat_metadata_produce_consume() {
+    let _matrix = covers(
+        "kcat",
+        &["produce_none", "produce_gzip"],
+        "kcat_metadata_produce_consume",
+    );
     let broker = Broker::start();
     let topic = topic_name("kcat");
     produce(&broker, &topic, 0, "none");
