@@ -16,7 +16,6 @@ use tokio::time::Instant;
 
 use super::RequestContext;
 use crate::broker::{Topic, TopicsImage};
-use crate::handlers::produce::LEADER_EPOCH;
 
 /// The longest a Fetch waits for data, whatever it asks (a client asking more is answered
 /// empty and asks again).
@@ -77,12 +76,12 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
                 data.aborted_transactions = Some(Vec::new());
             }
             let partition = topic.and_then(|t| t.partition(wanted.partition));
-            match partition {
+            let node = context.broker.node_id();
+            let replica = partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch));
+            match replica {
                 None => data.error_code = unknown_topic_error(context.api_version).code(),
-                Some(_) if wanted.current_leader_epoch > LEADER_EPOCH => {
-                    data.error_code = ResponseError::UnknownLeaderEpoch.code();
-                }
-                Some(partition) => {
+                Some(Err(error)) => data.error_code = error.code(),
+                Some(Ok(partition)) => {
                     let partition_max = usize::try_from(wanted.partition_max_bytes).unwrap_or(0);
                     // KIP-74: the first partition with data returns at least one whole batch,
                     // however large, so a consumer can always make progress.

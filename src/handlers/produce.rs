@@ -17,11 +17,8 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{AppendError, AppendOutcome};
 
 use super::{str_bytes, RequestContext};
-use crate::broker::{now_ms, Partition, Topic, TopicsImage};
+use crate::broker::{now_ms, Replica, Topic, TopicsImage};
 use crate::config::FlushPolicy;
-
-/// Single node: one leader epoch forever (the cluster issue makes epochs real).
-pub const LEADER_EPOCH: i32 = 0;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -58,7 +55,15 @@ pub async fn handle(
             let mut result = match (partition, partition_data.records) {
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
-                (Some(partition), Some(records)) => append(context, partition, records).await,
+                (Some(partition), Some(records)) => {
+                    match partition.leader_replica(context.broker.node_id(), -1) {
+                        Ok(replica) => {
+                            let epoch = partition.leader_epoch();
+                            append(context, replica.clone(), epoch, records).await
+                        }
+                        Err(error) => Err(error),
+                    }
+                }
             };
             appended_any |= result.as_ref().is_ok_and(|outcome| !outcome.duplicate);
             if context.api_version < 5 {
@@ -94,7 +99,8 @@ fn find_topic<'a>(
 
 async fn append(
     context: &RequestContext<'_>,
-    partition: Arc<Partition>,
+    partition: Arc<Replica>,
+    leader_epoch: i32,
     records: Bytes,
 ) -> Result<AppendOutcome, ResponseError> {
     // Stamping needs a writable copy; the frame is shared by every partition of the request.
@@ -102,11 +108,11 @@ async fn append(
     let now = now_ms();
     let outcome = if context.broker.config.flush_policy == FlushPolicy::EveryAppend {
         // fsync blocks for milliseconds: keep it off the async workers.
-        tokio::task::spawn_blocking(move || partition.log.append(&mut batches, LEADER_EPOCH, now))
+        tokio::task::spawn_blocking(move || partition.log.append(&mut batches, leader_epoch, now))
             .await
             .map_err(|_| ResponseError::UnknownServerError)?
     } else {
-        partition.log.append(&mut batches, LEADER_EPOCH, now)
+        partition.log.append(&mut batches, leader_epoch, now)
     };
     outcome.map_err(|error| {
         tracing::debug!(peer = %context.peer, client = ?context.client_id, %error, "append refused");
