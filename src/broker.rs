@@ -78,17 +78,85 @@ pub struct Replica {
     pub topic: String,
     pub topic_id: Uuid,
     pub index: i32,
+    /// Offsets below this are on every ISR member: consumers see only them. Monotonic.
+    high_watermark: std::sync::atomic::AtomicI64,
+    /// Leader or follower, and (on the leader) each follower's progress.
+    pub progress: Mutex<Progress>,
 }
 
 impl Replica {
     pub fn new(log: Log, topic: String, topic_id: Uuid, index: i32) -> Replica {
+        let start = log.log_start_offset();
         Replica {
             log,
             topic,
             topic_id,
             index,
+            high_watermark: std::sync::atomic::AtomicI64::new(start),
+            progress: Mutex::new(Progress::default()),
         }
     }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+            .load(std::sync::atomic::Ordering::Acquire)
+            .min(self.log.log_end_offset())
+    }
+
+    /// Raises the high watermark to `offset` (never lowers it); true if it moved.
+    pub fn advance_high_watermark(&self, offset: i64) -> bool {
+        let previous = self
+            .high_watermark
+            .fetch_max(offset, std::sync::atomic::Ordering::AcqRel);
+        offset > previous
+    }
+
+    /// After truncation the high watermark may not exceed the log end.
+    pub fn clamp_high_watermark(&self) {
+        let end = self.log.log_end_offset();
+        self.high_watermark
+            .fetch_min(end, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    pub fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What this node does with a replica, as of the last image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Role {
+    #[default]
+    None,
+    Leader {
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+    Follower {
+        leader: i32,
+        leader_epoch: i32,
+    },
+}
+
+/// A follower as its leader sees it (Kafka's `Replica` state on the leader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub log_end_offset: i64,
+    /// Last time the follower had fetched everything the leader had at its previous fetch.
+    pub last_caught_up_ms: i64,
+    pub leader_end_at_last_fetch: i64,
+    pub last_fetch_ms: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub role: Role,
+    pub followers: HashMap<i32, FollowerProgress>,
+    /// The leader epoch a fetcher task runs for (followers only).
+    pub fetcher_epoch: Option<i32>,
+    /// An AlterPartition this leader proposed and has not seen applied yet.
+    pub isr_change_pending: bool,
 }
 
 /// One partition of a topic, as the metadata image sees it, plus this node's replica of it

@@ -13,6 +13,7 @@ mod lifecycle;
 mod metadata_publisher;
 mod migration;
 mod net;
+mod replication;
 mod topic_config;
 mod topic_name;
 
@@ -78,6 +79,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let heartbeats = lifecycle::spawn_heartbeats(broker.clone());
     let mut background = spawn_background_tasks(&broker);
     background.push(lifecycle::spawn_session_timer(broker.clone()));
+    background.push(replication::spawn_isr_maintenance(broker.clone()));
     if let Some(path) = &bound_address_file {
         write_atomically(path, &format!("{bound}\n"))?;
     }

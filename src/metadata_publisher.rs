@@ -34,6 +34,8 @@ pub async fn run(broker: Arc<Broker>, mut images: watch::Receiver<Arc<MetadataIm
         if let Err(error) = done {
             tracing::error!(%error, "metadata publisher pass failed");
         }
+        // Leaders and followers switch roles in image order, after the view is installed.
+        crate::replication::on_image(&broker, &broker.topics());
         if images.changed().await.is_err() {
             return;
         }

@@ -61,7 +61,8 @@ pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> List
 fn lookup(partition: &Replica, target: i64) -> Result<Option<(i64, i64)>, ResponseError> {
     let log = &partition.log;
     match target {
-        LATEST_TIMESTAMP => Ok(Some((-1, log.log_end_offset()))),
+        // Consumers' end: the high watermark, not the log end.
+        LATEST_TIMESTAMP => Ok(Some((-1, partition.high_watermark()))),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((-1, log.log_start_offset()))),
         LATEST_TIERED_TIMESTAMP => Ok(None),
         MAX_TIMESTAMP => match log.max_timestamp() {
