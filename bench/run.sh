@@ -1,47 +1,48 @@
 #!/usr/bin/env bash
-# First sluice benchmark: produce and fetch throughput of the release broker with real Java
-# clients (Kafka 4.1.1's ProducerPerformance, and FetchPerformance from bench/src), plus the
-# machine's disk write ceiling for comparison. Not part of `cargo test`.
+# Side-by-side benchmark of sluice and Apache Kafka 4.1.1 on this machine, with the same clients
+# (Kafka's ProducerPerformance / ConsumerPerformance / EndToEndLatency, bench/src/FetchPerformance
+# and bench/loadgen on librdkafka). Writes bench/results/<date>-<machine>[-quick]/ (report.md,
+# headline.md, PNG charts, results.json, perf-sluice.txt). Not part of `cargo test`.
 #
-# Usage: bench/run.sh [--quick]
-#   --quick   fewer records and a smaller dd (about a minute instead of several)
-# Environment: CARGO_TARGET_DIR (default <repo>/target), BENCH_RECORDS, BENCH_RECORD_BYTES.
+# Usage: bench/run.sh [--quick] [--rounds N]
+#   --quick     1 round, small sizes (a few minutes once built)
+#   --rounds N  override the number of rounds (default: 3, --quick: 1)
+# Environment: CARGO_TARGET_DIR (default <repo>/target), BENCH_SLUICE_BIN (use this sluice
+# binary instead of building one), BENCH_OUT (output directory).
 set -euo pipefail
 
 bench=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$bench/.." && pwd)
 
+harness_args=()
 quick=false
-for arg in "$@"; do
-  case "$arg" in
-    --quick) quick=true ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $arg" >&2; exit 2 ;;
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=true; harness_args+=(--quick) ;;
+    --rounds) harness_args+=(--rounds "$2"); shift ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
+  shift
 done
-
-if $quick; then
-  records=${BENCH_RECORDS:-300000}
-  dd_mib=256
-else
-  records=${BENCH_RECORDS:-2000000}
-  dd_mib=1024
-fi
-record_bytes=${BENCH_RECORD_BYTES:-1024}
-topic=bench
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 
 step() { echo "==> $*" >&2; }
 
-# --- build ------------------------------------------------------------------------------------
-step "cargo build --release -p sluice"
-(cd "$root" && cargo build --release -p sluice)
-sluice="$CARGO_TARGET_DIR/release/sluice"
+# --- sluice -----------------------------------------------------------------------------------
+if [ -n "${BENCH_SLUICE_BIN:-}" ]; then
+  sluice=$BENCH_SLUICE_BIN
+else
+  step "cargo build --release -p sluice"
+  (cd "$root" && cargo build --release -p sluice)
+  sluice="$CARGO_TARGET_DIR/release/sluice"
+fi
 
+# --- Java: Kafka broker and tools from Maven Central ------------------------------------------
 deps="$bench/target/deps"
 # Copied jars keep their release dates, so a stamp file records when they were fetched.
 if [ ! -f "$deps/.fetched" ] || [ "$bench/pom.xml" -nt "$deps/.fetched" ]; then
-  step "fetching Kafka's perf tools into $deps"
+  step "fetching Kafka 4.1.1 (broker and tools) into $deps"
   rm -rf "$deps"
   (cd "$bench" && mvn -q -B dependency:copy-dependencies)
   touch "$deps/.fetched"
@@ -55,69 +56,42 @@ if [ ! -f "$classes/FetchPerformance.class" ] ||
 fi
 classpath="$classes:$deps/*"
 
-# --- broker -----------------------------------------------------------------------------------
-scratch=$(mktemp -d "${TMPDIR:-/tmp}/sluice-bench.XXXXXX")
-broker_pid=""
-cleanup() {
-  if [ -n "$broker_pid" ]; then
-    kill -9 "$broker_pid" 2>/dev/null || true
-    wait "$broker_pid" 2>/dev/null || true
-  fi
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
+# --- rdkafka load generator (its own cargo project; librdkafka builds with cmake) -------------
+step "cargo build --release (bench/loadgen)"
+loadgen_target="$CARGO_TARGET_DIR/bench-loadgen"
+(cd "$bench/loadgen" && CARGO_TARGET_DIR="$loadgen_target" cargo build --release --locked)
+loadgen="$loadgen_target/release/sluice-loadgen"
 
-step "starting the release broker (data dir $scratch/data)"
-mkdir -p "$scratch/data"
-"$sluice" --listen-address 127.0.0.1:0 --data-dir "$scratch/data" \
-  --bound-address-file "$scratch/address" --log-level warn 2>"$scratch/broker.log" &
-broker_pid=$!
-for _ in $(seq 1 300); do
-  [ -s "$scratch/address" ] && break
-  if ! kill -0 "$broker_pid" 2>/dev/null; then
-    echo "broker exited early:" >&2
-    cat "$scratch/broker.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-[ -s "$scratch/address" ] || { echo "broker did not start within 30 s" >&2; exit 1; }
-bootstrap=$(tr -d '\n' <"$scratch/address")
+# --- Python with matplotlib for the charts ----------------------------------------------------
+venv="$HOME/.cache/sluice-bench/venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+  step "creating $venv with matplotlib"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q matplotlib
+fi
 
-# --- machine ceiling --------------------------------------------------------------------------
-step "disk write ceiling: dd ${dd_mib} MiB with fdatasync"
-dd_line=$(dd if=/dev/zero of="$scratch/dd" bs=1M count="$dd_mib" conv=fdatasync 2>&1 | tail -1)
-rm -f "$scratch/dd"
+# --- versions and output directory ------------------------------------------------------------
+revision=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(cd "$root" && git status --porcelain -- src wire storage Cargo.toml 2>/dev/null)" ]; then
+  revision="$revision+uncommitted"
+fi
+if [ -n "${BENCH_SLUICE_BIN:-}" ]; then
+  revision="prebuilt binary (tree at $revision)"
+fi
+date=$(date -u +%Y-%m-%d)
+out=${BENCH_OUT:-$bench/results/$date-$(hostname -s)$($quick && echo -quick || true)}
+mkdir -p "$out"
+versions="$out/.versions.json"
+java_version=$(java -version 2>&1 | head -1 | sed 's/"/\\"/g')
+cat >"$versions" <<JSON
+{"date": "$date", "sluice": "$revision", "rustc": "$(rustc --version | cut -d' ' -f2)",
+ "kafka": "4.1.1 (kafka_2.13, kafka-tools)", "java": "$java_version",
+ "librdkafka": "2.10.0 (rdkafka-sys 4.9.0)", "python": "$("$venv/bin/python" -V | cut -d' ' -f2)"}
+JSON
 
-# --- produce ----------------------------------------------------------------------------------
-java_run() { java -Xms512m -Xmx1g -cp "$classpath" "$@"; }
-
-step "creating topic $topic (1 partition)"
-java_run org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create \
-  --topic "$topic" --partitions 1 --replication-factor 1 >&2
-
-step "produce: $records records of $record_bytes bytes, acks=1"
-java_run org.apache.kafka.tools.ProducerPerformance --topic "$topic" \
-  --num-records "$records" --record-size "$record_bytes" --throughput -1 \
-  --producer-props "bootstrap.servers=$bootstrap" acks=1 linger.ms=5 batch.size=262144 \
-  >"$scratch/produce.out"
-cat "$scratch/produce.out" >&2
-produce_line=$(tail -1 "$scratch/produce.out")
-
-# --- fetch ------------------------------------------------------------------------------------
-step "fetch: $records records from the beginning"
-java_run FetchPerformance "$bootstrap" "$topic" "$records" >"$scratch/fetch.out"
-cat "$scratch/fetch.out" >&2
-fetch_line=$(tail -1 "$scratch/fetch.out")
-
-kill -9 "$broker_pid" 2>/dev/null || true
-wait "$broker_pid" 2>/dev/null || true
-broker_pid=""
-
-cat <<EOF
-
-sluice bench ($(date -u +%Y-%m-%d), $(nproc) cores, $records x $record_bytes B records, 1 partition)
-  disk write (dd, fdatasync): $dd_line
-  produce (ProducerPerformance, acks=1): $produce_line
-  fetch (FetchPerformance, assign):     $fetch_line
-EOF
+step "running the workloads (output: $out)"
+"$venv/bin/python" "$bench/harness" --sluice "$sluice" --loadgen "$loadgen" \
+  --classpath "$classpath" --out "$out" --versions "$versions" \
+  --command-line "bench/run.sh $(printf '%s ' "${harness_args[@]}")" "${harness_args[@]}"
+rm -f "$versions"
+echo "report: $out/report.md" >&2

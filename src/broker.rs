@@ -701,6 +701,12 @@ fn open_groups(config: &Config) -> anyhow::Result<GroupCoordinator> {
         ),
         group_size_max: config.group_max_size,
         offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
+        consumer_heartbeat_interval: std::time::Duration::from_millis(
+            config.group_consumer_heartbeat_interval_ms,
+        ),
+        consumer_session_timeout: std::time::Duration::from_millis(
+            config.group_consumer_session_timeout_ms,
+        ),
     };
     GroupCoordinator::open(group_config, store).context("loading committed offsets")
 }

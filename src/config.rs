@@ -184,6 +184,24 @@ pub struct Config {
     #[arg(long, env = "SLUICE_GROUP_MAX_SIZE", default_value_t = 1000)]
     pub group_max_size: usize,
 
+    /// How often members of KIP-848 consumer groups heartbeat (Kafka's
+    /// group.consumer.heartbeat.interval.ms).
+    #[arg(
+        long,
+        env = "SLUICE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = crate::group::CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT
+    )]
+    pub group_consumer_heartbeat_interval_ms: u64,
+
+    /// A consumer group member not heard from for this long is fenced (Kafka's
+    /// group.consumer.session.timeout.ms).
+    #[arg(
+        long,
+        env = "SLUICE_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        default_value_t = crate::group::CONSUMER_SESSION_TIMEOUT_MS_DEFAULT
+    )]
+    pub group_consumer_session_timeout_ms: u64,
+
     /// Committed offsets of an empty group are dropped after this long (Kafka's
     /// offsets.retention.minutes).
     #[arg(long, env = "SLUICE_OFFSETS_RETENTION_MINUTES", default_value_t = 7 * 24 * 60)]
@@ -197,6 +215,12 @@ pub struct Config {
         default_value_t = 600_000
     )]
     pub offsets_retention_check_interval_ms: u64,
+
+    /// Whether Fetch v0-v3 readers (Kafka 0.8-0.10 clients) get stored batches converted to
+    /// their message format (Kafka's log.message.downconversion.enable); when false they get
+    /// UNSUPPORTED_VERSION. Topics override it with message.downconversion.enable.
+    #[arg(long, env = "SLUICE_MESSAGE_DOWNCONVERSION_ENABLE", default_value_t = true, action = ArgAction::Set)]
+    pub message_downconversion_enable: bool,
 
     /// An idempotent producer with no append to a partition for this long is forgotten there
     /// (Kafka's producer.id.expiration.ms).
@@ -229,6 +253,17 @@ impl Config {
         }
         if self.offsets_retention_check_interval_ms == 0 {
             return Err("--offsets-retention-check-interval-ms must be at least 1".into());
+        }
+        let heartbeat_ms = self.group_consumer_heartbeat_interval_ms;
+        let session_ms = self.group_consumer_session_timeout_ms;
+        // Kafka requires the interval to be shorter than the session timeout; both fit the
+        // protocol's i32 milliseconds.
+        if heartbeat_ms == 0 || heartbeat_ms >= session_ms || session_ms > i32::MAX as u64 {
+            return Err(
+                "--group-consumer-heartbeat-interval-ms must be at least 1 and below \
+                 --group-consumer-session-timeout-ms (at most 2147483647)"
+                    .into(),
+            );
         }
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());

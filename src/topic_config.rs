@@ -13,6 +13,7 @@ use crate::config::{Config, FlushPolicy};
 /// DescribeConfigs `config_type` values (Kafka's `ConfigResource.Type`-independent ConfigType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    Boolean = 1,
     String = 2,
     Int = 3,
     Long = 5,
@@ -40,6 +41,8 @@ pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 pub const COMPRESSION_TYPE: &str = "compression.type";
 pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+/// Kafka 3.x: whether Fetch v0-v3 readers get stored batches converted to their old format.
+pub const MESSAGE_DOWNCONVERSION_ENABLE: &str = "message.downconversion.enable";
 
 /// Kafka 4.x: segment.bytes may not go below 1 MiB (KIP-1030).
 const SEGMENT_BYTES_MIN: i64 = 1024 * 1024;
@@ -51,6 +54,11 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
     key_choice(COMPRESSION_TYPE, ConfigType::String, &["producer"]),
     key_number(INDEX_INTERVAL_BYTES, ConfigType::Int, 0),
     key_number(MAX_MESSAGE_BYTES, ConfigType::Int, 0),
+    key_choice(
+        MESSAGE_DOWNCONVERSION_ENABLE,
+        ConfigType::Boolean,
+        &["true", "false"],
+    ),
     key_choice(
         TIMESTAMP_TYPE,
         ConfigType::String,
@@ -145,7 +153,54 @@ pub fn default_value(config: &Config, name: &str) -> String {
         MIN_INSYNC_REPLICAS => "1".into(),
         COMPRESSION_TYPE => "producer".into(),
         INDEX_INTERVAL_BYTES => "4096".into(),
+        MESSAGE_DOWNCONVERSION_ENABLE => config.message_downconversion_enable.to_string(),
         _ => String::new(),
+    }
+}
+
+/// Kafka's `ConfigEntry.ConfigSource` values sluice reports.
+pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+/// The broker-level config behind a topic key (Kafka's `ServerTopicConfigSynonyms`), and
+/// Apache Kafka's built-in default for it. Tools show a topic key as "set" only when its
+/// source is not DEFAULT_CONFIG, so the source must say whether the operator changed it.
+pub fn broker_synonym(name: &str) -> Option<(&'static str, &'static str)> {
+    let synonym = match name {
+        CLEANUP_POLICY => ("log.cleanup.policy", "delete"),
+        COMPRESSION_TYPE => ("compression.type", "producer"),
+        INDEX_INTERVAL_BYTES => ("log.index.interval.bytes", "4096"),
+        MAX_MESSAGE_BYTES => ("message.max.bytes", "1048588"),
+        MESSAGE_DOWNCONVERSION_ENABLE => ("log.message.downconversion.enable", "true"),
+        TIMESTAMP_TYPE => ("log.message.timestamp.type", "CreateTime"),
+        MIN_INSYNC_REPLICAS => ("min.insync.replicas", "1"),
+        RETENTION_BYTES => ("log.retention.bytes", "-1"),
+        RETENTION_MS => ("log.retention.ms", "604800000"),
+        SEGMENT_BYTES => ("log.segment.bytes", "1073741824"),
+        SEGMENT_MS => ("log.roll.ms", "604800000"),
+        _ => return None,
+    };
+    Some(synonym)
+}
+
+/// The source of a key's broker-level value: STATIC_BROKER_CONFIG when a flag moved it off
+/// Kafka's built-in default, DEFAULT_CONFIG otherwise (as Kafka reports an unset key).
+pub fn default_source(config: &Config, name: &str) -> i8 {
+    match broker_synonym(name) {
+        Some((_, kafka_default)) if default_value(config, name) != kafka_default => {
+            SOURCE_STATIC_BROKER
+        }
+        _ => SOURCE_DEFAULT,
+    }
+}
+
+/// The source of the value in force: the topic's override, else the broker level's.
+pub fn effective_source(config: &Config, overrides: &BTreeMap<String, String>, name: &str) -> i8 {
+    if overrides.contains_key(name) {
+        SOURCE_TOPIC
+    } else {
+        default_source(config, name)
     }
 }
 
@@ -219,6 +274,31 @@ mod tests {
         assert!(validate_entry(TIMESTAMP_TYPE, "Never").is_err());
         assert!(validate_entry(CLEANUP_POLICY, "compact").is_err());
         assert!(validate_entry("no.such.key", "1").is_err());
+    }
+
+    #[test]
+    fn every_key_has_a_broker_synonym() {
+        for key in CONFIG_KEYS {
+            assert!(broker_synonym(key.name).is_some(), "{}", key.name);
+        }
+    }
+
+    #[test]
+    fn sources_say_what_the_operator_set() {
+        let config = Config::try_parse_from(["sluice"]).expect("defaults");
+        let mut overrides = BTreeMap::new();
+        overrides.insert(RETENTION_MS.to_string(), "5000".to_string());
+        assert_eq!(
+            effective_source(&config, &overrides, RETENTION_MS),
+            SOURCE_TOPIC
+        );
+        assert_eq!(
+            effective_source(&config, &overrides, SEGMENT_BYTES),
+            SOURCE_DEFAULT
+        );
+        let config = Config::try_parse_from(["sluice", "--retention-ms", "1000"]).expect("flag");
+        assert_eq!(default_source(&config, RETENTION_MS), SOURCE_STATIC_BROKER);
+        assert_eq!(default_source(&config, RETENTION_BYTES), SOURCE_DEFAULT);
     }
 
     #[test]

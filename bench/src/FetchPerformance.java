@@ -1,6 +1,7 @@
 // Fetch throughput with the real Java client: reads N records of one topic from the beginning
-// with assign() (no consumer group: sluice serves no group APIs yet, so Kafka's own
-// ConsumerPerformance, which subscribes, cannot run against it). Prints one summary line.
+// with assign(), no consumer group (Kafka's own ConsumerPerformance subscribes through a group;
+// this measures the fetch path alone, and works against a broker without group APIs).
+// Prints one summary line.
 //
 // Usage: java -cp 'target/classes:target/deps/*' FetchPerformance BOOTSTRAP TOPIC RECORDS
 

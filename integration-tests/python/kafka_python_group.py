@@ -5,14 +5,29 @@ usage: kafka_python_group.py BOOTSTRAP TOPIC. Prints one JSON document.
 """
 
 import sys
+import threading
+import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from common import DEADLINE_S, Deadline, check, emit
 
 PARTITIONS = 4
 COUNT = 200
+
+
+def commit(consumer):
+    """Commits the consumed positions; a commit that loses the race with a rebalance is
+    retried after rejoining (its records are redelivered, at-least-once)."""
+    for _ in range(50):
+        try:
+            consumer.commit()
+            return
+        except CommitFailedError:
+            consumer.poll(timeout_ms=100)
+    raise RuntimeError("commit kept failing")
 
 
 def main():
@@ -38,17 +53,48 @@ def main():
     ]
     for consumer in consumers:
         consumer.subscribe([topic])
+    # Each consumer polls in its own thread, as applications do: one thread polling two
+    # consumers in turn starves whichever is waiting in a rebalance.
     seen = {}
-    deadline = Deadline(DEADLINE_S, "every record")
-    while len(seen) < COUNT:
-        deadline.check(f"(seen {len(seen)})")
-        for consumer in consumers:
-            batches = consumer.poll(timeout_ms=100)
-            for records in batches.values():
-                for record in records:
-                    seen[record.value.decode()] = record.offset
-            if batches:
-                consumer.commit()
+    lock = threading.Lock()
+    done = threading.Event()
+    failures = []
+
+    def run(consumer):
+        try:
+            while not done.is_set():
+                batches = consumer.poll(timeout_ms=100)
+                with lock:
+                    for records in batches.values():
+                        for record in records:
+                            seen[record.value.decode()] = record.offset
+                if batches:
+                    commit(consumer)
+            # Every record is in: commit the final positions, which a commit lost to a
+            # rebalance may have left behind.
+            commit(consumer)
+        except Exception as error:  # reported by the main thread
+            failures.append(repr(error))
+            done.set()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in consumers]
+    for thread in threads:
+        thread.start()
+    deadline = Deadline(DEADLINE_S, "every record and a balanced assignment")
+    try:
+        while True:
+            with lock:
+                complete = len(seen) >= COUNT
+            balanced = sorted(len(c.assignment()) for c in consumers) == [2, 2]
+            if complete and balanced or failures:
+                break
+            deadline.check(f"(seen {len(seen)}, failures {failures})")
+            time.sleep(0.05)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    check(not failures, f"a consumer failed: {failures}")
     assignments = sorted(len(c.assignment()) for c in consumers)
     committed = [consumers[0].committed(TopicPartition(topic, p)) for p in range(PARTITIONS)]
     listed = admin.list_groups(states_filter=["Stable"])

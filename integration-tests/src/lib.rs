@@ -3,12 +3,14 @@
 //! A [`Broker`] is a child process on a loopback port with its own data directory; it is
 //! always killed when dropped. The clients are external programs (kcat, Python scripts under
 //! `integration-tests/python/`, the Java program under `integration-tests/java/`), installed
-//! by `.ci/run`. A missing client is a loud failure, never a silent skip: a test that skips
+//! by `.ci/run`; Apache Kafka's own CLI tools run from the same Maven jars ([`kafka_cli`]).
+//! A missing client is a loud failure, never a silent skip: a test that skips
 //! itself on CI proves nothing.
 //!
 //! Nothing here sleeps blindly: every wait polls a condition against a deadline.
 
 mod broker;
+pub mod kafka_cli;
 mod process;
 pub mod records;
 

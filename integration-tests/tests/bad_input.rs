@@ -398,17 +398,22 @@ fn api_versions_too_new_gets_a_v0_unsupported_version_answer() {
     fixture.assert_healthy();
 }
 
-/// A magic 0 or 1 message set of one message, hand-encoded (kafka-protocol only writes magic
-/// 2): offset, size, crc, magic, attributes, [timestamp,] key, value.
-fn legacy_message_set(magic: i8, key: &[u8], value: &[u8]) -> Bytes {
+/// One magic 0 or 1 message, hand-encoded (kafka-protocol only writes magic 2): crc, magic,
+/// attributes (the codec), [timestamp,] key, value; with `offset` and `size` in front.
+fn legacy_message(magic: i8, codec: i8, key: Option<&[u8]>, value: &[u8]) -> BytesMut {
     let mut message = BytesMut::new();
     message.put_i8(magic);
-    message.put_i8(0);
+    message.put_i8(codec);
     if magic >= 1 {
         message.put_i64(1_700_000_000_000);
     }
-    message.put_i32(i32::try_from(key.len()).unwrap());
-    message.put_slice(key);
+    match key {
+        Some(key) => {
+            message.put_i32(i32::try_from(key.len()).unwrap());
+            message.put_slice(key);
+        }
+        None => message.put_i32(-1),
+    }
     message.put_i32(i32::try_from(value.len()).unwrap());
     message.put_slice(value);
     let crc = IEEE.checksum(&message);
@@ -417,11 +422,21 @@ fn legacy_message_set(magic: i8, key: &[u8], value: &[u8]) -> Bytes {
     set.put_i32(i32::try_from(4 + message.len()).unwrap());
     set.put_u32(crc);
     set.put_slice(&message);
-    set.freeze()
+    set
 }
 
-/// Produce v0-v2 body: acks, timeout, one topic with one partition.
-fn legacy_produce(version: i16, correlation_id: i32, acks: i16, topic: &str) -> BytesMut {
+fn legacy_message_set(magic: i8, key: &[u8], value: &[u8]) -> Bytes {
+    legacy_message(magic, 0, Some(key), value).freeze()
+}
+
+/// Produce v0-v2 body: acks, timeout, one topic with one partition holding `set`.
+fn legacy_produce_of(
+    version: i16,
+    correlation_id: i32,
+    acks: i16,
+    topic: &str,
+    set: &[u8],
+) -> BytesMut {
     let mut request = header_v1(0, version, correlation_id);
     request.put_i16(acks);
     request.put_i32(30_000);
@@ -429,11 +444,16 @@ fn legacy_produce(version: i16, correlation_id: i32, acks: i16, topic: &str) -> 
     put_string(&mut request, topic);
     request.put_i32(1);
     request.put_i32(0);
+    request.put_i32(i32::try_from(set.len()).unwrap());
+    request.put_slice(set);
+    frame(&request)
+}
+
+/// Produce v0-v2 of one message in the format of that version (magic 0 for v0-v1, 1 for v2).
+fn legacy_produce(version: i16, correlation_id: i32, acks: i16, topic: &str) -> BytesMut {
     let magic = if version >= 2 { 1 } else { 0 };
     let set = legacy_message_set(magic, b"legacy-key", b"legacy-value");
-    request.put_i32(i32::try_from(set.len()).unwrap());
-    request.put_slice(&set);
-    frame(&request)
+    legacy_produce_of(version, correlation_id, acks, topic, &set)
 }
 
 /// Reads a Produce v0-v2 response by hand; returns `(topic, partition, error, base_offset)`.
@@ -462,33 +482,119 @@ fn read_legacy_produce_response(response: &mut Bytes, version: i16) -> (String, 
 }
 
 #[test]
-fn legacy_produce_versions_are_refused_per_partition() {
+fn legacy_produce_versions_are_served() {
     let fixture = Fixture::start();
     let mut client = fixture.client();
+    let topic = topic_name("legacy-produce");
+    assert_eq!(client.create_topic(&topic, 1, &[]), code::NONE);
     for version in 0..=2 {
         let correlation_id = 2000 + i32::from(version);
         client
-            .send_raw(&legacy_produce(version, correlation_id, 1, &fixture.topic))
+            .send_raw(&legacy_produce(version, correlation_id, 1, &topic))
             .unwrap();
         let mut response = client.read_response_bytes().unwrap();
         assert_eq!(&response[..4], &correlation_id.to_be_bytes());
         let (name, partition, error_code, base_offset) =
             read_legacy_produce_response(&mut response, version);
-        assert_eq!(name, fixture.topic);
+        assert_eq!(name, topic);
         assert_eq!(
             (partition, error_code, base_offset),
-            (0, code::UNSUPPORTED_VERSION, -1)
+            (0, code::NONE, i64::from(version))
         );
     }
     // acks=0: no response at all; the next response on the connection answers the next request.
     for version in 0..=2 {
         client
-            .send_raw(&legacy_produce(version, 3000, 0, &fixture.topic))
+            .send_raw(&legacy_produce(version, 3000, 0, &topic))
             .unwrap();
     }
     let versions = client.request(3, &api_versions_request());
     assert_eq!(versions.error_code, code::NONE);
+    assert_eq!(client.list_offset(&topic, 0, OFFSET_LATEST), 6);
+    let stored = client.fetch_all_from(&topic, 0, 0);
+    assert_eq!(stored.len(), 6);
+    for (record, version) in stored.iter().zip([0, 1, 2, 0, 1, 2]) {
+        let mut expected = TestRecord::new(b"legacy-key", b"legacy-value");
+        if version < 2 {
+            expected.timestamp_ms = -1; // magic 0 has no timestamp
+        }
+        assert!(expected.matches(record), "v{version}: {record:?}");
+    }
     fixture.assert_healthy();
+}
+
+/// Corrupt old-format messages get CORRUPT_MESSAGE and nothing is written: bad CRC-32 (v0 and
+/// v1), sizes that point past the set or inside a message, and compression nested inside
+/// compression.
+#[test]
+fn malformed_legacy_messages_are_corrupt_and_write_nothing() {
+    let fixture = Fixture::start();
+    let mut client = fixture.client();
+    let mut cases: Vec<(String, i16, BytesMut)> = Vec::new();
+    for (version, magic) in [(1_i16, 0_i8), (2, 1)] {
+        let good = legacy_message(magic, 0, Some(b"k"), b"v");
+        let mut bad_crc = good.clone();
+        let last = bad_crc.len() - 1;
+        bad_crc[last] ^= 0x20;
+        cases.push((format!("magic {magic}: bad CRC-32"), version, bad_crc));
+        let mut size_past_end = good.clone();
+        size_past_end[8..12].copy_from_slice(&1_000_000_i32.to_be_bytes());
+        cases.push((
+            format!("magic {magic}: size past the end"),
+            version,
+            size_past_end,
+        ));
+        let mut value_past_size = good.clone();
+        let value_length_at = value_past_size.len() - 1 - 4;
+        value_past_size[value_length_at..value_length_at + 4].copy_from_slice(&9_i32.to_be_bytes());
+        cases.push((
+            format!("magic {magic}: value longer than its message"),
+            version,
+            value_past_size,
+        ));
+        let mut truncated = good.clone();
+        truncated.truncate(good.len() - 3);
+        cases.push((
+            format!("magic {magic}: trailing partial message"),
+            version,
+            truncated,
+        ));
+        // A gzip wrapper whose only inner message is itself a gzip wrapper.
+        let inner = legacy_message(magic, 1, None, &gzip(&good));
+        let nested = legacy_message(magic, 1, None, &gzip(&inner));
+        cases.push((
+            format!("magic {magic}: nested compression"),
+            version,
+            nested,
+        ));
+        // A wrapper that claims gzip but holds garbage.
+        let garbage = legacy_message(magic, 1, None, b"not gzip at all");
+        cases.push((
+            format!("magic {magic}: undecompressable wrapper"),
+            version,
+            garbage,
+        ));
+    }
+    for (index, (what, version, set)) in cases.iter().enumerate() {
+        let correlation_id = 4000 + i32::try_from(index).unwrap();
+        let request = legacy_produce_of(*version, correlation_id, 1, &fixture.topic, set);
+        client.send_raw(&request).unwrap();
+        let mut response = client.read_response_bytes().unwrap();
+        let (_, _, error_code, base_offset) = read_legacy_produce_response(&mut response, *version);
+        assert_eq!(
+            (error_code, base_offset),
+            (code::CORRUPT_MESSAGE, -1),
+            "{what}"
+        );
+    }
+    fixture.assert_healthy();
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
 }
 
 #[test]

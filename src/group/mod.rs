@@ -2,9 +2,10 @@
 //!
 //! Every group lives in its own `Arc<Mutex<Group>>` slot in one map; the map's lock is taken
 //! before a group's, never the other way round, and neither is ever held across an `.await`.
-//! A group is its membership — today always the classic protocol (`classic`), later also
-//! KIP-848 "consumer" groups (a second `Membership` variant) — plus its committed offsets
-//! (`offsets`), which are the same for both.
+//! A group is its membership — the classic protocol (`classic`) or a KIP-848 "consumer" group
+//! with server-side assignment (`consumer`) — plus its committed offsets (`offsets`), which are
+//! the same for both. A group id is one kind at a time; an empty group switches kind when the
+//! other protocol's first member arrives, as in Kafka 4.x.
 //!
 //! Commits are validated under the group's lock and submitted to the `OffsetStore` there (a
 //! non-blocking queue push, so the store sees commits in the order the group accepted them);
@@ -12,16 +13,22 @@
 //! handler answers. At start every stored offset is loaded; groups come back Empty (members
 //! rejoin, as they do after a Kafka coordinator moves).
 
+pub mod assignor;
 mod classic;
+pub mod consumer;
+mod consumer_member;
+pub mod consumer_outcome;
 mod member;
 mod offsets;
 pub mod outcome;
 mod protocol;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_consumer;
 mod timers;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -30,7 +37,14 @@ use sluice_storage::{CommittedOffset, OffsetKey, OffsetStore, OffsetStoreError, 
 use tokio::sync::oneshot;
 
 pub use classic::{ClassicGroup, GroupState};
+pub use consumer::{ConsumerGroup, ConsumerGroupState, TopicLookup};
+use consumer_outcome::{
+    validate_heartbeat, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatOutcome,
+    JOIN_GROUP_MEMBER_EPOCH,
+};
 pub use offsets::GroupOffsets;
+
+use crate::broker::ApiError;
 use outcome::{
     GroupDescription, GroupListing, JoinOutcome, JoinRequest, LeavingMember, MemberRef, Reply,
     SyncOutcome, SyncRequest,
@@ -45,6 +59,10 @@ pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 pub const GROUP_COUNT_MAX: usize = 1_000_000;
 /// Kafka's `group.type` names (ListGroups v5+).
 pub const GROUP_TYPE_CLASSIC: &str = "classic";
+pub const GROUP_TYPE_CONSUMER: &str = "consumer";
+/// Kafka's group.consumer.heartbeat.interval.ms and group.consumer.session.timeout.ms defaults.
+pub const CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;
+pub const CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
 
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
@@ -54,6 +72,10 @@ pub struct GroupConfig {
     pub group_size_max: usize,
     /// offsets.retention.minutes, in ms.
     pub offsets_retention_ms: i64,
+    /// group.consumer.heartbeat.interval.ms: how often consumer group members heartbeat.
+    pub consumer_heartbeat_interval: Duration,
+    /// group.consumer.session.timeout.ms: a silent consumer group member is fenced after it.
+    pub consumer_session_timeout: Duration,
 }
 
 /// A group: its membership and its committed offsets.
@@ -63,10 +85,10 @@ pub struct Group {
     pub offsets: GroupOffsets,
 }
 
-/// Which rebalance protocol the group's members speak. KIP-848 groups become a second
-/// variant; every `let Membership::Classic(..)` below is then a place to decide.
+/// Which rebalance protocol the group's members speak.
 pub enum Membership {
     Classic(ClassicGroup),
+    Consumer(ConsumerGroup),
 }
 
 impl Group {
@@ -78,18 +100,122 @@ impl Group {
         }
     }
 
-    pub fn classic(&mut self) -> &mut ClassicGroup {
-        let Membership::Classic(classic) = &mut self.membership;
-        classic
+    pub fn classic(&mut self) -> Option<&mut ClassicGroup> {
+        match &mut self.membership {
+            Membership::Classic(classic) => Some(classic),
+            Membership::Consumer(_) => None,
+        }
     }
 
-    pub fn classic_ref(&self) -> &ClassicGroup {
-        let Membership::Classic(classic) = &self.membership;
-        classic
+    pub fn classic_ref(&self) -> Option<&ClassicGroup> {
+        match &self.membership {
+            Membership::Classic(classic) => Some(classic),
+            Membership::Consumer(_) => None,
+        }
+    }
+
+    pub fn consumer(&mut self) -> Option<&mut ConsumerGroup> {
+        match &mut self.membership {
+            Membership::Classic(_) => None,
+            Membership::Consumer(consumer) => Some(consumer),
+        }
+    }
+
+    pub fn consumer_ref(&self) -> Option<&ConsumerGroup> {
+        match &self.membership {
+            Membership::Classic(_) => None,
+            Membership::Consumer(consumer) => Some(consumer),
+        }
     }
 
     fn is_dead(&self) -> bool {
-        self.classic_ref().state() == GroupState::Dead
+        match &self.membership {
+            Membership::Classic(classic) => classic.state() == GroupState::Dead,
+            Membership::Consumer(consumer) => consumer.state() == ConsumerGroupState::Dead,
+        }
+    }
+
+    /// The Empty state of either kind (no members).
+    fn is_empty_state(&self) -> bool {
+        match &self.membership {
+            Membership::Classic(classic) => classic.state() == GroupState::Empty,
+            Membership::Consumer(consumer) => consumer.state() == ConsumerGroupState::Empty,
+        }
+    }
+
+    fn has_no_members(&self) -> bool {
+        match &self.membership {
+            Membership::Classic(classic) => classic.has_no_members(),
+            Membership::Consumer(consumer) => consumer.has_no_members(),
+        }
+    }
+
+    fn empty_since_ms(&self) -> Option<i64> {
+        match &self.membership {
+            Membership::Classic(classic) => classic.empty_since_ms(),
+            Membership::Consumer(consumer) => consumer.empty_since_ms(),
+        }
+    }
+
+    fn mark_dead(&mut self) {
+        match &mut self.membership {
+            Membership::Classic(classic) => classic.mark_dead(),
+            Membership::Consumer(consumer) => consumer.mark_dead(),
+        }
+    }
+
+    /// Kafka's state names (ListGroups, DescribeGroups, ConsumerGroupDescribe).
+    pub fn state_name(&self) -> &'static str {
+        match &self.membership {
+            Membership::Classic(classic) => classic.state().name(),
+            Membership::Consumer(consumer) => consumer.state().name(),
+        }
+    }
+
+    /// The topics members subscribe to while the group is not Empty (`None`: unknown, as for
+    /// classic groups whose members are not Kafka consumers).
+    fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        match &self.membership {
+            Membership::Classic(classic) => classic.subscribed_topics().cloned(),
+            Membership::Consumer(consumer) => Some(consumer.subscribed_topics()),
+        }
+    }
+
+    /// The group as a consumer group, converting an empty classic group (Kafka 4.x does the
+    /// same when a consumer-protocol member arrives at an empty classic group).
+    fn as_consumer(&mut self) -> Result<&mut ConsumerGroup, ApiError> {
+        if let Membership::Classic(classic) = &mut self.membership {
+            if classic.state() != GroupState::Empty || !classic.has_no_members() {
+                let message = format!("Group {} is not a consumer group.", self.id);
+                return Err(ApiError::new(ResponseError::GroupIdNotFound, message));
+            }
+            let empty_since_ms = classic.empty_since_ms();
+            // Stops its timers; nothing else of it is kept but the offsets.
+            classic.mark_dead();
+            self.membership = Membership::Consumer(ConsumerGroup::new(empty_since_ms));
+            tracing::info!(group_id = %self.id, "empty classic group becomes a consumer group");
+        }
+        match &mut self.membership {
+            Membership::Consumer(consumer) => Ok(consumer),
+            Membership::Classic(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// The group as a classic group, converting an empty consumer group; a consumer group
+    /// with members refuses classic members (INCONSISTENT_GROUP_PROTOCOL).
+    fn as_classic(&mut self) -> Result<&mut ClassicGroup, ResponseError> {
+        if let Membership::Consumer(consumer) = &mut self.membership {
+            if !consumer.has_no_members() {
+                return Err(ResponseError::InconsistentGroupProtocol);
+            }
+            consumer.mark_dead();
+            self.membership = Membership::Classic(ClassicGroup::new());
+            tracing::info!(group_id = %self.id, "empty consumer group becomes a classic group");
+        }
+        match &mut self.membership {
+            Membership::Classic(classic) => Ok(classic),
+            Membership::Consumer(_) => unreachable!("converted above"),
+        }
     }
 }
 
@@ -221,7 +347,10 @@ impl GroupCoordinator {
         };
         let ctx = self.context(&slot);
         let mut group = lock_group(&slot);
-        group.classic().join(&ctx, request)
+        match group.as_classic() {
+            Ok(classic) => classic.join(&ctx, request),
+            Err(error) => refuse(error),
+        }
     }
 
     pub fn sync(
@@ -234,7 +363,11 @@ impl GroupCoordinator {
         } else {
             match self.slot(group_id) {
                 None => Reply::Now(SyncOutcome::error(ResponseError::UnknownMemberId)),
-                Some(slot) => lock_group(&slot).classic().sync(request),
+                Some(slot) => match lock_group(&slot).classic() {
+                    Some(classic) => classic.sync(request),
+                    // Members of consumer groups do not use the classic protocol.
+                    None => Reply::Now(SyncOutcome::error(ResponseError::UnknownMemberId)),
+                },
             }
         };
         wait(reply, || {
@@ -248,7 +381,8 @@ impl GroupCoordinator {
         }
         let slot = self.slot(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut group = lock_group(&slot);
-        group.classic().heartbeat(member)
+        let classic = group.classic().ok_or(ResponseError::UnknownMemberId)?;
+        classic.heartbeat(member)
     }
 
     /// Per leaving member: `Ok` or its error; `Err` for the whole request.
@@ -265,7 +399,10 @@ impl GroupCoordinator {
         };
         let ctx = self.context(&slot);
         let mut group = lock_group(&slot);
-        group.classic().leave(&ctx, leaving)
+        match group.classic() {
+            Some(classic) => classic.leave(&ctx, leaving),
+            None => Ok(vec![Err(ResponseError::UnknownMemberId); leaving.len()]),
+        }
     }
 
     /// Commits `offsets` durably for `member` (who was validated against the group) and
@@ -301,7 +438,12 @@ impl GroupCoordinator {
             None => return Err(ResponseError::IllegalGeneration),
         };
         let mut group = lock_group(&slot);
-        group.classic().validate_commit(member)?;
+        match &mut group.membership {
+            Membership::Classic(classic) => classic.validate_commit(member)?,
+            Membership::Consumer(consumer) => {
+                consumer.validate_commit(&member.member_id, member.generation_id)?
+            }
+        }
         if offsets.is_empty() {
             return Ok(None);
         }
@@ -371,13 +513,95 @@ impl GroupCoordinator {
         })
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848): joins, heartbeats and leaves of consumer groups.
+    /// `topics` resolves subscribed topic names in the broker's current image.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        request: ConsumerHeartbeat,
+        api_version: i16,
+        topics: TopicLookup<'_>,
+    ) -> Result<ConsumerHeartbeatOutcome, ApiError> {
+        validate_heartbeat(group_id, &request, api_version)?;
+        let joining = request.member_epoch == JOIN_GROUP_MEMBER_EPOCH;
+        let slot = if joining {
+            self.slot_or_create(group_id).map_err(ApiError::code_only)?
+        } else {
+            // Membership is not durable: after a restart every member is unknown, and the
+            // client rejoins on UNKNOWN_MEMBER_ID as after a Kafka coordinator failover.
+            let unknown = || {
+                let message = format!(
+                    "Member {} is not a member of group {group_id}.",
+                    request.member_id
+                );
+                ApiError::new(ResponseError::UnknownMemberId, message)
+            };
+            let slot = self.slot(group_id).ok_or_else(unknown)?;
+            let group = lock_group(&slot);
+            if group.classic_ref().is_some_and(|c| c.has_no_members()) {
+                return Err(unknown());
+            }
+            drop(group);
+            slot
+        };
+        let ctx = self.context(&slot);
+        let mut group = lock_group(&slot);
+        if group.is_dead() {
+            return Err(ApiError::code_only(ResponseError::CoordinatorNotAvailable));
+        }
+        group.as_consumer()?.heartbeat(&ctx, request, topics)
+    }
+
+    /// ConsumerGroupDescribe: the group and the topic names of its assignments.
+    pub fn consumer_describe(
+        &self,
+        group_id: &str,
+    ) -> Result<(ConsumerGroupDescription, HashMap<uuid::Uuid, String>), ApiError> {
+        if group_id.is_empty() {
+            return Err(ApiError::code_only(ResponseError::InvalidGroupId));
+        }
+        let not_found = |what: &str| {
+            let message = format!("Group {group_id} {what}.");
+            ApiError::new(ResponseError::GroupIdNotFound, message)
+        };
+        let slot = self.slot(group_id).ok_or_else(|| not_found("not found"))?;
+        let group = lock_group(&slot);
+        if group.is_dead() {
+            return Err(not_found("not found"));
+        }
+        let consumer = group
+            .consumer_ref()
+            .ok_or_else(|| not_found("is not a consumer group"))?;
+        Ok((consumer.describe(), consumer.topic_names()))
+    }
+
+    /// OffsetFetch v9+ from a consumer group member: UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH
+    /// unless it is a member at that epoch (classic groups and unknown groups pass).
+    pub fn check_fetch_member(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let Some(slot) = self.slot(group_id) else {
+            return Ok(());
+        };
+        let group = lock_group(&slot);
+        match group.consumer_ref() {
+            Some(consumer) => consumer.validate_fetch(member_id, member_epoch),
+            None => Ok(()),
+        }
+    }
+
     pub fn describe(&self, group_id: &str) -> Result<GroupDescription, ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
         let slot = self.slot(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let group = lock_group(&slot);
-        Ok(group.classic_ref().describe())
+        // Kafka describes only classic groups here (consumer groups: ConsumerGroupDescribe).
+        let classic = group.classic_ref().ok_or(ResponseError::GroupIdNotFound)?;
+        Ok(classic.describe())
     }
 
     /// Every group, sorted by id.
@@ -387,12 +611,23 @@ impl GroupCoordinator {
             .iter()
             .filter_map(|slot| {
                 let group = lock_group(slot);
-                let classic = group.classic_ref();
-                (classic.state() != GroupState::Dead).then(|| GroupListing {
+                if group.is_dead() {
+                    return None;
+                }
+                let (protocol_type, group_type) = match &group.membership {
+                    Membership::Classic(classic) => (
+                        classic.protocol_type().unwrap_or_default(),
+                        GROUP_TYPE_CLASSIC,
+                    ),
+                    Membership::Consumer(_) => {
+                        (protocol::CONSUMER_PROTOCOL_TYPE, GROUP_TYPE_CONSUMER)
+                    }
+                };
+                Some(GroupListing {
                     group_id: group.id.clone(),
-                    protocol_type: classic.protocol_type().unwrap_or_default().to_string(),
-                    state: classic.state().name(),
-                    group_type: GROUP_TYPE_CLASSIC,
+                    protocol_type: protocol_type.to_string(),
+                    state: group.state_name(),
+                    group_type,
                 })
             })
             .collect();
@@ -422,10 +657,11 @@ impl GroupCoordinator {
             .cloned()
             .ok_or(ResponseError::GroupIdNotFound)?;
         let mut group = lock_group(&slot);
-        match group.classic_ref().state() {
-            GroupState::Empty => {}
-            GroupState::Dead => return Err(ResponseError::GroupIdNotFound),
-            _ => return Err(ResponseError::NonEmptyGroup),
+        if group.is_dead() {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        if !group.is_empty_state() {
+            return Err(ResponseError::NonEmptyGroup);
         }
         let (sender, receiver) = oneshot::channel();
         let write = OffsetWrite::DeleteGroup(group_id.to_string());
@@ -433,7 +669,7 @@ impl GroupCoordinator {
             let _ = sender.send(outcome);
         });
         self.store.submit(vec![write], done).map_err(store_error)?;
-        group.classic().mark_dead();
+        group.mark_dead();
         group.offsets = GroupOffsets::default();
         groups.remove(group_id);
         tracing::info!(group_id, "group deleted");
@@ -475,14 +711,15 @@ impl GroupCoordinator {
         }
         let slot = self.slot(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let mut group = lock_group(&slot);
-        let classic = group.classic_ref();
-        let subscribed = match classic.state() {
-            GroupState::Dead => return Err(ResponseError::GroupIdNotFound),
-            GroupState::Empty => None,
-            _ => match classic.subscribed_topics() {
-                Some(topics) => Some(topics.clone()),
+        let subscribed = if group.is_dead() {
+            return Err(ResponseError::GroupIdNotFound);
+        } else if group.is_empty_state() {
+            None
+        } else {
+            match group.subscribed_topics() {
+                Some(topics) => Some(topics),
                 None => return Err(ResponseError::NonEmptyGroup),
-            },
+            }
         };
         let mut results = Vec::with_capacity(partitions.len());
         let mut writes = Vec::new();
@@ -523,13 +760,12 @@ impl GroupCoordinator {
         let mut vanished = Vec::new();
         for slot in slots {
             let mut group = lock_group(&slot);
-            let classic = group.classic_ref();
-            if classic.state() != GroupState::Empty {
+            if !group.is_empty_state() {
                 continue;
             }
             let expired = group
                 .offsets
-                .expired(now_ms, retention_ms, classic.empty_since_ms());
+                .expired(now_ms, retention_ms, group.empty_since_ms());
             let mut writes = Vec::with_capacity(expired.len());
             for (topic, partition) in expired {
                 group.offsets.remove(&topic, partition);
@@ -551,7 +787,7 @@ impl GroupCoordinator {
                     tracing::warn!(%error, "expiring offsets failed; retried next pass");
                 }
             }
-            if group.offsets.is_empty() && group.classic_ref().has_no_members() {
+            if group.offsets.is_empty() && group.has_no_members() {
                 vanished.push(group.id.clone());
             }
         }
@@ -567,11 +803,9 @@ impl GroupCoordinator {
             };
             let mut group = lock_group(&slot);
             // Re-checked: a member may have joined since the pass looked.
-            let idle = group.classic_ref().state() == GroupState::Empty
-                && group.classic_ref().has_no_members()
-                && group.offsets.is_empty();
+            let idle = group.is_empty_state() && group.has_no_members() && group.offsets.is_empty();
             if idle {
-                group.classic().mark_dead();
+                group.mark_dead();
                 groups.remove(group_id);
                 tracing::debug!(group_id, "group removed: no members, no offsets");
             }

@@ -29,6 +29,8 @@ fn config(group_size_max: usize) -> GroupConfig {
         initial_rebalance_delay: DELAY,
         group_size_max,
         offsets_retention_ms: 60_000,
+        consumer_heartbeat_interval: Duration::from_millis(5_000),
+        consumer_session_timeout: Duration::from_millis(45_000),
     }
 }
 
@@ -561,7 +563,7 @@ async fn offset_delete_refuses_subscribed_topics_of_a_stable_group() {
         Err(ResponseError::GroupIdNotFound)
     );
     let slot = f.coordinator.slot_for_test(GROUP).unwrap();
-    let state_name = lock_group(&slot).classic_ref().state().name();
+    let state_name = lock_group(&slot).state_name();
     assert_eq!(state_name, "Stable");
     let _ = a;
 }

@@ -1,10 +1,13 @@
-//! The broker-side timers of classic groups: member sessions, member ids waiting for their
-//! second JoinGroup, and the rebalance (join and sync) deadlines.
+//! The broker-side timers of groups: classic member sessions, member ids waiting for their
+//! second JoinGroup, the rebalance (join and sync) deadlines, and consumer (KIP-848) member
+//! sessions and revocation deadlines.
 //!
 //! Each timer is one tokio task holding only a weak reference to its group, so a deleted
 //! group's timers find nothing and end. Tasks are bounded: one per member, one per pending
 //! member id (both bounded by `--group-max-size`), one rebalance timer per group; their abort
-//! handles are kept by the group and used when the member or rebalance goes away.
+//! handles are kept by the group and used when the member or rebalance goes away. A group
+//! that changed kind meanwhile (an empty classic group became a consumer group) has nothing
+//! for an old timer to do, so it ends.
 
 use std::time::Duration;
 
@@ -29,7 +32,10 @@ pub fn spawn_member_timer(
                 return;
             };
             let mut group = lock_group(&slot);
-            match group.classic().on_member_timer(&ctx, &member_id) {
+            let next = group
+                .classic()
+                .and_then(|classic| classic.on_member_timer(&ctx, &member_id));
+            match next {
                 Some(next) => deadline = next,
                 None => return,
             }
@@ -44,9 +50,9 @@ pub fn spawn_pending_timer(ctx: &GroupContext, member_id: &str, after: Duration)
     let task = tokio::spawn(async move {
         tokio::time::sleep(after).await;
         if let Some(slot) = ctx.slot.upgrade() {
-            lock_group(&slot)
-                .classic()
-                .on_pending_timeout(&ctx, &member_id);
+            if let Some(classic) = lock_group(&slot).classic() {
+                classic.on_pending_timeout(&ctx, &member_id);
+            }
         }
     });
     task.abort_handle()
@@ -57,9 +63,38 @@ pub fn spawn_rebalance_timer(ctx: &GroupContext, sequence: u64, after: Duration)
     let task = tokio::spawn(async move {
         tokio::time::sleep(after).await;
         if let Some(slot) = ctx.slot.upgrade() {
-            lock_group(&slot)
-                .classic()
-                .on_rebalance_timer(&ctx, sequence);
+            if let Some(classic) = lock_group(&slot).classic() {
+                classic.on_rebalance_timer(&ctx, sequence);
+            }
+        }
+    });
+    task.abort_handle()
+}
+
+/// Sleeps until a consumer group member's session or revocation deadline, again while it
+/// keeps heartbeating, and fences it when one passes.
+pub fn spawn_consumer_member_timer(
+    ctx: &GroupContext,
+    member_id: &str,
+    first_deadline: tokio::time::Instant,
+) -> AbortHandle {
+    let ctx = ctx.clone();
+    let member_id = member_id.to_string();
+    let task = tokio::spawn(async move {
+        let mut deadline = first_deadline;
+        loop {
+            tokio::time::sleep_until(deadline).await;
+            let Some(slot) = ctx.slot.upgrade() else {
+                return;
+            };
+            let mut group = lock_group(&slot);
+            let next = group
+                .consumer()
+                .and_then(|consumer| consumer.on_member_timer(&member_id));
+            match next {
+                Some(next) => deadline = next,
+                None => return,
+            }
         }
     });
     task.abort_handle()

@@ -14,10 +14,6 @@ use crate::broker::ApiError;
 use crate::topic_config::{self, CONFIG_KEYS};
 use crate::topic_name::validate_topic_name;
 
-/// DescribeConfigs/CreateTopics config sources (Kafka's ConfigSource).
-pub const SOURCE_TOPIC: i8 = 1;
-pub const SOURCE_STATIC_BROKER: i8 = 4;
-
 pub async fn handle(
     context: &RequestContext<'_>,
     request: CreateTopicsRequest,
@@ -166,11 +162,8 @@ fn config_entries(
             let value = topic_config::effective_value(&context.broker.config, overrides, key.name);
             entry.value = Some(str_bytes(value));
             entry.read_only = false;
-            entry.config_source = if overrides.contains_key(key.name) {
-                SOURCE_TOPIC
-            } else {
-                SOURCE_STATIC_BROKER
-            };
+            entry.config_source =
+                topic_config::effective_source(&context.broker.config, overrides, key.name);
             entry.is_sensitive = false;
             entry
         })

@@ -1,4 +1,8 @@
 //! DescribeConfigs for topics (every known key, override or default) and for this broker.
+//!
+//! A topic key's source is DYNAMIC_TOPIC_CONFIG when overridden, STATIC_BROKER_CONFIG when a
+//! broker flag moved its default off Kafka's, else DEFAULT_CONFIG: tools such as
+//! `kafka-topics --describe` list exactly the keys whose source is not DEFAULT_CONFIG.
 
 use std::collections::BTreeMap;
 
@@ -9,10 +13,9 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::create_topics::{SOURCE_STATIC_BROKER, SOURCE_TOPIC};
 use super::{str_bytes, RequestContext};
 use crate::config::Config;
-use crate::topic_config::{self, ConfigType, CONFIG_KEYS};
+use crate::topic_config::{self, ConfigType, CONFIG_KEYS, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
 
 /// Kafka's ConfigResource types.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -75,13 +78,8 @@ fn topic_entries(
         .iter()
         .filter(|key| wanted(keys, key.name))
         .map(|key| {
-            let overridden = topic.overrides.get(key.name);
             let value = topic_config::effective_value(config, &topic.overrides, key.name);
-            let source = if overridden.is_some() {
-                SOURCE_TOPIC
-            } else {
-                SOURCE_STATIC_BROKER
-            };
+            let source = topic_config::effective_source(config, &topic.overrides, key.name);
             let mut entry = entry(context, key.name, value, source, key.config_type);
             if include_synonyms {
                 entry.synonyms = synonyms(config, &topic.overrides, key.name);
@@ -104,10 +102,13 @@ fn synonyms(
         synonym.source = SOURCE_TOPIC;
         list.push(synonym);
     }
+    // The broker level goes by its own name (`log.retention.ms` behind `retention.ms`), as
+    // Kafka lists it.
+    let broker_name = topic_config::broker_synonym(name).map_or(name, |(broker, _)| broker);
     let mut default = DescribeConfigsSynonym::default();
-    default.name = str_bytes(name);
+    default.name = str_bytes(broker_name);
     default.value = Some(str_bytes(topic_config::default_value(config, name)));
-    default.source = SOURCE_STATIC_BROKER;
+    default.source = topic_config::default_source(config, name);
     list.push(default);
     list
 }

@@ -52,7 +52,12 @@ pub fn handle(
                 entry.error_code = error.code();
                 entry.group_state = str_bytes("Dead");
                 if version >= 6 {
-                    let message = format!("Group {} not described: {error}", group_id.0.as_str());
+                    let message = if error == ResponseError::GroupIdNotFound {
+                        // Kafka 4.x's coordinator words it this way; admin tools print it.
+                        format!("Group {} not found.", group_id.0.as_str())
+                    } else {
+                        format!("Group {} not described: {error}", group_id.0.as_str())
+                    };
                     entry.error_message = Some(str_bytes(message));
                 }
             }

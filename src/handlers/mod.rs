@@ -11,6 +11,8 @@ use crate::broker::Broker;
 
 mod alter_configs;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -27,6 +29,7 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+pub mod legacy;
 mod list_groups;
 mod list_offsets;
 mod metadata;
@@ -131,6 +134,12 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         RequestKind::OffsetDelete(request) => {
             ResponseKind::OffsetDelete(offset_delete::handle(context, request).await)
         }
+        RequestKind::ConsumerGroupHeartbeat(request) => {
+            ResponseKind::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(context, request))
+        }
+        RequestKind::ConsumerGroupDescribe(request) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(context, request))
+        }
         other => {
             // The wire table and this match must agree; a test checks every table entry.
             tracing::error!(peer = %context.peer, request = ?api_name(&other), "no handler");
@@ -204,6 +213,8 @@ mod tests {
             ApiKey::ListGroups,
             ApiKey::DeleteGroups,
             ApiKey::OffsetDelete,
+            ApiKey::ConsumerGroupHeartbeat,
+            ApiKey::ConsumerGroupDescribe,
         ];
         for api in sluice_wire::versions::SUPPORTED_APIS {
             assert!(

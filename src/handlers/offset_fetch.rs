@@ -1,4 +1,5 @@
-//! OffsetFetch: committed offsets of one group (v1-7) or of several groups (v8+).
+//! OffsetFetch: committed offsets of one group (v1-7) or of several groups (v8+); from v9 a
+//! consumer group member is checked against its group (member id and epoch).
 //!
 //! Offsets are never unstable here (no transactional commits yet), so `require_stable` needs
 //! no waiting.
@@ -39,6 +40,22 @@ pub fn handle(context: &RequestContext<'_>, request: OffsetFetchRequest) -> Offs
                         })
                         .collect::<Vec<_>>()
                 });
+                // v9+: a consumer group member names itself and its epoch (KIP-848).
+                let member_error = context
+                    .broker
+                    .groups
+                    .check_fetch_member(
+                        &group.group_id.0,
+                        group.member_id.as_deref(),
+                        group.member_epoch,
+                    )
+                    .err();
+                if let Some(error) = member_error {
+                    let mut refused = OffsetFetchResponseGroup::default();
+                    refused.group_id = group.group_id;
+                    refused.error_code = error.code();
+                    return refused;
+                }
                 group_response(context, group.group_id, wanted)
             })
             .collect();

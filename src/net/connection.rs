@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::ResponseError;
 use sluice_wire::frame::{check_frame, FrameCheck, LENGTH_PREFIX_BYTES};
-use sluice_wire::legacy_produce::encode_legacy_produce_response;
+use sluice_wire::legacy::encode_legacy_response;
 use sluice_wire::request::{decode_request, Decoded};
 use sluice_wire::response::{encode_api_versions_unsupported, encode_response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -155,16 +154,21 @@ async fn serve_frame(
             encode_api_versions_unsupported(correlation_id, output);
             Next::Continue
         }
-        Decoded::LegacyProduce {
-            correlation_id,
-            api_version,
-            acks,
-            topics,
-        } => {
-            tracing::info!(%peer, api_version, "Produce v0-v2 is not served yet");
-            if acks != 0 {
-                let code = ResponseError::UnsupportedVersion.code();
-                encode_legacy_produce_response(correlation_id, api_version, &topics, code, output);
+        Decoded::Legacy { header, request } => {
+            let context = RequestContext {
+                broker,
+                api_version: header.request_api_version,
+                peer,
+                client_id: header.client_id.as_ref().map(|id| id.to_string()),
+            };
+            let Some(response) = handlers::legacy::dispatch(&context, request).await else {
+                return Next::Continue;
+            };
+            let version = header.request_api_version;
+            let correlation_id = header.correlation_id;
+            if let Err(error) = encode_legacy_response(correlation_id, version, &response, output) {
+                tracing::error!(%peer, version, ?error, "encoding a legacy response failed");
+                return Next::Close;
             }
             Next::Continue
         }

@@ -80,6 +80,12 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::ListGroups => RequestKind::ListGroups(m::ListGroupsRequest::default()),
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(m::DeleteGroupsRequest::default()),
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(m::OffsetDeleteRequest::default()),
+        ApiKey::ConsumerGroupHeartbeat => {
+            RequestKind::ConsumerGroupHeartbeat(m::ConsumerGroupHeartbeatRequest::default())
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            RequestKind::ConsumerGroupDescribe(m::ConsumerGroupDescribeRequest::default())
+        }
         _ => return None,
     };
     Some(body)
@@ -109,7 +115,7 @@ mod tests {
         for api in SUPPORTED_APIS {
             assert!(default_request_body(api.api_key).is_some(), "{api:?}");
         }
-        assert_eq!(default_request_body(ApiKey::ConsumerGroupHeartbeat), None);
+        assert_eq!(default_request_body(ApiKey::ShareGroupHeartbeat), None);
     }
 
     #[test]

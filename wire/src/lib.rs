@@ -3,8 +3,8 @@
 //! What this crate owns:
 //! - framing ([`frame`]): is a whole length-prefixed request buffered, or can it never be valid;
 //! - the API version table ([`versions`]): what the broker serves and advertises, nothing more;
-//! - request decoding ([`request`]) over the `kafka-protocol` crate, plus the Produce v0-v2
-//!   requests it cannot decode ([`legacy_produce`]);
+//! - request decoding ([`request`]) over the `kafka-protocol` crate, plus the old versions it
+//!   cannot decode and the v0/v1 message formats ([`legacy`]);
 //! - response encoding ([`response`]), and request encoding for tests ([`client`]).
 //!
 //! What it must not do: touch sockets, files, clocks or async runtimes, or know any broker state
@@ -15,7 +15,7 @@
 
 pub mod client;
 pub mod frame;
-pub mod legacy_produce;
+pub mod legacy;
 pub mod request;
 pub mod response;
 pub mod versions;
@@ -23,7 +23,7 @@ pub mod versions;
 pub use frame::{
     check_frame, FrameCheck, FrameError, LENGTH_PREFIX_BYTES, REQUEST_BYTES_MAX_DEFAULT,
 };
-pub use legacy_produce::encode_legacy_produce_response;
+pub use legacy::{encode_legacy_response, LegacyRequest, LegacyResponse};
 pub use request::{decode_request, DecodeError, Decoded, RequestContext};
 pub use response::{encode_api_versions_unsupported, encode_response, EncodeError};
 pub use versions::{api_versions_keys, supported_range, SupportedApi, SUPPORTED_APIS};

@@ -11,8 +11,8 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use thiserror::Error;
 
 use crate::frame::REQUEST_BYTES_MIN;
-use crate::legacy_produce::decode_legacy_produce_body;
-use crate::versions::{supported_api, LEGACY_PRODUCE_VERSION_MAX};
+use crate::legacy::{decode_legacy_body, is_legacy, LegacyRequest};
+use crate::versions::supported_api;
 
 /// Who asked what, for logging and for building the response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,19 +49,14 @@ pub enum Decoded {
         /// The version the client asked for.
         api_version: i16,
     },
-    /// Produce v0-v2 (advertised, not yet served): answer every partition with
-    /// UNSUPPORTED_VERSION via
-    /// [`encode_legacy_produce_response`](crate::legacy_produce::encode_legacy_produce_response),
-    /// unless `acks` is 0.
-    LegacyProduce {
-        /// Echoed in the response header.
-        correlation_id: i32,
-        /// 0, 1 or 2.
-        api_version: i16,
-        /// 0 means the client expects no response.
-        acks: i16,
-        /// Topic names with their partition indexes, in request order.
-        topics: Vec<(String, Vec<i32>)>,
+    /// A version kafka-protocol cannot decode (Kafka 0.8-0.10 clients), decoded by
+    /// [`legacy`](crate::legacy); answer with
+    /// [`encode_legacy_response`](crate::legacy::encode_legacy_response).
+    Legacy {
+        /// The decoded request header (v1: every legacy version is non-flexible).
+        header: RequestHeader,
+        /// The decoded body.
+        request: LegacyRequest,
     },
 }
 
@@ -69,17 +64,7 @@ impl Decoded {
     /// The context of this request.
     pub fn context(&self) -> RequestContext {
         match self {
-            Decoded::Request { header, .. } => {
-                let api_key = ApiKey::try_from(header.request_api_key);
-                // decode_request only produces headers whose key is in SUPPORTED_APIS.
-                assert!(api_key.is_ok(), "api key {}", header.request_api_key);
-                RequestContext {
-                    api_key: api_key.unwrap_or(ApiKey::ApiVersions),
-                    api_version: header.request_api_version,
-                    correlation_id: header.correlation_id,
-                    client_id: header.client_id.clone(),
-                }
-            }
+            Decoded::Request { header, .. } => header_context(header),
             Decoded::ApiVersionsTooNew {
                 correlation_id,
                 api_version,
@@ -89,17 +74,20 @@ impl Decoded {
                 correlation_id: *correlation_id,
                 client_id: None,
             },
-            Decoded::LegacyProduce {
-                correlation_id,
-                api_version,
-                ..
-            } => RequestContext {
-                api_key: ApiKey::Produce,
-                api_version: *api_version,
-                correlation_id: *correlation_id,
-                client_id: None,
-            },
+            Decoded::Legacy { header, .. } => header_context(header),
         }
+    }
+}
+
+fn header_context(header: &RequestHeader) -> RequestContext {
+    let api_key = ApiKey::try_from(header.request_api_key);
+    // decode_request only produces headers whose key is in SUPPORTED_APIS.
+    assert!(api_key.is_ok(), "api key {}", header.request_api_key);
+    RequestContext {
+        api_key: api_key.unwrap_or(ApiKey::ApiVersions),
+        api_version: header.request_api_version,
+        correlation_id: header.correlation_id,
+        client_id: header.client_id.clone(),
     }
 }
 
@@ -203,15 +191,10 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, DecodeError> {
     let header_version = api.api_key.request_header_version(fixed.api_version);
     let header = RequestHeader::decode(&mut buffer, header_version)
         .map_err(|error| fixed.malformed("request header", error))?;
-    if api.api_key == ApiKey::Produce && fixed.api_version <= LEGACY_PRODUCE_VERSION_MAX {
-        let body = decode_legacy_produce_body(&buffer)
+    if is_legacy(api.api_key, fixed.api_version) {
+        let request = decode_legacy_body(api.api_key, fixed.api_version, buffer)
             .map_err(|error| fixed.malformed("request body", error))?;
-        return Ok(Decoded::LegacyProduce {
-            correlation_id: fixed.correlation_id,
-            api_version: fixed.api_version,
-            acks: body.acks,
-            topics: body.topics,
-        });
+        return Ok(Decoded::Legacy { header, request });
     }
     let body = RequestKind::decode(api.api_key, &mut buffer, fixed.api_version)
         .map_err(|error| fixed.malformed("request body", error))?;

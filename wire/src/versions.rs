@@ -15,12 +15,6 @@ pub struct SupportedApi {
     pub max_version: i16,
 }
 
-/// Produce versions below kafka-protocol's range (it decodes only 3+). They are advertised
-/// because librdkafka turns compression off when a broker's Produce range does not start at 0
-/// (KAFKA-18659, Kafka 4.x advertises 0 for the same reason); `legacy_produce` decodes them by
-/// hand and the broker answers them with UNSUPPORTED_VERSION.
-pub const LEGACY_PRODUCE_VERSION_MAX: i16 = 2;
-
 const fn api(api_key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
     SupportedApi {
         api_key,
@@ -29,16 +23,18 @@ const fn api(api_key: ApiKey, min_version: i16, max_version: i16) -> SupportedAp
     }
 }
 
-/// Sorted by api key number, no duplicates (a unit test checks both).
+/// Sorted by api key number, no duplicates (a unit test checks both). Minimums are the real
+/// ones: versions below kafka-protocol's floor (Kafka 0.8-0.10 clients) are decoded by
+/// [`legacy`](crate::legacy), see [`LEGACY_APIS`](crate::legacy::LEGACY_APIS).
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::Produce, 0, 13),
-    api(ApiKey::Fetch, 4, 18),
-    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Fetch, 0, 18),
+    api(ApiKey::ListOffsets, 0, 10),
     api(ApiKey::Metadata, 0, 13),
     // Not 10: `valid_versions()` says 2-10 but `OffsetCommitRequest` decodes only 2-9.
-    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetCommit, 0, 9),
     // Not 10: `valid_versions()` says 1-10 but `OffsetFetchRequest` decodes only 1-9.
-    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::OffsetFetch, 0, 9),
     api(ApiKey::FindCoordinator, 0, 6),
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::Heartbeat, 0, 4),
@@ -62,6 +58,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::DescribeCluster, 0, 2),
+    // KIP-848. v1: the client generates the member id (KIP-1082) and may send a regex.
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The table row for `api_key`, if the broker serves it at all.
@@ -112,12 +111,13 @@ mod tests {
         for api in SUPPORTED_APIS {
             assert!(api.min_version <= api.max_version, "{api:?}");
             let valid = api.api_key.valid_versions();
-            let min_decodable = if api.api_key == ApiKey::Produce {
-                // Documented exception: Produce 0-2 is decoded by `legacy_produce`.
-                assert_eq!(valid.min, LEGACY_PRODUCE_VERSION_MAX + 1);
-                0
-            } else {
-                valid.min
+            let min_decodable = match crate::legacy::legacy_version_max(api.api_key) {
+                // Documented exception: the versions below the floor are decoded by `legacy`.
+                Some(legacy_max) => {
+                    assert_eq!(valid.min, legacy_max + 1);
+                    0
+                }
+                None => valid.min,
             };
             assert!(api.min_version >= min_decodable, "{api:?} vs {valid}");
             assert!(api.max_version <= valid.max, "{api:?} vs {valid}");
@@ -127,6 +127,14 @@ mod tests {
     #[test]
     fn lookups_agree_with_the_table() {
         assert_eq!(supported_range(ApiKey::Produce as i16), Some((0, 13)));
+        assert_eq!(supported_range(ApiKey::Fetch as i16), Some((0, 18)));
+        assert_eq!(supported_range(ApiKey::ListOffsets as i16), Some((0, 10)));
+        assert_eq!(supported_range(ApiKey::OffsetCommit as i16), Some((0, 9)));
+        assert_eq!(supported_range(ApiKey::OffsetFetch as i16), Some((0, 9)));
+        assert_eq!(
+            supported_range(ApiKey::FindCoordinator as i16),
+            Some((0, 6))
+        );
         assert_eq!(supported_range(ApiKey::ApiVersions as i16), Some((0, 4)));
         assert_eq!(
             supported_range(ApiKey::DescribeCluster as i16),
@@ -134,7 +142,11 @@ mod tests {
         );
         assert_eq!(supported_range(ApiKey::InitProducerId as i16), Some((0, 5)));
         assert_eq!(supported_range(ApiKey::JoinGroup as i16), Some((0, 9)));
-        assert_eq!(supported_range(ApiKey::ConsumerGroupHeartbeat as i16), None);
+        assert_eq!(
+            supported_range(ApiKey::ConsumerGroupHeartbeat as i16),
+            Some((0, 1))
+        );
+        assert_eq!(supported_range(ApiKey::ShareGroupHeartbeat as i16), None);
         assert_eq!(supported_range(-1), None);
         assert_eq!(supported_range(i16::MAX), None);
         for api in SUPPORTED_APIS {

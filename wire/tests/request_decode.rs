@@ -6,15 +6,15 @@ use kafka_protocol::messages::{self as m, ApiKey, RequestKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use proptest::prelude::*;
 use sluice_wire::client::{default_request_body, encode_request, request_header};
-use sluice_wire::versions::LEGACY_PRODUCE_VERSION_MAX;
+use sluice_wire::legacy::{is_legacy, LegacyRequest};
 use sluice_wire::{decode_request, DecodeError, Decoded, RequestContext, SUPPORTED_APIS};
 
-/// Every (key, version) kafka-protocol decodes for us (Produce 0-2 is hand-decoded).
+/// Every (key, version) kafka-protocol decodes for us (the legacy versions are hand-decoded).
 fn modern_versions() -> Vec<(ApiKey, i16)> {
     let mut versions = Vec::new();
     for api in SUPPORTED_APIS {
         for version in api.min_version..=api.max_version {
-            if api.api_key == ApiKey::Produce && version <= LEGACY_PRODUCE_VERSION_MAX {
+            if is_legacy(api.api_key, version) {
                 continue;
             }
             versions.push((api.api_key, version));
@@ -48,7 +48,7 @@ fn assert_round_trip(header: &m::RequestHeader, body: &RequestKind) {
 #[test]
 fn every_supported_version_round_trips_a_default_body() {
     let versions = modern_versions();
-    assert_eq!(versions.len(), 167, "update when the table changes");
+    assert_eq!(versions.len(), 171, "update when the table changes");
     for (api_key, version) in versions {
         let header = request_header(api_key, version, 1000 + version as i32, "sluice-test");
         let body = default_request_body(api_key).unwrap();
@@ -138,7 +138,7 @@ fn unknown_and_unserved_keys_are_rejected() {
         -1,
         93,
         9999,
-        ApiKey::ConsumerGroupHeartbeat as i16,
+        ApiKey::ShareGroupHeartbeat as i16,
         ApiKey::SaslHandshake as i16,
     ] {
         assert_eq!(
@@ -314,16 +314,38 @@ fn produce_v0_to_v2_decodes_as_legacy() {
     for api_version in 0..=2 {
         for acks in [-1, 0, 1] {
             let decoded = decode_request(legacy_produce_frame(api_version, acks)).unwrap();
+            let Decoded::Legacy {
+                header,
+                request: LegacyRequest::Produce(produce),
+            } = &decoded
+            else {
+                panic!("{decoded:?}");
+            };
+            assert_eq!(header.client_id.as_deref(), Some("c2"));
+            assert_eq!(produce.acks, acks);
+            let topics: Vec<_> = produce
+                .topics
+                .iter()
+                .map(|t| {
+                    let partitions: Vec<_> = t
+                        .partitions
+                        .iter()
+                        .map(|p| (p.partition, p.message_set.as_ref().map(|m| m.to_vec())))
+                        .collect();
+                    (t.name.as_str(), partitions)
+                })
+                .collect();
             assert_eq!(
-                decoded,
-                Decoded::LegacyProduce {
-                    correlation_id: 600 + api_version as i32,
-                    api_version,
-                    acks,
-                    topics: vec![("orders".to_owned(), vec![0, 3]), ("x".to_owned(), vec![5])],
-                }
+                topics,
+                vec![
+                    ("orders", vec![(0, Some(vec![1, 2])), (3, None)]),
+                    ("x", vec![(5, Some(vec![]))]),
+                ]
             );
-            assert_eq!(decoded.context().api_key, ApiKey::Produce);
+            let context = decoded.context();
+            assert_eq!(context.api_key, ApiKey::Produce);
+            assert_eq!(context.api_version, api_version);
+            assert_eq!(context.correlation_id, 600 + api_version as i32);
         }
     }
 }
@@ -516,6 +538,40 @@ fn body_with(api_key: ApiKey, version: i16, fields: &Fields) -> RequestKind {
                     })
                     .collect(),
             ),
+        ),
+        ApiKey::ConsumerGroupHeartbeat => {
+            use m::consumer_group_heartbeat_request as cgh;
+            let owned = topics
+                .iter()
+                .map(|(_, partitions)| {
+                    cgh::TopicPartitions::default().with_partitions(partitions.clone())
+                })
+                .collect();
+            let request = m::ConsumerGroupHeartbeatRequest::default()
+                .with_member_id(StrBytes::from_static_str("member"))
+                .with_member_epoch(3)
+                .with_instance_id(Some(StrBytes::from_static_str("instance")))
+                .with_rebalance_timeout_ms(30_000)
+                .with_subscribed_topic_names(Some(topics.iter().map(|(t, _)| name(t)).collect()))
+                .with_server_assignor(Some(StrBytes::from_static_str("uniform")))
+                .with_topic_partitions(Some(owned));
+            // The regex field exists from v1 on.
+            let request = if version >= 1 {
+                request.with_subscribed_topic_regex(Some(StrBytes::from_static_str("t.*")))
+            } else {
+                request
+            };
+            RequestKind::ConsumerGroupHeartbeat(request)
+        }
+        ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(
+            m::ConsumerGroupDescribeRequest::default()
+                .with_group_ids(
+                    topics
+                        .iter()
+                        .map(|(t, _)| m::GroupId(StrBytes::from_string(t.clone())))
+                        .collect(),
+                )
+                .with_include_authorized_operations(true),
         ),
         other => default_request_body(other).unwrap(),
     }

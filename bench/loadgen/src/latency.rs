@@ -25,7 +25,9 @@ pub fn run(args: &Args) -> Result<String, String> {
     let seconds: u64 = args.number("seconds")?;
     let size: usize = args.number_or("size", 100)?;
     if rate == 0 || rate > RATE_MAX || size < STAMP_BYTES {
-        return Err(format!("need 0 < rate <= {RATE_MAX} and size >= {STAMP_BYTES}"));
+        return Err(format!(
+            "need 0 < rate <= {RATE_MAX} and size >= {STAMP_BYTES}"
+        ));
     }
     let total = rate * seconds;
     let base = Instant::now();

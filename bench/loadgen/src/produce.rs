@@ -90,7 +90,9 @@ pub fn run(args: &Args) -> Result<String, String> {
     let acked = counter.acked.load(Ordering::Relaxed);
     let failed = counter.failed.load(Ordering::Relaxed);
     if acked != records {
-        return Err(format!("{acked} of {records} acknowledged, {failed} failed"));
+        return Err(format!(
+            "{acked} of {records} acknowledged, {failed} failed"
+        ));
     }
     let bytes = records * size as u64;
     Ok(format!(
