@@ -367,8 +367,13 @@ impl Broker {
     }
 
     /// Installs the view built from the image at `index` (the metadata publisher only).
-    pub(crate) fn publish(&self, image: TopicsImage, index: u64) {
+    pub(crate) fn publish(&self, image: TopicsImage) {
         *self.topics.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(image);
+    }
+
+    /// The image at `index` is installed and its roles applied: admin requests waiting for it
+    /// may answer.
+    pub(crate) fn mark_published(&self, index: u64) {
         self.published_index.send_replace(index);
     }
 

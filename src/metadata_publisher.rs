@@ -28,6 +28,7 @@ const PARTITION_METADATA_FILE_NAME: &str = "partition.metadata";
 pub async fn run(broker: Arc<Broker>, mut images: watch::Receiver<Arc<MetadataImage>>) {
     loop {
         let image = images.borrow_and_update().clone();
+        let index = image.provenance.last_applied_index;
         let publishing = broker.clone();
         // Opening logs reads and fsyncs files: keep it off the async workers.
         let done = tokio::task::spawn_blocking(move || publish(&publishing, &image)).await;
@@ -36,6 +37,7 @@ pub async fn run(broker: Arc<Broker>, mut images: watch::Receiver<Arc<MetadataIm
         }
         // Leaders and followers switch roles in image order, after the view is installed.
         crate::replication::on_image(&broker, &broker.topics());
+        broker.mark_published(index);
         if images.changed().await.is_err() {
             return;
         }
@@ -65,7 +67,7 @@ pub fn publish(broker: &Broker, image: &Arc<MetadataImage>) {
             .collect();
         gone.iter().filter_map(|key| replicas.remove(key)).collect()
     };
-    broker.publish(next, image.provenance.last_applied_index);
+    broker.publish(next);
     for replica in removed {
         remove_replica(&replica);
         broker.forget_topic(&replica.topic);
