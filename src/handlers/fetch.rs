@@ -35,7 +35,14 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         // the wait still wakes us.
         appended.borrow_and_update();
         let (response, bytes) = read_once(context, &request);
-        if bytes >= min_bytes.max(1) || has_errors(&response) || Instant::now() >= deadline {
+        // Kafka answers at once when there is nothing to wait for: no partitions asked,
+        // min_bytes already met (0 included), an error, or no wait allowed.
+        let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
+        if nothing_asked
+            || bytes >= min_bytes
+            || has_errors(&response)
+            || Instant::now() >= deadline
+        {
             return response;
         }
         let woke = tokio::time::timeout_at(deadline, appended.changed()).await;
