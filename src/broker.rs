@@ -2,8 +2,10 @@
 //! admin requests make to them.
 //!
 //! Handlers read topics through [`Broker::topics`] once per request and get an immutable
-//! [`TopicsImage`]; admin operations serialize on one async mutex, persist to the metadata store
-//! first, then publish a new image. Two reads of `topics()` may see two different images.
+//! [`TopicsImage`], built by the metadata publisher from the quorum's `MetadataImage`. Admin
+//! operations are controller operations: submitted to the active controller (forwarded when
+//! that is another node), committed through Raft, and answered once this node's image shows
+//! them. Two reads of `topics()` may see two different images.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -13,6 +15,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use kafka_protocol::ResponseError;
+use sluice_raft::controller::{
+    AllocateProducerIdsRequest, AlterConfigsRequest, AlterConfigsResource, ConfigOp,
+    CreatableTopic, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, Operation,
+    OperationResponse, PartitionsIncrease,
+};
+use sluice_raft::image::{ConfigResource, MetadataImage, PartitionRegistration};
+use sluice_raft::network::frame::cluster_fingerprint;
+use sluice_raft::quorum::MetadataQuorum;
 use sluice_storage::{Log, MetadataStore, OffsetStore, TopicRecord};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -21,9 +31,8 @@ use crate::config::Config;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::topic_config;
 
-/// Producer ids are taken from the metadata store in blocks, so that one durable write
-/// serves many InitProducerId requests.
-const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+/// How long an admin request waits for its committed change to reach this node's image.
+const PUBLISH_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 /// Kafka refuses CreateTopics asking for more partitions than this in one topic.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 const LOCK_FILE_NAME: &str = ".lock";
@@ -31,7 +40,7 @@ const METADATA_FILE_NAME: &str = "metadata.redb";
 /// Committed offsets of consumer groups, apart from the metadata so that their many small
 /// commits never wait behind (or delay) topic changes.
 const OFFSETS_FILE_NAME: &str = "offsets.redb";
-const DELETED_DIR_MARKER: &str = ".deleted-";
+pub(crate) const DELETED_DIR_MARKER: &str = ".deleted-";
 
 /// An error a handler reports to the client with a Kafka error code.
 #[derive(Debug, Clone)]
@@ -63,10 +72,131 @@ pub struct Endpoint {
     pub port: i32,
 }
 
-/// One partition of a topic on this node.
+/// This node's replica of a partition: its log, and (on the leader) replication progress.
+pub struct Replica {
+    pub log: Log,
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    /// Offsets below this are on every ISR member: consumers see only them. Monotonic.
+    high_watermark: std::sync::atomic::AtomicI64,
+    /// Leader or follower, and (on the leader) each follower's progress.
+    pub progress: Mutex<Progress>,
+}
+
+impl Replica {
+    pub fn new(log: Log, topic: String, topic_id: Uuid, index: i32) -> Replica {
+        let start = log.log_start_offset();
+        Replica {
+            log,
+            topic,
+            topic_id,
+            index,
+            high_watermark: std::sync::atomic::AtomicI64::new(start),
+            progress: Mutex::new(Progress::default()),
+        }
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+            .load(std::sync::atomic::Ordering::Acquire)
+            .min(self.log.log_end_offset())
+    }
+
+    /// Raises the high watermark to `offset` (never lowers it); true if it moved.
+    pub fn advance_high_watermark(&self, offset: i64) -> bool {
+        let previous = self
+            .high_watermark
+            .fetch_max(offset, std::sync::atomic::Ordering::AcqRel);
+        offset > previous
+    }
+
+    /// After truncation the high watermark may not exceed the log end.
+    pub fn clamp_high_watermark(&self) {
+        let end = self.log.log_end_offset();
+        self.high_watermark
+            .fetch_min(end, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    pub fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What this node does with a replica, as of the last image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Role {
+    #[default]
+    None,
+    Leader {
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
+    Follower {
+        leader: i32,
+        leader_epoch: i32,
+    },
+}
+
+/// A follower as its leader sees it (Kafka's `Replica` state on the leader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerProgress {
+    pub log_end_offset: i64,
+    /// Last time the follower had fetched everything the leader had at its previous fetch.
+    pub last_caught_up_ms: i64,
+    pub leader_end_at_last_fetch: i64,
+    pub last_fetch_ms: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub role: Role,
+    pub followers: HashMap<i32, FollowerProgress>,
+    /// The leader epoch a fetcher task runs for (followers only).
+    pub fetcher_epoch: Option<i32>,
+    /// An AlterPartition this leader proposed and has not seen applied yet.
+    pub isr_change_pending: bool,
+}
+
+/// One partition of a topic, as the metadata image sees it, plus this node's replica of it
+/// when the image assigns it one.
 pub struct Partition {
     pub index: i32,
-    pub log: Log,
+    pub registration: PartitionRegistration,
+    pub replica: Option<Arc<Replica>>,
+}
+
+impl Partition {
+    /// This node's replica, if it leads the partition at the epoch the client knows
+    /// (`current_leader_epoch` -1: any). Kafka's `getPartitionOrError` + epoch check.
+    pub fn leader_replica(
+        &self,
+        node_id: i32,
+        current_leader_epoch: i32,
+    ) -> Result<&Arc<Replica>, ResponseError> {
+        let replica = match &self.replica {
+            Some(replica) if self.registration.leader == node_id => replica,
+            _ => return Err(ResponseError::NotLeaderOrFollower),
+        };
+        check_epoch(current_leader_epoch, self.registration.leader_epoch)?;
+        Ok(replica)
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.registration.leader_epoch
+    }
+}
+
+/// A client's idea of the leader epoch against the current one (-1: it has none).
+pub fn check_epoch(client_epoch: i32, current_epoch: i32) -> Result<(), ResponseError> {
+    if client_epoch < 0 || client_epoch == current_epoch {
+        Ok(())
+    } else if client_epoch > current_epoch {
+        Err(ResponseError::UnknownLeaderEpoch)
+    } else {
+        Err(ResponseError::FencedLeaderEpoch)
+    }
 }
 
 /// A topic as one image sees it. Changes build a new `Topic` sharing the unchanged partitions.
@@ -74,6 +204,7 @@ pub struct Topic {
     pub name: String,
     pub id: Uuid,
     pub overrides: BTreeMap<String, String>,
+    /// Every partition, ordered by index (indexes are dense from 0).
     pub partitions: Vec<Arc<Partition>>,
 }
 
@@ -82,39 +213,33 @@ impl Topic {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i))
+            .filter(|partition| partition.index == index)
     }
 }
 
-/// An immutable view of every topic.
+/// An immutable view of every topic, built from one metadata image.
 #[derive(Default, Clone)]
 pub struct TopicsImage {
     pub by_name: BTreeMap<String, Arc<Topic>>,
     pub by_id: HashMap<Uuid, Arc<Topic>>,
+    /// The metadata image this view was built from.
+    pub metadata: Arc<MetadataImage>,
 }
 
 impl TopicsImage {
-    fn with_topic(&self, topic: Arc<Topic>) -> TopicsImage {
-        let mut next = self.clone();
-        if let Some(previous) = next.by_name.insert(topic.name.clone(), topic.clone()) {
-            next.by_id.remove(&previous.id);
-        }
-        next.by_id.insert(topic.id, topic);
-        next
-    }
-
-    fn without_topic(&self, name: &str) -> TopicsImage {
-        let mut next = self.clone();
-        if let Some(previous) = next.by_name.remove(name) {
-            next.by_id.remove(&previous.id);
-        }
-        next
-    }
-
     pub fn partition_count(&self) -> usize {
         self.by_name
             .values()
             .map(|topic| topic.partitions.len())
             .sum()
+    }
+
+    /// Every replica this node holds.
+    pub fn local_replicas(&self) -> impl Iterator<Item = &Arc<Replica>> {
+        self.by_name
+            .values()
+            .flat_map(|topic| topic.partitions.iter())
+            .filter_map(|partition| partition.replica.as_ref())
     }
 }
 
@@ -127,13 +252,20 @@ pub struct Broker {
     pub config: Config,
     pub advertised: Endpoint,
     pub cluster_id: String,
+    /// Fresh for every process start: tells the controller this run from a previous one.
+    pub incarnation_id: Uuid,
+    /// The metadata quorum: every topic, partition, broker and config comes from its image.
+    pub quorum: Arc<MetadataQuorum>,
     topics: RwLock<Arc<TopicsImage>>,
-    /// Serializes topic creation, deletion and reconfiguration.
-    admin: tokio::sync::Mutex<()>,
+    /// The Raft log index of the image `topics` was built from; admin operations wait on it so
+    /// that their effect is visible here before they answer.
+    published_index: watch::Sender<u64>,
+    /// Replicas this node holds, by (topic id, partition): owned by the metadata publisher.
+    pub(crate) replicas: Mutex<HashMap<(Uuid, i32), Arc<Replica>>>,
     store: MetadataStore,
     /// Bumped after every append so that waiting Fetch requests look again.
     appended: watch::Sender<u64>,
-    producer_ids: Mutex<ProducerIdBlock>,
+    producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
     /// Held for the broker's life: a second process on the same data dir fails to start.
@@ -147,48 +279,78 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+pub(crate) fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
-impl Broker {
-    /// Opens the data directory: lock, metadata store, every partition log.
-    pub fn open(config: Config, advertised: Endpoint) -> anyhow::Result<Broker> {
+/// What `Broker::open` needs besides the config: the local state opened on a blocking thread.
+pub struct LocalState {
+    lock: File,
+    store: MetadataStore,
+    groups: GroupCoordinator,
+    stored_cluster_id: String,
+}
+
+impl LocalState {
+    /// Opens the data directory: lock, metadata store (log start offsets, the dev broker's
+    /// cluster id), committed offsets. Partition logs open as the metadata image assigns them.
+    pub fn open(config: &Config) -> anyhow::Result<LocalState> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
         let lock = lock_data_dir(&config.data_dir)?;
         remove_deleted_dirs(&config.data_dir);
         let store = MetadataStore::open(&config.data_dir.join(METADATA_FILE_NAME))
             .context("opening the metadata store")?;
-        let cluster_id = store
+        let stored_cluster_id = store
             .get_or_init_cluster_id(|| kafka_cluster_id(Uuid::new_v4()))
             .context("reading the cluster id")?;
-        let mut image = TopicsImage::default();
-        let now = now_ms();
-        for record in store.load_topics().context("loading topics")? {
-            let topic = open_topic(&config, &store, &record, now)?;
-            image = image.with_topic(Arc::new(topic));
-        }
-        tracing::info!(
-            topics = image.by_name.len(),
-            partitions = image.partition_count(),
-            %cluster_id,
-            "data dir opened"
-        );
-        let groups = open_groups(&config)?;
+        let groups = open_groups(config)?;
+        Ok(LocalState {
+            lock,
+            store,
+            groups,
+            stored_cluster_id,
+        })
+    }
+
+    /// Topics the pre-quorum single-node broker kept in the metadata store.
+    pub fn legacy_topics(&self) -> anyhow::Result<Vec<TopicRecord>> {
+        self.store.load_topics().context("loading legacy topics")
+    }
+}
+
+impl Broker {
+    pub fn new(
+        config: Config,
+        advertised: Endpoint,
+        local: LocalState,
+        quorum: Arc<MetadataQuorum>,
+    ) -> Broker {
+        // Every node of a cluster must report the same cluster id: derive it from the voter
+        // set. The single-node dev broker keeps the id its data dir was created with.
+        let cluster_id = if config.voters.is_some() {
+            let fingerprint = cluster_fingerprint(&config.voter_map());
+            kafka_cluster_id(Uuid::from_u64_pair(fingerprint, !fingerprint))
+        } else {
+            local.stored_cluster_id
+        };
         let (appended, _) = watch::channel(0);
-        Ok(Broker {
+        let (published_index, _) = watch::channel(0);
+        Broker {
             config,
             advertised,
             cluster_id,
-            topics: RwLock::new(Arc::new(image)),
-            admin: tokio::sync::Mutex::new(()),
-            store,
+            incarnation_id: Uuid::new_v4(),
+            quorum,
+            topics: RwLock::new(Arc::new(TopicsImage::default())),
+            published_index,
+            replicas: Mutex::new(HashMap::new()),
+            store: local.store,
             appended,
-            producer_ids: Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
-            groups,
-            _data_dir_lock: lock,
-        })
+            producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
+            groups: local.groups,
+            _data_dir_lock: local.lock,
+        }
     }
 
     pub fn node_id(&self) -> i32 {
@@ -204,8 +366,50 @@ impl Broker {
             .clone()
     }
 
-    fn publish(&self, image: TopicsImage) {
+    /// Installs the view built from the image at `index` (the metadata publisher only).
+    pub(crate) fn publish(&self, image: TopicsImage) {
         *self.topics.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(image);
+    }
+
+    /// The image at `index` is installed and its roles applied: admin requests waiting for it
+    /// may answer.
+    pub(crate) fn mark_published(&self, index: u64) {
+        self.published_index.send_replace(index);
+    }
+
+    pub(crate) fn log_start_offset_hint(&self, topic: &str, partition: i32) -> i64 {
+        match self.store.log_start_offsets(topic) {
+            Ok(starts) => starts.get(&partition).copied().unwrap_or(0),
+            Err(error) => {
+                tracing::error!(%error, topic, "reading log start offsets");
+                0
+            }
+        }
+    }
+
+    /// Forgets a removed topic's local state (its DeleteRecords log start offsets), so that a
+    /// later topic of the same name starts from scratch.
+    pub(crate) fn forget_topic(&self, topic: &str) {
+        if let Err(error) = self.store.delete_topic(topic) {
+            tracing::error!(%error, topic, "forgetting a removed topic's log start offsets");
+        }
+    }
+
+    /// Waits until this node serves an image that includes Raft index `index`.
+    pub async fn wait_published(&self, index: u64) -> Result<(), ApiError> {
+        let mut published = self.published_index.subscribe();
+        let waited = tokio::time::timeout(
+            PUBLISH_WAIT_MAX,
+            published.wait_for(|published| *published >= index),
+        )
+        .await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ApiError::new(
+                ResponseError::RequestTimedOut,
+                "the change is committed but not yet visible on this node",
+            )),
+        }
     }
 
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
@@ -217,44 +421,74 @@ impl Broker {
             .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
-    /// Creates a topic, or with `validate_only` checks that it could be created.
+    /// Runs a controller operation wherever the active controller is, and waits until its
+    /// effect is visible here.
+    pub async fn submit(&self, operation: Operation) -> Result<OperationResponse, ApiError> {
+        let proposed = self.quorum.submit(operation).await.map_err(|error| {
+            tracing::warn!(%error, "controller operation failed");
+            let code = ResponseError::try_from_code(error.error_code())
+                .unwrap_or(ResponseError::UnknownServerError);
+            ApiError::new(code, error.to_string())
+        })?;
+        self.wait_published(proposed.applied_index).await?;
+        Ok(proposed.response)
+    }
+    /// Creates a topic through the controller, or with `validate_only` checks that it could
+    /// be created. `replication_factor` -1 and empty `assignments` use the defaults.
     pub async fn create_topic(
         &self,
         name: &str,
         partition_count: i32,
+        replication_factor: i16,
+        assignments: BTreeMap<i32, Vec<i32>>,
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, ApiError> {
-        let _admin = self.admin.lock().await;
-        let image = self.topics();
-        if image.by_name.contains_key(name) {
-            let message = format!("Topic '{name}' already exists.");
-            return Err(ApiError::new(ResponseError::TopicAlreadyExists, message));
-        }
-        self.check_partition_budget(&image, partition_count)?;
+        let manual = !assignments.is_empty();
+        let added = if manual {
+            i32::try_from(assignments.len()).unwrap_or(i32::MAX)
+        } else {
+            partition_count
+        };
+        self.check_partition_budget(&self.topics(), added)?;
         topic_config::validate_overrides(&overrides)
             .map_err(|m| ApiError::new(ResponseError::InvalidConfig, m))?;
-        let record = TopicRecord {
+        let creatable = CreatableTopic {
             name: name.to_string(),
-            topic_id: *Uuid::new_v4().as_bytes(),
-            partition_count,
-            configs: overrides,
+            num_partitions: if manual { -1 } else { partition_count },
+            replication_factor: if manual { -1 } else { replication_factor },
+            assignments,
+            configs: overrides.clone(),
         };
+        let request = CreateTopicsRequest {
+            topics: vec![creatable],
+            validate_only,
+        };
+        let response = self.submit(Operation::CreateTopics(request)).await?;
+        let OperationResponse::CreateTopics(mut created) = response else {
+            return Err(mismatched_response());
+        };
+        let created = created.pop().ok_or_else(mismatched_response)?;
+        check_code(created.error_code, created.error_message)?;
         if validate_only {
             return Ok(Arc::new(Topic {
-                name: record.name,
-                id: Uuid::from_bytes(record.topic_id),
-                overrides: record.configs,
+                name: name.to_string(),
+                id: created.topic_id,
+                overrides,
                 partitions: Vec::new(),
             }));
         }
-        self.store.put_topic(&record).map_err(storage_failure)?;
-        let topic = open_topic(&self.config, &self.store, &record, now_ms())
-            .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, format!("{e:#}")))?;
-        let topic = Arc::new(topic);
-        self.publish(image.with_topic(topic.clone()));
-        tracing::info!(topic = name, partitions = partition_count, "topic created");
-        Ok(topic)
+        tracing::info!(
+            topic = name,
+            partitions = created.num_partitions,
+            replication_factor = created.replication_factor,
+            "topic created"
+        );
+        self.topics()
+            .by_id
+            .get(&created.topic_id)
+            .cloned()
+            .ok_or_else(|| ApiError::code_only(ResponseError::UnknownTopicOrPartition))
     }
 
     fn check_partition_budget(&self, image: &TopicsImage, added: i32) -> Result<(), ApiError> {
@@ -267,7 +501,7 @@ impl Broker {
         let total = image.partition_count().saturating_add(added as usize);
         if total > self.config.max_partitions {
             let message = format!(
-                "This node hosts at most {} partitions (--max-partitions).",
+                "The cluster holds at most {} partitions (--max-partitions).",
                 self.config.max_partitions
             );
             return Err(ApiError::new(ResponseError::InvalidPartitions, message));
@@ -275,32 +509,21 @@ impl Broker {
         Ok(())
     }
 
-    /// Deletes a topic: gone from the store and the image first, files removed after.
+    /// Deletes a topic through the controller; every node removes its files when its image
+    /// loses the topic (the metadata publisher).
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid, ApiError> {
-        let _admin = self.admin.lock().await;
-        let image = self.topics();
-        let Some(topic) = image.by_name.get(name).cloned() else {
-            return Err(ApiError::code_only(ResponseError::UnknownTopicOrPartition));
+        let request = DeleteTopicsRequest {
+            names: vec![name.to_string()],
+            topic_ids: Vec::new(),
         };
-        self.store.delete_topic(name).map_err(storage_failure)?;
-        self.publish(image.without_topic(name));
-        let suffix = format!("{DELETED_DIR_MARKER}{}", topic.id.simple());
-        for partition in &topic.partitions {
-            let dir = partition_dir(&self.config.data_dir, name, partition.index);
-            let mut doomed = dir.clone().into_os_string();
-            doomed.push(&suffix);
-            // A rename is atomic: a restart either sees the live dir (the store no longer
-            // names the topic, so it is cleaned as a stray) or the marked one.
-            if let Err(error) = std::fs::rename(&dir, &doomed) {
-                tracing::warn!(%error, dir = %dir.display(), "renaming a deleted partition");
-                continue;
-            }
-            if let Err(error) = std::fs::remove_dir_all(&doomed) {
-                tracing::warn!(%error, "removing a deleted partition; retried at next start");
-            }
-        }
+        let response = self.submit(Operation::DeleteTopics(request)).await?;
+        let OperationResponse::DeleteTopics(mut deleted) = response else {
+            return Err(mismatched_response());
+        };
+        let deleted = deleted.pop().ok_or_else(mismatched_response)?;
+        check_code(deleted.error_code, None)?;
         tracing::info!(topic = name, "topic deleted");
-        Ok(topic.id)
+        Ok(deleted.topic_id)
     }
 
     /// Grows a topic to `partition_count` partitions.
@@ -310,7 +533,6 @@ impl Broker {
         partition_count: i32,
         validate_only: bool,
     ) -> Result<(), ApiError> {
-        let _admin = self.admin.lock().await;
         let image = self.topics();
         let Some(topic) = image.by_name.get(name).cloned() else {
             return Err(ApiError::code_only(ResponseError::UnknownTopicOrPartition));
@@ -327,31 +549,19 @@ impl Broker {
             let message = format!("A topic has at most {PARTITIONS_PER_TOPIC_MAX} partitions.");
             return Err(ApiError::new(ResponseError::InvalidPartitions, message));
         }
-        if validate_only {
-            return Ok(());
-        }
-        let record = TopicRecord {
-            name: topic.name.clone(),
-            topic_id: *topic.id.as_bytes(),
-            partition_count,
-            configs: topic.overrides.clone(),
+        let request = CreatePartitionsRequest {
+            topics: vec![PartitionsIncrease {
+                name: name.to_string(),
+                count: partition_count,
+            }],
+            validate_only,
         };
-        self.store.put_topic(&record).map_err(storage_failure)?;
-        let log_config = topic_config::log_config(&self.config, &topic.overrides);
-        let mut partitions = topic.partitions.clone();
-        for index in current..partition_count {
-            let dir = partition_dir(&self.config.data_dir, name, index);
-            let log = Log::open(&dir, log_config.clone(), 0, now_ms())
-                .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))?;
-            partitions.push(Arc::new(Partition { index, log }));
-        }
-        let next = Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            overrides: topic.overrides.clone(),
-            partitions,
+        let response = self.submit(Operation::CreatePartitions(request)).await?;
+        let OperationResponse::CreatePartitions(mut results) = response else {
+            return Err(mismatched_response());
         };
-        self.publish(image.with_topic(Arc::new(next)));
+        let result = results.pop().ok_or_else(mismatched_response)?;
+        check_code(result.error_code, result.error_message)?;
         tracing::info!(
             topic = name,
             partitions = partition_count,
@@ -360,7 +570,7 @@ impl Broker {
         Ok(())
     }
 
-    /// Replaces a topic's config overrides (already merged by the caller).
+    /// Replaces a topic's config overrides (already merged and validated by the caller).
     pub async fn set_topic_overrides(
         &self,
         name: &str,
@@ -369,32 +579,33 @@ impl Broker {
     ) -> Result<(), ApiError> {
         topic_config::validate_overrides(&overrides)
             .map_err(|m| ApiError::new(ResponseError::InvalidConfig, m))?;
-        let _admin = self.admin.lock().await;
         let image = self.topics();
         let Some(topic) = image.by_name.get(name).cloned() else {
             return Err(ApiError::code_only(ResponseError::UnknownTopicOrPartition));
         };
-        if validate_only {
-            return Ok(());
-        }
-        let record = TopicRecord {
-            name: topic.name.clone(),
-            topic_id: *topic.id.as_bytes(),
-            partition_count: topic.partitions.len() as i32,
-            configs: overrides.clone(),
+        let mut ops: Vec<ConfigOp> = topic
+            .overrides
+            .keys()
+            .filter(|key| !overrides.contains_key(*key))
+            .map(|key| ConfigOp::Delete { name: key.clone() })
+            .collect();
+        ops.extend(overrides.iter().map(|(key, value)| ConfigOp::Set {
+            name: key.clone(),
+            value: value.clone(),
+        }));
+        let request = AlterConfigsRequest {
+            resources: vec![AlterConfigsResource {
+                resource: ConfigResource::Topic(name.to_string()),
+                ops,
+            }],
+            validate_only,
         };
-        self.store.put_topic(&record).map_err(storage_failure)?;
-        let log_config = topic_config::log_config(&self.config, &overrides);
-        for partition in &topic.partitions {
-            partition.log.update_config(log_config.clone());
-        }
-        let next = Topic {
-            name: topic.name.clone(),
-            id: topic.id,
-            overrides,
-            partitions: topic.partitions.clone(),
+        let response = self.submit(Operation::AlterConfigs(request)).await?;
+        let OperationResponse::AlterConfigs(mut results) = response else {
+            return Err(mismatched_response());
         };
-        self.publish(image.with_topic(Arc::new(next)));
+        let result = results.pop().ok_or_else(mismatched_response)?;
+        check_code(result.error_code, result.error_message)?;
         tracing::info!(topic = name, "topic config changed");
         Ok(())
     }
@@ -403,7 +614,7 @@ impl Broker {
     pub fn delete_records_before(
         &self,
         topic: &str,
-        partition: &Partition,
+        partition: &Replica,
         offset: i64,
     ) -> Result<i64, ApiError> {
         let log_end = partition.log.log_end_offset();
@@ -422,16 +633,23 @@ impl Broker {
             .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))
     }
 
-    /// A fresh producer id (InitProducerId without a transactional id).
-    pub fn next_producer_id(&self) -> Result<i64, ApiError> {
-        let mut block = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+    /// A fresh producer id (InitProducerId without a transactional id), from blocks the
+    /// controller hands out, so that no two nodes ever issue the same id.
+    pub async fn next_producer_id(&self) -> Result<i64, ApiError> {
+        let mut block = self.producer_ids.lock().await;
         if block.next >= block.end {
-            let first = self
-                .store
-                .next_producer_id_block(PRODUCER_ID_BLOCK_SIZE)
-                .map_err(storage_failure)?;
-            block.next = first;
-            block.end = first + PRODUCER_ID_BLOCK_SIZE;
+            let request = AllocateProducerIdsRequest {
+                broker_id: self.node_id(),
+                incarnation_id: self.incarnation_id,
+            };
+            let response = self.submit(Operation::AllocateProducerIds(request)).await?;
+            let OperationResponse::AllocateProducerIds(allocated) = response else {
+                return Err(mismatched_response());
+            };
+            check_code(allocated.error_code, None)?;
+            assert!(allocated.count > 0);
+            block.next = allocated.first_producer_id;
+            block.end = allocated.first_producer_id + allocated.count;
         }
         let id = block.next;
         block.next += 1;
@@ -441,11 +659,9 @@ impl Broker {
 
     /// fsyncs every partition (flush interval and shutdown).
     pub fn flush_all(&self) {
-        for topic in self.topics().by_name.values() {
-            for partition in &topic.partitions {
-                if let Err(error) = partition.log.flush() {
-                    tracing::error!(%error, topic = %topic.name, partition = partition.index, "flush failed");
-                }
+        for replica in self.topics().local_replicas() {
+            if let Err(error) = replica.log.flush() {
+                tracing::error!(%error, topic = %replica.topic, partition = replica.index, "flush failed");
             }
         }
     }
@@ -453,19 +669,17 @@ impl Broker {
     /// Applies retention to every partition.
     pub fn enforce_retention(&self) {
         let now = now_ms();
-        for topic in self.topics().by_name.values() {
-            for partition in &topic.partitions {
-                match partition.log.enforce_retention(now) {
-                    Ok(outcome) if outcome.deleted_segments > 0 => tracing::info!(
-                        topic = %topic.name,
-                        partition = partition.index,
-                        deleted_segments = outcome.deleted_segments,
-                        log_start_offset = outcome.log_start_offset,
-                        "retention deleted segments"
-                    ),
-                    Ok(_) => {}
-                    Err(error) => tracing::error!(%error, topic = %topic.name, "retention failed"),
-                }
+        for replica in self.topics().local_replicas() {
+            match replica.log.enforce_retention(now) {
+                Ok(outcome) if outcome.deleted_segments > 0 => tracing::info!(
+                    topic = %replica.topic,
+                    partition = replica.index,
+                    deleted_segments = outcome.deleted_segments,
+                    log_start_offset = outcome.log_start_offset,
+                    "retention deleted segments"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, topic = %replica.topic, "retention failed"),
             }
         }
     }
@@ -474,11 +688,10 @@ impl Broker {
     /// are written first.
     pub fn close(&self) {
         self.groups.close();
-        for topic in self.topics().by_name.values() {
-            for partition in &topic.partitions {
-                if let Err(error) = partition.log.close() {
-                    tracing::error!(%error, topic = %topic.name, "closing a log failed");
-                }
+        let replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
+        for replica in replicas.values() {
+            if let Err(error) = replica.log.close() {
+                tracing::error!(%error, topic = %replica.topic, "closing a log failed");
             }
         }
     }
@@ -508,27 +721,22 @@ fn storage_failure(error: impl std::fmt::Display) -> ApiError {
     ApiError::new(ResponseError::KafkaStorageError, error.to_string())
 }
 
-fn open_topic(
-    config: &Config,
-    store: &MetadataStore,
-    record: &TopicRecord,
-    now: i64,
-) -> anyhow::Result<Topic> {
-    let log_config = topic_config::log_config(config, &record.configs);
-    let starts = store.log_start_offsets(&record.name)?;
-    let mut partitions = Vec::with_capacity(record.partition_count.max(0) as usize);
-    for index in 0..record.partition_count {
-        let dir = partition_dir(&config.data_dir, &record.name, index);
-        let hint = starts.get(&index).copied().unwrap_or(0);
-        let log = Log::open(&dir, log_config.clone(), hint, now)
-            .with_context(|| format!("opening {}", dir.display()))?;
-        partitions.push(Arc::new(Partition { index, log }));
+fn mismatched_response() -> ApiError {
+    ApiError::new(
+        ResponseError::UnknownServerError,
+        "the controller answered another operation",
+    )
+}
+
+/// A controller answer's error code as an `ApiError` (0: success).
+fn check_code(code: i16, message: Option<String>) -> Result<(), ApiError> {
+    if code == 0 {
+        return Ok(());
     }
-    Ok(Topic {
-        name: record.name.clone(),
-        id: Uuid::from_bytes(record.topic_id),
-        overrides: record.configs.clone(),
-        partitions,
+    let error = ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError);
+    Err(ApiError {
+        code: error,
+        message,
     })
 }
 

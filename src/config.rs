@@ -3,6 +3,7 @@
 //! Every flag has a `SLUICE_…` environment variable. Defaults give a single-node dev broker on
 //! 127.0.0.1:9092 with its data in `./sluice-data`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -16,6 +17,8 @@ pub const MESSAGE_BYTES_MAX_DEFAULT: u32 = 1_048_588;
 pub const FETCH_RESPONSE_BYTES_MAX_DEFAULT: usize = 55 * 1024 * 1024;
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+/// Most controller voters: Raft quorums beyond a handful only slow commits down.
+const VOTERS_MAX: usize = 9;
 
 /// When partition data reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,6 +55,53 @@ pub struct Config {
     /// This node's id (Kafka's node.id).
     #[arg(long, env = "SLUICE_NODE_ID", default_value_t = 1)]
     pub node_id: i32,
+
+    /// Address the metadata quorum's Raft listener binds (port 0 picks a free port; only a
+    /// single-node quorum can use that, as peers must know the address).
+    #[arg(
+        long,
+        env = "SLUICE_RAFT_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:9093"
+    )]
+    pub raft_listen_address: SocketAddr,
+
+    /// The controller quorum's voters, `id@host:port,...` (Kafka's
+    /// controller.quorum.voters) [default: this node alone, on --raft-listen-address].
+    /// Fixed at the first start of a data dir; a later start with another set is refused.
+    #[arg(long, env = "SLUICE_VOTERS")]
+    pub voters: Option<String>,
+
+    /// Kafka's process.roles. Only the combined `broker,controller` mode is served yet.
+    #[arg(
+        long,
+        env = "SLUICE_PROCESS_ROLES",
+        default_value = "broker,controller"
+    )]
+    pub process_roles: String,
+
+    /// A broker whose heartbeats stop for this long is fenced by the controller (Kafka's
+    /// broker.session.timeout.ms).
+    #[arg(long, env = "SLUICE_BROKER_SESSION_TIMEOUT_MS", default_value_t = 9000)]
+    pub broker_session_timeout_ms: u64,
+
+    /// How often this broker heartbeats to the controller (Kafka's
+    /// broker.heartbeat.interval.ms).
+    #[arg(
+        long,
+        env = "SLUICE_BROKER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 2000
+    )]
+    pub broker_heartbeat_interval_ms: u64,
+
+    /// A follower that has not caught up with the leader for this long leaves the ISR
+    /// (Kafka's replica.lag.time.max.ms).
+    #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
+    pub replica_lag_time_max_ms: u64,
+
+    /// Replication factor of auto-created topics and of CreateTopics asking for -1 (Kafka's
+    /// default.replication.factor).
+    #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
+    pub default_replication_factor: i16,
 
     /// Log filter: error, warn, info, debug, trace, or a tracing directive list.
     #[arg(long, env = "SLUICE_LOG_LEVEL", default_value = "info")]
@@ -218,7 +268,75 @@ impl Config {
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
         }
+        self.validate_cluster()
+    }
+
+    fn validate_cluster(&self) -> Result<(), String> {
+        if self.node_id < 0 {
+            return Err("--node-id must not be negative".into());
+        }
+        let mut roles: Vec<&str> = self.process_roles.split(',').map(str::trim).collect();
+        roles.sort_unstable();
+        if roles != ["broker", "controller"] {
+            return Err(format!(
+                "--process-roles {:?}: only the combined broker,controller mode is supported",
+                self.process_roles
+            ));
+        }
+        if self.broker_heartbeat_interval_ms == 0
+            || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
+        {
+            return Err(
+                "--broker-session-timeout-ms must exceed --broker-heartbeat-interval-ms (>= 1)"
+                    .into(),
+            );
+        }
+        if self.replica_lag_time_max_ms == 0 || self.default_replication_factor < 1 {
+            return Err(
+                "--replica-lag-time-max-ms and --default-replication-factor must be at least 1"
+                    .into(),
+            );
+        }
+        let voters = self.parse_voters()?;
+        if !voters.contains_key(&(self.node_id as u64)) {
+            return Err(format!(
+                "--voters does not name this node ({})",
+                self.node_id
+            ));
+        }
         Ok(())
+    }
+
+    /// The voter set: node id → Raft address.
+    pub fn voter_map(&self) -> BTreeMap<u64, String> {
+        // validate() checked the text at start; a bad one cannot get here.
+        self.parse_voters().unwrap_or_default()
+    }
+
+    fn parse_voters(&self) -> Result<BTreeMap<u64, String>, String> {
+        let Some(text) = &self.voters else {
+            let address = self.raft_listen_address.to_string();
+            return Ok(BTreeMap::from([(self.node_id as u64, address)]));
+        };
+        let mut voters = BTreeMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (id, address) = entry
+                .split_once('@')
+                .ok_or_else(|| format!("--voters entry {entry:?} is not id@host:port"))?;
+            let id: u64 = id
+                .parse()
+                .map_err(|_| format!("--voters entry {entry:?} has a bad node id"))?;
+            address
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("--voters entry {entry:?} has a bad address"))?;
+            if id > i32::MAX as u64 || voters.insert(id, address.to_string()).is_some() {
+                return Err(format!("--voters names node {id} twice or out of range"));
+            }
+        }
+        if voters.is_empty() || voters.len() > VOTERS_MAX {
+            return Err(format!("--voters must name 1 to {VOTERS_MAX} nodes"));
+        }
+        Ok(voters)
     }
 }
 
@@ -254,5 +372,39 @@ mod tests {
         assert!(!config.auto_create_topics);
         assert_eq!(config.retention_ms, -1);
         assert_eq!(config.flush_policy, FlushPolicy::EveryAppend);
+    }
+
+    #[test]
+    fn voters_parse_kraft_style() {
+        let config = Config::try_parse_from([
+            "sluice",
+            "--node-id",
+            "2",
+            "--voters",
+            "1@127.0.0.1:19093,2@127.0.0.1:19094,3@127.0.0.1:19095",
+        ])
+        .expect("flags parse");
+        assert!(config.validate().is_ok());
+        let voters = config.voter_map();
+        assert_eq!(voters.len(), 3);
+        assert_eq!(voters[&2], "127.0.0.1:19094");
+        let alone = Config::try_parse_from(["sluice"]).expect("defaults parse");
+        assert_eq!(
+            alone.voter_map(),
+            BTreeMap::from([(1, "127.0.0.1:9093".to_string())])
+        );
+    }
+
+    #[test]
+    fn bad_voters_and_roles_are_refused() {
+        for args in [
+            vec!["sluice", "--voters", "2@127.0.0.1:1"],
+            vec!["sluice", "--voters", "1@nowhere"],
+            vec!["sluice", "--voters", "1@127.0.0.1:1,1@127.0.0.1:2"],
+            vec!["sluice", "--process-roles", "broker"],
+        ] {
+            let config = Config::try_parse_from(args.clone()).expect("flags parse");
+            assert!(config.validate().is_err(), "{args:?} accepted");
+        }
     }
 }

@@ -9,7 +9,11 @@ mod broker;
 mod config;
 mod group;
 mod handlers;
+mod lifecycle;
+mod metadata_publisher;
+mod migration;
 mod net;
+mod replication;
 mod topic_config;
 mod topic_name;
 
@@ -23,9 +27,14 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use crate::broker::{Broker, Endpoint};
+use sluice_raft::quorum::{MetadataQuorum, QuorumConfig};
+
+use crate::broker::{Broker, Endpoint, LocalState};
 use crate::config::{Config, FlushPolicy};
 use crate::net::server::Server;
+
+/// The metadata quorum's files (Raft log, vote, snapshots) inside the data dir.
+const RAFT_DIR_NAME: &str = "__cluster_metadata";
 
 /// `sluice [FLAGS]` runs the broker; `sluice groups ...` is a client subcommand.
 #[derive(Parser)]
@@ -65,18 +74,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr().context("reading the bound address")?;
     let advertised = advertised_endpoint(&config, bound)?;
     let bound_address_file = config.bound_address_file.clone();
-    let broker = Arc::new(
-        tokio::task::spawn_blocking(move || Broker::open(config, advertised))
-            .await
-            .context("opening the broker")??,
-    );
-    let background = spawn_background_tasks(&broker);
+    let (broker, publisher) = start_broker(config, advertised).await?;
+    let quorum = broker.quorum.clone();
+    let heartbeats = lifecycle::spawn_heartbeats(broker.clone());
+    let mut background = spawn_background_tasks(&broker);
+    background.push(lifecycle::spawn_session_timer(broker.clone()));
+    background.push(replication::spawn_isr_maintenance(broker.clone()));
     if let Some(path) = &bound_address_file {
         write_atomically(path, &format!("{bound}\n"))?;
     }
     tracing::info!(
         %bound,
         advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
+        raft = %quorum.local_address(),
         node_id = broker.node_id(),
         data_dir = %broker.config.data_dir.display(),
         "sluice listening"
@@ -84,6 +94,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Server::new(broker.clone(), listener)
         .run(shutdown_signal())
         .await;
+    heartbeats.abort();
+    lifecycle::controlled_shutdown(&broker).await;
     for task in background {
         task.abort();
     }
@@ -91,8 +103,52 @@ async fn run(config: Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || closing.close())
         .await
         .context("closing logs")?;
+    publisher.abort();
+    if let Err(error) = quorum.shutdown().await {
+        tracing::warn!(%error, "stopping the metadata quorum");
+    }
     tracing::info!("sluice stopped");
     Ok(())
+}
+
+/// Opens the data dir, joins the metadata quorum, starts the metadata publisher and registers
+/// this broker; returns once the controller has unfenced it.
+pub(crate) async fn start_broker(
+    config: Config,
+    advertised: Endpoint,
+) -> anyhow::Result<(Arc<Broker>, tokio::task::JoinHandle<()>)> {
+    let opening = config.clone();
+    let local = tokio::task::spawn_blocking(move || LocalState::open(&opening))
+        .await
+        .context("opening the data dir")??;
+    let legacy_topics = migration::legacy_topics(&local);
+    let quorum = Arc::new(start_quorum(&config).await?);
+    let broker = Arc::new(Broker::new(config, advertised, local, quorum.clone()));
+    let publisher = tokio::spawn(metadata_publisher::run(broker.clone(), quorum.subscribe()));
+    lifecycle::start(&broker).await?;
+    migration::import_legacy_topics(&broker, legacy_topics).await;
+    Ok((broker, publisher))
+}
+
+/// Starts this node's member of the metadata quorum (bootstrapping it on first start).
+async fn start_quorum(config: &Config) -> anyhow::Result<MetadataQuorum> {
+    let mut quorum_config = QuorumConfig::new(
+        u64::try_from(config.node_id).context("node id")?,
+        config.voter_map(),
+        config.data_dir.join(RAFT_DIR_NAME),
+        config.raft_listen_address,
+    );
+    quorum_config.controller.default_partitions = config.default_partitions;
+    quorum_config.controller.default_replication_factor = config.default_replication_factor;
+    quorum_config.controller.broker_session_timeout_ms = config.broker_session_timeout_ms;
+    MetadataQuorum::start_with(quorum_config)
+        .await
+        .with_context(|| {
+            format!(
+                "starting the metadata quorum on {}",
+                config.raft_listen_address
+            )
+        })
 }
 
 /// Kafka clients connect to what Metadata advertises; an unroutable `0.0.0.0` must never be

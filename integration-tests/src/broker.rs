@@ -248,11 +248,27 @@ impl Broker {
             .arg(&self.data_dir)
             .arg("--bound-address-file")
             .arg(self.bound_address_file())
+            .args(self.raft_listen_default())
             .args(self.args_extra_without_listen_address())
             .stdin(Stdio::null())
             .stdout(open_log("stdout.log"))
             .stderr(open_log("stderr.log"));
         command
+    }
+
+    /// A single-node broker's Raft listener on a free port, so that brokers of parallel
+    /// tests never compete for the default 9093 (a voter alone never dials itself, so its
+    /// address may change between restarts).
+    fn raft_listen_default(&self) -> Vec<&str> {
+        if self
+            .args_extra
+            .iter()
+            .any(|arg| arg == "--raft-listen-address")
+        {
+            Vec::new()
+        } else {
+            vec!["--raft-listen-address", "127.0.0.1:0"]
+        }
     }
 
     fn args_extra_without_listen_address(&self) -> Vec<&str> {

@@ -21,6 +21,7 @@ pub mod database;
 pub mod image;
 pub mod log_store;
 pub mod network;
+pub mod proposer;
 pub mod quorum;
 pub mod raft_types;
 pub mod state_machine;

@@ -13,16 +13,16 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
-use crate::controller::{self, error_code, ControllerConfig, Operation, OperationResponse};
+use crate::controller::{error_code, ControllerConfig, Operation, OperationResponse};
 use crate::database::RaftDatabase;
-use crate::image::{encode_batch, MetadataImage};
+use crate::image::MetadataImage;
 use crate::log_store::{LogStore, META_TABLE};
 use crate::network::client::NetworkFactory;
 use crate::network::frame::cluster_fingerprint;
 use crate::network::server::{serve, ServerContext};
-use crate::raft_types::{ApplyOutcome, NodeId, Raft, RecordBatch};
+use crate::proposer::{Proposed, Proposer};
+use crate::raft_types::{NodeId, Raft};
 use crate::state_machine::StateMachine;
 use crate::store_error::StoreError;
 
@@ -115,7 +115,7 @@ pub enum QuorumError {
 }
 
 /// Why a proposal was not carried out.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
 pub enum ProposeError {
     /// This node is not the active controller; retry on `leader_id` (its Raft address given).
     #[error("not the controller; leader is {leader_id:?}")]
@@ -130,13 +130,18 @@ pub enum ProposeError {
     Rejected(String),
     #[error("the quorum is shutting down or failed: {0}")]
     Stopped(String),
+    /// The active controller could not be reached to forward the operation to.
+    #[error("the controller is unreachable: {0}")]
+    Unreachable(String),
 }
 
 impl ProposeError {
     /// The Kafka error code a client should see.
     pub fn error_code(&self) -> i16 {
         match self {
-            ProposeError::NotController { .. } => error_code::NOT_CONTROLLER,
+            ProposeError::NotController { .. } | ProposeError::Unreachable(_) => {
+                error_code::NOT_CONTROLLER
+            }
             ProposeError::EntryTooLarge(_) => error_code::POLICY_VIOLATION,
             ProposeError::Rejected(_) | ProposeError::Stopped(_) => {
                 error_code::UNKNOWN_SERVER_ERROR
@@ -150,9 +155,7 @@ pub struct MetadataQuorum {
     node_id: NodeId,
     raft: Raft,
     images: watch::Receiver<Arc<MetadataImage>>,
-    controller: ControllerConfig,
-    /// Proposals run one at a time so each is computed against the image its records land on.
-    propose_lock: Mutex<()>,
+    proposer: Arc<Proposer>,
     server_shutdown: watch::Sender<bool>,
     server: Mutex<Option<JoinHandle<()>>>,
     local_address: SocketAddr,
@@ -200,18 +203,25 @@ impl MetadataQuorum {
         let listener = TcpListener::bind(config.raft_listen).await?;
         let local_address = listener.local_addr()?;
         let (server_shutdown, shutdown) = watch::channel(false);
+        let proposer = Arc::new(Proposer::new(
+            config.node_id,
+            raft.clone(),
+            images.clone(),
+            config.controller.clone(),
+            fingerprint,
+        ));
         let context = ServerContext {
             raft: raft.clone(),
             node_id: config.node_id,
             cluster_fingerprint: fingerprint,
+            proposer: proposer.clone(),
         };
         let server = tokio::spawn(serve(listener, context, shutdown));
         let quorum = MetadataQuorum {
             node_id: config.node_id,
             raft,
             images,
-            controller: config.controller.clone(),
-            propose_lock: Mutex::new(()),
+            proposer,
             server_shutdown,
             server: Mutex::new(Some(server)),
             local_address,
@@ -269,37 +279,26 @@ impl MetadataQuorum {
         self.raft.metrics()
     }
 
-    /// Runs a controller operation on the active controller and answers once its records are
-    /// committed and applied here.
+    /// Runs a controller operation on this node, which must be the active controller, and
+    /// answers once its records are committed and applied here.
     pub async fn propose(&self, operation: Operation) -> Result<OperationResponse, ProposeError> {
-        let _serial = self.propose_lock.lock().await;
-        // Catch up with everything committed before computing: the records must be derived
-        // from the image they will be replayed onto.
-        if let Err(error) = self.raft.ensure_linearizable().await {
-            return Err(match error.forward_to_leader() {
-                Some(forward) => not_controller(forward),
-                None => ProposeError::Stopped(error.to_string()),
-            });
-        }
-        let image = self.image();
-        let result = controller::execute(&image, &operation, &self.controller, &mut Uuid::new_v4);
-        if result.records.is_empty() {
-            return Ok(result.response);
-        }
-        let encoded_bytes = encode_batch(&result.records).len();
-        if encoded_bytes > ENTRY_BYTES_MAX {
-            return Err(ProposeError::EntryTooLarge(encoded_bytes));
-        }
-        match self.raft.client_write(RecordBatch(result.records)).await {
-            Ok(written) => match written.data {
-                ApplyOutcome::Applied => Ok(result.response),
-                ApplyOutcome::Rejected { reason } => Err(ProposeError::Rejected(reason)),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(not_controller(&forward))
-            }
-            Err(error) => Err(ProposeError::Stopped(error.to_string())),
-        }
+        Ok(self.proposer.propose_local(operation).await?.response)
+    }
+
+    /// Runs a controller operation on the active controller, forwarding it there when this
+    /// node is not it; retries while the quorum elects a leader (see [`Proposer::submit`]).
+    pub async fn submit(&self, operation: Operation) -> Result<Proposed, ProposeError> {
+        self.proposer.submit(operation).await
+    }
+
+    /// The current Raft leader (Kafka's active controller), if known.
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.proposer.leader_id()
+    }
+
+    /// On the active controller: unfenced brokers whose heartbeats stopped.
+    pub fn expired_brokers(&self, session_timeout: Duration) -> Vec<crate::image::BrokerId> {
+        self.proposer.expired_brokers(session_timeout)
     }
 
     /// Adds a non-voting broker that follows the metadata log. Call on the leader.
@@ -350,12 +349,7 @@ impl MetadataQuorum {
     }
 }
 
-fn not_controller(forward: &openraft::error::ForwardToLeader<NodeId, BasicNode>) -> ProposeError {
-    ProposeError::NotController {
-        leader_id: forward.leader_id,
-        leader_address: forward.leader_node.as_ref().map(|node| node.addr.clone()),
-    }
-}
+use crate::proposer::not_controller;
 
 /// Opens (or creates) the database. redb locks the file, so a second process on the same data
 /// dir fails here instead of running a second copy of this node.

@@ -11,18 +11,15 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let node = context.broker.node_id();
     let mut response = CreatePartitionsResponse::default();
     for wanted in request.topics {
         let mut result = CreatePartitionsTopicResult::default();
         result.name = wanted.name.clone();
-        let foreign = wanted.assignments.iter().flatten().any(|assignment| {
-            assignment.broker_ids.len() != 1 || assignment.broker_ids[0].0 != node
-        });
-        let outcome = if foreign {
+        let manual = wanted.assignments.as_ref().is_some_and(|a| !a.is_empty());
+        let outcome = if manual {
             Err(ApiError::new(
                 ResponseError::InvalidReplicaAssignment,
-                format!("Assignments may only name node {node}"),
+                "Manual assignments of new partitions are not supported; leave them out",
             ))
         } else {
             let name = wanted.name.0.as_str();

@@ -40,13 +40,13 @@ pub async fn handle(
             create_one(context, &wanted, request.validate_only).await
         };
         match outcome {
-            Ok((topic_id, partitions, overrides)) => {
+            Ok((topic_id, partitions, replication_factor, overrides)) => {
                 if context.api_version >= 7 {
                     result.topic_id = topic_id;
                 }
                 if context.api_version >= 5 {
                     result.num_partitions = partitions;
-                    result.replication_factor = 1;
+                    result.replication_factor = replication_factor;
                     result.configs = Some(config_entries(context, &overrides));
                 }
             }
@@ -64,13 +64,23 @@ async fn create_one(
     context: &RequestContext<'_>,
     wanted: &CreatableTopic,
     validate_only: bool,
-) -> Result<(uuid::Uuid, i32, BTreeMap<String, String>), ApiError> {
+) -> Result<(uuid::Uuid, i32, i16, BTreeMap<String, String>), ApiError> {
     let broker = context.broker;
     let name = wanted.name.0.as_str();
     validate_topic_name(name)
         .map_err(|m| ApiError::new(ResponseError::InvalidTopicException, m))?;
     let partitions = partition_count(context, wanted)?;
-    check_replication(context, wanted)?;
+    check_replication(wanted)?;
+    let assignments: BTreeMap<i32, Vec<i32>> = wanted
+        .assignments
+        .iter()
+        .map(|a| {
+            (
+                a.partition_index,
+                a.broker_ids.iter().map(|b| b.0).collect(),
+            )
+        })
+        .collect();
     let mut overrides = BTreeMap::new();
     for entry in &wanted.configs {
         let Some(value) = &entry.value else {
@@ -83,9 +93,27 @@ async fn create_one(
         overrides.insert(entry.name.to_string(), value.to_string());
     }
     let topic = broker
-        .create_topic(name, partitions, overrides, validate_only)
+        .create_topic(
+            name,
+            partitions,
+            wanted.replication_factor,
+            assignments,
+            overrides,
+            validate_only,
+        )
         .await?;
-    Ok((topic.id, partitions, topic.overrides.clone()))
+    let replication_factor = topic
+        .partitions
+        .first()
+        .map_or(wanted.replication_factor, |p| {
+            i16::try_from(p.registration.replicas.len()).unwrap_or(i16::MAX)
+        });
+    Ok((
+        topic.id,
+        partitions,
+        replication_factor,
+        topic.overrides.clone(),
+    ))
 }
 
 fn partition_count(context: &RequestContext<'_>, wanted: &CreatableTopic) -> Result<i32, ApiError> {
@@ -108,33 +136,16 @@ fn partition_count(context: &RequestContext<'_>, wanted: &CreatableTopic) -> Res
     }
 }
 
-fn check_replication(
-    context: &RequestContext<'_>,
-    wanted: &CreatableTopic,
-) -> Result<(), ApiError> {
-    let node = context.broker.node_id();
-    for assignment in &wanted.assignments {
-        if assignment.broker_ids.len() != 1 || assignment.broker_ids[0].0 != node {
-            let text = format!(
-                "Replica assignment for partition {} names brokers other than node {node}",
-                assignment.partition_index
-            );
-            return Err(ApiError::new(ResponseError::InvalidReplicaAssignment, text));
-        }
-    }
+/// Shape checks Kafka makes before the controller; whether enough brokers are live is the
+/// controller's call.
+fn check_replication(wanted: &CreatableTopic) -> Result<(), ApiError> {
     match wanted.replication_factor {
-        -1 | 1 => Ok(()),
+        -1 => Ok(()),
         factor if factor <= 0 => Err(ApiError::new(
             ResponseError::InvalidReplicationFactor,
             "Replication factor must be larger than 0, or -1 to use the default value.",
         )),
-        factor => Err(ApiError::new(
-            ResponseError::InvalidReplicationFactor,
-            format!(
-                "Unable to replicate the partition {factor} time(s): The target replication \
-                 factor of {factor} cannot be reached because only 1 broker(s) are registered."
-            ),
-        )),
+        _ => Ok(()),
     }
 }
 

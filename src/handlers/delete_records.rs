@@ -26,9 +26,12 @@ pub fn handle(
             let mut result = DeleteRecordsPartitionResult::default();
             result.partition_index = wanted.partition_index;
             result.low_watermark = -1;
-            match topic.and_then(|t| t.partition(wanted.partition_index)) {
+            let node = context.broker.node_id();
+            let partition = topic.and_then(|t| t.partition(wanted.partition_index));
+            match partition.map(|p| p.leader_replica(node, -1)) {
                 None => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) => {
+                Some(Err(error)) => result.error_code = error.code(),
+                Some(Ok(partition)) => {
                     let offset = if wanted.offset == HIGH_WATERMARK {
                         partition.log.log_end_offset()
                     } else {

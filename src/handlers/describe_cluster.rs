@@ -1,4 +1,4 @@
-//! DescribeCluster: this node is the whole cluster, and its controller.
+//! DescribeCluster: the registered brokers and the active controller, from this node's image.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -25,14 +25,26 @@ pub fn handle(
         response.error_message = Some(str_bytes("Unsupported endpoint type"));
         return response;
     }
-    response.controller_id = BrokerId(broker.node_id());
-    let mut node = DescribeClusterBroker::default();
-    node.broker_id = BrokerId(broker.node_id());
-    node.host = str_bytes(broker.advertised.host.clone());
-    node.port = broker.advertised.port;
-    node.rack = None;
-    node.is_fenced = false;
-    response.brokers = vec![node];
+    response.controller_id = BrokerId(super::metadata::controller_id(broker));
+    let image = broker.topics();
+    response.brokers = image
+        .metadata
+        .cluster
+        .brokers
+        .values()
+        .filter_map(|registration| {
+            let listener = registration.listeners.first()?;
+            let mut node = DescribeClusterBroker::default();
+            node.broker_id = BrokerId(registration.broker_id);
+            node.host = str_bytes(listener.host.clone());
+            node.port = i32::from(listener.port);
+            node.rack = registration.rack.clone().map(str_bytes);
+            node.is_fenced = registration.fenced;
+            Some(node)
+        })
+        // Before KIP-1073 (v2) fenced brokers are not listed.
+        .filter(|node| context.api_version >= 2 || !node.is_fenced)
+        .collect();
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
         CLUSTER_OPERATIONS_ALL
     } else {

@@ -38,6 +38,9 @@ pub fn handle(
         let mut entry = DescribeLogDirsTopic::default();
         entry.name = TopicName(str_bytes(name));
         for partition in &topic.partitions {
+            let Some(replica) = &partition.replica else {
+                continue;
+            };
             if partitions
                 .as_ref()
                 .is_some_and(|p| !p.contains(&partition.index))
@@ -46,7 +49,7 @@ pub fn handle(
             }
             let mut p = DescribeLogDirsPartition::default();
             p.partition_index = partition.index;
-            p.partition_size = i64::try_from(partition.log.size_bytes()).unwrap_or(i64::MAX);
+            p.partition_size = i64::try_from(replica.log.size_bytes()).unwrap_or(i64::MAX);
             p.offset_lag = 0;
             p.is_future_key = false;
             entry.partitions.push(p);

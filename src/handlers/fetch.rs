@@ -7,16 +7,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
-use sluice_storage::ReadError;
+use sluice_storage::{BatchIter, ReadError};
 use tokio::time::Instant;
 
 use super::RequestContext;
 use crate::broker::{Topic, TopicsImage};
-use crate::handlers::produce::LEADER_EPOCH;
+use crate::replication;
 
 /// The longest a Fetch waits for data, whatever it asks (a client asking more is answered
 /// empty and asks again).
@@ -34,7 +35,14 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         // the wait still wakes us.
         appended.borrow_and_update();
         let (response, bytes) = read_once(context, &request);
-        if bytes >= min_bytes.max(1) || has_errors(&response) || Instant::now() >= deadline {
+        // Kafka answers at once when there is nothing to wait for: no partitions asked,
+        // min_bytes already met (0 included), an error, or no wait allowed.
+        let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
+        if nothing_asked
+            || bytes >= min_bytes
+            || has_errors(&response)
+            || Instant::now() >= deadline
+        {
             return response;
         }
         let woke = tokio::time::timeout_at(deadline, appended.changed()).await;
@@ -77,12 +85,23 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
                 data.aborted_transactions = Some(Vec::new());
             }
             let partition = topic.and_then(|t| t.partition(wanted.partition));
-            match partition {
+            let node = context.broker.node_id();
+            let replica = partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch));
+            match replica {
                 None => data.error_code = unknown_topic_error(context.api_version).code(),
-                Some(_) if wanted.current_leader_epoch > LEADER_EPOCH => {
-                    data.error_code = ResponseError::UnknownLeaderEpoch.code();
-                }
-                Some(partition) => {
+                Some(Err(error)) => data.error_code = error.code(),
+                Some(Ok(partition)) => {
+                    let follower = replica_id(context.api_version, request);
+                    if follower >= 0
+                        && replication::record_follower_fetch(
+                            partition,
+                            follower,
+                            wanted.fetch_offset,
+                        )
+                    {
+                        context.broker.notify_appended();
+                    }
+                    let high_watermark = partition.high_watermark();
                     let partition_max = usize::try_from(wanted.partition_max_bytes).unwrap_or(0);
                     // KIP-74: the first partition with data returns at least one whole batch,
                     // however large, so a consumer can always make progress.
@@ -92,10 +111,15 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
                         .log
                         .read(wanted.fetch_offset, max_bytes, min_one_batch)
                     {
-                        Ok(read) => {
+                        Ok(mut read) => {
+                            // Consumers never see records above the high watermark; followers
+                            // replicate everything.
+                            if follower < 0 {
+                                read.records = below_offset(read.records, high_watermark);
+                            }
                             let length = read.records.len();
-                            data.high_watermark = read.high_watermark;
-                            data.last_stable_offset = read.high_watermark;
+                            data.high_watermark = high_watermark;
+                            data.last_stable_offset = high_watermark;
                             data.log_start_offset = read.log_start_offset;
                             data.records = Some(read.records);
                             total += length;
@@ -103,7 +127,7 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
                         }
                         Err(error) => {
                             data.error_code = read_error_code(&error).code();
-                            data.high_watermark = partition.log.log_end_offset();
+                            data.high_watermark = partition.high_watermark();
                             data.last_stable_offset = data.high_watermark;
                             data.log_start_offset = partition.log.log_start_offset();
                         }
@@ -115,6 +139,32 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
         response.responses.push(topic_response);
     }
     (response, total)
+}
+
+/// The fetching follower's broker id, or -1 for a consumer (v15+ moved it into
+/// `replica_state`, KIP-903).
+fn replica_id(version: i16, request: &FetchRequest) -> i32 {
+    if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    }
+}
+
+/// The whole batches of `records` that start below `end_offset`. The high watermark always
+/// sits on a batch boundary (replicas copy whole batches), so nothing visible is cut.
+fn below_offset(records: Bytes, end_offset: i64) -> Bytes {
+    let mut kept = 0;
+    for item in BatchIter::new(&records) {
+        let Ok((position, header)) = item else {
+            break;
+        };
+        if header.base_offset >= end_offset {
+            break;
+        }
+        kept = position + header.size_bytes();
+    }
+    records.slice(..kept)
 }
 
 fn find_topic<'a>(

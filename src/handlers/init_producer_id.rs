@@ -16,7 +16,7 @@ use super::RequestContext;
 const NO_PRODUCER_ID: i64 = -1;
 const NO_PRODUCER_EPOCH: i16 = -1;
 
-pub fn handle(
+pub async fn handle(
     context: &RequestContext<'_>,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -35,7 +35,7 @@ pub fn handle(
         response.error_code = ResponseError::InvalidRequest.code();
         return response;
     }
-    match context.broker.next_producer_id() {
+    match context.broker.next_producer_id().await {
         Ok(id) => {
             response.producer_id = ProducerId(id);
             response.producer_epoch = 0;

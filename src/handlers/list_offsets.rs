@@ -10,8 +10,7 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{BatchHeader, TimestampType};
 
 use super::RequestContext;
-use crate::broker::Partition;
-use crate::handlers::produce::LEADER_EPOCH;
+use crate::broker::Replica;
 
 /// Special timestamps of ListOffsets (Kafka's ListOffsetsRequest constants).
 const LATEST_TIMESTAMP: i64 = -1;
@@ -33,22 +32,23 @@ pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> List
             entry.timestamp = -1;
             entry.offset = -1;
             entry.leader_epoch = -1;
-            match topic.and_then(|t| t.partition(wanted.partition_index)) {
-                None => entry.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(_) if wanted.current_leader_epoch > LEADER_EPOCH => {
-                    entry.error_code = ResponseError::UnknownLeaderEpoch.code();
-                }
-                Some(partition) => match lookup(partition, wanted.timestamp) {
+            let node = context.broker.node_id();
+            let partition = topic.and_then(|t| t.partition(wanted.partition_index));
+            let replica = partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch));
+            match (partition, replica) {
+                (Some(partition), Some(Ok(replica))) => match lookup(replica, wanted.timestamp) {
                     Ok(Some((timestamp, offset))) => {
                         entry.timestamp = timestamp;
                         entry.offset = offset;
                         if context.api_version >= 4 {
-                            entry.leader_epoch = LEADER_EPOCH;
+                            entry.leader_epoch = partition.leader_epoch();
                         }
                     }
                     Ok(None) => {}
                     Err(error) => entry.error_code = error.code(),
                 },
+                (_, Some(Err(error))) => entry.error_code = error.code(),
+                _ => entry.error_code = ResponseError::UnknownTopicOrPartition.code(),
             }
             topic_response.partitions.push(entry);
         }
@@ -58,10 +58,11 @@ pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> List
 }
 
 /// (timestamp, offset) for one partition, or `None` when no record qualifies.
-fn lookup(partition: &Partition, target: i64) -> Result<Option<(i64, i64)>, ResponseError> {
+fn lookup(partition: &Replica, target: i64) -> Result<Option<(i64, i64)>, ResponseError> {
     let log = &partition.log;
     match target {
-        LATEST_TIMESTAMP => Ok(Some((-1, log.log_end_offset()))),
+        // Consumers' end: the high watermark, not the log end.
+        LATEST_TIMESTAMP => Ok(Some((-1, partition.high_watermark()))),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((-1, log.log_start_offset()))),
         LATEST_TIERED_TIMESTAMP => Ok(None),
         MAX_TIMESTAMP => match log.max_timestamp() {

@@ -8,6 +8,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
+use sluice_raft::image::{MetadataImage, LEADER_NONE};
 use uuid::Uuid;
 
 use super::{
@@ -30,9 +31,10 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
     let broker = context.broker;
     let version = context.api_version;
     let mut response = MetadataResponse::default();
-    response.brokers = vec![this_broker(context)];
+    let image = broker.topics();
+    response.brokers = live_brokers(&image.metadata);
     response.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
-    response.controller_id = BrokerId(broker.node_id());
+    response.controller_id = BrokerId(controller_id(broker));
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
         CLUSTER_OPERATIONS_ALL
     } else {
@@ -71,13 +73,33 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
     response
 }
 
-fn this_broker(context: &RequestContext<'_>) -> MetadataResponseBroker {
-    let mut node = MetadataResponseBroker::default();
-    node.node_id = BrokerId(context.broker.node_id());
-    node.host = str_bytes(context.broker.advertised.host.clone());
-    node.port = context.broker.advertised.port;
-    node.rack = None;
-    node
+/// Registered, unfenced brokers with their first listener, as Kafka's metadata cache lists
+/// them (fenced brokers are left out).
+fn live_brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .cluster
+        .brokers
+        .values()
+        .filter(|registration| !registration.fenced)
+        .filter_map(|registration| {
+            let listener = registration.listeners.first()?;
+            let mut node = MetadataResponseBroker::default();
+            node.node_id = BrokerId(registration.broker_id);
+            node.host = str_bytes(listener.host.clone());
+            node.port = i32::from(listener.port);
+            node.rack = registration.rack.clone().map(str_bytes);
+            Some(node)
+        })
+        .collect()
+}
+
+/// The active controller (the Raft leader), or -1 while there is none.
+pub fn controller_id(broker: &crate::broker::Broker) -> i32 {
+    broker
+        .quorum
+        .leader_id()
+        .and_then(|id| i32::try_from(id).ok())
+        .unwrap_or(-1)
 }
 
 async fn named_topic(
@@ -98,7 +120,14 @@ async fn named_topic(
     let partitions = context.broker.config.default_partitions;
     let created = context
         .broker
-        .create_topic(name, partitions, Default::default(), false)
+        .create_topic(
+            name,
+            partitions,
+            -1,
+            Default::default(),
+            Default::default(),
+            false,
+        )
         .await;
     match created {
         Ok(topic) => topic_entry(context, &topic, with_operations),
@@ -144,7 +173,6 @@ pub fn topic_entry(
     topic: &Arc<Topic>,
     with_operations: bool,
 ) -> MetadataResponseTopic {
-    let node = BrokerId(context.broker.node_id());
     let mut entry = MetadataResponseTopic::default();
     entry.name = Some(TopicName(str_bytes(topic.name.clone())));
     if context.api_version >= 10 {
@@ -160,14 +188,22 @@ pub fn topic_entry(
         .partitions
         .iter()
         .map(|partition| {
+            let registration = &partition.registration;
             let mut p = MetadataResponsePartition::default();
             p.partition_index = partition.index;
-            p.leader_id = node;
-            if context.api_version >= 7 {
-                p.leader_epoch = crate::handlers::produce::LEADER_EPOCH;
+            p.leader_id = BrokerId(registration.leader);
+            if registration.leader == LEADER_NONE {
+                p.error_code = ResponseError::LeaderNotAvailable.code();
             }
-            p.replica_nodes = vec![node];
-            p.isr_nodes = vec![node];
+            if context.api_version >= 7 {
+                p.leader_epoch = registration.leader_epoch;
+            }
+            p.replica_nodes = registration
+                .replicas
+                .iter()
+                .map(|id| BrokerId(*id))
+                .collect();
+            p.isr_nodes = registration.isr.iter().map(|id| BrokerId(*id)).collect();
             p
         })
         .collect();

@@ -96,7 +96,7 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(context, request))
         }
         RequestKind::InitProducerId(request) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(context, request))
+            ResponseKind::InitProducerId(init_producer_id::handle(context, request).await)
         }
         RequestKind::DescribeLogDirs(request) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(context, request))

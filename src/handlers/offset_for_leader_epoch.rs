@@ -8,7 +8,6 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
-use crate::handlers::produce::LEADER_EPOCH;
 
 pub fn handle(
     context: &RequestContext<'_>,
@@ -25,16 +24,17 @@ pub fn handle(
             result.partition = wanted.partition;
             result.leader_epoch = -1;
             result.end_offset = -1;
-            match topic.and_then(|t| t.partition(wanted.partition)) {
+            let node = context.broker.node_id();
+            let partition = topic.and_then(|t| t.partition(wanted.partition));
+            match partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch)) {
                 None => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(_) if wanted.current_leader_epoch > LEADER_EPOCH => {
-                    result.error_code = ResponseError::UnknownLeaderEpoch.code();
+                Some(Err(error)) => result.error_code = error.code(),
+                Some(Ok(replica)) if wanted.leader_epoch >= 0 => {
+                    let (epoch, end_offset) = replica.log.end_offset_for_epoch(wanted.leader_epoch);
+                    result.leader_epoch = epoch;
+                    result.end_offset = end_offset;
                 }
-                Some(partition) if wanted.leader_epoch >= 0 => {
-                    result.leader_epoch = LEADER_EPOCH;
-                    result.end_offset = partition.log.log_end_offset();
-                }
-                Some(_) => {}
+                Some(Ok(_)) => {}
             }
             topic_result.partitions.push(result);
         }

@@ -9,6 +9,9 @@
 //! its internal DUPLICATE_SEQUENCE outcome), so the producer completes it exactly once.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -17,11 +20,13 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{AppendError, AppendOutcome};
 
 use super::{str_bytes, RequestContext};
-use crate::broker::{now_ms, Partition, Topic, TopicsImage};
-use crate::config::FlushPolicy;
+use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
+use crate::replication;
+use crate::topic_config;
 
-/// Single node: one leader epoch forever (the cluster issue makes epochs real).
-pub const LEADER_EPOCH: i32 = 0;
+/// The longest acks=all waits for replication, whatever the request's timeout_ms.
+const PRODUCE_WAIT_MAX: Duration = Duration::from_secs(60);
+use crate::config::FlushPolicy;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -58,7 +63,18 @@ pub async fn handle(
             let mut result = match (partition, partition_data.records) {
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
-                (Some(partition), Some(records)) => append(context, partition, records).await,
+                (Some(partition), Some(records)) => {
+                    let topic = topic.map(Arc::as_ref);
+                    produce_one(
+                        context,
+                        topic,
+                        &partition,
+                        acks,
+                        request.timeout_ms,
+                        records,
+                    )
+                    .await
+                }
             };
             appended_any |= result.as_ref().is_ok_and(|outcome| !outcome.duplicate);
             if context.api_version < 5 {
@@ -92,9 +108,67 @@ fn find_topic<'a>(
     }
 }
 
+/// Appends to this node's leader replica; with acks=all also waits until every ISR member
+/// has the records (the high watermark passed them), at most `timeout_ms`.
+async fn produce_one(
+    context: &RequestContext<'_>,
+    topic: Option<&Topic>,
+    partition: &Partition,
+    acks: i16,
+    timeout_ms: i32,
+    records: Bytes,
+) -> Result<AppendOutcome, ResponseError> {
+    let replica = partition.leader_replica(context.broker.node_id(), -1)?;
+    if acks == -1 {
+        let min_insync = topic
+            .and_then(|t| t.overrides.get(topic_config::MIN_INSYNC_REPLICAS))
+            .and_then(|value| value.parse::<usize>().ok())
+            .unwrap_or(1);
+        if partition.registration.isr.len() < min_insync {
+            return Err(ResponseError::NotEnoughReplicas);
+        }
+    }
+    let epoch = partition.leader_epoch();
+    let outcome = append(context, replica.clone(), epoch, records).await?;
+    replication::recompute_high_watermark(replica);
+    // Wake waiting Fetches now: followers must see the records for acks=all to complete.
+    context.broker.notify_appended();
+    if acks == -1 {
+        wait_replicated(context, replica, outcome.last_offset, timeout_ms).await?;
+    }
+    Ok(outcome)
+}
+
+/// Kafka's delayed produce: done when the high watermark passes `last_offset`.
+async fn wait_replicated(
+    context: &RequestContext<'_>,
+    replica: &Replica,
+    last_offset: i64,
+    timeout_ms: i32,
+) -> Result<(), ResponseError> {
+    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    let deadline = Instant::now() + timeout.min(PRODUCE_WAIT_MAX);
+    let mut changes = context.broker.subscribe_appends();
+    loop {
+        changes.borrow_and_update();
+        if replica.high_watermark() > last_offset {
+            return Ok(());
+        }
+        if replica.log.log_end_offset() <= last_offset {
+            // Truncated away: this node lost leadership and the records with it.
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return Err(ResponseError::RequestTimedOut),
+        }
+    }
+}
+
 async fn append(
     context: &RequestContext<'_>,
-    partition: Arc<Partition>,
+    partition: Arc<Replica>,
+    leader_epoch: i32,
     records: Bytes,
 ) -> Result<AppendOutcome, ResponseError> {
     // Stamping needs a writable copy; the frame is shared by every partition of the request.
@@ -102,11 +176,11 @@ async fn append(
     let now = now_ms();
     let outcome = if context.broker.config.flush_policy == FlushPolicy::EveryAppend {
         // fsync blocks for milliseconds: keep it off the async workers.
-        tokio::task::spawn_blocking(move || partition.log.append(&mut batches, LEADER_EPOCH, now))
+        tokio::task::spawn_blocking(move || partition.log.append(&mut batches, leader_epoch, now))
             .await
             .map_err(|_| ResponseError::UnknownServerError)?
     } else {
-        partition.log.append(&mut batches, LEADER_EPOCH, now)
+        partition.log.append(&mut batches, leader_epoch, now)
     };
     outcome.map_err(|error| {
         tracing::debug!(peer = %context.peer, client = ?context.client_id, %error, "append refused");

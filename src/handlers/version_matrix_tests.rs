@@ -2,8 +2,6 @@
 //! response must encode. kafka-protocol refuses to encode a field the version lacks, so this
 //! catches a handler setting (say) a topic id in a response older than topic ids.
 
-use std::sync::Arc;
-
 use bytes::BytesMut;
 use clap::Parser;
 use kafka_protocol::messages::*;
@@ -14,7 +12,7 @@ use kafka_protocol::records::{
 use uuid::Uuid;
 
 use super::{dispatch, RequestContext};
-use crate::broker::{Broker, Endpoint};
+use crate::broker::Endpoint;
 use crate::config::Config;
 
 fn text(s: &str) -> StrBytes {
@@ -437,15 +435,26 @@ async fn every_response_encodes_at_every_advertised_version() {
         &data_dir_text,
         "--group-initial-rebalance-delay-ms",
         "0",
+        "--raft-listen-address",
+        "127.0.0.1:0",
     ])
     .expect("config");
     let endpoint = Endpoint {
         host: "127.0.0.1".into(),
         port: 9092,
     };
-    let broker = Arc::new(Broker::open(config, endpoint).expect("open broker"));
+    let (broker, _publisher) = crate::start_broker(config, endpoint)
+        .await
+        .expect("start broker");
     let topic = broker
-        .create_topic("matrix", 1, Default::default(), false)
+        .create_topic(
+            "matrix",
+            1,
+            -1,
+            Default::default(),
+            Default::default(),
+            false,
+        )
         .await
         .expect("topic");
     let mut encoded = 0;
@@ -481,5 +490,6 @@ async fn every_response_encodes_at_every_advertised_version() {
     assert!(encoded > 100, "only {encoded} responses checked");
     // The produces above landed: one record per Produce version.
     let partition = topic.partition(0).expect("partition 0");
-    assert_eq!(partition.log.log_end_offset(), 11);
+    let replica = partition.replica.as_ref().expect("local replica");
+    assert_eq!(replica.log.log_end_offset(), 11);
 }

@@ -25,6 +25,7 @@ mod checkpoint;
 mod error;
 mod fs_util;
 mod index_file;
+pub mod leader_epoch_cache;
 mod loader;
 mod lock;
 pub mod log;

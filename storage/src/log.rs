@@ -16,6 +16,7 @@ use crate::batch::{stamp_batches, validate_batches, TimestampType};
 use crate::checkpoint;
 use crate::error::{AppendError, IoContext, ReadError, StorageError};
 use crate::fs_util;
+use crate::leader_epoch_cache::LeaderEpochCache;
 use crate::loader::{self, delete_segment_files, OpenReport};
 use crate::lock::lock;
 use crate::producer_recovery;
@@ -147,6 +148,8 @@ struct Writer {
     producer_snapshot_offset: Option<i64>,
     /// `producers` changed since the newest snapshot.
     producers_dirty: bool,
+    /// First offset of each leader epoch (`leader-epoch-checkpoint`).
+    epochs: LeaderEpochCache,
 }
 
 pub struct Log {
@@ -229,6 +232,7 @@ impl Log {
                 producers_dirty: rebuilt.snapshot_offset != Some(log_end_offset),
                 producers: rebuilt.producers,
                 producer_snapshot_offset: rebuilt.snapshot_offset,
+                epochs: LeaderEpochCache::load(dir, log_end_offset),
             }),
             view: Mutex::new(view),
             open_report: loaded.report,
@@ -323,6 +327,11 @@ impl Log {
         }
         let log_append_time_ms =
             (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        // The epoch's entry is durable before its first batch is written.
+        writer
+            .epochs
+            .assign(&self.dir, leader_epoch, base_offset)
+            .context("write leader epochs", &self.dir)?;
         let next_offset = stamp_batches(batches, base_offset, leader_epoch, log_append_time_ms);
         assert_eq!(next_offset, base_offset + summary.record_count);
         let active = &mut writer.active;
@@ -718,6 +727,85 @@ impl Log {
         Ok(())
     }
 
+    /// Appends batches a partition leader already stamped (a follower replicating): offsets
+    /// and leader epochs are kept as they are. The first batch must start at the log end and
+    /// the batches must be contiguous; each new epoch among them enters the epoch cache.
+    pub fn append_replicated(&self, batches: &[u8], now_ms: i64) -> Result<i64, AppendError> {
+        let batch_bytes_max = lock(&self.writer).config.max_message_bytes as usize;
+        let summary = validate_batches(batches, batch_bytes_max.max(REPLICATED_BATCH_BYTES_MIN))?;
+        let mut writer = self.writer()?;
+        writer.now_ms_latest = writer.now_ms_latest.max(now_ms);
+        let config = writer.config.clone();
+        let base_offset = lock(&self.view).log_end_offset;
+        let epoch_starts = replicated_epoch_starts(batches, base_offset)?;
+        let next_offset = epoch_starts.next_offset;
+        if self.should_roll(&writer, summary.total_bytes as u64, next_offset - 1, now_ms) {
+            self.roll(&mut writer, now_ms)?;
+        }
+        for (epoch, start) in &epoch_starts.epochs {
+            writer
+                .epochs
+                .assign(&self.dir, *epoch, *start)
+                .context("write leader epochs", &self.dir)?;
+        }
+        let plan = writer.producers.plan_append(
+            batches,
+            base_offset,
+            now_ms,
+            config.producer_id_expiration_ms,
+        );
+        let path = writer.active.segment.log_path().to_path_buf();
+        let end = writer
+            .active
+            .append(batches, now_ms)
+            .context("append", &path)?;
+        match plan {
+            Ok(AppendPlan::Write(pending)) => {
+                writer.producers.apply(pending);
+                writer.producers_dirty = true;
+            }
+            // The leader accepted these batches; rebuild the producer state from the log
+            // rather than second-guess it.
+            Ok(AppendPlan::Duplicate(_)) | Err(_) => writer.producers_dirty = true,
+        }
+        if config.flush_every_append {
+            writer
+                .active
+                .segment
+                .sync()
+                .context("fsync segment", &path)?;
+        }
+        {
+            let mut view = lock(&self.view);
+            view.log_end_offset = next_offset;
+            view.active_size_bytes = end;
+        }
+        Ok(next_offset)
+    }
+
+    /// Starts `epoch` at the log end (a replica becoming leader), before it appends anything.
+    pub fn assign_epoch(&self, epoch: i32) -> Result<(), StorageError> {
+        let mut writer = self.writer()?;
+        let log_end_offset = lock(&self.view).log_end_offset;
+        writer
+            .epochs
+            .assign(&self.dir, epoch, log_end_offset)
+            .context("write leader epochs", &self.dir)?;
+        Ok(())
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch not above `requested` and the end offset of it.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        let writer = lock(&self.writer);
+        let log_end_offset = lock(&self.view).log_end_offset;
+        writer.epochs.end_offset_for(requested, log_end_offset)
+    }
+
+    /// The newest leader epoch with a batch or an assignment in this log.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        lock(&self.writer).epochs.latest_epoch()
+    }
+
     /// Drops every batch containing an offset >= `offset`; the log end becomes the base
     /// offset of the first dropped batch (equal to `offset` when it is a batch boundary).
     /// Truncating below the log start empties the log and restarts it at `offset`.
@@ -786,6 +874,10 @@ impl Log {
             shared.active_size_bytes = position;
             shared.log_start_offset = shared.log_start_offset.min(tail.next_offset);
         }
+        writer
+            .epochs
+            .truncate_from(&self.dir, tail.next_offset)
+            .context("write leader epochs", &self.dir)?;
         self.reload_producers(&mut writer)
     }
 
@@ -816,6 +908,10 @@ impl Log {
             shared.log_end_offset = offset;
             shared.active_size_bytes = 0;
         }
+        writer
+            .epochs
+            .truncate_from(&self.dir, offset)
+            .context("write leader epochs", &self.dir)?;
         self.reload_producers(writer)
     }
 
@@ -838,4 +934,46 @@ impl Log {
         }
         std::fs::remove_dir_all(&deleted).context("remove directory", &deleted)
     }
+}
+
+/// A replicated batch may exceed this node's `max.message.bytes` (the leader's config may have
+/// been larger when it was written); replication never refuses a batch under this size.
+const REPLICATED_BATCH_BYTES_MIN: usize = 64 << 20;
+
+struct ReplicatedEpochs {
+    /// `(epoch, first offset)` of each epoch change, in order.
+    epochs: Vec<(i32, i64)>,
+    next_offset: i64,
+}
+
+/// Checks that replicated batches start at `log_end_offset` and follow each other, and lists
+/// where their leader epochs change.
+fn replicated_epoch_starts(
+    batches: &[u8],
+    log_end_offset: i64,
+) -> Result<ReplicatedEpochs, AppendError> {
+    let mut next_offset = log_end_offset;
+    let mut epochs: Vec<(i32, i64)> = Vec::new();
+    for item in crate::batch::BatchIter::new(batches) {
+        let (_, header) = item?;
+        if header.base_offset != next_offset {
+            return Err(AppendError::Storage(StorageError::OffsetOutOfRange {
+                offset: header.base_offset,
+                log_start_offset: log_end_offset,
+                log_end_offset: next_offset,
+            }));
+        }
+        if epochs
+            .last()
+            .is_none_or(|(epoch, _)| header.partition_leader_epoch > *epoch)
+        {
+            epochs.push((header.partition_leader_epoch, header.base_offset));
+        }
+        next_offset = header.last_offset();
+        next_offset += 1;
+    }
+    Ok(ReplicatedEpochs {
+        epochs,
+        next_offset,
+    })
 }

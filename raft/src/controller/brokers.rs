@@ -8,7 +8,7 @@ use super::{ControllerResult, RECORDS_PER_OPERATION_MAX};
 use crate::image::{BrokerId, Listener, MetadataImage, MetadataRecord};
 use crate::image::{LIST_LEN_MAX, STRING_BYTES_MAX};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RegisterBrokerRequest {
     pub broker_id: BrokerId,
     pub incarnation_id: Uuid,
@@ -16,7 +16,7 @@ pub struct RegisterBrokerRequest {
     pub rack: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RegisterBrokerResponse {
     pub error_code: i16,
 }
@@ -63,7 +63,7 @@ pub fn register_broker(
     ControllerResult::new(vec![record], answer(error_code::NONE))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerHeartbeatRequest {
     pub broker_id: BrokerId,
     pub incarnation_id: Uuid,
@@ -73,7 +73,7 @@ pub struct BrokerHeartbeatRequest {
     pub want_shutdown: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerHeartbeatResponse {
     pub error_code: i16,
     pub is_fenced: bool,
@@ -126,7 +126,7 @@ fn heartbeat_answer(
     ControllerResult::new(records, response)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerChangeResponse {
     pub error_code: i16,
     /// More partitions than one operation may change still name the broker: run it again.

@@ -7,26 +7,26 @@ use crate::image::{ConfigResource, MetadataImage, MetadataRecord, STRING_BYTES_M
 /// Longest config name accepted.
 pub const CONFIG_NAME_BYTES_MAX: usize = 255;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConfigOp {
     Set { name: String, value: String },
     Delete { name: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlterConfigsResource {
     /// `Broker(-1)` is the cluster-wide default for every broker.
     pub resource: ConfigResource,
     pub ops: Vec<ConfigOp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlterConfigsRequest {
     pub resources: Vec<AlterConfigsResource>,
     pub validate_only: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlterConfigsResult {
     pub resource: ConfigResource,
     pub error_code: i16,

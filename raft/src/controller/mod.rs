@@ -8,6 +8,7 @@
 
 mod brokers;
 mod configs;
+mod create_partitions;
 pub mod error_code;
 mod partitions;
 mod placement;
@@ -22,6 +23,9 @@ pub use brokers::{
 };
 pub use configs::{alter_configs, AlterConfigsRequest, AlterConfigsResource, ConfigOp};
 pub use configs::{AlterConfigsResult, CONFIG_NAME_BYTES_MAX};
+pub use create_partitions::{
+    create_partitions, CreatePartitionsRequest, CreatePartitionsResult, PartitionsIncrease,
+};
 pub use partitions::{
     alter_partition, elect_leaders, AlterPartitionRequest, AlterPartitionResponse,
     ElectLeadersRequest, ElectionResult, ElectionType,
@@ -62,6 +66,9 @@ pub struct ControllerConfig {
     pub default_replication_factor: i16,
     /// Producer ids handed to a broker per AllocateProducerIds.
     pub producer_id_block_size: i64,
+    /// A broker whose heartbeats stop for this long is fenced (Kafka's
+    /// `broker.session.timeout.ms`).
+    pub broker_session_timeout_ms: u64,
 }
 
 impl Default for ControllerConfig {
@@ -70,12 +77,13 @@ impl Default for ControllerConfig {
             default_partitions: 1,
             default_replication_factor: 1,
             producer_id_block_size: 1000,
+            broker_session_timeout_ms: 9000,
         }
     }
 }
 
 /// Every change a node can ask of the controller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Operation {
     RegisterBroker(RegisterBrokerRequest),
     BrokerHeartbeat(BrokerHeartbeatRequest),
@@ -88,6 +96,7 @@ pub enum Operation {
     },
     CreateTopics(CreateTopicsRequest),
     DeleteTopics(DeleteTopicsRequest),
+    CreatePartitions(CreatePartitionsRequest),
     AlterConfigs(AlterConfigsRequest),
     ElectLeaders(ElectLeadersRequest),
     AlterPartition(AlterPartitionRequest),
@@ -95,7 +104,7 @@ pub enum Operation {
 }
 
 /// The answer to an [`Operation`], variant for variant.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OperationResponse {
     RegisterBroker(RegisterBrokerResponse),
     BrokerHeartbeat(BrokerHeartbeatResponse),
@@ -103,6 +112,7 @@ pub enum OperationResponse {
     UnregisterBroker(BrokerChangeResponse),
     CreateTopics(Vec<CreatedTopic>),
     DeleteTopics(Vec<DeletedTopic>),
+    CreatePartitions(Vec<CreatePartitionsResult>),
     AlterConfigs(Vec<AlterConfigsResult>),
     ElectLeaders(Vec<ElectionResult>),
     AlterPartition(AlterPartitionResponse),
@@ -147,6 +157,10 @@ pub fn execute(
         Operation::DeleteTopics(request) => wrap(
             delete_topics(image, request),
             OperationResponse::DeleteTopics,
+        ),
+        Operation::CreatePartitions(request) => wrap(
+            create_partitions(image, request),
+            OperationResponse::CreatePartitions,
         ),
         Operation::AlterConfigs(request) => wrap(
             alter_configs(image, request),

@@ -98,7 +98,7 @@ pub fn lead_orphaned_partitions(
     records
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ElectionType {
     /// Move leadership back to the first replica, if it is in the ISR and active.
     Preferred,
@@ -106,14 +106,14 @@ pub enum ElectionType {
     Unclean,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ElectLeadersRequest {
     pub election_type: ElectionType,
     /// `(topic_id, partition_index)` pairs; `None` means every partition.
     pub partitions: Option<Vec<(Uuid, i32)>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ElectionResult {
     pub topic_id: Uuid,
     pub partition_index: i32,
@@ -202,7 +202,7 @@ fn elect(
 }
 
 /// A partition leader asks to change the ISR (Kafka's AlterPartition).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlterPartitionRequest {
     pub broker_id: BrokerId,
     pub incarnation_id: Uuid,
@@ -213,7 +213,7 @@ pub struct AlterPartitionRequest {
     pub new_isr: Vec<BrokerId>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlterPartitionResponse {
     pub error_code: i16,
     /// The partition after the change (or as it is, on error, when it exists).

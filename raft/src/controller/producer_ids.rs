@@ -6,13 +6,13 @@ use super::error_code;
 use super::{ControllerConfig, ControllerResult};
 use crate::image::{BrokerId, MetadataImage, MetadataRecord};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AllocateProducerIdsRequest {
     pub broker_id: BrokerId,
     pub incarnation_id: Uuid,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProducerIdBlock {
     pub error_code: i16,
     pub first_producer_id: i64,

@@ -12,7 +12,7 @@ use crate::image::{BrokerId, ClusterImage, MetadataImage, MetadataRecord, LEADER
 /// Kafka's limit on topic names.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CreatableTopic {
     pub name: String,
     /// -1 for the controller's default.
@@ -24,14 +24,14 @@ pub struct CreatableTopic {
     pub configs: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CreateTopicsRequest {
     pub topics: Vec<CreatableTopic>,
     /// Check everything, write nothing.
     pub validate_only: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CreatedTopic {
     pub name: String,
     /// Nil unless created (or, with `validate_only`, creatable).
@@ -162,7 +162,7 @@ fn topic_records(
     Ok((records, response))
 }
 
-fn partition_record(
+pub(crate) fn partition_record(
     cluster: &ClusterImage,
     topic_id: Uuid,
     partition_index: usize,
@@ -298,13 +298,13 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DeleteTopicsRequest {
     pub names: Vec<String>,
     pub topic_ids: Vec<Uuid>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeletedTopic {
     /// As in the request: the name, or for deletes by id the name found (None if unknown).
     pub name: Option<String>,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 pub type BrokerId = i32;
 
 /// One advertised listener: where clients (or other brokers) reach a broker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Listener {
     pub name: String,
     pub host: String,

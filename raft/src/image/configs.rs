@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use super::cluster::BrokerId;
 
 /// What a config applies to. Topic configs are keyed by name, as Kafka's are.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ConfigResource {
     Topic(String),
     Broker(BrokerId),

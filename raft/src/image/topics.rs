@@ -11,7 +11,7 @@ use super::cluster::BrokerId;
 pub const LEADER_NONE: BrokerId = -1;
 
 /// One partition's replica set and leadership, as Kafka's `PartitionRegistration`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionRegistration {
     /// Preferred order: the first replica is the preferred leader.
     pub replicas: Vec<BrokerId>,

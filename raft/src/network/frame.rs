@@ -33,6 +33,8 @@ pub enum RpcRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A controller operation forwarded by a node that is not the active controller.
+    Forward(crate::controller::Operation),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +44,7 @@ pub enum RpcResponse {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
+    Forward(Result<crate::proposer::Proposed, crate::quorum::ProposeError>),
 }
 
 #[derive(Debug, Error)]

@@ -10,6 +10,7 @@ use tokio::sync::{watch, Semaphore};
 use super::frame::{
     decode, read_frame, write_message, FrameError, RpcEnvelope, RpcRequest, RpcResponse,
 };
+use crate::proposer::Proposer;
 use crate::raft_types::{NodeId, Raft};
 use crate::state_machine::SNAPSHOT_BYTES_MAX;
 
@@ -25,6 +26,7 @@ pub struct ServerContext {
     pub raft: Raft,
     pub node_id: NodeId,
     pub cluster_fingerprint: u64,
+    pub proposer: Arc<Proposer>,
 }
 
 /// Accepts connections until `shutdown` turns true.
@@ -77,7 +79,7 @@ async fn serve_connection(
         };
         let envelope: RpcEnvelope = decode(&payload)?;
         check_envelope(&envelope, context)?;
-        let response = dispatch(&context.raft, envelope.request).await;
+        let response = dispatch(context, envelope.request).await;
         write_message(&mut stream, &response).await?;
     }
 }
@@ -99,7 +101,8 @@ fn check_envelope(envelope: &RpcEnvelope, context: &ServerContext) -> Result<(),
     Ok(())
 }
 
-async fn dispatch(raft: &Raft, request: RpcRequest) -> RpcResponse {
+async fn dispatch(context: &ServerContext, request: RpcRequest) -> RpcResponse {
+    let raft = &context.raft;
     match request {
         RpcRequest::AppendEntries(request) => {
             RpcResponse::AppendEntries(raft.append_entries(request).await)
@@ -107,6 +110,11 @@ async fn dispatch(raft: &Raft, request: RpcRequest) -> RpcResponse {
         RpcRequest::Vote(request) => RpcResponse::Vote(raft.vote(request).await),
         RpcRequest::InstallSnapshot(request) => {
             RpcResponse::InstallSnapshot(raft.install_snapshot(request).await)
+        }
+        // Only the local attempt: a forwarded operation is never forwarded again, so a
+        // stale leader view cannot bounce it around the cluster.
+        RpcRequest::Forward(operation) => {
+            RpcResponse::Forward(context.proposer.propose_local(operation).await)
         }
     }
 }

@@ -35,14 +35,24 @@ impl Fixture {
     async fn open(topics: &[(&str, BTreeMap<String, String>)]) -> Fixture {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let data_dir_text = data_dir.path().to_str().expect("utf-8").to_string();
-        let config = Config::try_parse_from(["sluice", "--data-dir", &data_dir_text]);
+        let config = Config::try_parse_from([
+            "sluice",
+            "--data-dir",
+            &data_dir_text,
+            "--raft-listen-address",
+            "127.0.0.1:0",
+        ]);
         let endpoint = Endpoint {
             host: "127.0.0.1".into(),
             port: 9092,
         };
-        let broker = Arc::new(Broker::open(config.expect("config"), endpoint).expect("broker"));
+        let (broker, _publisher) = crate::start_broker(config.expect("config"), endpoint)
+            .await
+            .expect("broker");
         for (name, overrides) in topics {
-            let created = broker.create_topic(name, 1, overrides.clone(), false).await;
+            let created = broker
+                .create_topic(name, 1, -1, BTreeMap::new(), overrides.clone(), false)
+                .await;
             created.expect("topic");
         }
         Fixture {
@@ -66,6 +76,9 @@ impl Fixture {
         image.by_name[topic]
             .partition(0)
             .expect("p0")
+            .replica
+            .as_ref()
+            .expect("local replica")
             .log
             .log_end_offset()
     }
@@ -166,7 +179,8 @@ async fn old_produce_is_stored_as_v2_and_fetched_in_each_readers_format() {
 
     // Stored: v2 batches (what modern readers get, unchanged).
     let image = fixture.broker.topics();
-    let log = &image.by_name["old"].partition(0).expect("p0").log;
+    let partition = image.by_name["old"].partition(0).expect("p0");
+    let log = &partition.replica.as_ref().expect("local replica").log;
     let mut stored = log.read(0, 1 << 20, true).expect("read").records;
     let batches = RecordBatchDecoder::decode_all(&mut stored).expect("v2");
     let timestamps: Vec<i64> = batches

@@ -1,0 +1,241 @@
+//! A 3-node cluster of real `sluice` processes on 127.0.0.1: it forms (every node lists the
+//! same 3 brokers and controller), replicates an RF=3 topic with acks=all, survives a kill -9
+//! of the partition leader and then of the controller, and a restarted node rejoins the ISR
+//! with a log identical to the others'.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use sluice_integration_tests::{kcat, run_command, topic_name, wait_until, Broker};
+
+const NODES: i32 = 3;
+const CLUSTER_DEADLINE: Duration = Duration::from_secs(60);
+/// Ports below the kernel's ephemeral range: a peer dialing a port that is not listening yet
+/// could otherwise be handed that very port as its source and connect to itself.
+const PORT_FIRST: u16 = 20_000;
+const PORT_LAST: u16 = 32_000;
+
+/// `count` distinct ports that are free now, below the ephemeral range.
+fn free_low_ports(count: usize) -> Vec<u16> {
+    let seed = u64::from(std::process::id()) * 7919;
+    let span = u64::from(PORT_LAST - PORT_FIRST);
+    let mut ports = Vec::new();
+    for step in 0..span {
+        let port = PORT_FIRST + ((seed + step * 104_729) % span) as u16;
+        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+        if ports.len() == count {
+            return ports;
+        }
+    }
+    panic!("no {count} free ports in {PORT_FIRST}..{PORT_LAST}");
+}
+
+struct Cluster {
+    nodes: Vec<Broker>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let ports = free_low_ports(2 * NODES as usize);
+        let voters: Vec<String> = (0..NODES)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[NODES as usize + i as usize]))
+            .collect();
+        let voters = voters.join(",");
+        // Each node answers only once a quorum exists: start them together.
+        let nodes = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..NODES)
+                .map(|i| {
+                    let listen = format!("127.0.0.1:{}", ports[i as usize]);
+                    let raft = format!("127.0.0.1:{}", ports[(NODES + i) as usize]);
+                    let node_id = (i + 1).to_string();
+                    let voters = voters.clone();
+                    scope.spawn(move || {
+                        Broker::start_with(&[
+                            "--node-id",
+                            &node_id,
+                            "--listen-address",
+                            &listen,
+                            "--raft-listen-address",
+                            &raft,
+                            "--voters",
+                            &voters,
+                            "--default-replication-factor",
+                            "3",
+                            "--broker-session-timeout-ms",
+                            "2000",
+                            "--broker-heartbeat-interval-ms",
+                            "300",
+                            "--replica-lag-time-max-ms",
+                            "3000",
+                        ])
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("node starts"))
+                .collect()
+        });
+        Cluster { nodes }
+    }
+
+    fn node(&self, id: i32) -> &Broker {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn node_mut(&mut self, id: i32) -> &mut Broker {
+        &mut self.nodes[(id - 1) as usize]
+    }
+}
+
+/// `kcat -L` of one node; `None` if it cannot answer now.
+fn metadata(node: &Broker, topic: Option<&str>) -> Option<String> {
+    let mut command = Command::new(kcat());
+    command.args(["-b", &node.bootstrap(), "-L", "-m", "5"]);
+    if let Some(topic) = topic {
+        command.args(["-t", topic]);
+    }
+    let output = command.output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// (leader, isr) of partition 0 as `node` sees it.
+fn partition_state(node: &Broker, topic: &str) -> Option<(i32, BTreeSet<i32>)> {
+    let text = metadata(node, Some(topic))?;
+    let line = text.lines().find(|l| l.contains("partition 0,"))?;
+    let leader = line
+        .split("leader ")
+        .nth(1)?
+        .split(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
+    let isr = line.split("isrs: ").nth(1)?;
+    let isr = isr
+        .split(',')
+        .filter_map(|id| id.trim().parse().ok())
+        .collect();
+    Some((leader, isr))
+}
+
+fn produce(node: &Broker, topic: &str, values: std::ops::Range<u32>) {
+    let input: String = values.map(|v| format!("{v:08}\n")).collect();
+    let mut command = Command::new(kcat());
+    command.args(["-b", &node.bootstrap(), "-P", "-t", topic, "-p", "0"]);
+    command.args(["-X", "acks=all", "-X", "enable.idempotence=true"]);
+    command.args(["-X", "message.timeout.ms=30000"]);
+    run_command(command, input.as_bytes(), "kcat produce");
+}
+
+fn consume_all(node: &Broker, topic: &str) -> Vec<String> {
+    let mut command = Command::new(kcat());
+    command.args(["-b", &node.bootstrap(), "-C", "-t", topic, "-p", "0"]);
+    command.args(["-o", "beginning", "-e", "-q"]);
+    let out = run_command(command, b"", "kcat consume");
+    out.lines().map(str::to_string).collect()
+}
+
+fn expected(count: u32) -> Vec<String> {
+    (0..count).map(|v| format!("{v:08}")).collect()
+}
+
+/// The segment files of partition 0 on one node, concatenated.
+fn log_bytes(node: &Broker, topic: &str) -> Vec<u8> {
+    let dir = node.data_dir().join(format!("{topic}-0"));
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("partition dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .flat_map(|p| std::fs::read(p).expect("read segment"))
+        .collect()
+}
+
+#[test]
+fn three_nodes_replicate_fail_over_and_rejoin_without_losing_acknowledged_records() {
+    let mut cluster = Cluster::start();
+    // Every node lists 3 brokers and the same controller.
+    let controllers: BTreeSet<String> = (1..=NODES)
+        .map(|id| {
+            wait_until(CLUSTER_DEADLINE, "3 brokers in metadata", || {
+                let text = metadata(cluster.node(id), None)?;
+                let brokers = text.lines().filter(|l| l.contains("  broker ")).count();
+                let controller = text.lines().find(|l| l.contains("(controller)"))?;
+                (brokers == 3).then(|| controller.trim().to_string())
+            })
+        })
+        .collect();
+    assert_eq!(
+        controllers.len(),
+        1,
+        "nodes disagree on the controller: {controllers:?}"
+    );
+
+    let topic = topic_name("cluster");
+    produce(cluster.node(1), &topic, 0..500);
+    let (leader, isr) = wait_until(CLUSTER_DEADLINE, "RF=3 partition", || {
+        partition_state(cluster.node(1), &topic).filter(|(_, isr)| isr.len() == 3)
+    });
+    assert_eq!(isr, BTreeSet::from([1, 2, 3]));
+
+    // Kill the partition leader: a new one from the ISR serves every acknowledged record.
+    cluster.node_mut(leader).kill9();
+    let survivor = (1..=NODES).find(|id| *id != leader).expect("a survivor");
+    let (new_leader, _) = wait_until(CLUSTER_DEADLINE, "a new leader", || {
+        partition_state(cluster.node(survivor), &topic).filter(|(l, _)| *l != leader && *l > 0)
+    });
+    produce(cluster.node(survivor), &topic, 500..1000);
+    assert_eq!(consume_all(cluster.node(survivor), &topic), expected(1000));
+
+    // The killed node restarts, catches up and returns to the ISR.
+    cluster.node_mut(leader).restart();
+    wait_until(
+        CLUSTER_DEADLINE,
+        "the restarted node back in the ISR",
+        || partition_state(cluster.node(survivor), &topic).filter(|(_, isr)| isr.contains(&leader)),
+    );
+
+    // Kill the controller (the Raft leader) too; the cluster keeps serving.
+    let controller: i32 = controllers
+        .iter()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|id| id.parse().ok())
+        .expect("controller id");
+    let alive: Vec<i32> = (1..=NODES).filter(|id| *id != controller).collect();
+    cluster.node_mut(controller).kill9();
+    wait_until(
+        CLUSTER_DEADLINE,
+        "a leader after the controller died",
+        || {
+            partition_state(cluster.node(alive[0]), &topic)
+                .filter(|(l, _)| *l != controller && *l > 0)
+        },
+    );
+    produce(cluster.node(alive[0]), &topic, 1000..1500);
+    assert_eq!(consume_all(cluster.node(alive[1]), &topic), expected(1500));
+    cluster.node_mut(controller).restart();
+    wait_until(CLUSTER_DEADLINE, "all three in the ISR", || {
+        partition_state(cluster.node(alive[0]), &topic).filter(|(_, isr)| isr.len() == 3)
+    });
+    // Every replica holds the same bytes: same records at the same offsets, same epochs.
+    let reference = log_bytes(cluster.node(1), &topic);
+    wait_until(CLUSTER_DEADLINE, "identical replica logs", || {
+        (2..=NODES)
+            .all(|id| log_bytes(cluster.node(id), &topic) == reference)
+            .then_some(())
+    });
+    assert!(!reference.is_empty());
+    let _ = new_leader;
+}

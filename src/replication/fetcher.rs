@@ -1,0 +1,230 @@
+//! The follower side: one task per followed partition and leader epoch. It first cuts the
+//! log where it diverges from the leader's (OffsetForLeaderEpoch), then fetches from the log
+//! end, appends with the leader's offsets and epochs, and learns the high watermark.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, RequestKind, TopicName,
+};
+use kafka_protocol::ResponseError;
+
+use super::peer::{Peer, PeerError};
+use crate::broker::{now_ms, Broker, Replica, Role};
+use crate::handlers::str_bytes;
+
+/// Fetch v12: replica id as a top-level field, leader epochs, topics by name.
+const FETCH_VERSION: i16 = 12;
+const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+const FETCH_WAIT_MS: i32 = 500;
+const FETCH_PARTITION_BYTES_MAX: i32 = 8 << 20;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after an error before trying again (leader moving, peer down).
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// OffsetForLeaderEpoch rounds before giving up on finding the divergence point (each round
+/// steps back at least one epoch).
+const TRUNCATION_ROUNDS_MAX: u32 = 64;
+
+pub fn spawn(broker: Arc<Broker>, replica: Arc<Replica>, leader: i32, leader_epoch: i32) {
+    tokio::spawn(async move {
+        tracing::info!(topic = %replica.topic, partition = replica.index, leader, leader_epoch, "following");
+        run(&broker, &replica, leader, leader_epoch).await;
+        tracing::debug!(topic = %replica.topic, partition = replica.index, leader_epoch, "fetcher stopped");
+    });
+}
+
+fn still_following(replica: &Replica, leader: i32, leader_epoch: i32) -> bool {
+    replica.progress().role
+        == (Role::Follower {
+            leader,
+            leader_epoch,
+        })
+}
+
+fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
+    let image = broker.topics();
+    let registration = image.metadata.cluster.broker(leader)?;
+    let listener = registration.listeners.first()?;
+    Some(format!("{}:{}", listener.host, listener.port))
+}
+
+async fn run(broker: &Broker, replica: &Replica, leader: i32, leader_epoch: i32) {
+    let mut peer: Option<Peer> = None;
+    let mut truncated = false;
+    while still_following(replica, leader, leader_epoch) {
+        if peer.is_none() {
+            peer = leader_address(broker, leader).map(Peer::new);
+        }
+        let Some(connection) = peer.as_mut() else {
+            tokio::time::sleep(RETRY_PAUSE).await;
+            continue;
+        };
+        let step = if truncated {
+            fetch_once(broker, replica, connection, leader_epoch).await
+        } else {
+            truncate_divergent_tail(replica, connection, leader_epoch).await
+        };
+        match step {
+            Ok(()) => truncated = true,
+            Err(error) => {
+                tracing::debug!(%error, topic = %replica.topic, "replica fetch failed");
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("peer: {0}")]
+    Peer(#[from] PeerError),
+    #[error("leader answered {0:?}")]
+    Leader(ResponseError),
+    #[error("leader answered code {0}")]
+    Code(i16),
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+fn partition_error(code: i16) -> Result<(), FetchError> {
+    if code == 0 {
+        return Ok(());
+    }
+    Err(ResponseError::try_from_code(code).map_or(FetchError::Code(code), FetchError::Leader))
+}
+
+/// KIP-279: ask the leader where our latest epoch ends there, cut our log at that point, and
+/// repeat with the then-latest epoch until both agree.
+async fn truncate_divergent_tail(
+    replica: &Replica,
+    peer: &mut Peer,
+    leader_epoch: i32,
+) -> Result<(), FetchError> {
+    for _ in 0..TRUNCATION_ROUNDS_MAX {
+        let Some(latest) = replica.log.latest_epoch() else {
+            return Ok(());
+        };
+        let (epoch, end_offset) = leader_end_offset(replica, peer, leader_epoch, latest).await?;
+        let log_end_offset = replica.log.log_end_offset();
+        let cut_at = if epoch < 0 {
+            // The leader knows no epoch this old: keep only what was committed.
+            replica.high_watermark()
+        } else {
+            end_offset.min(log_end_offset)
+        };
+        if cut_at < log_end_offset {
+            tracing::info!(
+                topic = %replica.topic,
+                partition = replica.index,
+                from = log_end_offset,
+                to = cut_at,
+                "truncating a divergent tail"
+            );
+            replica
+                .log
+                .truncate_to(cut_at)
+                .map_err(|e| FetchError::Storage(e.to_string()))?;
+            replica.clamp_high_watermark();
+        }
+        if epoch < 0 || epoch == latest || cut_at >= log_end_offset {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+async fn leader_end_offset(
+    replica: &Replica,
+    peer: &mut Peer,
+    leader_epoch: i32,
+    wanted_epoch: i32,
+) -> Result<(i32, i64), FetchError> {
+    let mut partition = OffsetForLeaderPartition::default();
+    partition.partition = replica.index;
+    partition.current_leader_epoch = leader_epoch;
+    partition.leader_epoch = wanted_epoch;
+    let mut topic = OffsetForLeaderTopic::default();
+    topic.topic = TopicName(str_bytes(replica.topic.clone()));
+    topic.partitions = vec![partition];
+    let mut request = OffsetForLeaderEpochRequest::default();
+    request.replica_id = BrokerId(-2);
+    request.topics = vec![topic];
+    let response: OffsetForLeaderEpochResponse = peer
+        .request(
+            ApiKey::OffsetForLeaderEpoch,
+            OFFSET_FOR_LEADER_EPOCH_VERSION,
+            RequestKind::OffsetForLeaderEpoch(request),
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+    let result = response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or(FetchError::Code(-1))?;
+    partition_error(result.error_code)?;
+    Ok((result.leader_epoch, result.end_offset))
+}
+
+async fn fetch_once(
+    broker: &Broker,
+    replica: &Replica,
+    peer: &mut Peer,
+    leader_epoch: i32,
+) -> Result<(), FetchError> {
+    let fetch_offset = replica.log.log_end_offset();
+    let request = fetch_request(broker.node_id(), replica, leader_epoch, fetch_offset);
+    let timeout = REQUEST_TIMEOUT + Duration::from_millis(FETCH_WAIT_MS as u64);
+    let response: FetchResponse = peer
+        .request(
+            ApiKey::Fetch,
+            FETCH_VERSION,
+            RequestKind::Fetch(request),
+            timeout,
+        )
+        .await?;
+    partition_error(response.error_code)?;
+    let data = response
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or(FetchError::Code(-1))?;
+    partition_error(data.error_code)?;
+    if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
+        let appended = replica.log.append_replicated(records, now_ms());
+        appended.map_err(|e| FetchError::Storage(e.to_string()))?;
+    }
+    let end = replica.log.log_end_offset();
+    if replica.advance_high_watermark(data.high_watermark.min(end)) {
+        broker.notify_appended();
+    }
+    Ok(())
+}
+
+fn fetch_request(node: i32, replica: &Replica, leader_epoch: i32, offset: i64) -> FetchRequest {
+    let mut partition = FetchPartition::default();
+    partition.partition = replica.index;
+    partition.current_leader_epoch = leader_epoch;
+    partition.fetch_offset = offset;
+    partition.last_fetched_epoch = -1;
+    partition.log_start_offset = -1;
+    partition.partition_max_bytes = FETCH_PARTITION_BYTES_MAX;
+    let mut topic = FetchTopic::default();
+    topic.topic = TopicName(str_bytes(replica.topic.clone()));
+    topic.partitions = vec![partition];
+    let mut request = FetchRequest::default();
+    request.replica_id = BrokerId(node);
+    request.max_wait_ms = FETCH_WAIT_MS;
+    request.min_bytes = 1;
+    request.max_bytes = FETCH_PARTITION_BYTES_MAX;
+    request.session_id = 0;
+    request.session_epoch = -1;
+    request.topics = vec![topic];
+    request
+}

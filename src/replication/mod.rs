@@ -1,0 +1,171 @@
+//! Partition replication: leaders track their followers' fetch offsets, move the high
+//! watermark and ask the controller to change the ISR (Kafka's AlterPartition); followers
+//! fetch from their leader (Fetch with a replica id, as Kafka's `ReplicaFetcherThread`) after
+//! cutting any divergent tail (OffsetForLeaderEpoch, KIP-101/279).
+//!
+//! Roles come only from the metadata image: the publisher calls [`on_image`] after each new
+//! view, which switches replicas between leader and follower and starts fetchers.
+
+mod fetcher;
+mod isr;
+mod peer;
+
+use std::sync::Arc;
+
+use sluice_raft::image::LEADER_NONE;
+
+use crate::broker::{now_ms, Broker, FollowerProgress, Partition, Replica, Role, TopicsImage};
+
+pub use isr::spawn_isr_maintenance;
+
+/// Applies the roles of `topics` to this node's replicas.
+pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {
+    let node = broker.node_id();
+    let mut high_watermark_moved = false;
+    for topic in topics.by_name.values() {
+        for partition in &topic.partitions {
+            let Some(replica) = &partition.replica else {
+                continue;
+            };
+            let role = role_of(node, partition);
+            high_watermark_moved |= apply_role(broker, replica, role, node);
+        }
+    }
+    if high_watermark_moved {
+        broker.notify_appended();
+    }
+}
+
+fn role_of(node: i32, partition: &Partition) -> Role {
+    let registration = &partition.registration;
+    if registration.leader == node {
+        Role::Leader {
+            leader_epoch: registration.leader_epoch,
+            partition_epoch: registration.partition_epoch,
+            isr: registration.isr.clone(),
+        }
+    } else if registration.leader == LEADER_NONE {
+        Role::None
+    } else {
+        Role::Follower {
+            leader: registration.leader,
+            leader_epoch: registration.leader_epoch,
+        }
+    }
+}
+
+/// Returns whether the high watermark moved.
+fn apply_role(broker: &Arc<Broker>, replica: &Arc<Replica>, role: Role, node: i32) -> bool {
+    let mut progress = replica.progress();
+    if progress.role == role {
+        drop(progress);
+        return matches!(role, Role::Leader { .. }) && recompute_high_watermark(replica);
+    }
+    let was_leader_epoch = match &progress.role {
+        Role::Leader { leader_epoch, .. } => Some(*leader_epoch),
+        _ => None,
+    };
+    progress.role = role.clone();
+    progress.isr_change_pending = false;
+    match role {
+        Role::Leader {
+            leader_epoch, isr, ..
+        } => {
+            if was_leader_epoch != Some(leader_epoch) {
+                become_leader(replica, &mut progress, leader_epoch, &isr, node);
+            }
+            drop(progress);
+            recompute_high_watermark(replica)
+        }
+        Role::Follower {
+            leader,
+            leader_epoch,
+        } => {
+            progress.followers.clear();
+            if progress.fetcher_epoch != Some(leader_epoch) {
+                progress.fetcher_epoch = Some(leader_epoch);
+                fetcher::spawn(broker.clone(), replica.clone(), leader, leader_epoch);
+            }
+            false
+        }
+        Role::None => false,
+    }
+}
+
+fn become_leader(
+    replica: &Replica,
+    progress: &mut crate::broker::Progress,
+    leader_epoch: i32,
+    isr: &[i32],
+    node: i32,
+) {
+    if let Err(error) = replica.log.assign_epoch(leader_epoch) {
+        tracing::error!(%error, topic = %replica.topic, "recording the leader epoch");
+    }
+    // Every ISR member gets a full lag allowance from now: a new leader knows nothing of them.
+    let now = now_ms();
+    progress.followers.clear();
+    for follower in isr.iter().filter(|member| **member != node) {
+        progress.followers.insert(
+            *follower,
+            FollowerProgress {
+                log_end_offset: -1,
+                last_caught_up_ms: now,
+                leader_end_at_last_fetch: replica.log.log_end_offset(),
+                last_fetch_ms: now,
+            },
+        );
+    }
+    progress.fetcher_epoch = None;
+    tracing::info!(topic = %replica.topic, partition = replica.index, leader_epoch, "leading");
+}
+
+/// Leader: the high watermark is the smallest log end among ISR members (this node's
+/// included). Returns whether it moved.
+pub fn recompute_high_watermark(replica: &Replica) -> bool {
+    let progress = replica.progress();
+    let Role::Leader { isr, .. } = &progress.role else {
+        return false;
+    };
+    let node_end = replica.log.log_end_offset();
+    let mut minimum = node_end;
+    // The leader itself has no entry in `followers`.
+    for member in isr {
+        if let Some(follower) = progress.followers.get(member) {
+            minimum = minimum.min(follower.log_end_offset.max(0));
+        }
+    }
+    drop(progress);
+    replica.advance_high_watermark(minimum)
+}
+
+/// Leader: a follower fetched from `fetch_offset`, so it holds everything below it.
+/// Returns whether the high watermark moved.
+pub fn record_follower_fetch(replica: &Replica, follower: i32, fetch_offset: i64) -> bool {
+    let now = now_ms();
+    let leader_end = replica.log.log_end_offset();
+    {
+        let mut progress = replica.progress();
+        if !matches!(progress.role, Role::Leader { .. }) {
+            return false;
+        }
+        let entry = progress
+            .followers
+            .entry(follower)
+            .or_insert(FollowerProgress {
+                log_end_offset: fetch_offset,
+                last_caught_up_ms: 0,
+                leader_end_at_last_fetch: leader_end,
+                last_fetch_ms: now,
+            });
+        if fetch_offset >= leader_end {
+            entry.last_caught_up_ms = now;
+        } else if fetch_offset >= entry.leader_end_at_last_fetch {
+            entry.last_caught_up_ms = entry.last_caught_up_ms.max(entry.last_fetch_ms);
+        }
+        entry.log_end_offset = fetch_offset;
+        entry.leader_end_at_last_fetch = leader_end;
+        entry.last_fetch_ms = now;
+    }
+    recompute_high_watermark(replica)
+}
