@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
+use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::{kcat, run_command, topic_name, wait_until, Broker};
 
 const NODES: i32 = 3;
@@ -162,6 +163,19 @@ fn log_bytes(node: &Broker, topic: &str) -> Vec<u8> {
         .collect()
 }
 
+fn find_coordinator(node: &Broker, group: &str) -> i32 {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let mut client = RawClient::connect(&node.bootstrap());
+    let mut request = FindCoordinatorRequest::default();
+    request.key_type = 0;
+    request.coordinator_keys = vec![StrBytes::from_string(group.to_string())];
+    let response = client.request(4, &request);
+    let coordinator = response.coordinators.first().expect("one coordinator");
+    assert_eq!(coordinator.error_code, 0, "{coordinator:?}");
+    coordinator.node_id.0
+}
+
 #[test]
 fn three_nodes_replicate_fail_over_and_rejoin_without_losing_acknowledged_records() {
     let mut cluster = Cluster::start();
@@ -181,6 +195,16 @@ fn three_nodes_replicate_fail_over_and_rejoin_without_losing_acknowledged_record
         1,
         "nodes disagree on the controller: {controllers:?}"
     );
+
+    // Every node names the same coordinator for a group, so a group's members meet on one node
+    // whichever broker they ask.
+    for group in ["orders", "billing", "group-7", "x"] {
+        let answers: BTreeSet<i32> = (1..=NODES)
+            .map(|id| find_coordinator(cluster.node(id), group))
+            .collect();
+        assert_eq!(answers.len(), 1, "coordinators for {group}: {answers:?}");
+        assert!((1..=NODES).contains(answers.iter().next().expect("one answer")));
+    }
 
     let topic = topic_name("cluster");
     produce(cluster.node(1), &topic, 0..500);

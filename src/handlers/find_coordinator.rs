@@ -1,4 +1,9 @@
-//! FindCoordinator: this single node coordinates every group and transactional id.
+//! FindCoordinator: the node that coordinates a group or transactional id.
+//!
+//! Every node computes the same answer from its metadata image: a stable hash of the key over
+//! the registered brokers, skipping fenced ones (Kafka places a group on the leader of its
+//! `__consumer_offsets` partition, `hash(key) % 50`). All members of a group therefore meet on
+//! one node, whichever broker they ask.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -42,10 +47,51 @@ pub fn handle(
         }
         return response;
     }
-    response.node_id = BrokerId(context.broker.node_id());
-    response.host = str_bytes(context.broker.advertised.host.clone());
-    response.port = context.broker.advertised.port;
+    let (node_id, host, port) = coordinator_node(context, request.key.as_str());
+    response.node_id = BrokerId(node_id);
+    response.host = str_bytes(host);
+    response.port = port;
     response
+}
+
+/// (node id, host, port) coordinating `key`; this node while the image names no live broker
+/// (a single node before its registration is published).
+fn coordinator_node(context: &RequestContext<'_>, key: &str) -> (i32, String, i32) {
+    let this_node = || {
+        let advertised = &context.broker.advertised;
+        (
+            context.broker.node_id(),
+            advertised.host.clone(),
+            advertised.port,
+        )
+    };
+    let image = context.broker.topics();
+    let brokers: Vec<_> = image.metadata.cluster.brokers.values().collect();
+    if brokers.is_empty() {
+        return this_node();
+    }
+    let start = (stable_hash(key) % brokers.len() as u64) as usize;
+    for step in 0..brokers.len() {
+        let candidate = brokers[(start + step) % brokers.len()];
+        if candidate.fenced {
+            continue;
+        }
+        if let Some(listener) = candidate.listeners.first() {
+            return (
+                candidate.broker_id,
+                listener.host.clone(),
+                i32::from(listener.port),
+            );
+        }
+    }
+    this_node()
+}
+
+/// FNV-1a: the same on every node and every run (std's hasher is randomly seeded).
+fn stable_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn coordinator(
@@ -63,10 +109,24 @@ fn coordinator(
             entry.port = -1;
         }
         None => {
-            entry.node_id = BrokerId(context.broker.node_id());
-            entry.host = str_bytes(context.broker.advertised.host.clone());
-            entry.port = context.broker.advertised.port;
+            let (node_id, host, port) = coordinator_node(context, entry.key.as_str());
+            entry.node_id = BrokerId(node_id);
+            entry.host = str_bytes(host);
+            entry.port = port;
         }
     }
     entry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stable_hash;
+
+    #[test]
+    fn the_hash_is_stable_across_runs() {
+        // Fixed values: a change here moves every group to another coordinator.
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(stable_hash("group-1"), stable_hash("group-2"));
+    }
 }
