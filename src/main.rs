@@ -53,7 +53,14 @@ fn main() -> anyhow::Result<()> {
     }
     let config = cli.config;
     config.validate().map_err(anyhow::Error::msg)?;
-    let filter = EnvFilter::try_new(&config.log_level)
+    // openraft narrates every election and snapshot at INFO; keep it to warnings unless the
+    // operator names it in --log-level.
+    let directives = if config.log_level.contains("openraft") {
+        config.log_level.clone()
+    } else {
+        format!("{},openraft=warn", config.log_level)
+    };
+    let filter = EnvFilter::try_new(&directives)
         .with_context(|| format!("bad --log-level {:?}", config.log_level))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -113,7 +113,7 @@ fn topic_records(
         CreatedTopic::error(&topic.name, error_code::INVALID_TOPIC_EXCEPTION, message)
     })?;
     if image.topics.id_by_name.contains_key(&topic.name) {
-        let message = format!("topic '{}' already exists", topic.name);
+        let message = format!("Topic '{}' already exists.", topic.name);
         return Err(CreatedTopic::error(
             &topic.name,
             error_code::TOPIC_ALREADY_EXISTS,
