@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
-use super::{lock_group, GroupContext};
+use super::{lock_group, Group, GroupContext};
 
 /// Sleeps until the member's heartbeat deadline, again while it is being heard from, and
 /// removes it when the deadline passes in silence.
@@ -22,8 +22,24 @@ pub fn spawn_member_timer(
     member_id: &str,
     first_deadline: tokio::time::Instant,
 ) -> AbortHandle {
-    let ctx = ctx.clone();
     let member_id = member_id.to_string();
+    spawn_deadline_loop(ctx, first_deadline, move |group, ctx| {
+        group
+            .classic()
+            .and_then(|classic| classic.on_member_timer(ctx, &member_id))
+    })
+}
+
+/// Runs `on_deadline` at each deadline it returns, until it returns `None` or the group is
+/// gone. The group lock is taken only while `on_deadline` runs, never across the sleep.
+fn spawn_deadline_loop(
+    ctx: &GroupContext,
+    first_deadline: tokio::time::Instant,
+    mut on_deadline: impl FnMut(&mut Group, &GroupContext) -> Option<tokio::time::Instant>
+        + Send
+        + 'static,
+) -> AbortHandle {
+    let ctx = ctx.clone();
     let task = tokio::spawn(async move {
         let mut deadline = first_deadline;
         loop {
@@ -31,10 +47,7 @@ pub fn spawn_member_timer(
             let Some(slot) = ctx.slot.upgrade() else {
                 return;
             };
-            let mut group = lock_group(&slot);
-            let next = group
-                .classic()
-                .and_then(|classic| classic.on_member_timer(&ctx, &member_id));
+            let next = on_deadline(&mut lock_group(&slot), &ctx);
             match next {
                 Some(next) => deadline = next,
                 None => return,
@@ -78,24 +91,10 @@ pub fn spawn_consumer_member_timer(
     member_id: &str,
     first_deadline: tokio::time::Instant,
 ) -> AbortHandle {
-    let ctx = ctx.clone();
     let member_id = member_id.to_string();
-    let task = tokio::spawn(async move {
-        let mut deadline = first_deadline;
-        loop {
-            tokio::time::sleep_until(deadline).await;
-            let Some(slot) = ctx.slot.upgrade() else {
-                return;
-            };
-            let mut group = lock_group(&slot);
-            let next = group
-                .consumer()
-                .and_then(|consumer| consumer.on_member_timer(&member_id));
-            match next {
-                Some(next) => deadline = next,
-                None => return,
-            }
-        }
-    });
-    task.abort_handle()
+    spawn_deadline_loop(ctx, first_deadline, move |group, _ctx| {
+        group
+            .consumer()
+            .and_then(|consumer| consumer.on_member_timer(&member_id))
+    })
 }
