@@ -265,6 +265,9 @@ pub struct Broker {
     store: MetadataStore,
     /// Bumped after every append so that waiting Fetch requests look again.
     appended: watch::Sender<u64>,
+    /// Set when shutdown starts, so long-polling Fetches answer at once instead of holding
+    /// the drain for up to their max_wait_ms.
+    closing: std::sync::atomic::AtomicBool,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
@@ -347,6 +350,7 @@ impl Broker {
             replicas: Mutex::new(HashMap::new()),
             store: local.store,
             appended,
+            closing: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             groups: local.groups,
             _data_dir_lock: local.lock,
@@ -414,6 +418,17 @@ impl Broker {
 
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+
+    /// Starts shutdown: waiting Fetches wake and answer with what they have.
+    pub fn begin_shutdown(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify_appended();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn notify_appended(&self) {

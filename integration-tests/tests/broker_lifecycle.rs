@@ -63,3 +63,29 @@ fn records_survive_stop_and_kill9_restarts() {
     assert!(broker.data_dir().is_dir());
     broker.stop();
 }
+
+/// A Fetch long-polling for data that never comes is answered (empty) when the broker shuts
+/// down, not cut off: SIGTERM answers in-flight requests, then exits 0.
+#[test]
+fn shutdown_answers_a_long_polling_fetch() {
+    use kafka_protocol::messages::FetchRequest;
+    use sluice_integration_tests::raw_client::{fetch_request, RawClient};
+
+    let mut broker = Broker::start();
+    let topic = topic_name("long-poll");
+    let mut client = RawClient::connect(&broker.bootstrap());
+    assert_eq!(client.create_topic(&topic, 1, &[]), 0);
+    let mut request = fetch_request(&topic, 0, 0);
+    // Longer than the broker's whole shutdown grace: only an early answer gets through.
+    request.max_wait_ms = 60_000;
+    request.min_bytes = 1;
+    let correlation_id = client.send_request(12, &request).expect("send fetch");
+    // The request is in flight (waiting for data) when SIGTERM arrives.
+    broker.stop();
+    let response = client
+        .read_response::<FetchRequest>(12, correlation_id)
+        .expect("the waiting fetch is answered before the broker exits");
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0, "{partition:?}");
+    assert_eq!(partition.records.as_ref().map_or(0, |r| r.len()), 0);
+}

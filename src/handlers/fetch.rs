@@ -46,7 +46,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
             return response;
         }
         let woke = tokio::time::timeout_at(deadline, appended.changed()).await;
-        if !matches!(woke, Ok(Ok(()))) {
+        if !matches!(woke, Ok(Ok(()))) || context.broker.is_closing() {
             // Deadline passed (or the broker is closing): answer with what there is now.
             return read_once(context, &request).0;
         }

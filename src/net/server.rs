@@ -73,6 +73,7 @@ impl Server {
             open = connections.len(),
             "shutting down: draining connections"
         );
+        self.broker.begin_shutdown();
         let _ = stop_sender.send(());
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while connections.join_next().await.is_some() {}
