@@ -36,12 +36,14 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         appended.borrow_and_update();
         let (response, bytes) = read_once(context, &request);
         // Kafka answers at once when there is nothing to wait for: no partitions asked,
-        // min_bytes already met (0 included), an error, or no wait allowed.
+        // min_bytes already met (0 included), an error, or no wait allowed. A closing broker
+        // answers at once too: its wake-up may have come before this request was read.
         let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
         if nothing_asked
             || bytes >= min_bytes
             || has_errors(&response)
             || Instant::now() >= deadline
+            || context.broker.is_closing()
         {
             return response;
         }

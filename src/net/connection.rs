@@ -73,7 +73,10 @@ pub async fn serve_connection(
         if needed > input.len() {
             input.reserve(needed - input.len());
         }
+        // Biased towards reading: a request that reached the socket before shutdown is read
+        // and answered (handlers answer at once while the broker is closing), not dropped.
         let read = tokio::select! {
+            biased;
             read = socket.read_buf(&mut input) => read?,
             _ = stop.recv() => return Ok(()),
         };
