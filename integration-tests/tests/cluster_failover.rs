@@ -5,92 +5,12 @@
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::Duration;
 
+use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::{kcat, run_command, topic_name, wait_until, Broker};
 
 const NODES: i32 = 3;
-const CLUSTER_DEADLINE: Duration = Duration::from_secs(60);
-/// Ports below the kernel's ephemeral range: a peer dialing a port that is not listening yet
-/// could otherwise be handed that very port as its source and connect to itself.
-const PORT_FIRST: u16 = 20_000;
-const PORT_LAST: u16 = 32_000;
-
-/// `count` distinct ports that are free now, below the ephemeral range.
-fn free_low_ports(count: usize) -> Vec<u16> {
-    let seed = u64::from(std::process::id()) * 7919;
-    let span = u64::from(PORT_LAST - PORT_FIRST);
-    let mut ports = Vec::new();
-    for step in 0..span {
-        let port = PORT_FIRST + ((seed + step * 104_729) % span) as u16;
-        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            ports.push(port);
-        }
-        if ports.len() == count {
-            return ports;
-        }
-    }
-    panic!("no {count} free ports in {PORT_FIRST}..{PORT_LAST}");
-}
-
-struct Cluster {
-    nodes: Vec<Broker>,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let ports = free_low_ports(2 * NODES as usize);
-        let voters: Vec<String> = (0..NODES)
-            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[NODES as usize + i as usize]))
-            .collect();
-        let voters = voters.join(",");
-        // Each node answers only once a quorum exists: start them together.
-        let nodes = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..NODES)
-                .map(|i| {
-                    let listen = format!("127.0.0.1:{}", ports[i as usize]);
-                    let raft = format!("127.0.0.1:{}", ports[(NODES + i) as usize]);
-                    let node_id = (i + 1).to_string();
-                    let voters = voters.clone();
-                    scope.spawn(move || {
-                        Broker::start_with(&[
-                            "--node-id",
-                            &node_id,
-                            "--listen-address",
-                            &listen,
-                            "--raft-listen-address",
-                            &raft,
-                            "--voters",
-                            &voters,
-                            "--default-replication-factor",
-                            "3",
-                            "--broker-session-timeout-ms",
-                            "2000",
-                            "--broker-heartbeat-interval-ms",
-                            "300",
-                            "--replica-lag-time-max-ms",
-                            "3000",
-                        ])
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("node starts"))
-                .collect()
-        });
-        Cluster { nodes }
-    }
-
-    fn node(&self, id: i32) -> &Broker {
-        &self.nodes[(id - 1) as usize]
-    }
-
-    fn node_mut(&mut self, id: i32) -> &mut Broker {
-        &mut self.nodes[(id - 1) as usize]
-    }
-}
 
 /// `kcat -L` of one node; `None` if it cannot answer now.
 fn metadata(node: &Broker, topic: Option<&str>) -> Option<String> {
@@ -178,7 +98,7 @@ fn find_coordinator(node: &Broker, group: &str) -> i32 {
 
 #[test]
 fn three_nodes_replicate_fail_over_and_rejoin_without_losing_acknowledged_records() {
-    let mut cluster = Cluster::start();
+    let mut cluster = Cluster::start(NODES as usize);
     // Every node lists 3 brokers and the same controller.
     let controllers: BTreeSet<String> = (1..=NODES)
         .map(|id| {

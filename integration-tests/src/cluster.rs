@@ -1,0 +1,142 @@
+//! A cluster of real `sluice` processes on 127.0.0.1, one voter per node, started together.
+
+use std::time::Duration;
+
+use crate::Broker;
+
+/// How long a test waits for a cluster to form or to recover.
+pub const CLUSTER_DEADLINE: Duration = Duration::from_secs(60);
+/// Ports below the kernel's ephemeral range: a peer dialing a port that is not listening yet
+/// could otherwise be handed that very port as its source and connect to itself.
+const PORT_FIRST: u16 = 20_000;
+const PORT_LAST: u16 = 32_000;
+
+/// Flags every test cluster gets: failure detection fast enough for tests.
+const FAST_FAILURE_DETECTION: [&str; 6] = [
+    "--broker-session-timeout-ms",
+    "2000",
+    "--broker-heartbeat-interval-ms",
+    "300",
+    "--replica-lag-time-max-ms",
+    "3000",
+];
+
+/// `count` distinct ports that are free now, below the ephemeral range.
+pub fn free_low_ports(count: usize) -> Vec<u16> {
+    let seed = u64::from(std::process::id()) * 7919 + u64::from(nanos_now());
+    let span = u64::from(PORT_LAST - PORT_FIRST);
+    let mut ports = Vec::new();
+    for step in 0..span {
+        let port = PORT_FIRST + ((seed + step * 104_729) % span) as u16;
+        if !ports.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+        if ports.len() == count {
+            return ports;
+        }
+    }
+    panic!("no {count} free ports in {PORT_FIRST}..{PORT_LAST}");
+}
+
+fn nanos_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+}
+
+/// Nodes with ids 1..=n; node `id` is `nodes[id - 1]`. Dropping the cluster kills every node.
+pub struct Cluster {
+    nodes: Vec<Broker>,
+}
+
+impl Cluster {
+    /// `count` nodes, all voters, with `--default-replication-factor min(count, 3)`.
+    pub fn start(count: usize) -> Cluster {
+        let replication_factor = count.min(3).to_string();
+        Cluster::start_with(
+            count,
+            &["--default-replication-factor", &replication_factor],
+        )
+    }
+
+    /// `count` nodes, all voters, each also given `extra_args`.
+    pub fn start_with(count: usize, extra_args: &[&str]) -> Cluster {
+        assert!(count > 0);
+        let ports = free_low_ports(2 * count);
+        let voters: Vec<String> = (0..count)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[count + i]))
+            .collect();
+        let voters = voters.join(",");
+        // Each node answers only once a quorum exists: start them together.
+        let nodes = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..count)
+                .map(|i| {
+                    let listen = format!("127.0.0.1:{}", ports[i]);
+                    let raft = format!("127.0.0.1:{}", ports[count + i]);
+                    let node_id = (i + 1).to_string();
+                    let voters = voters.clone();
+                    scope.spawn(move || {
+                        let mut args = vec![
+                            "--node-id",
+                            &node_id,
+                            "--listen-address",
+                            &listen,
+                            "--raft-listen-address",
+                            &raft,
+                            "--voters",
+                            &voters,
+                        ];
+                        args.extend_from_slice(&FAST_FAILURE_DETECTION);
+                        args.extend_from_slice(extra_args);
+                        Broker::start_with(&args)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("node starts"))
+                .collect()
+        });
+        Cluster { nodes }
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node ids, 1..=len.
+    pub fn ids(&self) -> impl Iterator<Item = i32> {
+        1..=self.nodes.len() as i32
+    }
+
+    pub fn node(&self, id: i32) -> &Broker {
+        &self.nodes[Self::index(id)]
+    }
+
+    pub fn node_mut(&mut self, id: i32) -> &mut Broker {
+        &mut self.nodes[Self::index(id)]
+    }
+
+    pub fn kill9(&mut self, id: i32) {
+        self.node_mut(id).kill9();
+    }
+
+    /// Starts a stopped or killed node again, same port and data dir.
+    pub fn restart(&mut self, id: i32) {
+        self.node_mut(id).restart();
+    }
+
+    /// Every node's address, comma-separated (a client bootstrap list).
+    pub fn bootstrap(&self) -> String {
+        let addresses: Vec<String> = self.nodes.iter().map(Broker::bootstrap).collect();
+        addresses.join(",")
+    }
+
+    fn index(id: i32) -> usize {
+        usize::try_from(id - 1).expect("node ids start at 1")
+    }
+}
