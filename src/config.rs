@@ -93,6 +93,17 @@ pub struct Config {
     )]
     pub broker_heartbeat_interval_ms: u64,
 
+    /// Unfence a broker only after the active controller reached it at its advertised address
+    /// (resolve, connect, ApiVersions answered by that broker), and fence an unfenced broker
+    /// that stops answering there. Off only for tests that run no listener.
+    #[arg(
+        long,
+        env = "SLUICE_ADMISSION_CHECK",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub admission_check: bool,
+
     /// A follower that has not caught up with the leader for this long leaves the ISR
     /// (Kafka's replica.lag.time.max.ms).
     #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
