@@ -47,14 +47,24 @@ fn nanos_now() -> u32 {
 /// The ports and voter set of a cluster of `count` nodes on 127.0.0.1, before it starts; for
 /// tests that start nodes with different flags.
 pub struct ClusterPlan {
+    /// Nodes 1..=voters are voters; the rest are broker-only (Raft learners).
+    voters: usize,
     count: usize,
     ports: Vec<u16>,
 }
 
 impl ClusterPlan {
+    /// `count` voters.
     pub fn new(count: usize) -> ClusterPlan {
-        assert!(count > 0);
+        ClusterPlan::with_brokers_only(count, 0)
+    }
+
+    /// `voters` voters (ids 1..=voters), then `brokers_only` broker-only nodes.
+    pub fn with_brokers_only(voters: usize, brokers_only: usize) -> ClusterPlan {
+        assert!(voters > 0);
+        let count = voters + brokers_only;
         ClusterPlan {
+            voters,
             count,
             ports: free_low_ports(2 * count),
         }
@@ -67,7 +77,7 @@ impl ClusterPlan {
 
     /// Flags that make node `id` a voter of this cluster, fast failure detection included.
     pub fn node_args(&self, id: i32) -> Vec<String> {
-        let voters: Vec<String> = (0..self.count)
+        let voters: Vec<String> = (0..self.voters)
             .map(|i| format!("{}@127.0.0.1:{}", i + 1, self.ports[self.count + i]))
             .collect();
         let index = Self::index(id);
@@ -81,6 +91,9 @@ impl ClusterPlan {
             "--voters".to_string(),
             voters.join(","),
         ];
+        if index >= self.voters {
+            args.extend(["--process-roles".to_string(), "broker".to_string()]);
+        }
         args.extend(FAST_FAILURE_DETECTION.iter().map(|arg| arg.to_string()));
         args
     }
