@@ -7,6 +7,7 @@
 //! records. Each operation emits at most [`RECORDS_PER_OPERATION_MAX`] records.
 
 mod admission;
+pub mod balance;
 mod brokers;
 mod configs;
 mod create_partitions;
