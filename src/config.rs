@@ -111,6 +111,16 @@ pub struct Config {
     #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
     pub replica_lag_time_max_ms: u64,
 
+    /// Bytes per second this node fetches, all partitions together, for replicas a
+    /// reassignment is adding to it; 0 for no limit (Kafka's
+    /// follower.replication.throttled.rate, applied to reassignments only).
+    #[arg(
+        long,
+        env = "SLUICE_REASSIGNMENT_THROTTLE_BYTES_PER_SEC",
+        default_value_t = 50 << 20
+    )]
+    pub reassignment_throttle_bytes_per_sec: u64,
+
     /// Replication factor of auto-created topics and of CreateTopics asking for -1 (Kafka's
     /// default.replication.factor).
     #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
