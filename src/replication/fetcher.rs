@@ -66,7 +66,7 @@ async fn run(broker: &Broker, replica: &Replica, leader: i32, leader_epoch: i32)
             continue;
         };
         let step = if truncated {
-            fetch_once(broker, replica, connection, leader_epoch).await
+            fetch_once(broker, replica, connection, leader, leader_epoch).await
         } else {
             truncate_divergent_tail(replica, connection, leader_epoch).await
         };
@@ -176,6 +176,7 @@ async fn fetch_once(
     broker: &Broker,
     replica: &Replica,
     peer: &mut Peer,
+    leader: i32,
     leader_epoch: i32,
 ) -> Result<(), FetchError> {
     let fetch_offset = replica.log.log_end_offset();
@@ -196,6 +197,11 @@ async fn fetch_once(
         .and_then(|t| t.partitions.first())
         .ok_or(FetchError::Code(-1))?;
     partition_error(data.error_code)?;
+    if !still_following(replica, leader, leader_epoch) {
+        // A newer epoch's fetcher owns the log now (it may have cut the tail this answer
+        // would extend): drop the answer.
+        return Ok(());
+    }
     if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
         let appended = replica.log.append_replicated(records, now_ms());
         appended.map_err(|e| FetchError::Storage(e.to_string()))?;
