@@ -831,13 +831,22 @@ impl Log {
         lock(&self.writer).epochs.latest_epoch()
     }
 
-    /// Drops every batch containing an offset >= `offset`; the log end becomes the base
-    /// offset of the first dropped batch (equal to `offset` when it is a batch boundary).
+    /// Drops every batch containing an offset >= `offset`, and the leader epochs starting
+    /// there or later; the log end becomes the base offset of the first dropped batch (equal
+    /// to `offset` when it is a batch boundary).
     /// Truncating below the log start empties the log and restarts it at `offset`.
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
         let mut writer = self.writer()?;
         let view = self.snapshot();
-        if offset >= view.log_end_offset {
+        if offset == view.log_end_offset {
+            // No batch to drop, but an epoch that started here and wrote nothing goes too:
+            // the batches replicated next carry their own (possibly older) epochs.
+            return writer
+                .epochs
+                .truncate_from(&self.dir, offset)
+                .context("write leader epochs", &self.dir);
+        }
+        if offset > view.log_end_offset {
             return Ok(());
         }
         if offset < 0 {
