@@ -1,7 +1,8 @@
 //! acks=all against the ISR on a real 3-node cluster, with raw Produce and Fetch requests:
 //! NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrinks below min.insync.replicas while a
 //! produce waits (the record stays in the log), NOT_ENOUGH_REPLICAS before appending once it
-//! has, and KIP-951 leader hints on NOT_LEADER_OR_FOLLOWER answers to Produce and Fetch.
+//! has, KIP-951 leader hints on NOT_LEADER_OR_FOLLOWER answers to Produce and Fetch, and
+//! idempotent producers' state on a new leader.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::raw_client::{
-    fetch_request, produce_request, record_batch, RawClient, TestRecord,
+    fetch_request, idempotent_record_batch, produce_request, record_batch, RawClient, TestRecord,
 };
 use sluice_integration_tests::{topic_name, wait_until, Broker};
 
@@ -195,4 +196,67 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
     let answer = &response.responses[0].partitions[0];
     assert_eq!(answer.error_code, ResponseError::UnknownLeaderEpoch.code());
     assert!(response.node_endpoints.is_empty(), "{response:?}");
+}
+
+/// An idempotent producer's state moves with leadership: after the leader is killed, the new
+/// leader (a former follower) answers a retry of an acknowledged batch with its original
+/// offset and writes nothing, and answers a sequence gap OUT_OF_ORDER_SEQUENCE_NUMBER.
+#[test]
+fn a_new_leader_dedups_retries_and_checks_sequences_of_the_old_leaders_producers() {
+    let mut cluster = Cluster::start(3);
+    let topic = topic_name("idempotent-failover");
+    wait_until(CLUSTER_DEADLINE, "3 brokers", || {
+        let response = metadata(cluster.node(1), &topic)?;
+        (response.brokers.len() == 3).then_some(())
+    });
+    create_topic(cluster.node(1), &topic, "2");
+    let (leader, _, _) = wait_until(CLUSTER_DEADLINE, "the full ISR", || {
+        partition_state(cluster.node(1), &topic).filter(|(_, _, isr)| isr.len() == 3)
+    });
+    let mut client = RawClient::connect(&cluster.node(leader).bootstrap());
+    let grant = client.init_producer_id(-1, -1);
+    assert_eq!(grant.error_code, 0);
+    let records = |from: usize| -> Vec<TestRecord> {
+        (from..from + 3)
+            .map(|at| TestRecord::new(b"k", format!("r{at}").as_bytes()))
+            .collect()
+    };
+    let idempotent = |sequence: i32| {
+        idempotent_record_batch(
+            &records(sequence as usize),
+            grant.producer_id,
+            grant.producer_epoch,
+            sequence,
+        )
+    };
+    for sequence in [0, 3] {
+        let answer = client.produce(&topic, 0, -1, idempotent(sequence)).unwrap();
+        assert_eq!(
+            (answer.error_code, answer.base_offset),
+            (0, i64::from(sequence))
+        );
+    }
+    drop(client);
+
+    cluster.kill9(leader);
+    let survivor = cluster.ids().find(|id| *id != leader).expect("a survivor");
+    let (new_leader, _, _) = wait_until(CLUSTER_DEADLINE, "a new leader", || {
+        partition_state(cluster.node(survivor), &topic).filter(|(l, _, _)| *l != leader)
+    });
+    let mut client = RawClient::connect(&cluster.node(new_leader).bootstrap());
+    // The retry of the last batch: its original offset, nothing written.
+    let answer = client.produce(&topic, 0, -1, idempotent(3)).unwrap();
+    assert_eq!((answer.error_code, answer.base_offset), (0, 3));
+    // A gap: sequence 9 where 6 is due.
+    let answer = client.produce(&topic, 0, -1, idempotent(9)).unwrap();
+    let code = ResponseError::OutOfOrderSequenceNumber.code();
+    assert_eq!(answer.error_code, code, "{answer:?}");
+    let answer = client.produce(&topic, 0, -1, idempotent(6)).unwrap();
+    assert_eq!((answer.error_code, answer.base_offset), (0, 6));
+    let offsets: Vec<i64> = client
+        .fetch_all_from(&topic, 0, 0)
+        .iter()
+        .map(|record| record.offset)
+        .collect();
+    assert_eq!(offsets, (0..9).collect::<Vec<i64>>());
 }
