@@ -159,6 +159,10 @@ pub struct Progress {
     pub fetcher_epoch: Option<i32>,
     /// An AlterPartition this leader proposed and has not seen applied yet.
     pub isr_change_pending: bool,
+    /// Leader only: the log end when this leader's epoch began. A follower rejoins the ISR
+    /// only once it holds everything below it (Kafka's `leaderEpochStartOffsetOpt`): the
+    /// high watermark a new leader inherits may lag what the old one acknowledged.
+    pub leader_epoch_start_offset: i64,
 }
 
 /// One partition of a topic, as the metadata image sees it, plus this node's replica of it
