@@ -206,9 +206,10 @@ async fn wait_replicated(
     loop {
         changes.borrow_and_update();
         if replica.high_watermark() > last_offset {
-            // The ISR after the high watermark: a shrink installs the smaller ISR before it
-            // lets the high watermark pass the followers that left, so an ISR read now is
-            // at most as large as the one that moved it.
+            // The ISR read after the high watermark: a shrink installs the smaller ISR before
+            // it lets the high watermark pass the followers that left, and a follower joins
+            // only holding everything below the high watermark, so every member read now
+            // holds these records.
             let isr_size = match &replica.progress().role {
                 Role::Leader { isr, .. } => Some(isr.len()),
                 _ => None,
