@@ -26,6 +26,14 @@ const PRODUCE_HINT_VERSION: i16 = 12;
 const FETCH_HINT_VERSION: i16 = 16;
 const CREATE_TOPICS_VERSION: i16 = 7;
 
+/// One cluster at a time: three on two cores could starve heartbeats and move leaders the
+/// tests are pinning down.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn my_turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn metadata(node: &Broker, topic: &str) -> Option<MetadataResponse> {
     let mut client = RawClient::try_connect(&node.bootstrap()).ok()?;
     let mut wanted = MetadataRequestTopic::default();
@@ -75,6 +83,7 @@ fn produce_all(node: &Broker, topic: &str, value: &str) -> (i16, i64) {
 
 #[test]
 fn acks_all_answers_not_enough_replicas_after_and_before_append() {
+    let _turn = my_turn();
     let mut cluster = Cluster::start(3);
     let topic = topic_name("acks-isr");
     wait_until(CLUSTER_DEADLINE, "3 brokers", || {
@@ -86,6 +95,9 @@ fn acks_all_answers_not_enough_replicas_after_and_before_append() {
     create_topic(cluster.node(1), &topic, "3");
     let (leader, _, _) = wait_until(CLUSTER_DEADLINE, "the full ISR", || {
         partition_state(cluster.node(1), &topic).filter(|(_, _, isr)| isr.len() == 3)
+    });
+    wait_until(CLUSTER_DEADLINE, "the leader to see the full ISR", || {
+        partition_state(cluster.node(leader), &topic).filter(|(_, _, isr)| isr.len() == 3)
     });
     let leader_node = cluster.node(leader);
     assert_eq!(produce_all(leader_node, &topic, "first"), (0, 0));
@@ -133,6 +145,7 @@ fn acks_all_answers_not_enough_replicas_after_and_before_append() {
 
 #[test]
 fn not_leader_answers_name_the_leader_and_its_endpoint() {
+    let _turn = my_turn();
     let cluster = Cluster::start(3);
     let topic = topic_name("leader-hint");
     wait_until(CLUSTER_DEADLINE, "3 brokers", || {
@@ -145,6 +158,14 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
     });
     let topic_id = metadata(cluster.node(1), &topic).expect("metadata").topics[0].topic_id;
     let other = cluster.ids().find(|id| *id != leader).expect("a follower");
+    wait_until(
+        CLUSTER_DEADLINE,
+        "the other node to know the leader",
+        || {
+            partition_state(cluster.node(other), &topic)
+                .filter(|(l, e, _)| (*l, *e) == (leader, epoch))
+        },
+    );
     let leader_address = cluster.node(leader).bootstrap();
     let (leader_host, leader_port) = leader_address.rsplit_once(':').expect("host:port");
     let leader_port: i32 = leader_port.parse().expect("port");
@@ -203,6 +224,7 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
 /// offset and writes nothing, and answers a sequence gap OUT_OF_ORDER_SEQUENCE_NUMBER.
 #[test]
 fn a_new_leader_dedups_retries_and_checks_sequences_of_the_old_leaders_producers() {
+    let _turn = my_turn();
     let mut cluster = Cluster::start(3);
     let topic = topic_name("idempotent-failover");
     wait_until(CLUSTER_DEADLINE, "3 brokers", || {
@@ -212,6 +234,9 @@ fn a_new_leader_dedups_retries_and_checks_sequences_of_the_old_leaders_producers
     create_topic(cluster.node(1), &topic, "2");
     let (leader, _, _) = wait_until(CLUSTER_DEADLINE, "the full ISR", || {
         partition_state(cluster.node(1), &topic).filter(|(_, _, isr)| isr.len() == 3)
+    });
+    wait_until(CLUSTER_DEADLINE, "the leader to see the full ISR", || {
+        partition_state(cluster.node(leader), &topic).filter(|(_, _, isr)| isr.len() == 3)
     });
     let mut client = RawClient::connect(&cluster.node(leader).bootstrap());
     let grant = client.init_producer_id(-1, -1);
@@ -242,6 +267,9 @@ fn a_new_leader_dedups_retries_and_checks_sequences_of_the_old_leaders_producers
     let survivor = cluster.ids().find(|id| *id != leader).expect("a survivor");
     let (new_leader, _, _) = wait_until(CLUSTER_DEADLINE, "a new leader", || {
         partition_state(cluster.node(survivor), &topic).filter(|(l, _, _)| *l != leader)
+    });
+    wait_until(CLUSTER_DEADLINE, "the new leader to know it leads", || {
+        partition_state(cluster.node(new_leader), &topic).filter(|(l, _, _)| *l == new_leader)
     });
     let mut client = RawClient::connect(&cluster.node(new_leader).bootstrap());
     // The retry of the last batch: its original offset, nothing written.

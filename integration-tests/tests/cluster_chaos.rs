@@ -309,13 +309,17 @@ fn chaos(nodes: usize) {
     });
     let mut observer = 1;
     for _ in 0..ROUNDS {
-        let (_, views) = all_in_sync(&cluster, observer, &topic).expect("in sync");
+        let (_, views) = wait_until(CLUSTER_DEADLINE, "in sync", || {
+            all_in_sync(&cluster, observer, &topic)
+        });
         let leader = views[0].leader;
         kill_and_recover(&mut cluster, &stream, &topic, leader, |_, views| {
             views[0].leader > 0 && views[0].leader != leader
         });
         observer = leader;
-        let (controller, _) = all_in_sync(&cluster, observer, &topic).expect("in sync");
+        let (controller, _) = wait_until(CLUSTER_DEADLINE, "in sync", || {
+            all_in_sync(&cluster, observer, &topic)
+        });
         kill_and_recover(&mut cluster, &stream, &topic, controller, |now, views| {
             now > 0 && now != controller && views.iter().all(|p| p.leader != controller)
         });
@@ -348,6 +352,10 @@ fn chaos(nodes: usize) {
     });
     let mut logs = BTreeMap::new();
     for (partition, view) in (0..PARTITIONS).zip(&views) {
+        wait_until(CLUSTER_DEADLINE, "the leader to know it leads", || {
+            let (_, own) = cluster_view(cluster.node(view.leader), &topic)?;
+            (own[partition as usize].leader == view.leader).then_some(())
+        });
         let log = read_partition(&cluster, view.leader, &topic, partition);
         check_log_against_acks(&log, &output.acked, partition);
         logs.insert(partition, log);
