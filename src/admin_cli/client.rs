@@ -28,6 +28,10 @@ const OFFSET_FETCH_VERSION: i16 = 8;
 const LIST_OFFSETS_VERSION: i16 = 7;
 /// v2: fenced brokers on request (KIP-1073).
 const DESCRIBE_CLUSTER_VERSION: i16 = 2;
+const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
+/// Kafka's ConfigResource.Type.BROKER.
+const BROKER_RESOURCE: i8 = 4;
+const DRAIN_CONFIG: &str = "sluice.drain";
 
 const LATEST_TIMESTAMP: i64 = -1;
 
@@ -94,6 +98,9 @@ impl AdminClient {
                 address: format!("{}:{}", broker.host.as_str(), broker.port),
                 rack: broker.rack.as_ref().map(|rack| rack.to_string()),
                 fenced: broker.is_fenced,
+                draining: broker
+                    .unknown_tagged_fields
+                    .contains_key(&crate::admission::DRAINING_TAG),
                 refusal: broker
                     .unknown_tagged_fields
                     .get(&crate::admission::REFUSAL_TAG)
@@ -101,6 +108,46 @@ impl AdminClient {
             })
             .collect();
         Ok((response.controller_id.0, rows))
+    }
+
+    /// Sets `sluice.drain` on a broker (IncrementalAlterConfigs).
+    pub fn set_draining(&mut self, broker_id: i32, draining: bool) -> anyhow::Result<()> {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        use kafka_protocol::messages::{
+            IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+        };
+        let config = AlterableConfig::default()
+            .with_name(StrBytes::from_static_str(DRAIN_CONFIG))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str(if draining {
+                "true"
+            } else {
+                "false"
+            })));
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(BROKER_RESOURCE)
+            .with_resource_name(StrBytes::from_string(broker_id.to_string()))
+            .with_configs(vec![config]);
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+        let mut body = self.call(
+            ApiKey::IncrementalAlterConfigs,
+            INCREMENTAL_ALTER_CONFIGS_VERSION,
+            RequestKind::IncrementalAlterConfigs(request),
+        )?;
+        let response =
+            IncrementalAlterConfigsResponse::decode(&mut body, INCREMENTAL_ALTER_CONFIGS_VERSION)?;
+        for result in &response.responses {
+            if result.error_code != 0 {
+                bail!(
+                    "IncrementalAlterConfigs: error {} {}",
+                    result.error_code,
+                    result.error_message.as_deref().unwrap_or("")
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn list_groups(&mut self) -> anyhow::Result<Vec<String>> {
@@ -210,6 +257,9 @@ fn response_header_version(api_key: ApiKey, version: i16) -> i16 {
         ApiKey::ListGroups => m::ListGroupsResponse::header_version(version),
         ApiKey::OffsetFetch => m::OffsetFetchResponse::header_version(version),
         ApiKey::DescribeCluster => m::DescribeClusterResponse::header_version(version),
+        ApiKey::IncrementalAlterConfigs => {
+            m::IncrementalAlterConfigsResponse::header_version(version)
+        }
         _ => m::ListOffsetsResponse::header_version(version),
     }
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 pub use admission::{record_admission, AdmissionVerdict, ADMISSION_PENDING};
 pub use brokers::{
-    fence_broker, heartbeat, register_broker, unregister_broker, BrokerChangeResponse,
+    fence_broker, heartbeat, register_broker, PartitionLoad, PARTITION_LOADS_MAX, unregister_broker, BrokerChangeResponse,
     BrokerHeartbeatRequest, BrokerHeartbeatResponse, RegisterBrokerRequest, RegisterBrokerResponse,
 };
 pub use configs::{alter_configs, AlterConfigsRequest, AlterConfigsResource, ConfigOp};

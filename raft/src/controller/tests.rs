@@ -57,6 +57,7 @@ fn beat(broker_id: i32, want_fence: bool) -> BrokerHeartbeatRequest {
         incarnation_id: incarnation(broker_id),
         want_fence,
         want_shutdown: false,
+        partition_loads: vec![],
     }
 }
 
