@@ -108,6 +108,11 @@ pub struct Config {
     )]
     pub reassignment_throttle_bytes_per_sec: u64,
 
+    /// Partition reassignments that run at once; the controller queues the rest and starts
+    /// them as running ones complete.
+    #[arg(long, env = "SLUICE_REASSIGNMENT_MOVES_MAX", default_value_t = 4)]
+    pub reassignment_moves_max: usize,
+
     /// Replication factor of auto-created topics and of CreateTopics asking for -1 (Kafka's
     /// default.replication.factor).
     #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
@@ -306,6 +311,9 @@ impl Config {
                 "--replica-lag-time-max-ms and --default-replication-factor must be at least 1"
                     .into(),
             );
+        }
+        if self.reassignment_moves_max == 0 {
+            return Err("--reassignment-moves-max must be at least 1".into());
         }
         let voters = self.parse_voters()?;
         if !voters.contains_key(&(self.node_id as u64)) {

@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::kafka_cli::{kafka_tool_ok, TOPICS};
 use sluice_integration_tests::raw_client::RawClient;
-use sluice_integration_tests::{kcat, run_command, topic_name, wait_until, Broker};
+use sluice_integration_tests::{kcat, run_command, sluice_bin, topic_name, wait_until, Broker};
 
 /// `kafka-reassign-partitions.sh`.
 const REASSIGN_PARTITIONS: &str = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand";
@@ -168,6 +168,22 @@ fn kafka_reassign_partitions_moves_replica_and_leader_within_the_throttle() {
     );
     let moving = format!("{topic}-0: replicas: 3,2,1. adding: 3. removing: 1.");
     assert!(listed.contains(&moving), "{listed}");
+    // `sluice reassignments` shows the same move and how many bytes node 3 still lacks.
+    let mut command = Command::new(sluice_bin());
+    command.args(["reassignments", "--bootstrap-server", &cluster.bootstrap()]);
+    let shown = run_command(command, b"", "sluice reassignments");
+    let rows: Vec<Vec<&str>> = shown
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{shown}");
+    assert_eq!(
+        rows[1][..7],
+        [topic.as_str(), "0", "3,2,1", "3", "1", "1", "3"],
+        "{shown}"
+    );
+    let lag_bytes: usize = rows[1][7].parse().expect("lag in bytes");
+    assert!(lag_bytes > 0 && lag_bytes <= leader_bytes.len(), "{shown}");
 
     let completed = format!("Reassignment of partition {topic}-0 is completed.");
     let verified = wait_until(
@@ -316,32 +332,33 @@ fn reassignment_and_election_error_codes_are_kafkas() {
     let topic = topic_name("codes");
     assert_eq!(client.create_topic(&topic, 1, &[]), 0);
 
-    let request = alter_request(
-        &topic,
-        vec![
-            (0, None),             // nothing running: NO_REASSIGNMENT_IN_PROGRESS
-            (0, Some(vec![1, 1])), // duplicates: INVALID_REPLICA_ASSIGNMENT
-            (0, Some(vec![7])),    // unknown broker: INVALID_REPLICA_ASSIGNMENT
-            (3, Some(vec![1])),    // no such partition: UNKNOWN_TOPIC_OR_PARTITION
-            (0, Some(vec![1])),    // the current set: nothing to do
-        ],
+    // One partition per request: a request naming a partition twice is refused as a whole.
+    let code = |client: &mut RawClient, target: Option<Vec<i32>>| {
+        let response = client.request(1, &alter_request(&topic, vec![(0, target)]));
+        assert_eq!(response.error_code, 0);
+        let partition = &response.responses[0].partitions[0];
+        let message = partition.error_message.as_ref().map(|m| m.to_string());
+        (partition.error_code, message)
+    };
+    let no_reassignment = "no reassignment is in progress".to_string();
+    assert_eq!(code(&mut client, None), (85, Some(no_reassignment)));
+    assert_eq!(code(&mut client, Some(vec![1, 1])).0, 39);
+    let unknown_broker = "broker 7 is not registered".to_string();
+    assert_eq!(code(&mut client, Some(vec![7])), (39, Some(unknown_broker)));
+    assert_eq!(code(&mut client, Some(vec![1])), (0, None));
+    let twice = client.request(
+        1,
+        &alter_request(
+            &topic,
+            vec![(0, Some(vec![1])), (0, None), (3, Some(vec![1]))],
+        ),
     );
-    let response = client.request(1, &request);
-    assert_eq!(response.error_code, 0);
-    assert_eq!(response.responses.len(), 1);
-    let codes: Vec<i16> = response.responses[0]
+    let codes: Vec<i16> = twice.responses[0]
         .partitions
         .iter()
         .map(|p| p.error_code)
         .collect();
-    assert_eq!(codes, vec![85, 39, 39, 3, 0]);
-    assert_eq!(
-        response.responses[0].partitions[2]
-            .error_message
-            .as_ref()
-            .map(|m| m.to_string()),
-        Some("broker 7 is not registered".to_string())
-    );
+    assert_eq!(codes, vec![0, 42, 3]);
     let unknown_topic =
         client.request(0, &alter_request("no-such-topic", vec![(0, Some(vec![1]))]));
     assert_eq!(unknown_topic.responses[0].partitions[0].error_code, 3);

@@ -473,6 +473,7 @@ fn reassign(
             }],
             allow_replication_factor_change: true,
         },
+        4,
     )
 }
 
@@ -658,4 +659,90 @@ fn reassignment_errors_are_kafkas() {
     let unknown = error_code::UNKNOWN_TOPIC_OR_PARTITION;
     assert_eq!(reassign_code(&image, "p", 1, Some(vec![2])), unknown);
     assert_eq!(reassign_code(&image, "q", 0, Some(vec![2])), unknown);
+}
+
+#[test]
+fn reassignments_beyond_the_move_limit_wait_in_the_queue() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 3, 1)]).records);
+    let topic_id = image.topics.topic_by_name("p").unwrap().topic_id;
+    let config = ControllerConfig {
+        reassignment_moves_max: 1,
+        ..ControllerConfig::default()
+    };
+    let target = |partition_index: i32, replicas: Option<Vec<i32>>| ReassignmentTarget {
+        topic: "p".into(),
+        partition_index,
+        replicas,
+    };
+    // Partitions 0, 1, 2 live on 1, 2, 3. Move 0 and 1 onto 3 with one slot: 1 waits.
+    let request = Operation::AlterReassignments(AlterReassignmentsRequest {
+        targets: vec![target(0, Some(vec![3])), target(1, Some(vec![3]))],
+        allow_replication_factor_change: true,
+    });
+    let result = execute(&image, &request, &config, &mut Uuid::new_v4);
+    assert_eq!(
+        result.records,
+        vec![
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![3, 1],
+                adding_replicas: vec![3],
+                removing_replicas: vec![1],
+            },
+            MetadataRecord::QueueReassignment {
+                topic_id,
+                partition_index: 1,
+                target: Some(vec![3]),
+            },
+        ]
+    );
+    let image = apply(&image, &result.records);
+    let replayed = MetadataImage::from_records(&image.to_records(), image.provenance).unwrap();
+    assert_eq!(replayed, image);
+
+    // Partition 0's move completes when 3 joins its ISR; partition 1's starts in the same entry.
+    let alter = Operation::AlterPartition(AlterPartitionRequest {
+        broker_id: 1,
+        incarnation_id: incarnation(1),
+        topic_id,
+        partition_index: 0,
+        leader_epoch: 0,
+        partition_epoch: 1,
+        new_isr: vec![1, 3],
+    });
+    let result = execute(&image, &alter, &config, &mut Uuid::new_v4);
+    let image = apply(&image, &result.records);
+    let partition = |index: i32| image.topics.partition(topic_id, index).unwrap().clone();
+    assert_eq!((partition(0).replicas, partition(0).leader), (vec![3], 3));
+    assert_eq!(
+        (partition(1).replicas, partition(1).adding_replicas),
+        (vec![3, 2], vec![3])
+    );
+    assert!(image.topics.queued_reassignments.is_empty());
+
+    // A queued move can be cancelled before it starts.
+    let queue_again = Operation::AlterReassignments(AlterReassignmentsRequest {
+        targets: vec![target(2, Some(vec![1]))],
+        allow_replication_factor_change: true,
+    });
+    let image = apply(
+        &image,
+        &execute(&image, &queue_again, &config, &mut Uuid::new_v4).records,
+    );
+    assert_eq!(image.topics.queued_reassignments.len(), 1);
+    let cancel = Operation::AlterReassignments(AlterReassignmentsRequest {
+        targets: vec![target(2, None)],
+        allow_replication_factor_change: true,
+    });
+    let result = execute(&image, &cancel, &config, &mut Uuid::new_v4);
+    assert_eq!(
+        result.records,
+        vec![MetadataRecord::QueueReassignment {
+            topic_id,
+            partition_index: 2,
+            target: None,
+        }]
+    );
 }

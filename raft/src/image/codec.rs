@@ -197,6 +197,18 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
             w.i32_list(adding_replicas);
             w.i32_list(removing_replicas);
         }
+        MetadataRecord::QueueReassignment {
+            topic_id,
+            partition_index,
+            target,
+        } => {
+            w.uuid(topic_id);
+            w.i32(*partition_index);
+            w.bool(target.is_some());
+            if let Some(target) = target {
+                w.i32_list(target);
+            }
+        }
     }
 }
 
@@ -320,6 +332,11 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
             replicas: r.i32_list()?,
             adding_replicas: r.i32_list()?,
             removing_replicas: r.i32_list()?,
+        },
+        12 => MetadataRecord::QueueReassignment {
+            topic_id: r.uuid()?,
+            partition_index: r.i32()?,
+            target: if r.bool()? { Some(r.i32_list()?) } else { None },
         },
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -576,6 +593,16 @@ mod tests {
                 replicas: vec![3, 1, 2],
                 adding_replicas: vec![3],
                 removing_replicas: vec![2],
+            },
+            MetadataRecord::QueueReassignment {
+                topic_id,
+                partition_index: 0,
+                target: Some(vec![2]),
+            },
+            MetadataRecord::QueueReassignment {
+                topic_id,
+                partition_index: 0,
+                target: None,
             },
             MetadataRecord::RemoveTopic { topic_id },
         ]
