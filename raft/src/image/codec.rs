@@ -209,6 +209,15 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
                 w.i32_list(target);
             }
         }
+        MetadataRecord::BrokerAdmission {
+            broker_id,
+            incarnation_id,
+            refusal,
+        } => {
+            w.i32(*broker_id);
+            w.uuid(incarnation_id);
+            w.option_string(refusal.as_deref());
+        }
     }
 }
 
@@ -337,6 +346,11 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
             topic_id: r.uuid()?,
             partition_index: r.i32()?,
             target: if r.bool()? { Some(r.i32_list()?) } else { None },
+        },
+        16 => MetadataRecord::BrokerAdmission {
+            broker_id: r.i32()?,
+            incarnation_id: r.uuid()?,
+            refusal: r.option_string()?,
         },
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -603,6 +617,16 @@ mod tests {
                 topic_id,
                 partition_index: 0,
                 target: None,
+            },
+            MetadataRecord::BrokerAdmission {
+                broker_id: 1,
+                incarnation_id: Uuid::from_u128(7),
+                refusal: Some("connection refused".into()),
+            },
+            MetadataRecord::BrokerAdmission {
+                broker_id: 1,
+                incarnation_id: Uuid::from_u128(7),
+                refusal: None,
             },
             MetadataRecord::RemoveTopic { topic_id },
         ]

@@ -82,6 +82,13 @@ pub enum MetadataRecord {
         name: String,
         value: Option<String>,
     },
+    /// The controller's verdict on a broker incarnation's advertised address: admitted
+    /// (`refusal: None`) or refused, with the reason.
+    BrokerAdmission {
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+        refusal: Option<String>,
+    },
     /// A producer-id block was handed to `broker_id`; the next block starts here.
     ProducerIds {
         broker_id: BrokerId,
@@ -105,6 +112,7 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds { .. } => 10,
             MetadataRecord::PartitionReassignment { .. } => 11,
             MetadataRecord::QueueReassignment { .. } => 12,
+            MetadataRecord::BrokerAdmission { .. } => 16,
         }
     }
 }
