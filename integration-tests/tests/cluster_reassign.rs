@@ -65,17 +65,27 @@ fn value(sequence: u32) -> String {
 }
 
 fn produce(node: &Broker, topic: &str, values: std::ops::Range<u32>) {
+    produce_to(node, topic, 0, values);
+}
+
+fn produce_to(node: &Broker, topic: &str, partition: i32, values: std::ops::Range<u32>) {
     let input: String = values.map(|v| format!("{}\n", value(v))).collect();
+    let partition = partition.to_string();
     let mut command = Command::new(kcat());
-    command.args(["-b", &node.bootstrap(), "-P", "-t", topic, "-p", "0"]);
+    command.args(["-b", &node.bootstrap(), "-P", "-t", topic, "-p", &partition]);
     command.args(["-X", "acks=all", "-X", "enable.idempotence=true"]);
     command.args(["-X", "message.timeout.ms=30000", "-z", "none"]);
     run_command(command, input.as_bytes(), "kcat produce");
 }
 
 fn consume_all(node: &Broker, topic: &str) -> Vec<String> {
+    consume_partition(node, topic, 0)
+}
+
+fn consume_partition(node: &Broker, topic: &str, partition: i32) -> Vec<String> {
+    let partition = partition.to_string();
     let mut command = Command::new(kcat());
-    command.args(["-b", &node.bootstrap(), "-C", "-t", topic, "-p", "0"]);
+    command.args(["-b", &node.bootstrap(), "-C", "-t", topic, "-p", &partition]);
     command.args(["-o", "beginning", "-e", "-q"]);
     let out = run_command(command, b"", "kcat consume");
     out.lines().map(str::to_string).collect()
@@ -229,6 +239,74 @@ fn kafka_reassign_partitions_moves_replica_and_leader_within_the_throttle() {
         Some(leader_bytes.clone())
     );
     assert_eq!(log_bytes(cluster.node(2), &topic), Some(leader_bytes));
+}
+
+#[test]
+fn moves_beyond_the_limit_wait_in_the_queue_and_removed_followers_are_deleted() {
+    // One move at a time, paced by the flag (no --throttle given to the tool).
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--reassignment-moves-max",
+            "1",
+            "--reassignment-throttle-bytes-per-sec",
+            "100000",
+        ],
+    );
+    let topic = topic_name("queue");
+    create_topic(&cluster, &topic, "1:2,1:2");
+    const COUNT: u32 = 3_000;
+    for partition in 0..2 {
+        produce_to(cluster.node(1), &topic, partition, 0..COUNT);
+    }
+    let dir = |node: i32, partition: i32| {
+        let name = format!("{topic}-{partition}");
+        cluster.node(node).data_dir().join(name)
+    };
+    // Both partitions: follower 2 out, 3 in.
+    let scratch = tempfile::tempdir().expect("scratch");
+    let json = scratch.path().join("reassign.json");
+    let plan = format!(
+        r#"{{"version":1,"partitions":[{{"topic":"{topic}","partition":0,"replicas":[1,3]}},{{"topic":"{topic}","partition":1,"replicas":[1,3]}}]}}"#
+    );
+    std::fs::write(&json, plan).expect("write plan");
+    reassign(&cluster, &json, &["--execute"]);
+    // Partition 0 moves (≥ 3 s at the throttle); partition 1 waits: node 3 has no replica yet.
+    assert!(dir(3, 0).exists());
+    assert!(!dir(3, 1).exists());
+    let listed = kafka_tool_ok(
+        REASSIGN_PARTITIONS,
+        &["--bootstrap-server", &cluster.bootstrap(), "--list"],
+    );
+    for partition in 0..2 {
+        let moving = format!("{topic}-{partition}: replicas: 1,3,2. adding: 3. removing: 2.");
+        assert!(listed.contains(&moving), "{listed}");
+    }
+    wait_until(Duration::from_secs(120), "both moves to complete", || {
+        let out = reassign(&cluster, &json, &["--verify"]);
+        (0..2)
+            .all(|p| {
+                out.contains(&format!(
+                    "Reassignment of partition {topic}-{p} is completed."
+                ))
+            })
+            .then_some(())
+    });
+    let expected: Vec<String> = (0..COUNT).map(value).collect();
+    for partition in 0..2 {
+        assert_eq!(
+            consume_partition(cluster.node(3), &topic, partition),
+            expected
+        );
+        wait_until(CLUSTER_DEADLINE, "node 2's replica removed", || {
+            (!dir(2, partition).exists()).then_some(())
+        });
+    }
+    let (leader, replicas, isr) = partition_state(cluster.node(3), &topic).expect("metadata");
+    assert_eq!(
+        (leader, replicas, isr),
+        (1, vec![1, 3], BTreeSet::from([1, 3]))
+    );
 }
 
 #[test]
