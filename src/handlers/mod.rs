@@ -30,6 +30,7 @@ mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
+mod leader_hint;
 mod leave_group;
 pub mod legacy;
 mod list_groups;
