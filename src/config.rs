@@ -121,6 +121,11 @@ pub struct Config {
     )]
     pub reassignment_throttle_bytes_per_sec: u64,
 
+    /// Partition reassignments that run at once; the controller queues the rest and starts
+    /// them as running ones complete.
+    #[arg(long, env = "SLUICE_REASSIGNMENT_MOVES_MAX", default_value_t = 4)]
+    pub reassignment_moves_max: usize,
+
     /// How often each replica's high watermark is persisted (Kafka's
     /// replica.high.watermark.checkpoint.interval.ms); also at shutdown.
     #[arg(
@@ -338,6 +343,9 @@ impl Config {
                 "--replica-lag-time-max-ms and --default-replication-factor must be at least 1"
                     .into(),
             );
+        }
+        if self.reassignment_moves_max == 0 {
+            return Err("--reassignment-moves-max must be at least 1".into());
         }
         let voters = self.parse_voters()?;
         let named = voters.contains_key(&(self.node_id as u64));

@@ -209,6 +209,7 @@ async fn start_quorum(config: &Config) -> anyhow::Result<MetadataQuorum> {
     quorum_config.controller.default_partitions = config.default_partitions;
     quorum_config.controller.default_replication_factor = config.default_replication_factor;
     quorum_config.controller.broker_session_timeout_ms = config.broker_session_timeout_ms;
+    quorum_config.controller.reassignment_moves_max = config.reassignment_moves_max;
     quorum_config.controller.admission_check = config.admission_check;
     MetadataQuorum::start_with(quorum_config)
         .await

@@ -2,8 +2,10 @@
 //! `kafka-consumer-groups --describe` shows). It is a Kafka client like any other: it connects
 //! to a broker, lists groups (ListGroups), reads their committed offsets (OffsetFetch) and the
 //! partitions' log end offsets (ListOffsets), and prints one line per group and partition.
+//! `sluice reassignments` lists the partition moves in progress (see [`reassignments`]).
 
 mod client;
+mod reassignments;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,6 +19,8 @@ use client::AdminClient;
 pub enum Command {
     /// Lists consumer groups with committed offset, log end offset and lag per partition.
     Groups(GroupsArgs),
+    /// Lists partition reassignments in progress, with how far each adding replica lags.
+    Reassignments(reassignments::ReassignmentsArgs),
     /// Lists every registered broker, fenced ones too, with why a broker's advertised address
     /// was refused.
     Brokers(BrokersArgs),
@@ -53,7 +57,7 @@ pub struct BrokersArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct GroupsArgs {
-    /// host:port of a sluice (or Kafka) broker.
+    /// host:port of a sluice (or Kafka) broker, or a comma-separated list of them.
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap_server: String,
 
@@ -68,6 +72,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Groups(args) => {
             let stdout = std::io::stdout();
             groups(&args, &mut stdout.lock())
+        }
+        Command::Reassignments(args) => {
+            let stdout = std::io::stdout();
+            reassignments::run(&args, &mut stdout.lock())
         }
         Command::Brokers(args) => {
             let stdout = std::io::stdout();
