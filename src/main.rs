@@ -6,11 +6,13 @@
 
 mod admin_cli;
 mod broker;
+mod budget;
 mod config;
 mod group;
 mod handlers;
 mod lifecycle;
 mod metadata_publisher;
+mod metrics;
 mod migration;
 mod net;
 mod replication;
@@ -19,7 +21,7 @@ mod topic_name;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -31,6 +33,8 @@ use sluice_raft::quorum::{MetadataQuorum, QuorumConfig};
 
 use crate::broker::{Broker, Endpoint, LocalState};
 use crate::config::{Config, FlushPolicy};
+use crate::metrics::http::HttpState;
+use crate::metrics::Metrics;
 use crate::net::server::Server;
 
 /// The metadata quorum's files (Raft log, vote, snapshots) inside the data dir.
@@ -81,12 +85,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr().context("reading the bound address")?;
     let advertised = advertised_endpoint(&config, bound)?;
     let bound_address_file = config.bound_address_file.clone();
-    let (broker, publisher) = start_broker(config, advertised).await?;
+    // The HTTP listener serves /health from the start and /ready once the broker is up.
+    let metrics = Arc::new(new_metrics(&config));
+    let broker_slot = Arc::new(OnceLock::new());
+    let metrics_bound =
+        start_metrics_listener(&config, metrics.clone(), broker_slot.clone()).await?;
+    let (broker, publisher) = start_broker_with(config, advertised, metrics.clone()).await?;
+    let _ = broker_slot.set(broker.clone());
     let quorum = broker.quorum.clone();
     let heartbeats = lifecycle::spawn_heartbeats(broker.clone());
     let mut background = spawn_background_tasks(&broker);
     background.push(lifecycle::spawn_session_timer(broker.clone()));
     background.push(replication::spawn_isr_maintenance(broker.clone()));
+    background
+        .push(metrics.spawn_utilization_sampler(broker.config.network_capacity_bytes_per_sec));
+    if let Some(path) = &broker.config.metrics_bound_address_file {
+        write_atomically(path, &format!("{metrics_bound}\n"))?;
+    }
     if let Some(path) = &bound_address_file {
         write_atomically(path, &format!("{bound}\n"))?;
     }
@@ -94,6 +109,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         %bound,
         advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
         raft = %quorum.local_address(),
+        metrics = %metrics_bound,
         node_id = broker.node_id(),
         data_dir = %broker.config.data_dir.display(),
         "sluice listening"
@@ -120,9 +136,49 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Opens the data dir, joins the metadata quorum, starts the metadata publisher and registers
 /// this broker; returns once the controller has unfenced it.
+#[cfg(test)]
 pub(crate) async fn start_broker(
     config: Config,
     advertised: Endpoint,
+) -> anyhow::Result<(Arc<Broker>, tokio::task::JoinHandle<()>)> {
+    let metrics = Arc::new(new_metrics(&config));
+    start_broker_with(config, advertised, metrics).await
+}
+
+fn new_metrics(config: &Config) -> Metrics {
+    Metrics::new(
+        config.network_capacity_bytes_per_sec,
+        budget::egress_budget_bytes_per_sec(config),
+        budget::ingress_budget_bytes_per_sec(config),
+    )
+}
+
+/// Binds the HTTP listener for /metrics, /health and /ready and serves it in the background;
+/// returns the bound address.
+async fn start_metrics_listener(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    broker: Arc<OnceLock<Arc<Broker>>>,
+) -> anyhow::Result<SocketAddr> {
+    let address = config.metrics_listen_address;
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the metrics listener {address}"))?;
+    let bound = listener
+        .local_addr()
+        .context("reading the metrics bound address")?;
+    tokio::spawn(metrics::http::serve(
+        listener,
+        HttpState { metrics, broker },
+    ));
+    Ok(bound)
+}
+
+/// [`start_broker`] with the metrics registry the HTTP listener already serves.
+async fn start_broker_with(
+    config: Config,
+    advertised: Endpoint,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<(Arc<Broker>, tokio::task::JoinHandle<()>)> {
     let opening = config.clone();
     let local = tokio::task::spawn_blocking(move || LocalState::open(&opening))
@@ -130,7 +186,13 @@ pub(crate) async fn start_broker(
         .context("opening the data dir")??;
     let legacy_topics = migration::legacy_topics(&local);
     let quorum = Arc::new(start_quorum(&config).await?);
-    let broker = Arc::new(Broker::new(config, advertised, local, quorum.clone()));
+    let broker = Arc::new(Broker::new(
+        config,
+        advertised,
+        local,
+        quorum.clone(),
+        metrics,
+    ));
     let publisher = tokio::spawn(metadata_publisher::run(broker.clone(), quorum.subscribe()));
     lifecycle::start(&broker).await?;
     migration::import_legacy_topics(&broker, legacy_topics).await;

@@ -93,7 +93,11 @@ async fn serve(
     stop: broadcast::Receiver<()>,
 ) {
     tracing::debug!(%peer, "connection opened");
-    match connection::serve_connection(broker, socket, peer, stop).await {
+    let open_connections = broker.metrics.open_connections.clone();
+    open_connections.inc();
+    let served = connection::serve_connection(broker, socket, peer, stop).await;
+    open_connections.dec();
+    match served {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
         Err(error) => tracing::debug!(%peer, %error, "connection ended with an I/O error"),
     }
