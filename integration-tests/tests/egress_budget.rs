@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sluice_integration_tests::cluster::Cluster;
 use sluice_integration_tests::metrics::{sample, sum};
-use sluice_integration_tests::{java_command, topic_name, wait_until};
+use sluice_integration_tests::{java_command, topic_name};
 
 /// How far measured egress may exceed the budget over a [`WINDOW`]: the buckets' depth (a
 /// quarter second of rate), the first batch a grant may exceed (KIP-74), and the protocol
@@ -31,11 +31,20 @@ const LAG_DRAIN_DEADLINE: Duration = Duration::from_secs(60);
 
 struct Storm {
     nodes: usize,
+    /// Kill this node (SIGKILL) this long into the storm, and start it again later.
+    outage: Option<Outage>,
     capacity_bytes_per_sec: u64,
     utilization: f64,
     partitions: usize,
     records: usize,
     records_per_sec: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Outage {
+    node: i32,
+    at: Duration,
+    down_for: Duration,
 }
 
 impl Storm {
@@ -49,7 +58,8 @@ impl Storm {
     }
 }
 
-/// One node's samples: (when, sluice_node_bytes_out_total).
+/// One node's samples: (when, sluice_node_bytes_out_total), one run of the process (its
+/// counters start again at a restart).
 type Samples = Vec<(Instant, f64)>;
 
 fn rss_bytes(pid: u32) -> u64 {
@@ -74,7 +84,7 @@ fn replay(storm: &Storm) {
     let capacity = storm.capacity_bytes_per_sec.to_string();
     let utilization = storm.utilization.to_string();
     let replication = storm.nodes.min(3).to_string();
-    let cluster = Cluster::start_with(
+    let mut cluster = Cluster::start_with(
         storm.nodes,
         &[
             "--default-replication-factor",
@@ -106,15 +116,39 @@ fn replay(storm: &Storm) {
         .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
         .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
     let mut storm_client = KillOnDrop(command.spawn().expect("spawn ReadStorm"));
-    let mut samples: Vec<Samples> = vec![Vec::new(); storm.nodes];
+    // Per node, one run of samples per process start.
+    let mut samples: Vec<Vec<Samples>> = vec![vec![Vec::new()]; storm.nodes];
     let mut lag_max = 0.0f64;
+    let mut down: Option<i32> = None;
+    let mut outage = storm.outage;
     let started = Instant::now();
     let status = loop {
+        if let Some(planned) = outage {
+            if down.is_none() && started.elapsed() >= planned.at {
+                eprintln!("killing node {} at {:?}", planned.node, started.elapsed());
+                cluster.kill9(planned.node);
+                down = Some(planned.node);
+            } else if down.is_some() && started.elapsed() >= planned.at + planned.down_for {
+                eprintln!(
+                    "restarting node {} at {:?}",
+                    planned.node,
+                    started.elapsed()
+                );
+                cluster.restart(planned.node);
+                samples[index_of(planned.node)].push(Vec::new());
+                down = None;
+                outage = None;
+            }
+        }
         for (index, id) in cluster.ids().enumerate() {
+            if down == Some(id) {
+                continue;
+            }
             let node = cluster.node(id);
             let text = node.scrape();
             let out = sample(&text, "sluice_node_bytes_out_total", &[]).expect("bytes out");
-            samples[index].push((Instant::now(), out));
+            let runs = &mut samples[index];
+            runs.last_mut().expect("a run").push((Instant::now(), out));
             lag_max = lag_max.max(sum(&text, "sluice_consumer_lag_records"));
             let rss = rss_bytes(node.pid().expect("node runs"));
             assert!(rss <= RSS_BYTES_MAX, "node {id} uses {rss} bytes");
@@ -139,7 +173,12 @@ fn replay(storm: &Storm) {
     let allowed = storm.budget() * (1.0 + TOLERANCE);
     let mut throttled = 0.0;
     for (index, id) in cluster.ids().enumerate() {
-        let peak = peak_rate(&samples[index]);
+        let peak = samples[index]
+            .iter()
+            .filter(|run| run.len() > 1)
+            .map(peak_rate)
+            .fold(0.0, f64::max);
+        assert!(peak > 0.0, "node {id}: no {WINDOW:?} window measured");
         eprintln!(
             "node {id}: peak egress over {WINDOW:?} {peak:.0} B/s, budget {:.0} B/s",
             storm.budget()
@@ -168,17 +207,48 @@ fn replay(storm: &Storm) {
     );
     assert!(lag_max > 0.0, "consumers lagged during the storm");
     // Every group committed its last position: lag is back to zero wherever it is exported.
-    wait_until(LAG_DRAIN_DEADLINE, "lag back to zero", || {
-        let total: f64 = cluster
-            .ids()
-            .map(|id| sum(&cluster.node(id).scrape(), "sluice_consumer_lag_records"))
-            .sum();
-        (total == 0.0).then_some(())
-    });
+    if storm.outage.is_some() {
+        // Not checked after an outage yet: committed offsets live on the coordinating node
+        // only, so a group whose coordinator moved away and back is answered (and its lag
+        // exported) from the offsets it had before the outage. Checkable once committed
+        // offsets are replicated (the __consumer_offsets topic).
+        return;
+    }
+    let drain_started = Instant::now();
+    loop {
+        let lagging = lagging_series(&cluster);
+        if lagging.is_empty() {
+            break;
+        }
+        assert!(
+            drain_started.elapsed() < LAG_DRAIN_DEADLINE,
+            "lag not back to zero within {LAG_DRAIN_DEADLINE:?}: {lagging:?}"
+        );
+        std::thread::sleep(SAMPLE_INTERVAL);
+    }
+}
+
+/// Every nonzero lag sample, with the node exporting it.
+fn lagging_series(cluster: &Cluster) -> Vec<String> {
+    let mut lagging = Vec::new();
+    for id in cluster.ids() {
+        let text = cluster.node(id).scrape();
+        for line in text.lines() {
+            let nonzero = line.rsplit_once(' ').is_some_and(|(_, value)| value != "0");
+            if line.starts_with("sluice_consumer_lag_records{") && nonzero {
+                lagging.push(format!("node {id}: {line}"));
+            }
+        }
+    }
+    lagging
+}
+
+fn index_of(node: i32) -> usize {
+    usize::try_from(node - 1).expect("node ids start at 1")
 }
 
 /// The highest rate between two samples at least [`WINDOW`] apart (the first such later
-/// sample for each start).
+/// sample for each start); 0 for a run shorter than that.
 fn peak_rate(samples: &Samples) -> f64 {
     let mut peak = 0.0f64;
     for (start, (start_at, start_bytes)) in samples.iter().enumerate() {
@@ -190,7 +260,6 @@ fn peak_rate(samples: &Samples) -> f64 {
             peak = peak.max((end_bytes - start_bytes) / seconds);
         }
     }
-    assert!(peak > 0.0, "fewer than {WINDOW:?} of samples");
     peak
 }
 
@@ -208,6 +277,7 @@ fn one_node_holds_its_egress_budget_under_twelve_readers() {
     // Budget 3.2 MB/s (consumers 2.56 MB/s); 12 groups x 500 kB/s = 6 MB/s asked.
     replay(&Storm {
         nodes: 1,
+        outage: None,
         capacity_bytes_per_sec: 4_000_000,
         utilization: 0.8,
         partitions: 6,
@@ -222,6 +292,28 @@ fn three_nodes_hold_their_egress_budgets_under_twelve_readers() {
     // three nodes, so each is asked 12 x 500 kB/s / 3 = 2 MB/s by consumers, plus replication.
     replay(&Storm {
         nodes: 3,
+        outage: None,
+        capacity_bytes_per_sec: 2_000_000,
+        utilization: 0.8,
+        partitions: 6,
+        records: 6000,
+        records_per_sec: 500,
+    });
+}
+
+#[test]
+fn the_survivors_hold_their_budgets_when_a_node_dies_and_it_comes_back() {
+    // As above; node 3 is killed 8 s in, so its leaders and readers move to the other two
+    // (each now asked 3 MB/s by consumers against a 1.6 MB/s budget): neither may exceed its
+    // budget, as the postmortem's survivors did. It comes back 10 s later and catches up;
+    // every group still reads every record.
+    replay(&Storm {
+        nodes: 3,
+        outage: Some(Outage {
+            node: 3,
+            at: Duration::from_secs(8),
+            down_for: Duration::from_secs(10),
+        }),
         capacity_bytes_per_sec: 2_000_000,
         utilization: 0.8,
         partitions: 6,

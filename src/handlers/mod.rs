@@ -24,7 +24,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod fetch;
-mod find_coordinator;
+pub(crate) mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
