@@ -88,7 +88,9 @@ pub struct Replica {
 
 impl Replica {
     pub fn new(log: Log, topic: String, topic_id: Uuid, index: i32) -> Replica {
-        let start = log.log_start_offset();
+        // The persisted high watermark, so a restarted replica neither shows less than it
+        // showed before nor more than was committed.
+        let start = log.high_watermark_at_open();
         Replica {
             log,
             topic,
@@ -159,6 +161,10 @@ pub struct Progress {
     pub fetcher_epoch: Option<i32>,
     /// An AlterPartition this leader proposed and has not seen applied yet.
     pub isr_change_pending: bool,
+    /// Leader only: the log end when this leader's epoch began. A follower rejoins the ISR
+    /// only once it holds everything below it (Kafka's `leaderEpochStartOffsetOpt`): the
+    /// high watermark a new leader inherits may lag what the old one acknowledged.
+    pub leader_epoch_start_offset: i64,
 }
 
 /// One partition of a topic, as the metadata image sees it, plus this node's replica of it
@@ -277,6 +283,8 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// Egress and ingress budgets (shaping and throttling Fetch and Produce).
     pub budget: NodeBudget,
+    /// Paces the catch-up fetches of replicas a reassignment is adding to this node.
+    pub reassignment_throttle: crate::replication::ReassignmentThrottle,
     /// Held for the broker's life: a second process on the same data dir fails to start.
     _data_dir_lock: File,
 }
@@ -363,6 +371,7 @@ impl Broker {
             groups: local.groups,
             metrics,
             budget,
+            reassignment_throttle: crate::replication::ReassignmentThrottle::new(),
             _data_dir_lock: local.lock,
         }
     }
@@ -696,6 +705,14 @@ impl Broker {
         }
     }
 
+    /// Persists every replica's high watermark (Kafka's replication-offset-checkpoint):
+    /// periodically and at shutdown, so a restart resumes from it.
+    pub fn checkpoint_high_watermarks(&self) {
+        for replica in self.topics().local_replicas() {
+            checkpoint_high_watermark(replica);
+        }
+    }
+
     /// Applies retention to every partition.
     pub fn enforce_retention(&self) {
         let now = now_ms();
@@ -720,10 +737,20 @@ impl Broker {
         self.groups.close();
         let replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
         for replica in replicas.values() {
+            checkpoint_high_watermark(replica);
             if let Err(error) = replica.log.close() {
                 tracing::error!(%error, topic = %replica.topic, "closing a log failed");
             }
         }
+    }
+}
+
+fn checkpoint_high_watermark(replica: &Replica) {
+    if let Err(error) = replica
+        .log
+        .checkpoint_high_watermark(replica.high_watermark())
+    {
+        tracing::error!(%error, topic = %replica.topic, partition = replica.index, "persisting the high watermark failed");
     }
 }
 

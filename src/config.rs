@@ -114,6 +114,25 @@ pub struct Config {
     #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
     pub replica_lag_time_max_ms: u64,
 
+    /// Bytes per second this node fetches, all partitions together, for replicas a
+    /// reassignment is adding to it; 0 for no limit (Kafka's
+    /// follower.replication.throttled.rate, applied to reassignments only).
+    #[arg(
+        long,
+        env = "SLUICE_REASSIGNMENT_THROTTLE_BYTES_PER_SEC",
+        default_value_t = 50 << 20
+    )]
+    pub reassignment_throttle_bytes_per_sec: u64,
+
+    /// How often each replica's high watermark is persisted (Kafka's
+    /// replica.high.watermark.checkpoint.interval.ms); also at shutdown.
+    #[arg(
+        long,
+        env = "SLUICE_REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+
     /// Replication factor of auto-created topics and of CreateTopics asking for -1 (Kafka's
     /// default.replication.factor).
     #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
@@ -279,7 +298,10 @@ impl Config {
         if self.max_request_bytes < 64 {
             return Err("--max-request-bytes must be at least 64".into());
         }
-        if self.flush_interval_ms == 0 || self.retention_check_interval_ms == 0 {
+        if self.flush_interval_ms == 0
+            || self.retention_check_interval_ms == 0
+            || self.replica_high_watermark_checkpoint_interval_ms == 0
+        {
             return Err("intervals must be at least 1 ms".into());
         }
         if self.segment_bytes < 1024 {

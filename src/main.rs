@@ -320,6 +320,10 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<(
             tracing::info!(expired, "committed offsets expired");
         }
     }));
+    let period = Duration::from_millis(broker.config.replica_high_watermark_checkpoint_interval_ms);
+    tasks.push(spawn_periodic(broker.clone(), period, |b| {
+        b.checkpoint_high_watermarks()
+    }));
     let period = Duration::from_millis(broker.config.retention_check_interval_ms);
     tasks.push(spawn_periodic(broker.clone(), period, |b| {
         b.enforce_retention()

@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::{BatchIter, ReadError};
 use tokio::time::Instant;
 
-use super::RequestContext;
-use crate::broker::{Topic, TopicsImage};
+use super::{leader_hint, str_bytes, RequestContext};
+use crate::broker::{Partition, Topic, TopicsImage};
 use crate::budget::{self, FetchKind};
 use crate::replication;
 
@@ -173,7 +175,16 @@ fn read_once(
             let replica = partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch));
             match replica {
                 None => data.error_code = unknown_topic_error(context.api_version).code(),
-                Some(Err(error)) => data.error_code = error.code(),
+                Some(Err(error)) => {
+                    data.error_code = error.code();
+                    let hinted = partition.filter(|_| {
+                        context.api_version >= leader_hint::FETCH_VERSION_MIN
+                            && leader_hint::wanted_for(data.error_code)
+                    });
+                    if let Some(partition) = hinted {
+                        add_leader_hint(&image, partition, &mut data, &mut response);
+                    }
+                }
                 Some(Ok(partition)) => {
                     let follower = replica_id(context.api_version, request);
                     if follower >= 0
@@ -223,6 +234,36 @@ fn read_once(
         response.responses.push(topic_response);
     }
     (response, total)
+}
+
+/// KIP-951: the current leader in the partition's answer, its endpoint in the response.
+fn add_leader_hint(
+    image: &TopicsImage,
+    partition: &Partition,
+    data: &mut PartitionData,
+    response: &mut FetchResponse,
+) {
+    let hint = leader_hint::leader_hint(image, partition);
+    data.current_leader = LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(hint.leader_id))
+        .with_leader_epoch(hint.leader_epoch);
+    let Some(endpoint) = hint.endpoint else {
+        return;
+    };
+    if response
+        .node_endpoints
+        .iter()
+        .any(|known| known.node_id.0 == hint.leader_id)
+    {
+        return;
+    }
+    response.node_endpoints.push(
+        NodeEndpoint::default()
+            .with_node_id(BrokerId(hint.leader_id))
+            .with_host(str_bytes(endpoint.host))
+            .with_port(endpoint.port)
+            .with_rack(endpoint.rack.map(str_bytes)),
+    );
 }
 
 /// The fetching follower's broker id, or -1 for a consumer (v15+ moved it into

@@ -7,6 +7,7 @@
 //! records. Each operation emits at most [`RECORDS_PER_OPERATION_MAX`] records.
 
 mod admission;
+pub mod balance;
 mod brokers;
 mod configs;
 mod create_partitions;
@@ -14,6 +15,7 @@ pub mod error_code;
 mod partitions;
 mod placement;
 mod producer_ids;
+mod reassignments;
 mod topics;
 
 use uuid::Uuid;
@@ -34,6 +36,9 @@ pub use partitions::{
 };
 pub use placement::{place_replicas, rack_alternated_brokers};
 pub use producer_ids::{allocate_producer_ids, AllocateProducerIdsRequest, ProducerIdBlock};
+pub use reassignments::{
+    alter_reassignments, AlterReassignmentsRequest, ReassignmentResult, ReassignmentTarget,
+};
 pub use topics::{
     create_topics, delete_topics, CreatableTopic, CreateTopicsRequest, CreatedTopic,
     DeleteTopicsRequest, DeletedTopic, TOPIC_NAME_BYTES_MAX,
@@ -111,6 +116,7 @@ pub enum Operation {
     ElectLeaders(ElectLeadersRequest),
     AlterPartition(AlterPartitionRequest),
     AllocateProducerIds(AllocateProducerIdsRequest),
+    AlterReassignments(AlterReassignmentsRequest),
 }
 
 /// The answer to an [`Operation`], variant for variant.
@@ -128,6 +134,7 @@ pub enum OperationResponse {
     ElectLeaders(Vec<ElectionResult>),
     AlterPartition(AlterPartitionResponse),
     AllocateProducerIds(ProducerIdBlock),
+    AlterReassignments(Vec<ReassignmentResult>),
 }
 
 /// Runs one operation against `image`. `new_topic_id` supplies ids for created topics (random
@@ -192,6 +199,10 @@ pub fn execute(
         Operation::AllocateProducerIds(request) => wrap(
             allocate_producer_ids(image, request, config),
             OperationResponse::AllocateProducerIds,
+        ),
+        Operation::AlterReassignments(request) => wrap(
+            alter_reassignments(image, request),
+            OperationResponse::AlterReassignments,
         ),
     }
 }

@@ -193,6 +193,19 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
             w.uuid(incarnation_id);
             w.option_string(refusal.as_deref());
         }
+        MetadataRecord::PartitionReassignment {
+            topic_id,
+            partition_index,
+            replicas,
+            adding_replicas,
+            removing_replicas,
+        } => {
+            w.uuid(topic_id);
+            w.i32(*partition_index);
+            w.i32_list(replicas);
+            w.i32_list(adding_replicas);
+            w.i32_list(removing_replicas);
+        }
     }
 }
 
@@ -314,6 +327,13 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
             broker_id: r.i32()?,
             incarnation_id: r.uuid()?,
             refusal: r.option_string()?,
+        },
+        11 => MetadataRecord::PartitionReassignment {
+            topic_id: r.uuid()?,
+            partition_index: r.i32()?,
+            replicas: r.i32_list()?,
+            adding_replicas: r.i32_list()?,
+            removing_replicas: r.i32_list()?,
         },
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -573,6 +593,13 @@ mod tests {
                 broker_id: 1,
                 incarnation_id: Uuid::from_u128(7),
                 refusal: None,
+            },
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![3, 1, 2],
+                adding_replicas: vec![3],
+                removing_replicas: vec![2],
             },
             MetadataRecord::RemoveTopic { topic_id },
         ]
