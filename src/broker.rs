@@ -84,6 +84,9 @@ pub struct Replica {
     high_watermark: std::sync::atomic::AtomicI64,
     /// Leader or follower, and (on the leader) each follower's progress.
     pub progress: Mutex<Progress>,
+    /// Bytes produced to and fetched by consumers from this replica as leader, ever: the
+    /// balancer weighs partitions by its rate.
+    traffic_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Replica {
@@ -98,7 +101,20 @@ impl Replica {
             index,
             high_watermark: std::sync::atomic::AtomicI64::new(start),
             progress: Mutex::new(Progress::default()),
+            traffic_bytes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Counts client bytes in or out of this replica (once per request, not per record).
+    pub fn record_traffic(&self, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.traffic_bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn traffic_bytes(&self) -> u64 {
+        self.traffic_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn high_watermark(&self) -> i64 {

@@ -6,6 +6,7 @@
 
 mod admin_cli;
 mod admission;
+mod balancer;
 mod broker;
 mod budget;
 mod config;
@@ -105,6 +106,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     background.push(admission::spawn_prober(broker.clone()));
     background
         .push(metrics.spawn_utilization_sampler(broker.config.network_capacity_bytes_per_sec));
+    background.extend(balancer::spawn(broker.clone()));
     // Serve before being unfenced: the controller admits this node only after reaching it at
     // its advertised address, so the listener must answer by then.
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
@@ -262,6 +264,7 @@ async fn start_quorum(config: &Config) -> anyhow::Result<MetadataQuorum> {
     quorum_config.controller.default_partitions = config.default_partitions;
     quorum_config.controller.default_replication_factor = config.default_replication_factor;
     quorum_config.controller.broker_session_timeout_ms = config.broker_session_timeout_ms;
+    quorum_config.controller.reassignment_moves_max = config.reassignment_moves_max;
     quorum_config.controller.admission_check = config.admission_check;
     MetadataQuorum::start_with(quorum_config)
         .await
