@@ -16,6 +16,9 @@ pub const MESSAGE_BYTES_MAX_DEFAULT: u32 = 1_048_588;
 /// Kafka's broker `fetch.max.bytes`: the most one Fetch response carries, whatever it asks.
 pub const FETCH_RESPONSE_BYTES_MAX_DEFAULT: usize = 55 * 1024 * 1024;
 
+/// 1 Gbit/s in bytes/s: a modest cloud VM's link.
+pub const NETWORK_CAPACITY_BYTES_PER_SEC_DEFAULT: u64 = 125_000_000;
+
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Most controller voters: Raft quorums beyond a handful only slow commits down.
 const VOTERS_MAX: usize = 9;
@@ -153,6 +156,32 @@ pub struct Config {
     /// After binding, write the bound address to this file (for scripts and tests).
     #[arg(long, env = "SLUICE_BOUND_ADDRESS_FILE")]
     pub bound_address_file: Option<PathBuf>,
+
+    /// Address of the HTTP listener serving /metrics, /health and /ready (port 0 picks a
+    /// free port).
+    #[arg(
+        long,
+        env = "SLUICE_METRICS_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:9644"
+    )]
+    pub metrics_listen_address: SocketAddr,
+
+    /// After binding, write the metrics listener's bound address to this file.
+    #[arg(long, env = "SLUICE_METRICS_BOUND_ADDRESS_FILE")]
+    pub metrics_bound_address_file: Option<PathBuf>,
+
+    /// The node's link capacity in bytes/s, each direction (125000000 = 1 Gbit/s).
+    #[arg(
+        long,
+        env = "SLUICE_NETWORK_CAPACITY_BYTES_PER_SEC",
+        default_value_t = NETWORK_CAPACITY_BYTES_PER_SEC_DEFAULT
+    )]
+    pub network_capacity_bytes_per_sec: u64,
+
+    /// Fraction of the capacity the node may use: egress and ingress budgets are
+    /// capacity x this.
+    #[arg(long, env = "SLUICE_NETWORK_TARGET_UTILIZATION", default_value_t = 0.8)]
+    pub network_target_utilization: f64,
 
     /// Create a topic when a client asks Metadata for one that does not exist.
     #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS", default_value_t = true, action = ArgAction::Set)]
@@ -313,6 +342,12 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
+        }
+        let utilization = self.network_target_utilization;
+        if self.network_capacity_bytes_per_sec == 0 || !(utilization > 0.0 && utilization <= 1.0) {
+            return Err("--network-capacity-bytes-per-sec must be at least 1 and \
+                 --network-target-utilization in (0, 1]"
+                .into());
         }
         self.validate_cluster()
     }
