@@ -1,11 +1,16 @@
-//! A cluster of real `sluice` processes on 127.0.0.1, one voter per node, started together.
+//! A cluster of real `sluice` processes, one voter per node, started together: on 127.0.0.1,
+//! or each in its own network namespace of a [`NetworkLab`].
 
 use std::time::Duration;
 
+use crate::netns::NetworkLab;
 use crate::Broker;
 
 /// How long a test waits for a cluster to form or to recover.
 pub const CLUSTER_DEADLINE: Duration = Duration::from_secs(60);
+/// A node's client and Raft ports inside its own network namespace.
+const LAB_CLIENT_PORT: u16 = 9092;
+const LAB_RAFT_PORT: u16 = 9093;
 /// Ports below the kernel's ephemeral range: a peer dialing a port that is not listening yet
 /// could otherwise be handed that very port as its source and connect to itself.
 const PORT_FIRST: u16 = 20_000;
@@ -47,6 +52,15 @@ fn nanos_now() -> u32 {
 /// Nodes with ids 1..=n; node `id` is `nodes[id - 1]`. Dropping the cluster kills every node.
 pub struct Cluster {
     nodes: Vec<Broker>,
+    /// Node `id`'s Raft listener is `raft_addresses[id - 1]`.
+    raft_addresses: Vec<String>,
+}
+
+/// Where one node runs and listens.
+struct NodeSpec {
+    command_prefix: Vec<String>,
+    listen: String,
+    raft: String,
 }
 
 impl Cluster {
@@ -63,16 +77,43 @@ impl Cluster {
     pub fn start_with(count: usize, extra_args: &[&str]) -> Cluster {
         assert!(count > 0);
         let ports = free_low_ports(2 * count);
-        let voters: Vec<String> = (0..count)
-            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[count + i]))
+        let nodes: Vec<NodeSpec> = (0..count)
+            .map(|i| NodeSpec {
+                command_prefix: Vec::new(),
+                listen: format!("127.0.0.1:{}", ports[i]),
+                raft: format!("127.0.0.1:{}", ports[count + i]),
+            })
+            .collect();
+        Cluster::start_nodes(nodes, extra_args)
+    }
+
+    /// One voter in each of `lab`'s namespaces, on Kafka's usual ports there (every
+    /// namespace has its own port space): node `id` listens on `<lab.node_ip(id)>:9092`
+    /// and its Raft listener on `:9093`. Fast failure detection, plus `extra_args`.
+    pub fn start_in_lab(lab: &NetworkLab, count: usize, extra_args: &[&str]) -> Cluster {
+        let nodes: Vec<NodeSpec> = (1..=count as i32)
+            .map(|id| NodeSpec {
+                command_prefix: lab.exec_prefix(id),
+                listen: format!("{}:{LAB_CLIENT_PORT}", lab.node_ip(id)),
+                raft: format!("{}:{LAB_RAFT_PORT}", lab.node_ip(id)),
+            })
+            .collect();
+        Cluster::start_nodes(nodes, extra_args)
+    }
+
+    fn start_nodes(specs: Vec<NodeSpec>, extra_args: &[&str]) -> Cluster {
+        let voters: Vec<String> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| format!("{}@{}", i + 1, spec.raft))
             .collect();
         let voters = voters.join(",");
         // Each node answers only once a quorum exists: start them together.
         let nodes = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..count)
-                .map(|i| {
-                    let listen = format!("127.0.0.1:{}", ports[i]);
-                    let raft = format!("127.0.0.1:{}", ports[count + i]);
+            let handles: Vec<_> = specs
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| {
                     let node_id = (i + 1).to_string();
                     let voters = voters.clone();
                     scope.spawn(move || {
@@ -80,15 +121,15 @@ impl Cluster {
                             "--node-id",
                             &node_id,
                             "--listen-address",
-                            &listen,
+                            &spec.listen,
                             "--raft-listen-address",
-                            &raft,
+                            &spec.raft,
                             "--voters",
                             &voters,
                         ];
                         args.extend_from_slice(&FAST_FAILURE_DETECTION);
                         args.extend_from_slice(extra_args);
-                        Broker::start_with(&args)
+                        Broker::start_with_prefix(&spec.command_prefix, &args)
                     })
                 })
                 .collect();
@@ -97,7 +138,11 @@ impl Cluster {
                 .map(|h| h.join().expect("node starts"))
                 .collect()
         });
-        Cluster { nodes }
+        let raft_addresses = specs.into_iter().map(|spec| spec.raft).collect();
+        Cluster {
+            nodes,
+            raft_addresses,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -119,6 +164,11 @@ impl Cluster {
 
     pub fn node_mut(&mut self, id: i32) -> &mut Broker {
         &mut self.nodes[Self::index(id)]
+    }
+
+    /// Node `id`'s Raft listener, `host:port`.
+    pub fn raft_address(&self, id: i32) -> &str {
+        &self.raft_addresses[Self::index(id)]
     }
 
     pub fn kill9(&mut self, id: i32) {

@@ -15,6 +15,7 @@ mod broker;
 pub mod cluster;
 pub mod compat;
 pub mod kafka_cli;
+pub mod netns;
 mod process;
 pub mod records;
 
