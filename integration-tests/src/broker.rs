@@ -117,6 +117,11 @@ impl Broker {
         self.address.to_string()
     }
 
+    /// The broker's process id while it runs (for reading `/proc/<pid>`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
