@@ -71,7 +71,9 @@ pub struct Config {
     #[arg(long, env = "SLUICE_VOTERS")]
     pub voters: Option<String>,
 
-    /// Kafka's process.roles. Only the combined `broker,controller` mode is served yet.
+    /// Kafka's process.roles: `broker,controller` (the default), `broker` (hosts partitions
+    /// and follows the metadata log as a Raft learner; not in --voters) or `controller` (a
+    /// voter that hosts no partitions and is not listed as a broker).
     #[arg(
         long,
         env = "SLUICE_PROCESS_ROLES",
@@ -275,14 +277,7 @@ impl Config {
         if self.node_id < 0 {
             return Err("--node-id must not be negative".into());
         }
-        let mut roles: Vec<&str> = self.process_roles.split(',').map(str::trim).collect();
-        roles.sort_unstable();
-        if roles != ["broker", "controller"] {
-            return Err(format!(
-                "--process-roles {:?}: only the combined broker,controller mode is supported",
-                self.process_roles
-            ));
-        }
+        self.roles()?;
         if self.broker_heartbeat_interval_ms == 0
             || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
         {
@@ -298,13 +293,50 @@ impl Config {
             );
         }
         let voters = self.parse_voters()?;
-        if !voters.contains_key(&(self.node_id as u64)) {
+        let named = voters.contains_key(&(self.node_id as u64));
+        let controller = self.is_controller();
+        if controller && !named {
             return Err(format!(
-                "--voters does not name this node ({})",
+                "--voters does not name this node ({}), a controller",
                 self.node_id
             ));
         }
+        if !controller && named {
+            return Err(format!(
+                "--voters names this node ({}), but --process-roles broker is not a voter",
+                self.node_id
+            ));
+        }
+        if !controller && self.voters.is_none() {
+            return Err("--process-roles broker needs --voters (the controllers)".into());
+        }
         Ok(())
+    }
+
+    /// (broker, controller) from `--process-roles`.
+    fn roles(&self) -> Result<(bool, bool), String> {
+        let mut roles: Vec<&str> = self.process_roles.split(',').map(str::trim).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        match roles.as_slice() {
+            ["broker", "controller"] => Ok((true, true)),
+            ["broker"] => Ok((true, false)),
+            ["controller"] => Ok((false, true)),
+            _ => Err(format!(
+                "--process-roles {:?}: broker, controller or broker,controller",
+                self.process_roles
+            )),
+        }
+    }
+
+    /// Whether this node hosts partitions and registers as a broker.
+    pub fn is_broker(&self) -> bool {
+        self.roles().is_ok_and(|(broker, _)| broker)
+    }
+
+    /// Whether this node is a voter of the metadata quorum.
+    pub fn is_controller(&self) -> bool {
+        self.roles().is_ok_and(|(_, controller)| controller)
     }
 
     /// The voter set: node id → Raft address.
@@ -396,12 +428,49 @@ mod tests {
     }
 
     #[test]
+    fn roles_parse_kraft_style() {
+        let broker = Config::try_parse_from([
+            "sluice",
+            "--node-id",
+            "4",
+            "--process-roles",
+            "broker",
+            "--voters",
+            "1@127.0.0.1:19093",
+        ])
+        .expect("flags parse");
+        assert_eq!(broker.validate(), Ok(()));
+        assert!(broker.is_broker() && !broker.is_controller());
+        let controller =
+            Config::try_parse_from(["sluice", "--process-roles", "controller"]).expect("parse");
+        assert_eq!(controller.validate(), Ok(()));
+        assert!(!controller.is_broker() && controller.is_controller());
+        let both = Config::try_parse_from(["sluice"]).expect("defaults parse");
+        assert!(both.is_broker() && both.is_controller());
+    }
+
+    #[test]
     fn bad_voters_and_roles_are_refused() {
         for args in [
             vec!["sluice", "--voters", "2@127.0.0.1:1"],
             vec!["sluice", "--voters", "1@nowhere"],
             vec!["sluice", "--voters", "1@127.0.0.1:1,1@127.0.0.1:2"],
             vec!["sluice", "--process-roles", "broker"],
+            vec![
+                "sluice",
+                "--process-roles",
+                "broker",
+                "--voters",
+                "1@127.0.0.1:1",
+            ],
+            vec!["sluice", "--process-roles", "controller,nonsense"],
+            vec![
+                "sluice",
+                "--process-roles",
+                "controller",
+                "--voters",
+                "2@127.0.0.1:1",
+            ],
         ] {
             let config = Config::try_parse_from(args.clone()).expect("flags parse");
             assert!(config.validate().is_err(), "{args:?} accepted");

@@ -83,7 +83,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let bound_address_file = config.bound_address_file.clone();
     let (broker, publisher) = start_broker(config, advertised).await?;
     let quorum = broker.quorum.clone();
-    let heartbeats = lifecycle::spawn_heartbeats(broker.clone());
+    let is_broker = broker.config.is_broker();
+    // A controller-only node never registers: it is not a broker, so nothing to heartbeat.
+    let heartbeats = is_broker.then(|| lifecycle::spawn_heartbeats(broker.clone()));
     let mut background = spawn_background_tasks(&broker);
     background.push(lifecycle::spawn_session_timer(broker.clone()));
     background.push(replication::spawn_isr_maintenance(broker.clone()));
@@ -101,8 +103,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Server::new(broker.clone(), listener)
         .run(shutdown_signal())
         .await;
-    heartbeats.abort();
-    lifecycle::controlled_shutdown(&broker).await;
+    if let Some(heartbeats) = heartbeats {
+        heartbeats.abort();
+        lifecycle::controlled_shutdown(&broker).await;
+    }
     for task in background {
         task.abort();
     }
@@ -118,8 +122,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the data dir, joins the metadata quorum, starts the metadata publisher and registers
-/// this broker; returns once the controller has unfenced it.
+/// Opens the data dir, joins the metadata quorum (as a voter, or as a learner for a
+/// broker-only node), starts the metadata publisher and registers this broker; returns once the
+/// controller has unfenced it (a controller-only node registers nothing).
 pub(crate) async fn start_broker(
     config: Config,
     advertised: Endpoint,
@@ -132,8 +137,10 @@ pub(crate) async fn start_broker(
     let quorum = Arc::new(start_quorum(&config).await?);
     let broker = Arc::new(Broker::new(config, advertised, local, quorum.clone()));
     let publisher = tokio::spawn(metadata_publisher::run(broker.clone(), quorum.subscribe()));
-    lifecycle::start(&broker).await?;
-    migration::import_legacy_topics(&broker, legacy_topics).await;
+    if broker.config.is_broker() {
+        lifecycle::start(&broker).await?;
+        migration::import_legacy_topics(&broker, legacy_topics).await;
+    }
     Ok((broker, publisher))
 }
 

@@ -1,5 +1,6 @@
-//! A cluster of real `sluice` processes, one voter per node, started together: on 127.0.0.1,
-//! or each in its own network namespace of a [`NetworkLab`].
+//! A cluster of real `sluice` processes started together: every node a voter (or with the
+//! `--process-roles` a test gives), on 127.0.0.1 or each in its own network namespace of a
+//! [`NetworkLab`].
 
 use std::time::Duration;
 
@@ -61,7 +62,12 @@ struct NodeSpec {
     command_prefix: Vec<String>,
     listen: String,
     raft: String,
+    /// `--process-roles`.
+    roles: String,
 }
+
+/// Kafka's combined mode: every node a broker and a controller voter.
+const ROLES_COMBINED: &str = "broker,controller";
 
 impl Cluster {
     /// `count` nodes, all voters, with `--default-replication-factor min(count, 3)`.
@@ -82,6 +88,25 @@ impl Cluster {
                 command_prefix: Vec::new(),
                 listen: format!("127.0.0.1:{}", ports[i]),
                 raft: format!("127.0.0.1:{}", ports[count + i]),
+                roles: ROLES_COMBINED.to_string(),
+            })
+            .collect();
+        Cluster::start_nodes(nodes, extra_args)
+    }
+
+    /// One node per entry of `roles` (Kafka's process.roles: `broker,controller`, `broker`
+    /// or `controller`) on 127.0.0.1; the nodes with the controller role are the voters.
+    pub fn start_with_roles(roles: &[&str], extra_args: &[&str]) -> Cluster {
+        let count = roles.len();
+        let ports = free_low_ports(2 * count);
+        let nodes: Vec<NodeSpec> = roles
+            .iter()
+            .enumerate()
+            .map(|(i, roles)| NodeSpec {
+                command_prefix: Vec::new(),
+                listen: format!("127.0.0.1:{}", ports[i]),
+                raft: format!("127.0.0.1:{}", ports[count + i]),
+                roles: roles.to_string(),
             })
             .collect();
         Cluster::start_nodes(nodes, extra_args)
@@ -96,6 +121,7 @@ impl Cluster {
                 command_prefix: lab.exec_prefix(id),
                 listen: format!("{}:{LAB_CLIENT_PORT}", lab.node_ip(id)),
                 raft: format!("{}:{LAB_RAFT_PORT}", lab.node_ip(id)),
+                roles: ROLES_COMBINED.to_string(),
             })
             .collect();
         Cluster::start_nodes(nodes, extra_args)
@@ -105,6 +131,7 @@ impl Cluster {
         let voters: Vec<String> = specs
             .iter()
             .enumerate()
+            .filter(|(_, spec)| spec.roles.contains("controller"))
             .map(|(i, spec)| format!("{}@{}", i + 1, spec.raft))
             .collect();
         let voters = voters.join(",");
@@ -126,6 +153,8 @@ impl Cluster {
                             &spec.raft,
                             "--voters",
                             &voters,
+                            "--process-roles",
+                            &spec.roles,
                         ];
                         args.extend_from_slice(&FAST_FAILURE_DETECTION);
                         args.extend_from_slice(extra_args);

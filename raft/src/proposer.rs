@@ -2,7 +2,7 @@
 //! any other node (Kafka's KIP-590 forwarding, over the Raft listener), and keeps the broker
 //! sessions the active controller fences on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::controller::{self, error_code, ControllerConfig, Operation, OperationResponse};
 use crate::image::{encode_batch, BrokerId, MetadataImage};
 use crate::network::frame::{
-    decode, read_frame, write_message, FrameError, RpcEnvelope, RpcRequest, RpcResponse,
+    decode, read_frame, write_message, RpcEnvelope, RpcRequest, RpcResponse,
 };
 use crate::quorum::{ProposeError, ENTRY_BYTES_MAX};
 use crate::raft_types::{ApplyOutcome, NodeId, Raft, RecordBatch};
@@ -28,6 +28,10 @@ pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(15);
 const SUBMIT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// One forwarded operation: connect, send, wait for the commit, read the answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between rounds of join requests while no voter has added this learner.
+const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Longest Raft address a learner may register (`host:port`).
+const LEARNER_ADDRESS_BYTES_MAX: usize = 255;
 
 /// An operation carried out: its answer, and the Raft log index its records were applied at
 /// (or, when it wrote nothing, the index the image it was computed on had reached).
@@ -222,10 +226,25 @@ impl Proposer {
         address: &str,
         operation: &Operation,
     ) -> Result<Proposed, ProposeError> {
+        let request = RpcRequest::Forward(operation.clone());
+        match self.call(leader_id, address, request).await? {
+            RpcResponse::Forward(result) => result,
+            _ => Err(ProposeError::Unreachable("response of another kind".into())),
+        }
+    }
+
+    /// One request to node `target` at `address` on a fresh connection, for at most
+    /// [`FORWARD_TIMEOUT`].
+    async fn call(
+        &self,
+        target: NodeId,
+        address: &str,
+        request: RpcRequest,
+    ) -> Result<RpcResponse, ProposeError> {
         let envelope = RpcEnvelope {
             cluster_fingerprint: self.cluster_fingerprint,
-            target: leader_id,
-            request: RpcRequest::Forward(operation.clone()),
+            target,
+            request,
         };
         let exchange = async {
             let mut stream = TcpStream::connect(address).await?;
@@ -234,12 +253,81 @@ impl Proposer {
             let payload = read_frame(&mut stream).await?;
             decode::<RpcResponse>(&payload)
         };
-        let unreachable = |error: FrameError| ProposeError::Unreachable(error.to_string());
         match tokio::time::timeout(FORWARD_TIMEOUT, exchange).await {
-            Err(_) => Err(ProposeError::Unreachable("forward timed out".into())),
-            Ok(Err(error)) => Err(unreachable(error)),
-            Ok(Ok(RpcResponse::Forward(result))) => result,
-            Ok(Ok(_)) => Err(ProposeError::Unreachable("response of another kind".into())),
+            Err(_) => Err(ProposeError::Unreachable(format!(
+                "node {target} timed out"
+            ))),
+            Ok(Err(error)) => Err(ProposeError::Unreachable(error.to_string())),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// On the leader: makes node `node_id` a learner at `address` (a broker-only node asking
+    /// to follow the metadata log). A voter cannot be turned into a learner this way.
+    pub async fn add_learner_local(
+        &self,
+        node_id: NodeId,
+        address: String,
+    ) -> Result<(), ProposeError> {
+        let is_voter = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == node_id);
+        if is_voter {
+            return Err(ProposeError::Rejected(format!(
+                "node {node_id} is a voter, not a learner"
+            )));
+        }
+        if address.len() > LEARNER_ADDRESS_BYTES_MAX {
+            return Err(ProposeError::Rejected("learner address too long".into()));
+        }
+        // Not blocking on the learner's catch-up: the membership change commits, and the
+        // learner follows from there.
+        match self
+            .raft
+            .add_learner(node_id, BasicNode::new(address), false)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(not_controller(&forward))
+            }
+            Err(error) => Err(ProposeError::Stopped(error.to_string())),
+        }
+    }
+
+    /// A node outside the voter set asks the voters, until one of them (the leader) adds it
+    /// as a learner; returns once this node has heard from a leader.
+    pub async fn join_as_learner(&self, voters: BTreeMap<NodeId, String>, address: String) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            for (voter, voter_address) in &voters {
+                let request = RpcRequest::Join {
+                    node_id: self.node_id,
+                    address: address.clone(),
+                };
+                match self.call(*voter, voter_address, request).await {
+                    Ok(RpcResponse::Join(Ok(()))) => {
+                        tracing::info!(voter, "joined the metadata quorum as a learner");
+                    }
+                    Ok(answer) => tracing::debug!(voter, ?answer, "join refused"),
+                    Err(error) => tracing::debug!(voter, %error, "join failed"),
+                }
+                if metrics.borrow().current_leader.is_some() {
+                    return;
+                }
+            }
+            let heard = tokio::time::timeout(
+                JOIN_RETRY_PAUSE,
+                metrics.wait_for(|m| m.current_leader.is_some()),
+            );
+            if let Ok(Ok(_)) = heard.await {
+                return;
+            }
         }
     }
 

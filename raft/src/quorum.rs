@@ -229,6 +229,13 @@ impl MetadataQuorum {
         };
         if config.voters.contains_key(&config.node_id) {
             quorum.initialize_once(&config.voters).await?;
+        } else {
+            // A broker-only node: a learner once the leader adds it (again after a restart,
+            // which is harmless); until then it knows no leader and proposes nothing.
+            let proposer = quorum.proposer.clone();
+            let voters = config.voters.clone();
+            let address = local_address.to_string();
+            tokio::spawn(async move { proposer.join_as_learner(voters, address).await });
         }
         Ok(quorum)
     }
