@@ -271,6 +271,8 @@ pub struct Broker {
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
+    /// Paces the catch-up fetches of replicas a reassignment is adding to this node.
+    pub reassignment_throttle: crate::replication::ReassignmentThrottle,
     /// Held for the broker's life: a second process on the same data dir fails to start.
     _data_dir_lock: File,
 }
@@ -353,6 +355,7 @@ impl Broker {
             closing: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             groups: local.groups,
+            reassignment_throttle: crate::replication::ReassignmentThrottle::new(),
             _data_dir_lock: local.lock,
         }
     }

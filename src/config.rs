@@ -71,9 +71,9 @@ pub struct Config {
     #[arg(long, env = "SLUICE_VOTERS")]
     pub voters: Option<String>,
 
-    /// Kafka's process.roles: `broker,controller` (the default), `broker` (hosts partitions
-    /// and follows the metadata log as a Raft learner; not in --voters) or `controller` (a
-    /// voter that hosts no partitions and is not listed as a broker).
+    /// Kafka's process.roles: `broker,controller` (a voter that also hosts partitions),
+    /// `broker` (a broker that follows the metadata log as a Raft learner; its id must not be
+    /// in --voters) or `controller` (a voter that hosts no partitions and is not a broker).
     #[arg(
         long,
         env = "SLUICE_PROCESS_ROLES",
@@ -95,10 +95,31 @@ pub struct Config {
     )]
     pub broker_heartbeat_interval_ms: u64,
 
+    /// Unfence a broker only after the active controller reached it at its advertised address
+    /// (resolve, connect, ApiVersions answered by that broker), and fence an unfenced broker
+    /// that stops answering there. Off only for tests that run no listener.
+    #[arg(
+        long,
+        env = "SLUICE_ADMISSION_CHECK",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub admission_check: bool,
+
     /// A follower that has not caught up with the leader for this long leaves the ISR
     /// (Kafka's replica.lag.time.max.ms).
     #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
     pub replica_lag_time_max_ms: u64,
+
+    /// Bytes per second this node fetches, all partitions together, for replicas a
+    /// reassignment is adding to it; 0 for no limit (Kafka's
+    /// follower.replication.throttled.rate, applied to reassignments only).
+    #[arg(
+        long,
+        env = "SLUICE_REASSIGNMENT_THROTTLE_BYTES_PER_SEC",
+        default_value_t = 50 << 20
+    )]
+    pub reassignment_throttle_bytes_per_sec: u64,
 
     /// Replication factor of auto-created topics and of CreateTopics asking for -1 (Kafka's
     /// default.replication.factor).
@@ -277,7 +298,15 @@ impl Config {
         if self.node_id < 0 {
             return Err("--node-id must not be negative".into());
         }
-        self.roles()?;
+        let roles = self.roles()?;
+        let is_voter = roles != Roles::BrokerOnly;
+        if roles == Roles::ControllerOnly && self.voters.is_none() {
+            return Err(
+                "--process-roles controller: --voters must name the quorum, with brokers \
+                 elsewhere (a lone controller serves no data)"
+                    .into(),
+            );
+        }
         if self.broker_heartbeat_interval_ms == 0
             || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
         {
@@ -294,49 +323,42 @@ impl Config {
         }
         let voters = self.parse_voters()?;
         let named = voters.contains_key(&(self.node_id as u64));
-        let controller = self.is_controller();
-        if controller && !named {
+        if is_voter && !named {
             return Err(format!(
-                "--voters does not name this node ({}), a controller",
+                "--voters does not name this node ({}); a node outside the voters runs with \
+                 --process-roles broker",
                 self.node_id
             ));
         }
-        if !controller && named {
+        if !is_voter && (named || self.voters.is_none()) {
             return Err(format!(
-                "--voters names this node ({}), but --process-roles broker is not a voter",
+                "--process-roles broker: node {} must not be a voter, and --voters must name \
+                 the controllers it follows",
                 self.node_id
             ));
-        }
-        if !controller && self.voters.is_none() {
-            return Err("--process-roles broker needs --voters (the controllers)".into());
         }
         Ok(())
     }
 
-    /// (broker, controller) from `--process-roles`.
-    fn roles(&self) -> Result<(bool, bool), String> {
+    /// What this node runs, from --process-roles.
+    pub fn roles(&self) -> Result<Roles, String> {
         let mut roles: Vec<&str> = self.process_roles.split(',').map(str::trim).collect();
         roles.sort_unstable();
-        roles.dedup();
         match roles.as_slice() {
-            ["broker", "controller"] => Ok((true, true)),
-            ["broker"] => Ok((true, false)),
-            ["controller"] => Ok((false, true)),
+            ["broker", "controller"] => Ok(Roles::BrokerAndController),
+            ["broker"] => Ok(Roles::BrokerOnly),
+            ["controller"] => Ok(Roles::ControllerOnly),
             _ => Err(format!(
-                "--process-roles {:?}: broker, controller or broker,controller",
+                "--process-roles {:?}: `broker,controller`, `broker` or `controller`",
                 self.process_roles
             )),
         }
     }
 
-    /// Whether this node hosts partitions and registers as a broker.
+    /// Whether this node registers as a broker and hosts partitions.
     pub fn is_broker(&self) -> bool {
-        self.roles().is_ok_and(|(broker, _)| broker)
-    }
-
-    /// Whether this node is a voter of the metadata quorum.
-    pub fn is_controller(&self) -> bool {
-        self.roles().is_ok_and(|(_, controller)| controller)
+        self.roles()
+            .is_ok_and(|roles| roles != Roles::ControllerOnly)
     }
 
     /// The voter set: node id → Raft address.
@@ -370,6 +392,16 @@ impl Config {
         }
         Ok(voters)
     }
+}
+
+/// Kafka's process roles this node can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    BrokerAndController,
+    /// Follows the metadata log as a Raft learner; never votes.
+    BrokerOnly,
+    /// A voter that never registers as a broker: hosts nothing, not listed in Metadata.
+    ControllerOnly,
 }
 
 #[cfg(test)]
@@ -428,34 +460,13 @@ mod tests {
     }
 
     #[test]
-    fn roles_parse_kraft_style() {
-        let broker = Config::try_parse_from([
-            "sluice",
-            "--node-id",
-            "4",
-            "--process-roles",
-            "broker",
-            "--voters",
-            "1@127.0.0.1:19093",
-        ])
-        .expect("flags parse");
-        assert_eq!(broker.validate(), Ok(()));
-        assert!(broker.is_broker() && !broker.is_controller());
-        let controller =
-            Config::try_parse_from(["sluice", "--process-roles", "controller"]).expect("parse");
-        assert_eq!(controller.validate(), Ok(()));
-        assert!(!controller.is_broker() && controller.is_controller());
-        let both = Config::try_parse_from(["sluice"]).expect("defaults parse");
-        assert!(both.is_broker() && both.is_controller());
-    }
-
-    #[test]
     fn bad_voters_and_roles_are_refused() {
         for args in [
             vec!["sluice", "--voters", "2@127.0.0.1:1"],
             vec!["sluice", "--voters", "1@nowhere"],
             vec!["sluice", "--voters", "1@127.0.0.1:1,1@127.0.0.1:2"],
             vec!["sluice", "--process-roles", "broker"],
+            vec!["sluice", "--process-roles", "controller"],
             vec![
                 "sluice",
                 "--process-roles",
@@ -463,6 +474,38 @@ mod tests {
                 "--voters",
                 "1@127.0.0.1:1",
             ],
+            vec!["sluice", "--node-id", "4", "--voters", "1@127.0.0.1:1"],
+        ] {
+            let config = Config::try_parse_from(args.clone()).expect("flags parse");
+            assert!(config.validate().is_err(), "{args:?} accepted");
+        }
+        let learner = Config::try_parse_from([
+            "sluice",
+            "--node-id",
+            "4",
+            "--process-roles",
+            "broker",
+            "--voters",
+            "1@127.0.0.1:1",
+        ])
+        .expect("flags parse");
+        assert_eq!(learner.validate(), Ok(()));
+        assert_eq!(learner.roles(), Ok(Roles::BrokerOnly));
+        assert!(learner.is_broker());
+        let controller = Config::try_parse_from([
+            "sluice",
+            "--node-id",
+            "2",
+            "--process-roles",
+            "controller",
+            "--voters",
+            "1@127.0.0.1:1,2@127.0.0.1:2",
+        ])
+        .expect("flags parse");
+        assert_eq!(controller.validate(), Ok(()));
+        assert_eq!(controller.roles(), Ok(Roles::ControllerOnly));
+        assert!(!controller.is_broker());
+        for args in [
             vec!["sluice", "--process-roles", "controller,nonsense"],
             vec![
                 "sluice",

@@ -50,6 +50,65 @@ fn nanos_now() -> u32 {
         .map_or(0, |d| d.subsec_nanos())
 }
 
+/// The ports and voter set of a cluster of `count` nodes on 127.0.0.1, before it starts; for
+/// tests that start nodes with different flags.
+pub struct ClusterPlan {
+    /// Nodes 1..=voters are voters; the rest are broker-only (Raft learners).
+    voters: usize,
+    count: usize,
+    ports: Vec<u16>,
+}
+
+impl ClusterPlan {
+    /// `count` voters.
+    pub fn new(count: usize) -> ClusterPlan {
+        ClusterPlan::with_brokers_only(count, 0)
+    }
+
+    /// `voters` voters (ids 1..=voters), then `brokers_only` broker-only nodes.
+    pub fn with_brokers_only(voters: usize, brokers_only: usize) -> ClusterPlan {
+        assert!(voters > 0);
+        let count = voters + brokers_only;
+        ClusterPlan {
+            voters,
+            count,
+            ports: free_low_ports(2 * count),
+        }
+    }
+
+    /// Node `id`'s client port.
+    pub fn client_port(&self, id: i32) -> u16 {
+        self.ports[Self::index(id)]
+    }
+
+    /// Flags that make node `id` a voter of this cluster, fast failure detection included.
+    pub fn node_args(&self, id: i32) -> Vec<String> {
+        let voters: Vec<String> = (0..self.voters)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, self.ports[self.count + i]))
+            .collect();
+        let index = Self::index(id);
+        let mut args = vec![
+            "--node-id".to_string(),
+            id.to_string(),
+            "--listen-address".to_string(),
+            format!("127.0.0.1:{}", self.ports[index]),
+            "--raft-listen-address".to_string(),
+            format!("127.0.0.1:{}", self.ports[self.count + index]),
+            "--voters".to_string(),
+            voters.join(","),
+        ];
+        if index >= self.voters {
+            args.extend(["--process-roles".to_string(), "broker".to_string()]);
+        }
+        args.extend(FAST_FAILURE_DETECTION.iter().map(|arg| arg.to_string()));
+        args
+    }
+
+    fn index(id: i32) -> usize {
+        usize::try_from(id - 1).expect("node ids start at 1")
+    }
+}
+
 /// Nodes with ids 1..=n; node `id` is `nodes[id - 1]`. Dropping the cluster kills every node.
 pub struct Cluster {
     nodes: Vec<Broker>,
@@ -174,6 +233,14 @@ impl Cluster {
         }
     }
 
+    /// A cluster of nodes the caller started from a [`ClusterPlan`], node `i + 1` at `i`.
+    pub fn from_nodes(nodes: Vec<Broker>) -> Cluster {
+        Cluster {
+            nodes,
+            raft_addresses: Vec::new(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -197,6 +264,10 @@ impl Cluster {
 
     /// Node `id`'s Raft listener, `host:port`.
     pub fn raft_address(&self, id: i32) -> &str {
+        assert!(
+            !self.raft_addresses.is_empty(),
+            "a cluster made with from_nodes does not know its Raft addresses"
+        );
         &self.raft_addresses[Self::index(id)]
     }
 

@@ -18,6 +18,7 @@ pub mod kafka_cli;
 pub mod netns;
 mod process;
 pub mod records;
+pub mod tcp_proxy;
 
 pub use broker::Broker;
 pub use process::{

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::controller::{self, error_code, ControllerConfig, Operation, OperationResponse};
 use crate::image::{encode_batch, BrokerId, MetadataImage};
 use crate::network::frame::{
-    decode, read_frame, write_message, RpcEnvelope, RpcRequest, RpcResponse,
+    decode, read_frame, write_message, FrameError, RpcEnvelope, RpcRequest, RpcResponse,
 };
 use crate::quorum::{ProposeError, ENTRY_BYTES_MAX};
 use crate::raft_types::{ApplyOutcome, NodeId, Raft, RecordBatch};
@@ -28,10 +28,12 @@ pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(15);
 const SUBMIT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// One forwarded operation: connect, send, wait for the commit, read the answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pause between rounds of join requests while no voter has added this learner.
+/// Pause between rounds of join requests to the voters.
 const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(500);
-/// Longest Raft address a learner may register (`host:port`).
-const LEARNER_ADDRESS_BYTES_MAX: usize = 255;
+/// A failed join is logged once per this many attempts.
+const JOIN_LOG_EVERY: u64 = 20;
+/// A Raft listener address is `host:port`; a host name is at most 253 bytes.
+const LEARNER_ADDRESS_BYTES_MAX: usize = 300;
 
 /// An operation carried out: its answer, and the Raft log index its records were applied at
 /// (or, when it wrote nothing, the index the image it was computed on had reached).
@@ -227,15 +229,14 @@ impl Proposer {
         operation: &Operation,
     ) -> Result<Proposed, ProposeError> {
         let request = RpcRequest::Forward(operation.clone());
-        match self.call(leader_id, address, request).await? {
+        match self.call_once(leader_id, address, request).await? {
             RpcResponse::Forward(result) => result,
             _ => Err(ProposeError::Unreachable("response of another kind".into())),
         }
     }
 
-    /// One request to node `target` at `address` on a fresh connection, for at most
-    /// [`FORWARD_TIMEOUT`].
-    async fn call(
+    /// One request to one node on a fresh connection, within [`FORWARD_TIMEOUT`].
+    async fn call_once(
         &self,
         target: NodeId,
         address: &str,
@@ -253,22 +254,24 @@ impl Proposer {
             let payload = read_frame(&mut stream).await?;
             decode::<RpcResponse>(&payload)
         };
+        let unreachable = |error: FrameError| ProposeError::Unreachable(error.to_string());
         match tokio::time::timeout(FORWARD_TIMEOUT, exchange).await {
-            Err(_) => Err(ProposeError::Unreachable(format!(
-                "node {target} timed out"
-            ))),
-            Ok(Err(error)) => Err(ProposeError::Unreachable(error.to_string())),
+            Err(_) => Err(ProposeError::Unreachable("request timed out".into())),
+            Ok(Err(error)) => Err(unreachable(error)),
             Ok(Ok(response)) => Ok(response),
         }
     }
 
-    /// On the leader: makes node `node_id` a learner at `address` (a broker-only node asking
-    /// to follow the metadata log). A voter cannot be turned into a learner this way.
-    pub async fn add_learner_local(
+    /// On the active controller: adds `node_id` as a learner at `address` (a re-add after a
+    /// restart updates the address). Voters cannot be demoted this way.
+    pub(crate) async fn add_learner_local(
         &self,
         node_id: NodeId,
         address: String,
     ) -> Result<(), ProposeError> {
+        if address.len() > LEARNER_ADDRESS_BYTES_MAX {
+            return Err(ProposeError::Rejected("learner address too long".into()));
+        }
         let is_voter = self
             .raft
             .metrics()
@@ -279,14 +282,9 @@ impl Proposer {
             .any(|id| id == node_id);
         if is_voter {
             return Err(ProposeError::Rejected(format!(
-                "node {node_id} is a voter, not a learner"
+                "node {node_id} is a voter; it cannot join as a learner"
             )));
         }
-        if address.len() > LEARNER_ADDRESS_BYTES_MAX {
-            return Err(ProposeError::Rejected("learner address too long".into()));
-        }
-        // Not blocking on the learner's catch-up: the membership change commits, and the
-        // learner follows from there.
         match self
             .raft
             .add_learner(node_id, BasicNode::new(address), false)
@@ -300,34 +298,38 @@ impl Proposer {
         }
     }
 
-    /// A node outside the voter set asks the voters, until one of them (the leader) adds it
-    /// as a learner; returns once this node has heard from a leader.
-    pub async fn join_as_learner(&self, voters: BTreeMap<NodeId, String>, address: String) {
-        let mut metrics = self.raft.metrics();
+    /// A node that is not a voter: asks the voters (following their pointer to the active
+    /// controller) until it is added as a learner at `address`. Retries without end: the
+    /// node is useless until it follows the metadata log.
+    pub(crate) async fn join_as_learner(&self, voters: &BTreeMap<NodeId, String>, address: &str) {
+        let mut attempts: u64 = 0;
         loop {
-            for (voter, voter_address) in &voters {
-                let request = RpcRequest::Join {
+            for (voter_id, voter_address) in voters {
+                let request = || RpcRequest::Join {
                     node_id: self.node_id,
-                    address: address.clone(),
+                    address: address.to_string(),
                 };
-                match self.call(*voter, voter_address, request).await {
-                    Ok(RpcResponse::Join(Ok(()))) => {
-                        tracing::info!(voter, "joined the metadata quorum as a learner");
-                    }
-                    Ok(answer) => tracing::debug!(voter, ?answer, "join refused"),
-                    Err(error) => tracing::debug!(voter, %error, "join failed"),
+                let mut answer = self.call_once(*voter_id, voter_address, request()).await;
+                if let Ok(RpcResponse::Join(Err(ProposeError::NotController {
+                    leader_id: Some(leader_id),
+                    leader_address: Some(leader_address),
+                }))) = &answer
+                {
+                    answer = self.call_once(*leader_id, leader_address, request()).await;
                 }
-                if metrics.borrow().current_leader.is_some() {
+                if let Ok(RpcResponse::Join(Ok(()))) = answer {
+                    tracing::info!(
+                        node_id = self.node_id,
+                        "joined the metadata quorum as a learner"
+                    );
                     return;
                 }
+                attempts += 1;
+                if attempts % JOIN_LOG_EVERY == 1 {
+                    tracing::info!(?answer, voter_id, "joining the metadata quorum; retrying");
+                }
             }
-            let heard = tokio::time::timeout(
-                JOIN_RETRY_PAUSE,
-                metrics.wait_for(|m| m.current_leader.is_some()),
-            );
-            if let Ok(Ok(_)) = heard.await {
-                return;
-            }
+            tokio::time::sleep(JOIN_RETRY_PAUSE).await;
         }
     }
 

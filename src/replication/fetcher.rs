@@ -15,9 +15,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use sluice_raft::image::ConfigResource;
+
 use super::peer::{Peer, PeerError};
+use super::throttle::ReassignmentThrottle;
 use crate::broker::{now_ms, Broker, Replica, Role};
-use crate::handlers::str_bytes;
+use crate::handlers::{str_bytes, FOLLOWER_THROTTLED_RATE};
 
 /// Fetch v12: replica id as a top-level field, leader epochs, topics by name.
 const FETCH_VERSION: i16 = 12;
@@ -179,7 +182,19 @@ async fn fetch_once(
     leader_epoch: i32,
 ) -> Result<(), FetchError> {
     let fetch_offset = replica.log.log_end_offset();
-    let request = fetch_request(broker.node_id(), replica, leader_epoch, fetch_offset);
+    let throttle = is_being_added(broker, replica).then(|| throttle_bytes_per_sec(broker));
+    let mut request = fetch_request(broker.node_id(), replica, leader_epoch, fetch_offset);
+    if let Some(rate) = throttle {
+        let chunk = ReassignmentThrottle::chunk_bytes(rate, FETCH_PARTITION_BYTES_MAX);
+        request.max_bytes = chunk;
+        for partition in request
+            .topics
+            .iter_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
+            partition.partition_max_bytes = chunk;
+        }
+    }
     let timeout = REQUEST_TIMEOUT + Duration::from_millis(FETCH_WAIT_MS as u64);
     let response: FetchResponse = peer
         .request(
@@ -196,15 +211,49 @@ async fn fetch_once(
         .and_then(|t| t.partitions.first())
         .ok_or(FetchError::Code(-1))?;
     partition_error(data.error_code)?;
+    let mut fetched_bytes = 0;
     if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
         let appended = replica.log.append_replicated(records, now_ms());
         appended.map_err(|e| FetchError::Storage(e.to_string()))?;
+        fetched_bytes = records.len();
     }
     let end = replica.log.log_end_offset();
     if replica.advance_high_watermark(data.high_watermark.min(end)) {
         broker.notify_appended();
     }
+    if let Some(rate) = throttle {
+        // Paying before the next fetch also delays the offset that tells the leader we caught
+        // up, so the reassignment cannot complete faster than the throttle allows.
+        broker.reassignment_throttle.pay(fetched_bytes, rate).await;
+    }
     Ok(())
+}
+
+/// This node's `follower.replication.throttled.rate` (its own, else the cluster default, as
+/// `kafka-reassign-partitions --throttle` sets them), else `--reassignment-throttle-bytes-per-sec`.
+fn throttle_bytes_per_sec(broker: &Broker) -> u64 {
+    let topics = broker.topics();
+    let configs = &topics.metadata.configs;
+    [broker.node_id(), -1]
+        .into_iter()
+        .find_map(|id| {
+            configs
+                .configs(&ConfigResource::Broker(id))?
+                .get(FOLLOWER_THROTTLED_RATE)?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(broker.config.reassignment_throttle_bytes_per_sec)
+}
+
+/// Whether a running reassignment is adding this node's replica (its catch-up is throttled).
+fn is_being_added(broker: &Broker, replica: &Replica) -> bool {
+    let topics = broker.topics();
+    let registration = topics
+        .metadata
+        .topics
+        .partition(replica.topic_id, replica.index);
+    registration.is_some_and(|p| p.adding_replicas.contains(&broker.node_id()))
 }
 
 fn fetch_request(node: i32, replica: &Replica, leader_epoch: i32, offset: i64) -> FetchRequest {

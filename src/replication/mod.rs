@@ -9,6 +9,7 @@
 mod fetcher;
 mod isr;
 mod peer;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use sluice_raft::image::LEADER_NONE;
 use crate::broker::{now_ms, Broker, FollowerProgress, Partition, Replica, Role, TopicsImage};
 
 pub use isr::spawn_isr_maintenance;
+pub use throttle::ReassignmentThrottle;
 
 /// Applies the roles of `topics` to this node's replicas.
 pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {

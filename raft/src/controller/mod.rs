@@ -6,6 +6,8 @@
 //! committed; every node (the active one included) changes its image only by replaying the
 //! records. Each operation emits at most [`RECORDS_PER_OPERATION_MAX`] records.
 
+mod admission;
+pub mod balance;
 mod brokers;
 mod configs;
 mod create_partitions;
@@ -13,10 +15,12 @@ pub mod error_code;
 mod partitions;
 mod placement;
 mod producer_ids;
+mod reassignments;
 mod topics;
 
 use uuid::Uuid;
 
+pub use admission::{record_admission, AdmissionVerdict, ADMISSION_PENDING};
 pub use brokers::{
     fence_broker, heartbeat, register_broker, unregister_broker, BrokerChangeResponse,
     BrokerHeartbeatRequest, BrokerHeartbeatResponse, RegisterBrokerRequest, RegisterBrokerResponse,
@@ -32,6 +36,9 @@ pub use partitions::{
 };
 pub use placement::{place_replicas, rack_alternated_brokers};
 pub use producer_ids::{allocate_producer_ids, AllocateProducerIdsRequest, ProducerIdBlock};
+pub use reassignments::{
+    alter_reassignments, AlterReassignmentsRequest, ReassignmentResult, ReassignmentTarget,
+};
 pub use topics::{
     create_topics, delete_topics, CreatableTopic, CreateTopicsRequest, CreatedTopic,
     DeleteTopicsRequest, DeletedTopic, TOPIC_NAME_BYTES_MAX,
@@ -69,6 +76,10 @@ pub struct ControllerConfig {
     /// A broker whose heartbeats stop for this long is fenced (Kafka's
     /// `broker.session.timeout.ms`).
     pub broker_session_timeout_ms: u64,
+    /// Unfence a broker only once its advertised address was checked from the active
+    /// controller (the binary's `--admission-check`, on by default there; off here so that
+    /// pure tests need no network).
+    pub admission_check: bool,
 }
 
 impl Default for ControllerConfig {
@@ -78,6 +89,7 @@ impl Default for ControllerConfig {
             default_replication_factor: 1,
             producer_id_block_size: 1000,
             broker_session_timeout_ms: 9000,
+            admission_check: false,
         }
     }
 }
@@ -94,6 +106,9 @@ pub enum Operation {
     UnregisterBroker {
         broker_id: i32,
     },
+    /// The active controller's address check of a broker incarnation: admitted
+    /// (`refusal: None`) or refused; a refused unfenced broker is fenced.
+    RecordAdmission(AdmissionVerdict),
     CreateTopics(CreateTopicsRequest),
     DeleteTopics(DeleteTopicsRequest),
     CreatePartitions(CreatePartitionsRequest),
@@ -101,6 +116,7 @@ pub enum Operation {
     ElectLeaders(ElectLeadersRequest),
     AlterPartition(AlterPartitionRequest),
     AllocateProducerIds(AllocateProducerIdsRequest),
+    AlterReassignments(AlterReassignmentsRequest),
 }
 
 /// The answer to an [`Operation`], variant for variant.
@@ -110,6 +126,7 @@ pub enum OperationResponse {
     BrokerHeartbeat(BrokerHeartbeatResponse),
     FenceBroker(BrokerChangeResponse),
     UnregisterBroker(BrokerChangeResponse),
+    RecordAdmission(BrokerChangeResponse),
     CreateTopics(Vec<CreatedTopic>),
     DeleteTopics(Vec<DeletedTopic>),
     CreatePartitions(Vec<CreatePartitionsResult>),
@@ -117,6 +134,7 @@ pub enum OperationResponse {
     ElectLeaders(Vec<ElectionResult>),
     AlterPartition(AlterPartitionResponse),
     AllocateProducerIds(ProducerIdBlock),
+    AlterReassignments(Vec<ReassignmentResult>),
 }
 
 /// Runs one operation against `image`. `new_topic_id` supplies ids for created topics (random
@@ -139,7 +157,7 @@ pub fn execute(
             OperationResponse::RegisterBroker,
         ),
         Operation::BrokerHeartbeat(request) => wrap(
-            heartbeat(image, request),
+            heartbeat(image, request, config),
             OperationResponse::BrokerHeartbeat,
         ),
         Operation::FenceBroker { broker_id } => wrap(
@@ -149,6 +167,10 @@ pub fn execute(
         Operation::UnregisterBroker { broker_id } => wrap(
             unregister_broker(image, *broker_id),
             OperationResponse::UnregisterBroker,
+        ),
+        Operation::RecordAdmission(verdict) => wrap(
+            record_admission(image, verdict),
+            OperationResponse::RecordAdmission,
         ),
         Operation::CreateTopics(request) => wrap(
             create_topics(image, request, config, new_topic_id),
@@ -177,6 +199,10 @@ pub fn execute(
         Operation::AllocateProducerIds(request) => wrap(
             allocate_producer_ids(image, request, config),
             OperationResponse::AllocateProducerIds,
+        ),
+        Operation::AlterReassignments(request) => wrap(
+            alter_reassignments(image, request),
+            OperationResponse::AlterReassignments,
         ),
     }
 }

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::*;
 use crate::image::{
-    ConfigResource, Listener, MetadataDelta, MetadataImage, PartitionRegistration, LEADER_NONE,
+    Admission, ConfigResource, Listener, MetadataDelta, MetadataImage, PartitionRegistration,
+    LEADER_NONE,
 };
 
 fn incarnation(broker_id: i32) -> Uuid {
@@ -37,7 +38,15 @@ fn cluster(count: i32) -> MetadataImage {
             rack: None,
         };
         image = apply(&image, &register_broker(&image, &request).records);
-        image = apply(&image, &heartbeat(&image, &beat(broker_id, false)).records);
+        image = apply(
+            &image,
+            &heartbeat(
+                &image,
+                &beat(broker_id, false),
+                &ControllerConfig::default(),
+            )
+            .records,
+        );
     }
     image
 }
@@ -188,6 +197,8 @@ fn fencing_moves_leadership_within_the_isr_and_unfencing_takes_orphans() {
             leader: 2,
             leader_epoch: 1,
             partition_epoch: 1,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         }
     );
     assert!(image.cluster.broker(1).unwrap().fenced);
@@ -199,7 +210,7 @@ fn fencing_moves_leadership_within_the_isr_and_unfencing_takes_orphans() {
     // Fencing again changes nothing.
     assert!(fence_broker(&image, 2).records.is_empty());
 
-    let back = heartbeat(&image, &beat(2, false));
+    let back = heartbeat(&image, &beat(2, false), &ControllerConfig::default());
     assert!(!back.response.is_fenced);
     let image = apply(&image, &back.records);
     let (_, led) = one_partition(&image);
@@ -215,7 +226,7 @@ fn controlled_shutdown_moves_leadership_then_allows_the_stop() {
         want_shutdown: true,
         ..beat(1, false)
     };
-    let result = heartbeat(&image, &request);
+    let result = heartbeat(&image, &request, &ControllerConfig::default());
     assert!(result.response.should_shut_down);
     assert!(result.response.is_fenced);
     let image = apply(&image, &result.records);
@@ -242,7 +253,11 @@ fn registration_rules() {
     let accepted = register_broker(&image, &again);
     assert_eq!(accepted.response.error_code, error_code::NONE);
     assert_eq!(accepted.records.len(), 1);
-    let stale = heartbeat(&apply(&image, &accepted.records), &beat(1, false));
+    let stale = heartbeat(
+        &apply(&image, &accepted.records),
+        &beat(1, false),
+        &ControllerConfig::default(),
+    );
     assert_eq!(stale.response.error_code, error_code::STALE_BROKER_EPOCH);
 }
 
@@ -337,7 +352,10 @@ fn preferred_and_unclean_elections() {
     // Leader 1 fenced → 2 leads; 1 back → preferred election returns leadership to 1?
     // No: 1 left the ISR when fenced, so it is not available until AlterPartition adds it.
     let image = apply(&image, &fence_broker(&image, 1).records);
-    let image = apply(&image, &heartbeat(&image, &beat(1, false)).records);
+    let image = apply(
+        &image,
+        &heartbeat(&image, &beat(1, false), &ControllerConfig::default()).records,
+    );
     let result = elect(&image, ElectionType::Preferred);
     assert_eq!(
         result.response[0].error_code,
@@ -346,7 +364,10 @@ fn preferred_and_unclean_elections() {
     // Both fenced, then only 1 returns: an unclean election makes it leader with ISR [1].
     let image = apply(&image, &fence_broker(&image, 1).records);
     let image = apply(&image, &fence_broker(&image, 2).records);
-    let image = apply(&image, &heartbeat(&image, &beat(1, false)).records);
+    let image = apply(
+        &image,
+        &heartbeat(&image, &beat(1, false), &ControllerConfig::default()).records,
+    );
     let result = elect(&image, ElectionType::Unclean);
     assert_eq!(result.response[0].error_code, error_code::NONE);
     let image = apply(&image, &result.records);
@@ -453,4 +474,351 @@ fn alter_configs_and_delete_topics() {
     let image = apply(&image, &deleted.records);
     assert!(image.topics.by_id.is_empty());
     assert!(image.configs.resources.is_empty());
+}
+
+fn checked() -> ControllerConfig {
+    ControllerConfig {
+        admission_check: true,
+        ..ControllerConfig::default()
+    }
+}
+
+fn verdict(broker_id: i32, refusal: Option<&str>) -> Operation {
+    Operation::RecordAdmission(AdmissionVerdict {
+        broker_id,
+        incarnation_id: incarnation(broker_id),
+        refusal: refusal.map(str::to_string),
+    })
+}
+
+fn run(image: &MetadataImage, operation: &Operation) -> (MetadataImage, OperationResponse) {
+    let result = execute(image, operation, &checked(), &mut Uuid::new_v4);
+    (apply(image, &result.records), result.response)
+}
+
+#[test]
+fn a_broker_is_unfenced_only_once_its_address_is_admitted() {
+    let image = cluster(1);
+    let request = RegisterBrokerRequest {
+        broker_id: 2,
+        incarnation_id: incarnation(2),
+        listeners: vec![],
+        rack: None,
+    };
+    let image = apply(&image, &register_broker(&image, &request).records);
+    let waiting = heartbeat(&image, &beat(2, false), &checked());
+    assert!(waiting.records.is_empty());
+    assert!(waiting.response.is_fenced);
+    assert_eq!(
+        waiting.response.admission_refusal.as_deref(),
+        Some(ADMISSION_PENDING)
+    );
+
+    let (image, _) = run(&image, &verdict(2, Some("cannot resolve bogus.invalid")));
+    let refused = heartbeat(&image, &beat(2, false), &checked());
+    assert!(refused.response.is_fenced);
+    assert_eq!(
+        refused.response.admission_refusal.as_deref(),
+        Some("cannot resolve bogus.invalid")
+    );
+    assert!(!image.cluster.is_active(2));
+
+    let (image, _) = run(&image, &verdict(2, None));
+    assert_eq!(
+        image.cluster.broker(2).unwrap().admission,
+        Admission::Admitted
+    );
+    let admitted = heartbeat(&image, &beat(2, false), &checked());
+    assert!(!admitted.response.is_fenced);
+    assert_eq!(admitted.response.admission_refusal, None);
+    let image = apply(&image, &admitted.records);
+    assert!(image.cluster.is_active(2));
+}
+
+#[test]
+fn a_refused_unfenced_broker_is_fenced_and_loses_leadership() {
+    let image = cluster(2);
+    let (image, _) = run(&image, &verdict(1, None));
+    let (image, _) = run(&image, &verdict(2, None));
+    let created = create_topics(
+        &image,
+        &CreateTopicsRequest {
+            topics: vec![topic("t", 2, 2)],
+            validate_only: false,
+        },
+        &ControllerConfig::default(),
+        &mut || Uuid::from_u128(42),
+    );
+    let image = apply(&image, &created.records);
+    let (image, response) = run(&image, &verdict(1, Some("connection refused")));
+    assert_eq!(
+        response,
+        OperationResponse::RecordAdmission(BrokerChangeResponse {
+            error_code: error_code::NONE,
+            partitions_remaining: false,
+        })
+    );
+    assert!(!image.cluster.is_active(1));
+    let topic = image.topics.topic_by_name("t").unwrap();
+    for partition in topic.partitions.values() {
+        assert_eq!(partition.leader, 2, "{partition:?}");
+        assert_eq!(partition.isr, vec![2], "{partition:?}");
+    }
+    // Same verdict again: nothing changes.
+    let again = execute(
+        &image,
+        &verdict(1, Some("connection refused")),
+        &checked(),
+        &mut Uuid::new_v4,
+    );
+    assert!(again.records.is_empty(), "{:?}", again.records);
+}
+
+#[test]
+fn a_verdict_about_an_older_incarnation_is_ignored() {
+    let image = cluster(1);
+    let stale = Operation::RecordAdmission(AdmissionVerdict {
+        broker_id: 1,
+        incarnation_id: Uuid::from_u128(1),
+        refusal: Some("connection refused".into()),
+    });
+    let result = execute(&image, &stale, &checked(), &mut Uuid::new_v4);
+    assert!(result.records.is_empty());
+    assert_eq!(
+        result.response,
+        OperationResponse::RecordAdmission(BrokerChangeResponse {
+            error_code: error_code::STALE_BROKER_EPOCH,
+            partitions_remaining: false,
+        })
+    );
+    assert!(image.cluster.is_active(1));
+}
+
+#[test]
+fn a_new_incarnation_must_be_admitted_again() {
+    let image = cluster(1);
+    let (image, _) = run(&image, &verdict(1, None));
+    let request = RegisterBrokerRequest {
+        broker_id: 1,
+        incarnation_id: Uuid::from_u128(99),
+        listeners: vec![],
+        rack: None,
+    };
+    let image = apply(&image, &fence_broker(&image, 1).records);
+    let image = apply(&image, &register_broker(&image, &request).records);
+    assert_eq!(
+        image.cluster.broker(1).unwrap().admission,
+        Admission::Unchecked
+    );
+    let snapshot_image = {
+        let mut delta = MetadataDelta::new(Arc::new(MetadataImage::empty()));
+        for record in image.to_records() {
+            delta.replay(&record).unwrap();
+        }
+        delta.apply()
+    };
+    assert_eq!(snapshot_image.cluster, image.cluster);
+}
+
+fn reassign(
+    image: &MetadataImage,
+    topic: &str,
+    partition_index: i32,
+    replicas: Option<Vec<i32>>,
+) -> ControllerResult<Vec<ReassignmentResult>> {
+    alter_reassignments(
+        image,
+        &AlterReassignmentsRequest {
+            targets: vec![ReassignmentTarget {
+                topic: topic.into(),
+                partition_index,
+                replicas,
+            }],
+            allow_replication_factor_change: true,
+        },
+    )
+}
+
+fn reassign_code(image: &MetadataImage, topic: &str, index: i32, target: Option<Vec<i32>>) -> i16 {
+    let result = reassign(image, topic, index, target);
+    assert_eq!(result.response.len(), 1);
+    if result.response[0].error_code != error_code::NONE {
+        assert!(result.records.is_empty());
+    }
+    result.response[0].error_code
+}
+
+/// The leader of the partition asks for `new_isr`.
+fn expand_isr(
+    image: &MetadataImage,
+    new_isr: Vec<i32>,
+) -> ControllerResult<AlterPartitionResponse> {
+    let (topic_id, partition) = one_partition(image);
+    alter_partition(
+        image,
+        &AlterPartitionRequest {
+            broker_id: partition.leader,
+            incarnation_id: incarnation(partition.leader),
+            topic_id,
+            partition_index: 0,
+            leader_epoch: partition.leader_epoch,
+            partition_epoch: partition.partition_epoch,
+            new_isr,
+        },
+    )
+}
+
+#[test]
+fn reassignment_adds_then_switches_moving_leadership_off_a_removed_leader() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 2)]).records);
+    let (topic_id, before) = one_partition(&image);
+    assert_eq!((before.replicas.clone(), before.leader), (vec![1, 2], 1));
+
+    // 1,2 → 3,2: 3 is added, 1 (the leader) will be removed.
+    let started = reassign(&image, "p", 0, Some(vec![3, 2]));
+    assert_eq!(started.response[0].error_code, error_code::NONE);
+    assert_eq!(
+        started.records,
+        vec![MetadataRecord::PartitionReassignment {
+            topic_id,
+            partition_index: 0,
+            replicas: vec![3, 2, 1],
+            adding_replicas: vec![3],
+            removing_replicas: vec![1],
+        }]
+    );
+    let image = apply(&image, &started.records);
+    let (_, moving) = one_partition(&image);
+    assert_eq!(
+        moving,
+        PartitionRegistration {
+            replicas: vec![3, 2, 1],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 1,
+            adding_replicas: vec![3],
+            removing_replicas: vec![1],
+        }
+    );
+    // The snapshot of a moving partition replays to the same image.
+    let replayed = MetadataImage::from_records(&image.to_records(), image.provenance).unwrap();
+    assert_eq!(replayed, image);
+
+    // 3 caught up: the leader adds it to the ISR, and the reassignment completes with it.
+    let expanded = expand_isr(&image, vec![1, 2, 3]);
+    assert_eq!(expanded.response.error_code, error_code::NONE);
+    assert_eq!(
+        expanded.records,
+        vec![
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition_index: 0,
+                leader: None,
+                isr: Some(vec![1, 2, 3]),
+            },
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition_index: 0,
+                leader: Some(3),
+                isr: Some(vec![2, 3]),
+            },
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![3, 2],
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+            },
+        ]
+    );
+    let image = apply(&image, &expanded.records);
+    let done = PartitionRegistration {
+        replicas: vec![3, 2],
+        isr: vec![2, 3],
+        leader: 3,
+        leader_epoch: 1,
+        partition_epoch: 4,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
+    };
+    assert_eq!(one_partition(&image).1, done);
+    assert_eq!(expanded.response.partition, Some(done));
+}
+
+#[test]
+fn reassignment_to_in_sync_replicas_completes_at_once_and_same_set_is_a_no_op() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 3)]).records);
+    let (topic_id, _) = one_partition(&image);
+    // Dropping a replica: every target replica is in the ISR already.
+    let shrink = reassign(&image, "p", 0, Some(vec![2, 3]));
+    assert_eq!(
+        shrink.records,
+        vec![
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition_index: 0,
+                leader: Some(2),
+                isr: Some(vec![2, 3]),
+            },
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![2, 3],
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+            },
+        ]
+    );
+    let same = reassign(&image, "p", 0, Some(vec![1, 2, 3]));
+    assert_eq!(same.response[0].error_code, error_code::NONE);
+    assert!(same.records.is_empty());
+}
+
+#[test]
+fn cancelling_reverts_to_the_original_replicas() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 1)]).records);
+    let original = one_partition(&image).1;
+    assert_eq!(original.replicas, vec![1]);
+    let image = apply(&image, &reassign(&image, "p", 0, Some(vec![2])).records);
+    assert_eq!(one_partition(&image).1.replicas, vec![2, 1]);
+    // A new target while one runs restarts from the original set.
+    let image = apply(&image, &reassign(&image, "p", 0, Some(vec![3])).records);
+    let (_, moving) = one_partition(&image);
+    assert_eq!(
+        (
+            moving.replicas,
+            moving.adding_replicas,
+            moving.removing_replicas
+        ),
+        (vec![3, 1], vec![3], vec![1])
+    );
+    let cancelled = reassign(&image, "p", 0, None);
+    assert_eq!(cancelled.response[0].error_code, error_code::NONE);
+    let image = apply(&image, &cancelled.records);
+    let (_, back) = one_partition(&image);
+    assert_eq!(
+        (back.is_reassigning(), back.replicas, back.isr, back.leader),
+        (false, vec![1], vec![1], 1)
+    );
+    assert_eq!(
+        reassign_code(&image, "p", 0, None),
+        error_code::NO_REASSIGNMENT_IN_PROGRESS
+    );
+}
+
+#[test]
+fn reassignment_errors_are_kafkas() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 1)]).records);
+    let invalid = error_code::INVALID_REPLICA_ASSIGNMENT;
+    assert_eq!(reassign_code(&image, "p", 0, Some(vec![2, 2])), invalid);
+    assert_eq!(reassign_code(&image, "p", 0, Some(vec![9])), invalid);
+    assert_eq!(reassign_code(&image, "p", 0, Some(vec![])), invalid);
+    let unknown = error_code::UNKNOWN_TOPIC_OR_PARTITION;
+    assert_eq!(reassign_code(&image, "p", 1, Some(vec![2])), unknown);
+    assert_eq!(reassign_code(&image, "q", 0, Some(vec![2])), unknown);
 }

@@ -184,6 +184,28 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
             w.i32(*broker_id);
             w.i64(*next_producer_id);
         }
+        MetadataRecord::BrokerAdmission {
+            broker_id,
+            incarnation_id,
+            refusal,
+        } => {
+            w.i32(*broker_id);
+            w.uuid(incarnation_id);
+            w.option_string(refusal.as_deref());
+        }
+        MetadataRecord::PartitionReassignment {
+            topic_id,
+            partition_index,
+            replicas,
+            adding_replicas,
+            removing_replicas,
+        } => {
+            w.uuid(topic_id);
+            w.i32(*partition_index);
+            w.i32_list(replicas);
+            w.i32_list(adding_replicas);
+            w.i32_list(removing_replicas);
+        }
     }
 }
 
@@ -300,6 +322,18 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
         10 => MetadataRecord::ProducerIds {
             broker_id: r.i32()?,
             next_producer_id: r.i64()?,
+        },
+        16 => MetadataRecord::BrokerAdmission {
+            broker_id: r.i32()?,
+            incarnation_id: r.uuid()?,
+            refusal: r.option_string()?,
+        },
+        11 => MetadataRecord::PartitionReassignment {
+            topic_id: r.uuid()?,
+            partition_index: r.i32()?,
+            replicas: r.i32_list()?,
+            adding_replicas: r.i32_list()?,
+            removing_replicas: r.i32_list()?,
         },
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -549,6 +583,23 @@ mod tests {
             MetadataRecord::ProducerIds {
                 broker_id: 1,
                 next_producer_id: 1000,
+            },
+            MetadataRecord::BrokerAdmission {
+                broker_id: 1,
+                incarnation_id: Uuid::from_u128(7),
+                refusal: Some("connection refused".into()),
+            },
+            MetadataRecord::BrokerAdmission {
+                broker_id: 1,
+                incarnation_id: Uuid::from_u128(7),
+                refusal: None,
+            },
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![3, 1, 2],
+                adding_replicas: vec![3],
+                removing_replicas: vec![2],
             },
             MetadataRecord::RemoveTopic { topic_id },
         ]

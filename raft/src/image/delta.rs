@@ -6,8 +6,8 @@ use std::sync::Arc;
 use thiserror::Error;
 use uuid::Uuid;
 
-use super::cluster::{BrokerId, BrokerRegistration, ClusterImage};
-use super::codec::LIST_LEN_MAX;
+use super::cluster::{Admission, BrokerId, BrokerRegistration, ClusterImage};
+use super::codec::{LIST_LEN_MAX, STRING_BYTES_MAX};
 use super::configs::{ConfigResource, ConfigsImage};
 use super::producer_ids::ProducerIdsImage;
 use super::record::MetadataRecord;
@@ -101,7 +101,13 @@ impl MetadataDelta {
                 listeners: listeners.clone(),
                 rack: rack.clone(),
                 fenced: *fenced,
+                admission: Admission::Unchecked,
             }),
+            MetadataRecord::BrokerAdmission {
+                broker_id,
+                incarnation_id,
+                refusal,
+            } => self.replay_admission(*broker_id, *incarnation_id, refusal),
             MetadataRecord::UnregisterBroker { broker_id } => {
                 self.cluster()
                     .broker(*broker_id)
@@ -134,6 +140,8 @@ impl MetadataDelta {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 };
                 self.replay_partition(*topic_id, *partition_index, partition)
             }
@@ -143,6 +151,21 @@ impl MetadataDelta {
                 leader,
                 isr,
             } => self.replay_partition_change(*topic_id, *partition_index, *leader, isr.as_deref()),
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index,
+                replicas,
+                adding_replicas,
+                removing_replicas,
+            } => self.replay_partition_reassignment(
+                *topic_id,
+                *partition_index,
+                PartitionReplicas {
+                    replicas,
+                    adding: adding_replicas,
+                    removing: removing_replicas,
+                },
+            ),
             MetadataRecord::Config {
                 resource,
                 name,
@@ -222,6 +245,34 @@ impl MetadataDelta {
             return Err(ReplayError::Invalid("too many listeners"));
         }
         self.cluster_mut().brokers.insert(broker.broker_id, broker);
+        Ok(())
+    }
+
+    fn replay_admission(
+        &mut self,
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+        refusal: &Option<String>,
+    ) -> Result<(), ReplayError> {
+        let broker = self
+            .cluster()
+            .broker(broker_id)
+            .ok_or(ReplayError::UnknownBroker(broker_id))?;
+        if broker.incarnation_id != incarnation_id {
+            return Err(ReplayError::StaleIncarnation {
+                broker_id,
+                incarnation_id,
+            });
+        }
+        if refusal.as_ref().is_some_and(|r| r.len() > STRING_BYTES_MAX) {
+            return Err(ReplayError::Invalid("admission refusal too long"));
+        }
+        if let Some(broker) = self.cluster_mut().brokers.get_mut(&broker_id) {
+            broker.admission = match refusal {
+                None => Admission::Admitted,
+                Some(reason) => Admission::Refused(reason.clone()),
+            };
+        }
         Ok(())
     }
 
@@ -349,6 +400,30 @@ impl MetadataDelta {
         Ok(())
     }
 
+    fn replay_partition_reassignment(
+        &mut self,
+        topic_id: Uuid,
+        partition_index: i32,
+        replicas: PartitionReplicas<'_>,
+    ) -> Result<(), ReplayError> {
+        let current = self.topics().partition(topic_id, partition_index).ok_or(
+            ReplayError::UnknownPartition {
+                topic_id,
+                partition_index,
+            },
+        )?;
+        let mut next = current.clone();
+        next.replicas = replicas.replicas.to_vec();
+        next.adding_replicas = replicas.adding.to_vec();
+        next.removing_replicas = replicas.removing.to_vec();
+        next.partition_epoch = bump(next.partition_epoch)?;
+        check_partition(&next)?;
+        self.topic_mut(topic_id)
+            .partitions
+            .insert(partition_index, next);
+        Ok(())
+    }
+
     /// The topic to change, copied out of its `Arc` only if shared with the base.
     fn topic_mut(&mut self, topic_id: Uuid) -> &mut TopicImage {
         let topic = self.topics_mut().by_id.get_mut(&topic_id);
@@ -392,6 +467,13 @@ impl MetadataDelta {
     }
 }
 
+/// The replica lists of a `PartitionReassignment` record.
+struct PartitionReplicas<'a> {
+    replicas: &'a [BrokerId],
+    adding: &'a [BrokerId],
+    removing: &'a [BrokerId],
+}
+
 fn bump(epoch: i32) -> Result<i32, ReplayError> {
     epoch
         .checked_add(1)
@@ -416,6 +498,22 @@ fn check_partition(partition: &PartitionRegistration) -> Result<(), ReplayError>
     }
     if partition.leader != LEADER_NONE && !isr.contains(&partition.leader) {
         return Err(ReplayError::Invalid("leader is not in the ISR"));
+    }
+    let adding: BTreeSet<BrokerId> = partition.adding_replicas.iter().copied().collect();
+    let removing: BTreeSet<BrokerId> = partition.removing_replicas.iter().copied().collect();
+    if adding.len() != partition.adding_replicas.len()
+        || removing.len() != partition.removing_replicas.len()
+    {
+        return Err(ReplayError::Invalid("duplicate adding or removing replica"));
+    }
+    if !adding.is_subset(&replicas) || !removing.is_subset(&replicas) {
+        return Err(ReplayError::Invalid(
+            "adding or removing replica is not a replica",
+        ));
+    }
+    // Something must be left once the reassignment completes, and nothing both comes and goes.
+    if !adding.is_disjoint(&removing) || removing.len() == replicas.len() {
+        return Err(ReplayError::Invalid("invalid reassignment sets"));
     }
     Ok(())
 }
@@ -477,6 +575,8 @@ mod tests {
                 leader: 2,
                 leader_epoch: 1,
                 partition_epoch: 2,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             }
         );
         // Untouched domains are the very same allocation.

@@ -14,7 +14,7 @@ mod topics;
 
 use std::sync::Arc;
 
-pub use cluster::{BrokerId, BrokerRegistration, ClusterImage, Listener};
+pub use cluster::{Admission, BrokerId, BrokerRegistration, ClusterImage, Listener};
 pub use codec::{
     decode_batch, encode_batch, DecodeError, BATCH_FORMAT, LIST_LEN_MAX, RECORD_BYTES_MAX,
     STRING_BYTES_MAX,
@@ -63,6 +63,18 @@ impl MetadataImage {
                 rack: broker.rack.clone(),
                 fenced: broker.fenced,
             });
+            let refusal = match &broker.admission {
+                Admission::Unchecked => None,
+                Admission::Admitted => Some(None),
+                Admission::Refused(reason) => Some(Some(reason.clone())),
+            };
+            if let Some(refusal) = refusal {
+                records.push(MetadataRecord::BrokerAdmission {
+                    broker_id: broker.broker_id,
+                    incarnation_id: broker.incarnation_id,
+                    refusal,
+                });
+            }
         }
         for topic in self.topics.by_id.values() {
             topic_records(topic, &mut records);
@@ -105,6 +117,13 @@ fn topic_records(topic: &TopicImage, records: &mut Vec<MetadataRecord>) {
         name: topic.name.clone(),
     });
     for (index, partition) in &topic.partitions {
+        // The reassignment record that follows bumps the partition epoch on replay.
+        let partition_epoch = if partition.is_reassigning() {
+            assert!(partition.partition_epoch > 0, "a reassignment bumped it");
+            partition.partition_epoch - 1
+        } else {
+            partition.partition_epoch
+        };
         records.push(MetadataRecord::Partition {
             topic_id: topic.topic_id,
             partition_index: *index,
@@ -112,7 +131,16 @@ fn topic_records(topic: &TopicImage, records: &mut Vec<MetadataRecord>) {
             isr: partition.isr.clone(),
             leader: partition.leader,
             leader_epoch: partition.leader_epoch,
-            partition_epoch: partition.partition_epoch,
+            partition_epoch,
         });
+        if partition.is_reassigning() {
+            records.push(MetadataRecord::PartitionReassignment {
+                topic_id: topic.topic_id,
+                partition_index: *index,
+                replicas: partition.replicas.clone(),
+                adding_replicas: partition.adding_replicas.clone(),
+                removing_replicas: partition.removing_replicas.clone(),
+            });
+        }
     }
 }

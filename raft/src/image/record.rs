@@ -57,11 +57,30 @@ pub enum MetadataRecord {
         leader: Option<BrokerId>,
         isr: Option<Vec<BrokerId>>,
     },
+    /// Starts, completes or cancels a reassignment: the whole replica set and which members
+    /// are being added or removed (Kafka's `PartitionChangeRecord` fields `Replicas`,
+    /// `AddingReplicas`, `RemovingReplicas`, a record of its own here so that older records
+    /// keep their encoding). Leader and ISR changes go in a `PartitionChange` before it.
+    /// Replay bumps the partition epoch.
+    PartitionReassignment {
+        topic_id: Uuid,
+        partition_index: i32,
+        replicas: Vec<BrokerId>,
+        adding_replicas: Vec<BrokerId>,
+        removing_replicas: Vec<BrokerId>,
+    },
     /// Sets (`value: Some`) or deletes (`None`) one config of a resource.
     Config {
         resource: ConfigResource,
         name: String,
         value: Option<String>,
+    },
+    /// The controller's verdict on a broker incarnation's advertised address: admitted
+    /// (`refusal: None`) or refused, with the reason.
+    BrokerAdmission {
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+        refusal: Option<String>,
     },
     /// A producer-id block was handed to `broker_id`; the next block starts here.
     ProducerIds {
@@ -84,6 +103,8 @@ impl MetadataRecord {
             MetadataRecord::PartitionChange { .. } => 8,
             MetadataRecord::Config { .. } => 9,
             MetadataRecord::ProducerIds { .. } => 10,
+            MetadataRecord::PartitionReassignment { .. } => 11,
+            MetadataRecord::BrokerAdmission { .. } => 16,
         }
     }
 }

@@ -35,8 +35,8 @@ pub enum RpcRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A controller operation forwarded by a node that is not the active controller.
     Forward(crate::controller::Operation),
-    /// A node outside the voter set (a broker-only node) asks to follow the metadata log as a
-    /// learner at `address`.
+    /// A node that is not a voter asks the active controller to add it as a learner, so that
+    /// it follows the metadata log at `address` (its Raft listener).
     Join {
         node_id: NodeId,
         address: String,
