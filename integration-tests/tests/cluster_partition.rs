@@ -246,7 +246,17 @@ fn all_delivered(output: &ProgramOutput) -> bool {
 }
 
 fn consume_all(setup: &Partitioned, id: i32, topic: &str, partition: i32) -> Vec<String> {
-    let mut command = setup.kcat_outside();
+    consume_all_with(setup.kcat_outside(), setup, id, topic, partition)
+}
+
+/// kcat -C of one partition from `id` alone, up to its high watermark.
+fn consume_all_with(
+    mut command: Command,
+    setup: &Partitioned,
+    id: i32,
+    topic: &str,
+    partition: i32,
+) -> Vec<String> {
     let partition = partition.to_string();
     command.args([
         "-b",
@@ -443,6 +453,10 @@ fn an_isolated_partition_leader_is_fenced_acks_nothing_and_rejoins_without_split
     );
     let diverged = log_bytes(setup.node(leader), &topic, partition);
     assert!(contains(&diverged, b"lost-") && contains(&diverged, b"stale-"));
+    // Its high watermark cannot move without followers: a consumer on its side of the cut
+    // reads exactly what was acknowledged before, none of what it took since.
+    let inside = consume_all_with(setup.kcat_inside(leader), &setup, leader, &topic, partition);
+    assert_eq!(inside, values("ack-", 0..200));
 
     // The majority fenced it and elected a new leader from the ISR (all three were in it).
     let new_leader = wait_majority_failed_over(&setup, leader, &topic, partition);
