@@ -549,3 +549,31 @@ fn an_isolated_controller_commits_nothing_alone_and_one_controller_remains() {
     );
     wait_identical_replicas(&setup, &topic, partition, &["ghost-"]);
 }
+
+#[test]
+fn a_lab_is_removed_even_when_its_test_panics() {
+    let made: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let outcome = std::panic::catch_unwind(|| {
+        let lab = NetworkLab::new(2);
+        let mut names = made.lock().unwrap_or_else(|p| p.into_inner());
+        for id in 1..=2 {
+            names.push(lab.exec_prefix(id)[3].clone());
+        }
+        drop(names);
+        panic!("a test failing while its lab exists");
+    });
+    assert!(outcome.is_err());
+    let made = made.into_inner().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(made.len(), 2);
+    let output = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip");
+    let listed = String::from_utf8_lossy(&output.stdout);
+    for namespace in &made {
+        assert!(
+            !listed.contains(namespace.as_str()),
+            "{namespace} left behind"
+        );
+    }
+}
