@@ -48,10 +48,20 @@ struct Partitioned {
 }
 
 impl Partitioned {
-    fn start() -> Partitioned {
-        let lab = NetworkLab::new(NODES);
-        let cluster = Cluster::start_in_lab(&lab, NODES as usize, &QUIET_RAFT_LOGS);
+    fn start(nodes: i32) -> Partitioned {
+        let lab = NetworkLab::new(nodes);
+        let cluster = Cluster::start_in_lab(&lab, nodes as usize, &QUIET_RAFT_LOGS);
         Partitioned { cluster, lab }
+    }
+
+    /// Node ids, 1..=n.
+    fn all(&self) -> Vec<i32> {
+        self.cluster.ids().collect()
+    }
+
+    /// Every node but the `cut` ones.
+    fn others(&self, cut: &[i32]) -> Vec<i32> {
+        self.cluster.ids().filter(|id| !cut.contains(id)).collect()
     }
 
     fn node(&self, id: i32) -> &Broker {
@@ -79,15 +89,28 @@ impl Partitioned {
 struct View {
     brokers: BTreeSet<i32>,
     controller: Option<i32>,
-    /// partition index → (leader, isr)
-    partitions: Vec<(i32, i32, BTreeSet<i32>)>,
+    partitions: Vec<PartitionView>,
     topics: BTreeSet<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PartitionView {
+    index: i32,
+    leader: i32,
+    replicas: BTreeSet<i32>,
+    isr: BTreeSet<i32>,
+}
+
+impl PartitionView {
+    /// A leader, and every replica in sync.
+    fn is_whole(&self) -> bool {
+        self.leader > 0 && self.isr == self.replicas
+    }
+}
+
 impl View {
-    fn partition(&self, index: i32) -> Option<(i32, BTreeSet<i32>)> {
-        let found = self.partitions.iter().find(|(i, _, _)| *i == index)?;
-        Some((found.1, found.2.clone()))
+    fn partition(&self, index: i32) -> Option<&PartitionView> {
+        self.partitions.iter().find(|p| p.index == index)
     }
 }
 
@@ -135,12 +158,19 @@ fn parse_view(text: &str) -> View {
                 .split(',')
                 .next()
                 .and_then(|l| l.trim().parse().ok());
-            let isr = field("isrs: ")
-                .split(',')
-                .filter_map(|id| id.trim().parse().ok())
-                .collect();
+            let ids = |name: &str| -> BTreeSet<i32> {
+                field(name)
+                    .split(',')
+                    .map_while(|id| id.trim().parse().ok())
+                    .collect()
+            };
             if let (Some(index), Some(leader)) = (index, leader) {
-                view.partitions.push((index, leader, isr));
+                view.partitions.push(PartitionView {
+                    index,
+                    leader,
+                    replicas: ids("replicas: "),
+                    isr: ids("isrs: "),
+                });
             }
         }
     }
@@ -149,12 +179,14 @@ fn parse_view(text: &str) -> View {
 
 /// Waits until every node lists all brokers and names the same controller; returns it.
 fn wait_formed(setup: &Partitioned) -> i32 {
-    let all: BTreeSet<i32> = (1..=NODES).collect();
+    let all: BTreeSet<i32> = setup.all().into_iter().collect();
     wait_until(
         CLUSTER_DEADLINE,
         "one controller, all brokers listed",
         || {
-            let views: Vec<View> = (1..=NODES)
+            let views: Vec<View> = setup
+                .all()
+                .into_iter()
                 .map(|id| view(setup.kcat_outside(), setup.node(id), None))
                 .collect::<Option<_>>()?;
             let controllers: BTreeSet<Option<i32>> = views.iter().map(|v| v.controller).collect();
@@ -165,13 +197,12 @@ fn wait_formed(setup: &Partitioned) -> i32 {
 }
 
 /// An RF=3 topic with min.insync.replicas=2, every partition with its full ISR; returns
-/// each partition's leader.
-fn create_replicated_topic(setup: &Partitioned, topic: &str) -> Vec<i32> {
+/// each partition as node 1 sees it then.
+fn create_replicated_topic(setup: &Partitioned, topic: &str) -> Vec<PartitionView> {
     let mut client = RawClient::connect(&setup.node(1).bootstrap());
     let code =
         client.create_topic_replicated(topic, PARTITIONS, 3, &[("min.insync.replicas", "2")]);
     assert_eq!(code, 0, "CreateTopics {topic}");
-    let all: BTreeSet<i32> = (1..=NODES).collect();
     wait_until(
         CLUSTER_DEADLINE,
         "every partition with its full ISR",
@@ -179,8 +210,9 @@ fn create_replicated_topic(setup: &Partitioned, topic: &str) -> Vec<i32> {
             let view = view(setup.kcat_outside(), setup.node(1), Some(topic))?;
             (0..PARTITIONS)
                 .map(|index| {
-                    let (leader, isr) = view.partition(index)?;
-                    (leader > 0 && isr == all).then_some(leader)
+                    let partition = view.partition(index)?;
+                    (partition.is_whole() && partition.replicas.len() == 3)
+                        .then(|| partition.clone())
                 })
                 .collect()
         },
@@ -296,14 +328,22 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Every replica of `partition` holds the same bytes, and none holds a record with one of
 /// `never` as prefix.
-fn wait_identical_replicas(setup: &Partitioned, topic: &str, partition: i32, never: &[&str]) {
+fn wait_identical_replicas(
+    setup: &Partitioned,
+    topic: &str,
+    partition: &PartitionView,
+    never: &[&str],
+) {
+    let replicas: Vec<i32> = partition.replicas.iter().copied().collect();
+    let index = partition.index;
     wait_until(CLUSTER_DEADLINE, "identical replica logs", || {
-        let reference = log_bytes(setup.node(1), topic, partition);
-        (2..=NODES)
-            .all(|id| log_bytes(setup.node(id), topic, partition) == reference)
+        let reference = log_bytes(setup.node(replicas[0]), topic, index);
+        replicas[1..]
+            .iter()
+            .all(|id| log_bytes(setup.node(*id), topic, index) == reference)
             .then_some(())
     });
-    let reference = log_bytes(setup.node(1), topic, partition);
+    let reference = log_bytes(setup.node(replicas[0]), topic, index);
     assert!(!reference.is_empty());
     for prefix in never {
         assert!(
@@ -313,23 +353,21 @@ fn wait_identical_replicas(setup: &Partitioned, topic: &str, partition: i32, nev
     }
 }
 
-fn others(id: i32) -> Vec<i32> {
-    (1..=NODES).filter(|other| *other != id).collect()
-}
-
-/// The majority's view once it fenced `cut` and moved `partition`'s leadership off it:
-/// returns the new leader.
-fn wait_majority_failed_over(setup: &Partitioned, cut: i32, topic: &str, partition: i32) -> i32 {
-    let majority = others(cut);
+/// The majority's view once it fenced the `cut` nodes and moved `partition`'s leadership off
+/// them: returns the new leader.
+fn wait_majority_failed_over(setup: &Partitioned, cut: &[i32], topic: &str, partition: i32) -> i32 {
+    let majority = setup.others(cut);
     let majority_set: BTreeSet<i32> = majority.iter().copied().collect();
-    poll("the majority fenced the cut node", || {
+    poll("the majority fenced the cut nodes", || {
         let views = views(setup, &majority, Some(topic))?;
         let leaders: BTreeSet<i32> = views
             .iter()
             .filter_map(|view| {
-                let (leader, isr) = view.partition(partition)?;
-                let fenced = view.brokers == majority_set && !isr.contains(&cut);
-                let controller_ok = view.controller.is_some_and(|c| c != cut);
+                let found = view.partition(partition)?;
+                let fenced =
+                    view.brokers == majority_set && found.isr.iter().all(|id| !cut.contains(id));
+                let controller_ok = view.controller.is_some_and(|c| !cut.contains(&c));
+                let leader = found.leader;
                 (fenced && controller_ok && majority_set.contains(&leader)).then_some(leader)
             })
             .collect();
@@ -341,21 +379,19 @@ fn wait_majority_failed_over(setup: &Partitioned, cut: i32, topic: &str, partiti
 }
 
 fn wait_healed(setup: &Partitioned, topic: &str) {
-    let all: BTreeSet<i32> = (1..=NODES).collect();
-    let ids: Vec<i32> = all.iter().copied().collect();
+    let ids = setup.all();
+    let all: BTreeSet<i32> = ids.iter().copied().collect();
     poll("every node back, one controller, full ISRs", || {
         let views = views(setup, &ids, Some(topic))?;
         let controllers: BTreeSet<Option<i32>> = views.iter().map(|v| v.controller).collect();
         let leaders: BTreeSet<Vec<i32>> = views
             .iter()
-            .map(|v| v.partitions.iter().map(|p| p.1).collect())
+            .map(|v| v.partitions.iter().map(|p| p.leader).collect())
             .collect();
         let full = views.iter().all(|v| {
             v.brokers == all
                 && v.partitions.len() == PARTITIONS as usize
-                && v.partitions
-                    .iter()
-                    .all(|(_, leader, isr)| *leader > 0 && *isr == all)
+                && v.partitions.iter().all(PartitionView::is_whole)
         });
         let healed = controllers.len() == 1 && !controllers.contains(&None) && leaders.len() == 1;
         if healed && full {
@@ -400,21 +436,22 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn an_isolated_partition_leader_is_fenced_acks_nothing_and_rejoins_without_split_brain() {
     let _serial = serial();
-    let setup = Partitioned::start();
+    let setup = Partitioned::start(NODES);
     let controller = wait_formed(&setup);
     let topic = topic_name("partition");
-    let leaders = create_replicated_topic(&setup, &topic);
+    let partitions = create_replicated_topic(&setup, &topic);
     // A partition led by a node that is not the controller: this scenario isolates a
     // partition leader alone (the next one isolates the controller).
-    let partition = (0..PARTITIONS)
-        .find(|p| leaders[*p as usize] != controller)
+    let chosen = partitions
+        .iter()
+        .find(|p| p.leader != controller)
         .expect("placement spreads leaders over the brokers");
-    let leader = leaders[partition as usize];
-    let all: Vec<i32> = (1..=NODES).collect();
+    let (partition, leader) = (chosen.index, chosen.leader);
+    let all = setup.all();
     produce_acknowledged(&setup, &all, &topic, partition, &values("ack-", 0..200));
 
     setup.lab.cut(leader);
-    let majority = others(leader);
+    let majority = setup.others(&[leader]);
     // The isolated leader still believes it leads, but its followers stopped fetching: an
     // acks=all write is appended there and never acknowledged.
     let isolated = setup.node(leader).bootstrap();
@@ -459,7 +496,7 @@ fn an_isolated_partition_leader_is_fenced_acks_nothing_and_rejoins_without_split
     assert_eq!(inside, values("ack-", 0..200));
 
     // The majority fenced it and elected a new leader from the ISR (all three were in it).
-    let new_leader = wait_majority_failed_over(&setup, leader, &topic, partition);
+    let new_leader = wait_majority_failed_over(&setup, &[leader], &topic, partition);
     assert_ne!(new_leader, leader);
     produce_acknowledged(
         &setup,
@@ -477,33 +514,38 @@ fn an_isolated_partition_leader_is_fenced_acks_nothing_and_rejoins_without_split
     setup.lab.heal(leader);
     wait_healed(&setup, &topic);
     let back = view(setup.kcat_outside(), setup.node(leader), Some(&topic)).expect("view");
-    assert_eq!(back.partition(partition).map(|p| p.0), Some(new_leader));
+    assert_eq!(
+        back.partition(partition).map(|p| p.leader),
+        Some(new_leader)
+    );
     produce_acknowledged(&setup, &all, &topic, partition, &values("ack-", 400..500));
     let acknowledged: Vec<String> = values("ack-", 0..500);
-    for id in 1..=NODES {
+    for id in all {
         assert_eq!(consume_all(&setup, id, &topic, partition), acknowledged);
     }
-    wait_identical_replicas(&setup, &topic, partition, &["lost-", "stale-"]);
+    wait_identical_replicas(&setup, &topic, chosen, &["lost-", "stale-"]);
 }
 
 #[test]
 fn an_isolated_controller_commits_nothing_alone_and_one_controller_remains() {
     let _serial = serial();
-    let setup = Partitioned::start();
+    let setup = Partitioned::start(NODES);
     let controller = wait_formed(&setup);
     let topic = topic_name("controller");
-    let leaders = create_replicated_topic(&setup, &topic);
+    let partitions = create_replicated_topic(&setup, &topic);
     // Prefer a partition the controller leads, so its leadership moves too.
-    let partition = (0..PARTITIONS)
-        .find(|p| leaders[*p as usize] == controller)
-        .unwrap_or(0);
-    let all: Vec<i32> = (1..=NODES).collect();
+    let chosen = partitions
+        .iter()
+        .find(|p| p.leader == controller)
+        .unwrap_or(&partitions[0]);
+    let partition = chosen.index;
+    let all = setup.all();
     produce_acknowledged(&setup, &all, &topic, partition, &values("ack-", 0..200));
 
     setup.lab.cut(controller);
-    let majority = others(controller);
+    let majority = setup.others(&[controller]);
     // The majority elects a controller of its own and fences the cut one.
-    wait_majority_failed_over(&setup, controller, &topic, partition);
+    wait_majority_failed_over(&setup, &[controller], &topic, partition);
     // Meanwhile the old controller asks itself for a new topic: it cannot commit it, so its
     // own image never shows it; and the brokers whose heartbeats it stopped hearing stay
     // unfenced there, as fencing them needs a quorum too.
@@ -547,7 +589,67 @@ fn an_isolated_controller_commits_nothing_alone_and_one_controller_remains() {
         consume_all(&setup, controller, &topic, partition),
         acknowledged
     );
-    wait_identical_replicas(&setup, &topic, partition, &["ghost-"]);
+    wait_identical_replicas(&setup, &topic, chosen, &["ghost-"]);
+}
+
+/// Five nodes; the controller and the leader of another partition are cut off at once (each
+/// alone). The three left are a majority: they elect a controller and a leader, fence both,
+/// and keep acknowledging; the cut leader acknowledges nothing; after the heal all five agree.
+#[test]
+fn five_nodes_lose_the_controller_and_a_partition_leader_at_once_without_split_brain() {
+    let _serial = serial();
+    let setup = Partitioned::start(5);
+    let controller = wait_formed(&setup);
+    let topic = topic_name("five");
+    let partitions = create_replicated_topic(&setup, &topic);
+    let chosen = partitions
+        .iter()
+        .find(|p| p.leader != controller)
+        .expect("placement spreads leaders over the brokers");
+    let (partition, leader) = (chosen.index, chosen.leader);
+    let all = setup.all();
+    produce_acknowledged(&setup, &all, &topic, partition, &values("ack-", 0..200));
+
+    let cut = [controller, leader];
+    for id in cut {
+        setup.lab.cut(id);
+    }
+    let majority = setup.others(&cut);
+    let isolated = setup.node(leader).bootstrap();
+    let attempt = produce(
+        setup.kcat_inside(leader),
+        &isolated,
+        &topic,
+        partition,
+        "all",
+        &values("lost-", 0..20),
+        UNANSWERED_TIMEOUT_MS,
+    );
+    assert!(
+        !all_delivered(&attempt),
+        "the isolated leader acknowledged acks=all writes:\n{}",
+        attempt.failure("kcat inside the cut namespace")
+    );
+    let new_leader = wait_majority_failed_over(&setup, &cut, &topic, partition);
+    assert!(majority.contains(&new_leader));
+    produce_acknowledged(
+        &setup,
+        &majority,
+        &topic,
+        partition,
+        &values("ack-", 200..400),
+    );
+
+    for id in cut {
+        setup.lab.heal(id);
+    }
+    wait_healed(&setup, &topic);
+    produce_acknowledged(&setup, &all, &topic, partition, &values("ack-", 400..500));
+    let acknowledged: Vec<String> = values("ack-", 0..500);
+    for id in cut {
+        assert_eq!(consume_all(&setup, id, &topic, partition), acknowledged);
+    }
+    wait_identical_replicas(&setup, &topic, chosen, &["lost-"]);
 }
 
 #[test]
