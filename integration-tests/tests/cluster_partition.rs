@@ -1,5 +1,5 @@
-//! Network partitions: 3 `sluice` nodes, each in its own network namespace, and a node cut off
-//! from everyone (its link down) while clients keep writing. No split brain:
+//! Network partitions: `sluice` nodes, each in its own network namespace, and nodes cut off
+//! from everyone (their links down) while clients keep writing. No split brain:
 //!
 //! - an isolated partition leader is fenced by the majority, which elects a new leader from
 //!   the ISR and keeps acknowledging acks=all writes; the isolated node acknowledges no
@@ -7,6 +7,8 @@
 //!   returns and never reaches a consumer;
 //! - an isolated controller loses the quorum: the majority elects another, the isolated one
 //!   commits nothing alone, and after the heal there is one controller again;
+//! - with five nodes, the controller and another partition's leader cut off at once leave a
+//!   majority of three that carries on;
 //! - after the heal every replica holds exactly the acknowledged records, identically.
 //!
 //! Needs root (network namespaces): without it the lab panics with the reason.
