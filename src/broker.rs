@@ -82,11 +82,16 @@ pub struct Replica {
     high_watermark: std::sync::atomic::AtomicI64,
     /// Leader or follower, and (on the leader) each follower's progress.
     pub progress: Mutex<Progress>,
+    /// Bytes produced to and fetched by consumers from this replica as leader, ever: the
+    /// balancer weighs partitions by its rate.
+    traffic_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Replica {
     pub fn new(log: Log, topic: String, topic_id: Uuid, index: i32) -> Replica {
-        let start = log.log_start_offset();
+        // The persisted high watermark, so a restarted replica neither shows less than it
+        // showed before nor more than was committed.
+        let start = log.high_watermark_at_open();
         Replica {
             log,
             topic,
@@ -94,7 +99,20 @@ impl Replica {
             index,
             high_watermark: std::sync::atomic::AtomicI64::new(start),
             progress: Mutex::new(Progress::default()),
+            traffic_bytes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Counts client bytes in or out of this replica (once per request, not per record).
+    pub fn record_traffic(&self, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.traffic_bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn traffic_bytes(&self) -> u64 {
+        self.traffic_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -157,6 +175,10 @@ pub struct Progress {
     pub fetcher_epoch: Option<i32>,
     /// An AlterPartition this leader proposed and has not seen applied yet.
     pub isr_change_pending: bool,
+    /// Leader only: the log end when this leader's epoch began. A follower rejoins the ISR
+    /// only once it holds everything below it (Kafka's `leaderEpochStartOffsetOpt`): the
+    /// high watermark a new leader inherits may lag what the old one acknowledged.
+    pub leader_epoch_start_offset: i64,
 }
 
 /// One partition of a topic, as the metadata image sees it, plus this node's replica of it
@@ -684,6 +706,14 @@ impl Broker {
         }
     }
 
+    /// Persists every replica's high watermark (Kafka's replication-offset-checkpoint):
+    /// periodically and at shutdown, so a restart resumes from it.
+    pub fn checkpoint_high_watermarks(&self) {
+        for replica in self.topics().local_replicas() {
+            checkpoint_high_watermark(replica);
+        }
+    }
+
     /// Applies retention to every partition.
     pub fn enforce_retention(&self) {
         let now = now_ms();
@@ -708,10 +738,20 @@ impl Broker {
         self.groups.close();
         let replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
         for replica in replicas.values() {
+            checkpoint_high_watermark(replica);
             if let Err(error) = replica.log.close() {
                 tracing::error!(%error, topic = %replica.topic, "closing a log failed");
             }
         }
+    }
+}
+
+fn checkpoint_high_watermark(replica: &Replica) {
+    if let Err(error) = replica
+        .log
+        .checkpoint_high_watermark(replica.high_watermark())
+    {
+        tracing::error!(%error, topic = %replica.topic, partition = replica.index, "persisting the high watermark failed");
     }
 }
 

@@ -30,6 +30,7 @@ mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
+mod leader_hint;
 mod leave_group;
 pub mod legacy;
 mod list_groups;
@@ -42,7 +43,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
-mod throttle_configs;
+pub(crate) mod throttle_configs;
 pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
 #[cfg(test)]
 mod version_matrix_tests;

@@ -14,13 +14,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::{AppendError, AppendOutcome};
 
-use super::{str_bytes, RequestContext};
-use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
+use super::{leader_hint, str_bytes, RequestContext};
+use crate::broker::{now_ms, Partition, Replica, Role, Topic, TopicsImage};
 use crate::replication;
 use crate::topic_config;
 
@@ -83,7 +85,11 @@ pub async fn handle(
                     outcome.log_start_offset = -1;
                 }
             }
-            let entry = partition_response(context.api_version, index, result);
+            let mut entry = partition_response(context.api_version, index, result);
+            let hinted = topic.and_then(|t| t.partition(index));
+            if let Some(partition) = hinted.filter(|_| wants_leader_hint(context, &entry)) {
+                add_leader_hint(&image, partition, &mut entry, &mut response);
+            }
             topic_response.partition_responses.push(entry);
         }
         response.responses.push(topic_response);
@@ -93,6 +99,41 @@ pub async fn handle(
     }
     // acks=0: the client expects no response at all.
     (acks != 0).then_some(response)
+}
+
+fn wants_leader_hint(context: &RequestContext<'_>, entry: &PartitionProduceResponse) -> bool {
+    context.api_version >= leader_hint::PRODUCE_VERSION_MIN
+        && leader_hint::wanted_for(entry.error_code)
+}
+
+/// KIP-951: the current leader in the partition's answer, its endpoint in the response.
+fn add_leader_hint(
+    image: &TopicsImage,
+    partition: &Partition,
+    entry: &mut PartitionProduceResponse,
+    response: &mut ProduceResponse,
+) {
+    let hint = leader_hint::leader_hint(image, partition);
+    entry.current_leader = LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(hint.leader_id))
+        .with_leader_epoch(hint.leader_epoch);
+    let Some(endpoint) = hint.endpoint else {
+        return;
+    };
+    if response
+        .node_endpoints
+        .iter()
+        .any(|known| known.node_id.0 == hint.leader_id)
+    {
+        return;
+    }
+    response.node_endpoints.push(
+        NodeEndpoint::default()
+            .with_node_id(BrokerId(hint.leader_id))
+            .with_host(str_bytes(endpoint.host))
+            .with_port(endpoint.port)
+            .with_rack(endpoint.rack.map(str_bytes)),
+    );
 }
 
 fn find_topic<'a>(
@@ -119,32 +160,47 @@ async fn produce_one(
     records: Bytes,
 ) -> Result<AppendOutcome, ResponseError> {
     let replica = partition.leader_replica(context.broker.node_id(), -1)?;
-    if acks == -1 {
-        let min_insync = topic
-            .and_then(|t| t.overrides.get(topic_config::MIN_INSYNC_REPLICAS))
-            .and_then(|value| value.parse::<usize>().ok())
-            .unwrap_or(1);
-        if partition.registration.isr.len() < min_insync {
-            return Err(ResponseError::NotEnoughReplicas);
-        }
+    let min_insync = min_insync_replicas(topic);
+    if acks == -1 && partition.registration.isr.len() < min_insync {
+        return Err(ResponseError::NotEnoughReplicas);
     }
     let epoch = partition.leader_epoch();
+    let bytes = records.len();
     let outcome = append(context, replica.clone(), epoch, records).await?;
+    replica.record_traffic(bytes);
     replication::recompute_high_watermark(replica);
     // Wake waiting Fetches now: followers must see the records for acks=all to complete.
     context.broker.notify_appended();
     if acks == -1 {
-        wait_replicated(context, replica, outcome.last_offset, timeout_ms).await?;
+        wait_replicated(
+            context,
+            replica,
+            outcome.last_offset,
+            timeout_ms,
+            min_insync,
+        )
+        .await?;
     }
     Ok(outcome)
 }
 
-/// Kafka's delayed produce: done when the high watermark passes `last_offset`.
+fn min_insync_replicas(topic: Option<&Topic>) -> usize {
+    topic
+        .and_then(|t| t.overrides.get(topic_config::MIN_INSYNC_REPLICAS))
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(1)
+}
+
+/// Kafka's delayed produce: done when the high watermark passes `last_offset`. The ISR that
+/// moved it there must still have `min_insync` members, or the records (which stay in the
+/// log) are answered NOT_ENOUGH_REPLICAS_AFTER_APPEND: fewer copies than the producer asked
+/// for may hold them.
 async fn wait_replicated(
     context: &RequestContext<'_>,
     replica: &Replica,
     last_offset: i64,
     timeout_ms: i32,
+    min_insync: usize,
 ) -> Result<(), ResponseError> {
     let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     let deadline = Instant::now() + timeout.min(PRODUCE_WAIT_MAX);
@@ -152,7 +208,19 @@ async fn wait_replicated(
     loop {
         changes.borrow_and_update();
         if replica.high_watermark() > last_offset {
-            return Ok(());
+            // The ISR read after the high watermark: a shrink installs the smaller ISR before
+            // it lets the high watermark pass the followers that left, and a follower joins
+            // only holding everything below the high watermark, so every member read now
+            // holds these records.
+            let isr_size = match &replica.progress().role {
+                Role::Leader { isr, .. } => Some(isr.len()),
+                _ => None,
+            };
+            return match isr_size {
+                Some(size) if size >= min_insync => Ok(()),
+                Some(_) => Err(ResponseError::NotEnoughReplicasAfterAppend),
+                None => Err(ResponseError::NotLeaderOrFollower),
+            };
         }
         if replica.log.log_end_offset() <= last_offset {
             // Truncated away: this node lost leadership and the records with it.

@@ -119,6 +119,7 @@ fn become_leader(
         );
     }
     progress.fetcher_epoch = None;
+    progress.leader_epoch_start_offset = replica.log.log_end_offset();
     tracing::info!(topic = %replica.topic, partition = replica.index, leader_epoch, "leading");
 }
 
