@@ -74,9 +74,9 @@ pub struct Config {
     #[arg(long, env = "SLUICE_VOTERS")]
     pub voters: Option<String>,
 
-    /// Kafka's process.roles: `broker,controller` (a voter that also hosts partitions) or
+    /// Kafka's process.roles: `broker,controller` (a voter that also hosts partitions),
     /// `broker` (a broker that follows the metadata log as a Raft learner; its id must not be
-    /// in --voters). Controller-only nodes are not served yet.
+    /// in --voters) or `controller` (a voter that hosts no partitions and is not a broker).
     #[arg(
         long,
         env = "SLUICE_PROCESS_ROLES",
@@ -356,10 +356,15 @@ impl Config {
         if self.node_id < 0 {
             return Err("--node-id must not be negative".into());
         }
-        let is_voter = match self.roles()? {
-            Roles::BrokerAndController => true,
-            Roles::BrokerOnly => false,
-        };
+        let roles = self.roles()?;
+        let is_voter = roles != Roles::BrokerOnly;
+        if roles == Roles::ControllerOnly && self.voters.is_none() {
+            return Err(
+                "--process-roles controller: --voters must name the quorum, with brokers \
+                 elsewhere (a lone controller serves no data)"
+                    .into(),
+            );
+        }
         if self.broker_heartbeat_interval_ms == 0
             || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
         {
@@ -403,12 +408,18 @@ impl Config {
         match roles.as_slice() {
             ["broker", "controller"] => Ok(Roles::BrokerAndController),
             ["broker"] => Ok(Roles::BrokerOnly),
+            ["controller"] => Ok(Roles::ControllerOnly),
             _ => Err(format!(
-                "--process-roles {:?}: `broker,controller` or `broker` (controller-only nodes \
-                 are not served yet)",
+                "--process-roles {:?}: `broker,controller`, `broker` or `controller`",
                 self.process_roles
             )),
         }
+    }
+
+    /// Whether this node registers as a broker and hosts partitions.
+    pub fn is_broker(&self) -> bool {
+        self.roles()
+            .is_ok_and(|roles| roles != Roles::ControllerOnly)
     }
 
     /// The voter set: node id → Raft address.
@@ -450,6 +461,8 @@ pub enum Roles {
     BrokerAndController,
     /// Follows the metadata log as a Raft learner; never votes.
     BrokerOnly,
+    /// A voter that never registers as a broker: hosts nothing, not listed in Metadata.
+    ControllerOnly,
 }
 
 #[cfg(test)]
@@ -539,5 +552,32 @@ mod tests {
         .expect("flags parse");
         assert_eq!(learner.validate(), Ok(()));
         assert_eq!(learner.roles(), Ok(Roles::BrokerOnly));
+        assert!(learner.is_broker());
+        let controller = Config::try_parse_from([
+            "sluice",
+            "--node-id",
+            "2",
+            "--process-roles",
+            "controller",
+            "--voters",
+            "1@127.0.0.1:1,2@127.0.0.1:2",
+        ])
+        .expect("flags parse");
+        assert_eq!(controller.validate(), Ok(()));
+        assert_eq!(controller.roles(), Ok(Roles::ControllerOnly));
+        assert!(!controller.is_broker());
+        for args in [
+            vec!["sluice", "--process-roles", "controller,nonsense"],
+            vec![
+                "sluice",
+                "--process-roles",
+                "controller",
+                "--voters",
+                "2@127.0.0.1:1",
+            ],
+        ] {
+            let config = Config::try_parse_from(args.clone()).expect("flags parse");
+            assert!(config.validate().is_err(), "{args:?} accepted");
+        }
     }
 }

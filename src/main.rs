@@ -116,14 +116,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
     });
     let server =
         tokio::spawn(Server::new(broker.clone(), listener).run(stopped(stop_receiver.clone())));
+    // A controller-only node never registers: it is no broker, and has nothing to heartbeat.
+    let is_broker = broker.config.is_broker();
+    let register = async {
+        if is_broker {
+            lifecycle::start(&broker).await
+        } else {
+            Ok(())
+        }
+    };
     let started = tokio::select! {
-        started = lifecycle::start(&broker) => Some(started),
+        started = register => Some(started),
         () = stopped(stop_receiver) => None,
     };
     let heartbeats = match started {
         Some(started) => {
             started?;
-            migration::import_legacy_topics(&broker, legacy_topics).await;
+            if is_broker {
+                migration::import_legacy_topics(&broker, legacy_topics).await;
+            }
             background.push(replication::spawn_isr_maintenance(broker.clone()));
             if let Some(path) = &bound_address_file {
                 write_atomically(path, &format!("{bound}\n"))?;
@@ -137,7 +148,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 data_dir = %broker.config.data_dir.display(),
                 "sluice listening"
             );
-            Some(lifecycle::spawn_heartbeats(broker.clone()))
+            is_broker.then(|| lifecycle::spawn_heartbeats(broker.clone()))
         }
         None => None,
     };
@@ -147,7 +158,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(heartbeats) = heartbeats {
         heartbeats.abort();
     }
-    lifecycle::controlled_shutdown(&broker).await;
+    if is_broker {
+        lifecycle::controlled_shutdown(&broker).await;
+    }
     for task in background {
         task.abort();
     }

@@ -28,6 +28,9 @@ pub struct Broker {
     child: Option<Child>,
     /// Extra flags from [`Broker::start_with`], passed again on every restart.
     args_extra: Vec<String>,
+    /// Runs the broker through another program, e.g. `ip netns exec NAME` to start it inside
+    /// a network namespace ([`crate::netns::NetworkLab::exec_prefix`]); empty: run directly.
+    command_prefix: Vec<String>,
     data_dir: PathBuf,
     /// Holds the bound-address file and the broker's stdout/stderr logs, kept out of the data
     /// dir so the broker sees only files it wrote itself.
@@ -52,7 +55,18 @@ impl Broker {
             .tempdir()
             .expect("tempdir");
         let path = data_dir.path().to_path_buf();
-        Broker::spawn(path, Some(data_dir), args)
+        Broker::spawn(path, Some(data_dir), &[], args)
+    }
+
+    /// Like [`Broker::start_with`], run through `command_prefix` (e.g. inside a network
+    /// namespace); `args` must then name a `--listen-address` reachable from the test.
+    pub fn start_with_prefix(command_prefix: &[String], args: &[&str]) -> Broker {
+        let data_dir = tempfile::Builder::new()
+            .prefix("sluice-data-")
+            .tempdir()
+            .expect("tempdir");
+        let path = data_dir.path().to_path_buf();
+        Broker::spawn(path, Some(data_dir), command_prefix, args)
     }
 
     /// A broker that is expected to stay fenced (its advertised address fails the
@@ -63,7 +77,8 @@ impl Broker {
             .prefix("sluice-data-")
             .tempdir()
             .expect("tempdir");
-        let mut broker = Broker::unstarted(data_dir.path().to_path_buf(), Some(data_dir), args);
+        let mut broker =
+            Broker::unstarted(data_dir.path().to_path_buf(), Some(data_dir), &[], args);
         broker.launch_unadmitted();
         broker
     }
@@ -120,11 +135,16 @@ impl Broker {
             "data dir {} does not exist",
             data_dir.display()
         );
-        Broker::spawn(data_dir.to_path_buf(), None, args)
+        Broker::spawn(data_dir.to_path_buf(), None, &[], args)
     }
 
-    fn spawn(data_dir: PathBuf, owned: Option<TempDir>, args: &[&str]) -> Broker {
-        let mut broker = Broker::unstarted(data_dir, owned, args);
+    fn spawn(
+        data_dir: PathBuf,
+        owned: Option<TempDir>,
+        command_prefix: &[String],
+        args: &[&str],
+    ) -> Broker {
+        let mut broker = Broker::unstarted(data_dir, owned, command_prefix, args);
         let listen_address = broker
             .listen_address_extra()
             .unwrap_or("127.0.0.1:0".to_string());
@@ -134,7 +154,12 @@ impl Broker {
         broker
     }
 
-    fn unstarted(data_dir: PathBuf, owned: Option<TempDir>, args: &[&str]) -> Broker {
+    fn unstarted(
+        data_dir: PathBuf,
+        owned: Option<TempDir>,
+        command_prefix: &[String],
+        args: &[&str],
+    ) -> Broker {
         for arg in args {
             assert!(
                 !arg.starts_with("--data-dir")
@@ -150,6 +175,7 @@ impl Broker {
         Broker {
             child: None,
             args_extra: args.iter().map(|arg| arg.to_string()).collect(),
+            command_prefix: command_prefix.to_vec(),
             data_dir,
             scratch_dir,
             _data_dir_owned: owned,
@@ -337,7 +363,14 @@ impl Broker {
                 .open(&path);
             file.unwrap_or_else(|error| panic!("open {}: {error}", path.display()))
         };
-        let mut command = Command::new(sluice_bin());
+        let mut command = match self.command_prefix.split_first() {
+            Some((program, prefix_args)) => {
+                let mut command = Command::new(program);
+                command.args(prefix_args).arg(sluice_bin());
+                command
+            }
+            None => Command::new(sluice_bin()),
+        };
         // Only flags configure the broker: SLUICE_* variables of the test environment (e.g.
         // SLUICE_BIN) must not leak into it as settings.
         for (name, _) in std::env::vars_os() {
