@@ -13,6 +13,7 @@ mod lifecycle;
 mod metadata_publisher;
 mod migration;
 mod net;
+mod offsets_topic;
 mod replication;
 mod topic_config;
 mod topic_name;
@@ -131,6 +132,8 @@ pub(crate) async fn start_broker(
     let legacy_topics = migration::legacy_topics(&local);
     let quorum = Arc::new(start_quorum(&config).await?);
     let broker = Arc::new(Broker::new(config, advertised, local, quorum.clone()));
+    let offsets_log = offsets_topic::ReplicatedOffsetsLog::new(&broker);
+    broker.groups.attach_log(Box::new(offsets_log));
     let publisher = tokio::spawn(metadata_publisher::run(broker.clone(), quorum.subscribe()));
     lifecycle::start(&broker).await?;
     migration::import_legacy_topics(&broker, legacy_topics).await;

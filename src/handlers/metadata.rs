@@ -178,7 +178,7 @@ pub fn topic_entry(
     if context.api_version >= 10 {
         entry.topic_id = topic.id;
     }
-    entry.is_internal = false;
+    entry.is_internal = topic.name == crate::group::OFFSETS_TOPIC;
     entry.topic_authorized_operations = if with_operations {
         TOPIC_OPERATIONS_ALL
     } else {

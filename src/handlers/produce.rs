@@ -11,8 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -21,6 +19,7 @@ use sluice_storage::{AppendError, AppendOutcome};
 
 use super::{str_bytes, RequestContext};
 use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
+use crate::group::OFFSETS_TOPIC;
 use crate::replication;
 use crate::topic_config;
 
@@ -118,6 +117,10 @@ async fn produce_one(
     timeout_ms: i32,
     records: Bytes,
 ) -> Result<AppendOutcome, ResponseError> {
+    if topic.is_some_and(|t| t.name == OFFSETS_TOPIC) {
+        // Kafka: "Cannot append to internal topic"; only the group coordinator writes it.
+        return Err(ResponseError::InvalidTopicException);
+    }
     let replica = partition.leader_replica(context.broker.node_id(), -1)?;
     if acks == -1 {
         let min_insync = topic
@@ -134,35 +137,11 @@ async fn produce_one(
     // Wake waiting Fetches now: followers must see the records for acks=all to complete.
     context.broker.notify_appended();
     if acks == -1 {
-        wait_replicated(context, replica, outcome.last_offset, timeout_ms).await?;
+        let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+        let timeout = timeout.min(PRODUCE_WAIT_MAX);
+        replication::wait_replicated(context.broker, replica, outcome.last_offset, timeout).await?;
     }
     Ok(outcome)
-}
-
-/// Kafka's delayed produce: done when the high watermark passes `last_offset`.
-async fn wait_replicated(
-    context: &RequestContext<'_>,
-    replica: &Replica,
-    last_offset: i64,
-    timeout_ms: i32,
-) -> Result<(), ResponseError> {
-    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
-    let deadline = Instant::now() + timeout.min(PRODUCE_WAIT_MAX);
-    let mut changes = context.broker.subscribe_appends();
-    loop {
-        changes.borrow_and_update();
-        if replica.high_watermark() > last_offset {
-            return Ok(());
-        }
-        if replica.log.log_end_offset() <= last_offset {
-            // Truncated away: this node lost leadership and the records with it.
-            return Err(ResponseError::NotLeaderOrFollower);
-        }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            _ => return Err(ResponseError::RequestTimedOut),
-        }
-    }
 }
 
 async fn append(

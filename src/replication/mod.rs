@@ -11,8 +11,11 @@ mod isr;
 mod peer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use kafka_protocol::ResponseError;
 use sluice_raft::image::LEADER_NONE;
+use tokio::time::Instant;
 
 use crate::broker::{now_ms, Broker, FollowerProgress, Partition, Replica, Role, TopicsImage};
 
@@ -168,4 +171,30 @@ pub fn record_follower_fetch(replica: &Replica, follower: i32, fetch_offset: i64
         entry.last_fetch_ms = now;
     }
     recompute_high_watermark(replica)
+}
+
+/// Kafka's delayed produce: done when the high watermark passes `last_offset` (every ISR
+/// member holds it), REQUEST_TIMED_OUT after `timeout`, NOT_LEADER_OR_FOLLOWER once the
+/// records are truncated away (this node lost leadership and them with it).
+pub async fn wait_replicated(
+    broker: &Broker,
+    replica: &Replica,
+    last_offset: i64,
+    timeout: Duration,
+) -> Result<(), ResponseError> {
+    let deadline = Instant::now() + timeout;
+    let mut changes = broker.subscribe_appends();
+    loop {
+        changes.borrow_and_update();
+        if replica.high_watermark() > last_offset {
+            return Ok(());
+        }
+        if replica.log.log_end_offset() <= last_offset {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return Err(ResponseError::RequestTimedOut),
+        }
+    }
 }

@@ -55,6 +55,3 @@ pub use recovery::{ScanDamage, ScanOutcome};
 #[cfg(test)]
 #[path = "../tests/common/mod.rs"]
 mod test_encoder;
-
-pub mod offset_store;
-pub use offset_store::{CommittedOffset, OffsetKey, OffsetStore, OffsetStoreError, OffsetWrite};
