@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -18,18 +19,23 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::{
-    CreateTopicsRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    CreateTopicsRequest, GroupId, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use serde_json::json;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
-use sluice_integration_tests::raw_client::{RawClient, CREATE_TOPICS_VERSION};
+use sluice_integration_tests::raw_client::{
+    record_batch, RawClient, TestRecord, CREATE_TOPICS_VERSION,
+};
 use sluice_integration_tests::records::parse_output;
 use sluice_integration_tests::{java_command, topic_name, wait_until};
 
 const OFFSET_COMMIT_VERSION: i16 = 8;
 const OFFSET_FETCH_VERSION: i16 = 8;
+const METADATA_VERSION: i16 = 12;
+const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// The Java program's whole run, failover included.
 const JAVA_DEADLINE: Duration = Duration::from_secs(240);
 
@@ -177,6 +183,25 @@ fn committed_offsets_survive_kill9_of_the_coordinator() {
         .unwrap();
     let mut at_third = RawClient::connect(&cluster.node(third).bootstrap());
     assert_eq!(fetch(&mut at_third, group, &topic, 3).0, not_coordinator);
+
+    // The offsets topic is internal: listed as such, and closed to producers.
+    let mut wanted = MetadataRequestTopic::default();
+    wanted.name = Some(TopicName(text(OFFSETS_TOPIC)));
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![wanted]);
+    let metadata = at_new.request(METADATA_VERSION, &request);
+    assert_eq!(metadata.topics[0].error_code, 0);
+    assert!(metadata.topics[0].is_internal);
+    // Kafka's default offsets.topic.replication.factor (3), here on 3 brokers.
+    assert_eq!(metadata.topics[0].partitions[0].replica_nodes.len(), 3);
+    let leader = metadata.topics[0].partitions[0].leader_id.0;
+    let mut at_leader = RawClient::connect(&cluster.node(leader).bootstrap());
+    let records = record_batch(&[TestRecord::new(b"k", b"v")]);
+    let produced = at_leader.produce(OFFSETS_TOPIC, 0, -1, records).unwrap();
+    assert_eq!(
+        produced.error_code,
+        ResponseError::InvalidTopicException.code()
+    );
 }
 
 #[test]

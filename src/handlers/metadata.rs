@@ -117,6 +117,14 @@ async fn named_topic(
     if !may_create {
         return error_entry(Some(name), ResponseError::UnknownTopicOrPartition);
     }
+    if name == crate::group::OFFSETS_TOPIC {
+        // Created with its own partition count, replication and retention, as by
+        // FindCoordinator (Kafka's auto-creation of internal topics does the same).
+        return match crate::offsets_topic::ensure_created(context.broker).await {
+            Ok(topic) => topic_entry(context, &topic, with_operations),
+            Err(error) => error_entry(Some(name), error.code),
+        };
+    }
     let partitions = context.broker.config.default_partitions;
     let created = context
         .broker
