@@ -71,7 +71,9 @@ pub struct Config {
     #[arg(long, env = "SLUICE_VOTERS")]
     pub voters: Option<String>,
 
-    /// Kafka's process.roles. Only the combined `broker,controller` mode is served yet.
+    /// Kafka's process.roles: `broker,controller` (a voter that also hosts partitions) or
+    /// `broker` (a broker that follows the metadata log as a Raft learner; its id must not be
+    /// in --voters). Controller-only nodes are not served yet.
     #[arg(
         long,
         env = "SLUICE_PROCESS_ROLES",
@@ -92,6 +94,17 @@ pub struct Config {
         default_value_t = 2000
     )]
     pub broker_heartbeat_interval_ms: u64,
+
+    /// Unfence a broker only after the active controller reached it at its advertised address
+    /// (resolve, connect, ApiVersions answered by that broker), and fence an unfenced broker
+    /// that stops answering there. Off only for tests that run no listener.
+    #[arg(
+        long,
+        env = "SLUICE_ADMISSION_CHECK",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub admission_check: bool,
 
     /// A follower that has not caught up with the leader for this long leaves the ISR
     /// (Kafka's replica.lag.time.max.ms).
@@ -298,14 +311,10 @@ impl Config {
         if self.node_id < 0 {
             return Err("--node-id must not be negative".into());
         }
-        let mut roles: Vec<&str> = self.process_roles.split(',').map(str::trim).collect();
-        roles.sort_unstable();
-        if roles != ["broker", "controller"] {
-            return Err(format!(
-                "--process-roles {:?}: only the combined broker,controller mode is supported",
-                self.process_roles
-            ));
-        }
+        let is_voter = match self.roles()? {
+            Roles::BrokerAndController => true,
+            Roles::BrokerOnly => false,
+        };
         if self.broker_heartbeat_interval_ms == 0
             || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
         {
@@ -321,13 +330,37 @@ impl Config {
             );
         }
         let voters = self.parse_voters()?;
-        if !voters.contains_key(&(self.node_id as u64)) {
+        let named = voters.contains_key(&(self.node_id as u64));
+        if is_voter && !named {
             return Err(format!(
-                "--voters does not name this node ({})",
+                "--voters does not name this node ({}); a node outside the voters runs with \
+                 --process-roles broker",
+                self.node_id
+            ));
+        }
+        if !is_voter && (named || self.voters.is_none()) {
+            return Err(format!(
+                "--process-roles broker: node {} must not be a voter, and --voters must name \
+                 the controllers it follows",
                 self.node_id
             ));
         }
         Ok(())
+    }
+
+    /// What this node runs, from --process-roles.
+    pub fn roles(&self) -> Result<Roles, String> {
+        let mut roles: Vec<&str> = self.process_roles.split(',').map(str::trim).collect();
+        roles.sort_unstable();
+        match roles.as_slice() {
+            ["broker", "controller"] => Ok(Roles::BrokerAndController),
+            ["broker"] => Ok(Roles::BrokerOnly),
+            _ => Err(format!(
+                "--process-roles {:?}: `broker,controller` or `broker` (controller-only nodes \
+                 are not served yet)",
+                self.process_roles
+            )),
+        }
     }
 
     /// The voter set: node id → Raft address.
@@ -361,6 +394,14 @@ impl Config {
         }
         Ok(voters)
     }
+}
+
+/// Kafka's process roles this node can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    BrokerAndController,
+    /// Follows the metadata log as a Raft learner; never votes.
+    BrokerOnly,
 }
 
 #[cfg(test)]
@@ -425,9 +466,30 @@ mod tests {
             vec!["sluice", "--voters", "1@nowhere"],
             vec!["sluice", "--voters", "1@127.0.0.1:1,1@127.0.0.1:2"],
             vec!["sluice", "--process-roles", "broker"],
+            vec!["sluice", "--process-roles", "controller"],
+            vec![
+                "sluice",
+                "--process-roles",
+                "broker",
+                "--voters",
+                "1@127.0.0.1:1",
+            ],
+            vec!["sluice", "--node-id", "4", "--voters", "1@127.0.0.1:1"],
         ] {
             let config = Config::try_parse_from(args.clone()).expect("flags parse");
             assert!(config.validate().is_err(), "{args:?} accepted");
         }
+        let learner = Config::try_parse_from([
+            "sluice",
+            "--node-id",
+            "4",
+            "--process-roles",
+            "broker",
+            "--voters",
+            "1@127.0.0.1:1",
+        ])
+        .expect("flags parse");
+        assert_eq!(learner.validate(), Ok(()));
+        assert_eq!(learner.roles(), Ok(Roles::BrokerOnly));
     }
 }

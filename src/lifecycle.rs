@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sluice_raft::controller::{
     error_code, BrokerHeartbeatRequest, BrokerHeartbeatResponse, Operation, OperationResponse,
-    RegisterBrokerRequest,
+    RegisterBrokerRequest, ADMISSION_PENDING,
 };
 use sluice_raft::image::Listener;
 use tokio::time::Instant;
@@ -27,23 +27,36 @@ const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 const LISTENER_NAME: &str = "PLAINTEXT";
 
 /// Registers this broker, then heartbeats until the controller unfences it. Returns once this
-/// node serves an image in which it is active.
+/// node serves an image in which it is active. A broker whose advertised address fails the
+/// controller's check waits as long as it takes (the check repeats), saying why in its log.
 pub async fn start(broker: &Broker) -> anyhow::Result<()> {
     let deadline = Instant::now() + STARTUP_DURATION_MAX;
     register(broker, deadline).await?;
+    let mut last_refusal = None;
     loop {
         match heartbeat(broker, false).await {
             Ok(answer) if answer.error_code == error_code::NONE && !answer.is_fenced => {
                 tracing::info!(node_id = broker.node_id(), "registered and unfenced");
                 return Ok(());
             }
+            Ok(answer) if answer.admission_refusal.is_some() => {
+                if answer.admission_refusal != last_refusal {
+                    let reason = answer.admission_refusal.as_deref().unwrap_or_default();
+                    if reason == ADMISSION_PENDING {
+                        tracing::info!(node_id = broker.node_id(), %reason, "not admitted yet");
+                    } else {
+                        tracing::warn!(
+                            node_id = broker.node_id(),
+                            %reason,
+                            "not admitted: staying fenced, out of every client's Metadata"
+                        );
+                    }
+                    last_refusal = answer.admission_refusal;
+                }
+            }
             Ok(answer) => tracing::info!(?answer, "waiting to be unfenced"),
             Err(error) => tracing::info!(?error, "heartbeat failed; retrying"),
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "not unfenced within {STARTUP_DURATION_MAX:?}"
-        );
         tokio::time::sleep(RETRY_PAUSE).await;
     }
 }
@@ -117,6 +130,10 @@ pub fn spawn_heartbeats(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
                 }
                 Ok(answer) if answer.error_code != error_code::NONE => {
                     tracing::warn!(?answer, "heartbeat refused");
+                }
+                Ok(answer) if answer.admission_refusal.is_some() => {
+                    let reason = answer.admission_refusal.unwrap_or_default();
+                    tracing::warn!(%reason, "fenced: the advertised address failed the check");
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(?error, "heartbeat failed"),

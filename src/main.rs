@@ -5,6 +5,7 @@
 //! format lives in `sluice-wire`, partition logs and the metadata store in `sluice-storage`.
 
 mod admin_cli;
+mod admission;
 mod broker;
 mod config;
 mod group;
@@ -82,27 +83,51 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let bound = listener.local_addr().context("reading the bound address")?;
     let advertised = advertised_endpoint(&config, bound)?;
     let bound_address_file = config.bound_address_file.clone();
-    let (broker, publisher) = start_broker(config, advertised).await?;
+    let (broker, publisher, legacy_topics) = open_broker(config, advertised).await?;
+    warn_if_unreachable_from_peers(&broker);
     let quorum = broker.quorum.clone();
-    let heartbeats = lifecycle::spawn_heartbeats(broker.clone());
     let mut background = spawn_background_tasks(&broker);
     background.push(lifecycle::spawn_session_timer(broker.clone()));
-    background.push(replication::spawn_isr_maintenance(broker.clone()));
-    if let Some(path) = &bound_address_file {
-        write_atomically(path, &format!("{bound}\n"))?;
+    background.push(admission::spawn_prober(broker.clone()));
+    // Serve before being unfenced: the controller admits this node only after reaching it at
+    // its advertised address, so the listener must answer by then.
+    let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_sender.send(true);
+    });
+    let server =
+        tokio::spawn(Server::new(broker.clone(), listener).run(stopped(stop_receiver.clone())));
+    let started = tokio::select! {
+        started = lifecycle::start(&broker) => Some(started),
+        () = stopped(stop_receiver) => None,
+    };
+    let heartbeats = match started {
+        Some(started) => {
+            started?;
+            migration::import_legacy_topics(&broker, legacy_topics).await;
+            background.push(replication::spawn_isr_maintenance(broker.clone()));
+            if let Some(path) = &bound_address_file {
+                write_atomically(path, &format!("{bound}\n"))?;
+            }
+            tracing::info!(
+                %bound,
+                advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
+                raft = %quorum.local_address(),
+                node_id = broker.node_id(),
+                data_dir = %broker.config.data_dir.display(),
+                "sluice listening"
+            );
+            Some(lifecycle::spawn_heartbeats(broker.clone()))
+        }
+        None => None,
+    };
+    if let Err(error) = server.await {
+        tracing::error!(%error, "the listener task failed");
     }
-    tracing::info!(
-        %bound,
-        advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
-        raft = %quorum.local_address(),
-        node_id = broker.node_id(),
-        data_dir = %broker.config.data_dir.display(),
-        "sluice listening"
-    );
-    Server::new(broker.clone(), listener)
-        .run(shutdown_signal())
-        .await;
-    heartbeats.abort();
+    if let Some(heartbeats) = heartbeats {
+        heartbeats.abort();
+    }
     lifecycle::controlled_shutdown(&broker).await;
     for task in background {
         task.abort();
@@ -120,11 +145,29 @@ async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Opens the data dir, joins the metadata quorum, starts the metadata publisher and registers
-/// this broker; returns once the controller has unfenced it.
+/// this broker; returns once the controller has unfenced it. For in-process tests, which run
+/// no listener (so they turn the admission check off).
+#[cfg(test)]
 pub(crate) async fn start_broker(
     config: Config,
     advertised: Endpoint,
 ) -> anyhow::Result<(Arc<Broker>, tokio::task::JoinHandle<()>)> {
+    let (broker, publisher, legacy_topics) = open_broker(config, advertised).await?;
+    lifecycle::start(&broker).await?;
+    migration::import_legacy_topics(&broker, legacy_topics).await;
+    Ok((broker, publisher))
+}
+
+/// Opens the data dir, joins the metadata quorum and starts the metadata publisher. Also
+/// returns topics of a pre-quorum data dir, to import once this broker is active.
+async fn open_broker(
+    config: Config,
+    advertised: Endpoint,
+) -> anyhow::Result<(
+    Arc<Broker>,
+    tokio::task::JoinHandle<()>,
+    Vec<sluice_storage::TopicRecord>,
+)> {
     let opening = config.clone();
     let local = tokio::task::spawn_blocking(move || LocalState::open(&opening))
         .await
@@ -135,9 +178,25 @@ pub(crate) async fn start_broker(
     let offsets_log = offsets_topic::ReplicatedOffsetsLog::new(&broker);
     broker.groups.attach_log(Box::new(offsets_log));
     let publisher = tokio::spawn(metadata_publisher::run(broker.clone(), quorum.subscribe()));
-    lifecycle::start(&broker).await?;
-    migration::import_legacy_topics(&broker, legacy_topics).await;
-    Ok((broker, publisher))
+    Ok((broker, publisher, legacy_topics))
+}
+
+async fn stopped(mut receiver: tokio::sync::watch::Receiver<bool>) {
+    // A dropped sender means the signal task is gone: treat it as a stop.
+    let _ = receiver.wait_for(|stop| *stop).await;
+}
+
+fn warn_if_unreachable_from_peers(broker: &Broker) {
+    let peers: Vec<String> = broker
+        .config
+        .voter_map()
+        .iter()
+        .filter(|(id, _)| i64::try_from(**id).ok() != Some(i64::from(broker.node_id())))
+        .filter_map(|(_, address)| address.rsplit_once(':').map(|(host, _)| host.to_string()))
+        .collect();
+    if let Some(warning) = admission::advertised_address_warning(&broker.advertised.host, &peers) {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// Starts this node's member of the metadata quorum (bootstrapping it on first start).
@@ -151,6 +210,7 @@ async fn start_quorum(config: &Config) -> anyhow::Result<MetadataQuorum> {
     quorum_config.controller.default_partitions = config.default_partitions;
     quorum_config.controller.default_replication_factor = config.default_replication_factor;
     quorum_config.controller.broker_session_timeout_ms = config.broker_session_timeout_ms;
+    quorum_config.controller.admission_check = config.admission_check;
     MetadataQuorum::start_with(quorum_config)
         .await
         .with_context(|| {

@@ -53,6 +53,64 @@ impl Broker {
         Broker::spawn(path, Some(data_dir), args)
     }
 
+    /// A broker that is expected to stay fenced (its advertised address fails the
+    /// controller's check): returns once its client port accepts TCP connections, without
+    /// waiting to be unfenced. `args` must name `--listen-address` with a fixed port.
+    pub fn start_unadmitted(args: &[&str]) -> Broker {
+        let data_dir = tempfile::Builder::new()
+            .prefix("sluice-data-")
+            .tempdir()
+            .expect("tempdir");
+        let mut broker = Broker::unstarted(data_dir.path().to_path_buf(), Some(data_dir), args);
+        broker.launch_unadmitted();
+        broker
+    }
+
+    /// Replaces the extra flags used by the next (re)start.
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.args_extra = args.iter().map(|arg| arg.to_string()).collect();
+    }
+
+    /// Kills the broker if it runs and starts it again like [`Broker::start_unadmitted`].
+    pub fn restart_unadmitted(&mut self) {
+        if self.child.is_some() {
+            self.kill9();
+        }
+        self.launch_unadmitted();
+    }
+
+    fn launch_unadmitted(&mut self) {
+        assert!(self.child.is_none(), "launch while a broker is running");
+        let listen_address = self
+            .listen_address_extra()
+            .expect("start_unadmitted needs --listen-address with a fixed port");
+        let address: SocketAddr = listen_address.parse().expect("--listen-address ip:port");
+        assert_ne!(address.port(), 0, "start_unadmitted needs a fixed port");
+        let mut command = self.command(&listen_address);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("spawn {command:?}: {error}"));
+        self.child = Some(child);
+        self.address = address;
+        let started = Instant::now();
+        loop {
+            let child = self.child.as_mut().expect("child was just spawned");
+            if let Some(status) = child.try_wait().expect("poll the broker") {
+                self.child = None;
+                panic!("broker exited early with {status}{}", self.logs());
+            }
+            if TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).is_ok() {
+                return;
+            }
+            assert!(
+                started.elapsed() < READY_DURATION_MAX,
+                "broker not listening within {READY_DURATION_MAX:?}{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A broker over an existing data dir, which the caller owns (and the harness keeps).
     pub fn start_in(data_dir: &Path, args: &[&str]) -> Broker {
         assert!(
@@ -64,6 +122,17 @@ impl Broker {
     }
 
     fn spawn(data_dir: PathBuf, owned: Option<TempDir>, args: &[&str]) -> Broker {
+        let mut broker = Broker::unstarted(data_dir, owned, args);
+        let listen_address = broker
+            .listen_address_extra()
+            .unwrap_or("127.0.0.1:0".to_string());
+        if let Err(failure) = broker.launch(&listen_address) {
+            panic!("{failure}");
+        }
+        broker
+    }
+
+    fn unstarted(data_dir: PathBuf, owned: Option<TempDir>, args: &[&str]) -> Broker {
         for arg in args {
             assert!(
                 !arg.starts_with("--data-dir") && !arg.starts_with("--bound-address-file"),
@@ -74,21 +143,14 @@ impl Broker {
             .prefix("sluice-broker-")
             .tempdir()
             .expect("tempdir");
-        let mut broker = Broker {
+        Broker {
             child: None,
             args_extra: args.iter().map(|arg| arg.to_string()).collect(),
             data_dir,
             scratch_dir,
             _data_dir_owned: owned,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let listen_address = broker
-            .listen_address_extra()
-            .unwrap_or("127.0.0.1:0".to_string());
-        if let Err(failure) = broker.launch(&listen_address) {
-            panic!("{failure}");
         }
-        broker
     }
 
     /// `"127.0.0.1:PORT"`, for a client's `bootstrap.servers`.

@@ -44,6 +44,65 @@ fn nanos_now() -> u32 {
         .map_or(0, |d| d.subsec_nanos())
 }
 
+/// The ports and voter set of a cluster of `count` nodes on 127.0.0.1, before it starts; for
+/// tests that start nodes with different flags.
+pub struct ClusterPlan {
+    /// Nodes 1..=voters are voters; the rest are broker-only (Raft learners).
+    voters: usize,
+    count: usize,
+    ports: Vec<u16>,
+}
+
+impl ClusterPlan {
+    /// `count` voters.
+    pub fn new(count: usize) -> ClusterPlan {
+        ClusterPlan::with_brokers_only(count, 0)
+    }
+
+    /// `voters` voters (ids 1..=voters), then `brokers_only` broker-only nodes.
+    pub fn with_brokers_only(voters: usize, brokers_only: usize) -> ClusterPlan {
+        assert!(voters > 0);
+        let count = voters + brokers_only;
+        ClusterPlan {
+            voters,
+            count,
+            ports: free_low_ports(2 * count),
+        }
+    }
+
+    /// Node `id`'s client port.
+    pub fn client_port(&self, id: i32) -> u16 {
+        self.ports[Self::index(id)]
+    }
+
+    /// Flags that make node `id` a voter of this cluster, fast failure detection included.
+    pub fn node_args(&self, id: i32) -> Vec<String> {
+        let voters: Vec<String> = (0..self.voters)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, self.ports[self.count + i]))
+            .collect();
+        let index = Self::index(id);
+        let mut args = vec![
+            "--node-id".to_string(),
+            id.to_string(),
+            "--listen-address".to_string(),
+            format!("127.0.0.1:{}", self.ports[index]),
+            "--raft-listen-address".to_string(),
+            format!("127.0.0.1:{}", self.ports[self.count + index]),
+            "--voters".to_string(),
+            voters.join(","),
+        ];
+        if index >= self.voters {
+            args.extend(["--process-roles".to_string(), "broker".to_string()]);
+        }
+        args.extend(FAST_FAILURE_DETECTION.iter().map(|arg| arg.to_string()));
+        args
+    }
+
+    fn index(id: i32) -> usize {
+        usize::try_from(id - 1).expect("node ids start at 1")
+    }
+}
+
 /// Nodes with ids 1..=n; node `id` is `nodes[id - 1]`. Dropping the cluster kills every node.
 pub struct Cluster {
     nodes: Vec<Broker>,
@@ -61,33 +120,15 @@ impl Cluster {
 
     /// `count` nodes, all voters, each also given `extra_args`.
     pub fn start_with(count: usize, extra_args: &[&str]) -> Cluster {
-        assert!(count > 0);
-        let ports = free_low_ports(2 * count);
-        let voters: Vec<String> = (0..count)
-            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[count + i]))
-            .collect();
-        let voters = voters.join(",");
+        let plan = ClusterPlan::new(count);
         // Each node answers only once a quorum exists: start them together.
         let nodes = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..count)
-                .map(|i| {
-                    let listen = format!("127.0.0.1:{}", ports[i]);
-                    let raft = format!("127.0.0.1:{}", ports[count + i]);
-                    let node_id = (i + 1).to_string();
-                    let voters = voters.clone();
+            let handles: Vec<_> = (1..=count as i32)
+                .map(|id| {
+                    let mut args = plan.node_args(id);
+                    args.extend(extra_args.iter().map(|arg| arg.to_string()));
                     scope.spawn(move || {
-                        let mut args = vec![
-                            "--node-id",
-                            &node_id,
-                            "--listen-address",
-                            &listen,
-                            "--raft-listen-address",
-                            &raft,
-                            "--voters",
-                            &voters,
-                        ];
-                        args.extend_from_slice(&FAST_FAILURE_DETECTION);
-                        args.extend_from_slice(extra_args);
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
                         Broker::start_with(&args)
                     })
                 })
@@ -97,6 +138,11 @@ impl Cluster {
                 .map(|h| h.join().expect("node starts"))
                 .collect()
         });
+        Cluster { nodes }
+    }
+
+    /// A cluster of nodes the caller started from a [`ClusterPlan`], node `i + 1` at `i`.
+    pub fn from_nodes(nodes: Vec<Broker>) -> Cluster {
         Cluster { nodes }
     }
 

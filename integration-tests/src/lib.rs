@@ -17,6 +17,7 @@ pub mod compat;
 pub mod kafka_cli;
 mod process;
 pub mod records;
+pub mod tcp_proxy;
 
 pub use broker::Broker;
 pub use process::{

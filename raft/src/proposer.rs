@@ -2,7 +2,7 @@
 //! any other node (Kafka's KIP-590 forwarding, over the Raft listener), and keeps the broker
 //! sessions the active controller fences on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,12 @@ pub const SUBMIT_TIMEOUT: Duration = Duration::from_secs(15);
 const SUBMIT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// One forwarded operation: connect, send, wait for the commit, read the answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between rounds of join requests to the voters.
+const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// A failed join is logged once per this many attempts.
+const JOIN_LOG_EVERY: u64 = 20;
+/// A Raft listener address is `host:port`; a host name is at most 253 bytes.
+const LEARNER_ADDRESS_BYTES_MAX: usize = 300;
 
 /// An operation carried out: its answer, and the Raft log index its records were applied at
 /// (or, when it wrote nothing, the index the image it was computed on had reached).
@@ -189,10 +195,24 @@ impl Proposer {
         address: &str,
         operation: &Operation,
     ) -> Result<Proposed, ProposeError> {
+        let request = RpcRequest::Forward(operation.clone());
+        match self.call_once(leader_id, address, request).await? {
+            RpcResponse::Forward(result) => result,
+            _ => Err(ProposeError::Unreachable("response of another kind".into())),
+        }
+    }
+
+    /// One request to one node on a fresh connection, within [`FORWARD_TIMEOUT`].
+    async fn call_once(
+        &self,
+        target: NodeId,
+        address: &str,
+        request: RpcRequest,
+    ) -> Result<RpcResponse, ProposeError> {
         let envelope = RpcEnvelope {
             cluster_fingerprint: self.cluster_fingerprint,
-            target: leader_id,
-            request: RpcRequest::Forward(operation.clone()),
+            target,
+            request,
         };
         let exchange = async {
             let mut stream = TcpStream::connect(address).await?;
@@ -203,10 +223,80 @@ impl Proposer {
         };
         let unreachable = |error: FrameError| ProposeError::Unreachable(error.to_string());
         match tokio::time::timeout(FORWARD_TIMEOUT, exchange).await {
-            Err(_) => Err(ProposeError::Unreachable("forward timed out".into())),
+            Err(_) => Err(ProposeError::Unreachable("request timed out".into())),
             Ok(Err(error)) => Err(unreachable(error)),
-            Ok(Ok(RpcResponse::Forward(result))) => result,
-            Ok(Ok(_)) => Err(ProposeError::Unreachable("response of another kind".into())),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// On the active controller: adds `node_id` as a learner at `address` (a re-add after a
+    /// restart updates the address). Voters cannot be demoted this way.
+    pub(crate) async fn add_learner_local(
+        &self,
+        node_id: NodeId,
+        address: String,
+    ) -> Result<(), ProposeError> {
+        if address.len() > LEARNER_ADDRESS_BYTES_MAX {
+            return Err(ProposeError::Rejected("learner address too long".into()));
+        }
+        let is_voter = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == node_id);
+        if is_voter {
+            return Err(ProposeError::Rejected(format!(
+                "node {node_id} is a voter; it cannot join as a learner"
+            )));
+        }
+        match self
+            .raft
+            .add_learner(node_id, BasicNode::new(address), false)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(not_controller(&forward))
+            }
+            Err(error) => Err(ProposeError::Stopped(error.to_string())),
+        }
+    }
+
+    /// A node that is not a voter: asks the voters (following their pointer to the active
+    /// controller) until it is added as a learner at `address`. Retries without end: the
+    /// node is useless until it follows the metadata log.
+    pub(crate) async fn join_as_learner(&self, voters: &BTreeMap<NodeId, String>, address: &str) {
+        let mut attempts: u64 = 0;
+        loop {
+            for (voter_id, voter_address) in voters {
+                let request = || RpcRequest::Join {
+                    node_id: self.node_id,
+                    address: address.to_string(),
+                };
+                let mut answer = self.call_once(*voter_id, voter_address, request()).await;
+                if let Ok(RpcResponse::Join(Err(ProposeError::NotController {
+                    leader_id: Some(leader_id),
+                    leader_address: Some(leader_address),
+                }))) = &answer
+                {
+                    answer = self.call_once(*leader_id, leader_address, request()).await;
+                }
+                if let Ok(RpcResponse::Join(Ok(()))) = answer {
+                    tracing::info!(
+                        node_id = self.node_id,
+                        "joined the metadata quorum as a learner"
+                    );
+                    return;
+                }
+                attempts += 1;
+                if attempts % JOIN_LOG_EVERY == 1 {
+                    tracing::info!(?answer, voter_id, "joining the metadata quorum; retrying");
+                }
+            }
+            tokio::time::sleep(JOIN_RETRY_PAUSE).await;
         }
     }
 

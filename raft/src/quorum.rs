@@ -229,6 +229,20 @@ impl MetadataQuorum {
         };
         if config.voters.contains_key(&config.node_id) {
             quorum.initialize_once(&config.voters).await?;
+        } else {
+            // A broker-only node follows the metadata log as a learner at the address its
+            // listener is bound to.
+            let proposer = quorum.proposer.clone();
+            let voters = config.voters.clone();
+            if local_address.ip().is_unspecified() {
+                tracing::warn!(
+                    %local_address,
+                    "a learner on a wildcard Raft address cannot be dialed by the controller; \
+                     give --raft-listen-address a concrete IP"
+                );
+            }
+            let address = local_address.to_string();
+            tokio::spawn(async move { proposer.join_as_learner(&voters, &address).await });
         }
         Ok(quorum)
     }

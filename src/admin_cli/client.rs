@@ -10,8 +10,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    ApiKey, GroupId, ListGroupsRequest, ListOffsetsRequest, OffsetFetchRequest, RequestKind,
-    ResponseHeader, TopicName,
+    ApiKey, DescribeClusterRequest, DescribeClusterResponse, GroupId, ListGroupsRequest,
+    ListOffsetsRequest, OffsetFetchRequest, RequestKind, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
 use kafka_protocol::ResponseError;
@@ -26,6 +26,9 @@ const CLIENT_ID: &str = "sluice-groups";
 const LIST_GROUPS_VERSION: i16 = 4;
 const OFFSET_FETCH_VERSION: i16 = 8;
 const LIST_OFFSETS_VERSION: i16 = 7;
+/// v2: fenced brokers on request (KIP-1073).
+const DESCRIBE_CLUSTER_VERSION: i16 = 2;
+
 const LATEST_TIMESTAMP: i64 = -1;
 
 pub struct AdminClient {
@@ -71,6 +74,33 @@ impl AdminClient {
             bail!("response to another request ({})", header.correlation_id);
         }
         Ok(payload)
+    }
+
+    /// The controller id and every registered broker, fenced ones included (DescribeCluster v2).
+    pub fn describe_brokers(&mut self) -> anyhow::Result<(i32, Vec<super::BrokerRow>)> {
+        let request = DescribeClusterRequest::default().with_include_fenced_brokers(true);
+        let mut body = self.call(
+            ApiKey::DescribeCluster,
+            DESCRIBE_CLUSTER_VERSION,
+            RequestKind::DescribeCluster(request),
+        )?;
+        let response = DescribeClusterResponse::decode(&mut body, DESCRIBE_CLUSTER_VERSION)?;
+        check(response.error_code, "DescribeCluster")?;
+        let rows = response
+            .brokers
+            .iter()
+            .map(|broker| super::BrokerRow {
+                broker_id: broker.broker_id.0,
+                address: format!("{}:{}", broker.host.as_str(), broker.port),
+                rack: broker.rack.as_ref().map(|rack| rack.to_string()),
+                fenced: broker.is_fenced,
+                refusal: broker
+                    .unknown_tagged_fields
+                    .get(&crate::admission::REFUSAL_TAG)
+                    .map(|reason| String::from_utf8_lossy(reason).into_owned()),
+            })
+            .collect();
+        Ok((response.controller_id.0, rows))
     }
 
     pub fn list_groups(&mut self) -> anyhow::Result<Vec<String>> {
@@ -179,6 +209,7 @@ fn response_header_version(api_key: ApiKey, version: i16) -> i16 {
     match api_key {
         ApiKey::ListGroups => m::ListGroupsResponse::header_version(version),
         ApiKey::OffsetFetch => m::OffsetFetchResponse::header_version(version),
+        ApiKey::DescribeCluster => m::DescribeClusterResponse::header_version(version),
         _ => m::ListOffsetsResponse::header_version(version),
     }
 }

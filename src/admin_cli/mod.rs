@@ -17,6 +17,16 @@ use client::AdminClient;
 pub enum Command {
     /// Lists consumer groups with committed offset, log end offset and lag per partition.
     Groups(GroupsArgs),
+    /// Lists every registered broker, fenced ones too, with why a broker's advertised address
+    /// was refused.
+    Brokers(BrokersArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BrokersArgs {
+    /// host:port of a sluice broker.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap_server: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -37,7 +47,47 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             groups(&args, &mut stdout.lock())
         }
+        Command::Brokers(args) => {
+            let stdout = std::io::stdout();
+            brokers(&args, &mut stdout.lock())
+        }
     }
+}
+
+/// One registered broker as `sluice brokers` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRow {
+    pub broker_id: i32,
+    pub address: String,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    /// Why the controller refused the advertised address, if it did.
+    pub refusal: Option<String>,
+}
+
+fn brokers(args: &BrokersArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let mut client = AdminClient::connect(&args.bootstrap_server)
+        .with_context(|| format!("connecting to {}", args.bootstrap_server))?;
+    let (controller_id, rows) = client.describe_brokers()?;
+    writeln!(out, "controller: {controller_id}")?;
+    writeln!(
+        out,
+        "{:<6} {:<30} {:<10} {:<8} REASON",
+        "ID", "ADDRESS", "RACK", "STATE"
+    )?;
+    for row in rows {
+        let state = if row.fenced { "fenced" } else { "active" };
+        writeln!(
+            out,
+            "{:<6} {:<30} {:<10} {:<8} {}",
+            row.broker_id,
+            row.address,
+            row.rack.as_deref().unwrap_or("-"),
+            state,
+            row.refusal.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
 }
 
 /// One output row.

@@ -15,6 +15,18 @@ pub fn handle(context: &RequestContext<'_>, request: ApiVersionsRequest) -> ApiV
     {
         response.error_code = ResponseError::InvalidRequest.code();
     }
+    if context.api_version >= 3
+        && request.client_software_name.as_str() == crate::admission::PROBE_SOFTWARE_NAME
+    {
+        // The controller's address check: prove which broker incarnation answered.
+        let identity = crate::admission::Identity {
+            node_id: context.broker.node_id(),
+            incarnation_id: context.broker.incarnation_id,
+        };
+        response
+            .unknown_tagged_fields
+            .insert(crate::admission::IDENTITY_TAG, identity.encode());
+    }
     response
 }
 

@@ -3,6 +3,7 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::ResponseError;
+use sluice_raft::image::Admission;
 
 use super::{str_bytes, RequestContext, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS_ALL};
 
@@ -26,6 +27,7 @@ pub fn handle(
         return response;
     }
     response.controller_id = BrokerId(super::metadata::controller_id(broker));
+    let include_fenced = request.include_fenced_brokers;
     let image = broker.topics();
     response.brokers = image
         .metadata
@@ -40,10 +42,16 @@ pub fn handle(
             node.port = i32::from(listener.port);
             node.rack = registration.rack.clone().map(str_bytes);
             node.is_fenced = registration.fenced;
+            if let Admission::Refused(reason) = &registration.admission {
+                node.unknown_tagged_fields.insert(
+                    crate::admission::REFUSAL_TAG,
+                    bytes::Bytes::copy_from_slice(reason.as_bytes()),
+                );
+            }
             Some(node)
         })
-        // Before KIP-1073 (v2) fenced brokers are not listed.
-        .filter(|node| context.api_version >= 2 || !node.is_fenced)
+        // Fenced brokers only when asked for (KIP-1073, v2+).
+        .filter(|node| !node.is_fenced || (context.api_version >= 2 && include_fenced))
         .collect();
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
         CLUSTER_OPERATIONS_ALL

@@ -437,6 +437,8 @@ async fn every_response_encodes_at_every_advertised_version() {
         "0",
         "--raft-listen-address",
         "127.0.0.1:0",
+        "--admission-check",
+        "false",
     ])
     .expect("config");
     let endpoint = Endpoint {

@@ -2,10 +2,11 @@
 
 use uuid::Uuid;
 
+use super::admission::ADMISSION_PENDING;
 use super::error_code;
 use super::partitions::{lead_orphaned_partitions, remove_broker_from_partitions};
-use super::{ControllerResult, RECORDS_PER_OPERATION_MAX};
-use crate::image::{BrokerId, Listener, MetadataImage, MetadataRecord};
+use super::{ControllerConfig, ControllerResult, RECORDS_PER_OPERATION_MAX};
+use crate::image::{Admission, BrokerId, Listener, MetadataImage, MetadataRecord};
 use crate::image::{LIST_LEN_MAX, STRING_BYTES_MAX};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,11 +79,15 @@ pub struct BrokerHeartbeatResponse {
     pub error_code: i16,
     pub is_fenced: bool,
     pub should_shut_down: bool,
+    /// Why a broker that asked to be unfenced stays fenced: its advertised address has not
+    /// passed the controller's check (yet).
+    pub admission_refusal: Option<String>,
 }
 
 pub fn heartbeat(
     image: &MetadataImage,
     request: &BrokerHeartbeatRequest,
+    config: &ControllerConfig,
 ) -> ControllerResult<BrokerHeartbeatResponse> {
     let Some(broker) = image.cluster.broker(request.broker_id) else {
         return heartbeat_answer(vec![], error_code::BROKER_ID_NOT_REGISTERED, true, false);
@@ -99,6 +104,18 @@ pub fn heartbeat(
     }
     if !broker.fenced {
         return heartbeat_answer(vec![], error_code::NONE, false, false);
+    }
+    if config.admission_check {
+        let refusal = match &broker.admission {
+            Admission::Admitted => None,
+            Admission::Unchecked => Some(ADMISSION_PENDING.to_string()),
+            Admission::Refused(reason) => Some(reason.clone()),
+        };
+        if let Some(refusal) = refusal {
+            let mut answer = heartbeat_answer(vec![], error_code::NONE, true, false);
+            answer.response.admission_refusal = Some(refusal);
+            return answer;
+        }
     }
     let mut records = vec![MetadataRecord::UnfenceBroker {
         broker_id: request.broker_id,
@@ -122,6 +139,7 @@ fn heartbeat_answer(
         error_code,
         is_fenced,
         should_shut_down,
+        admission_refusal: None,
     };
     ControllerResult::new(records, response)
 }

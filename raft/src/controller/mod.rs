@@ -6,6 +6,8 @@
 //! committed; every node (the active one included) changes its image only by replaying the
 //! records. Each operation emits at most [`RECORDS_PER_OPERATION_MAX`] records.
 
+mod admission;
+pub mod balance;
 mod brokers;
 mod configs;
 mod create_partitions;
@@ -17,6 +19,7 @@ mod topics;
 
 use uuid::Uuid;
 
+pub use admission::{record_admission, AdmissionVerdict, ADMISSION_PENDING};
 pub use brokers::{
     fence_broker, heartbeat, register_broker, unregister_broker, BrokerChangeResponse,
     BrokerHeartbeatRequest, BrokerHeartbeatResponse, RegisterBrokerRequest, RegisterBrokerResponse,
@@ -69,6 +72,10 @@ pub struct ControllerConfig {
     /// A broker whose heartbeats stop for this long is fenced (Kafka's
     /// `broker.session.timeout.ms`).
     pub broker_session_timeout_ms: u64,
+    /// Unfence a broker only once its advertised address was checked from the active
+    /// controller (the binary's `--admission-check`, on by default there; off here so that
+    /// pure tests need no network).
+    pub admission_check: bool,
 }
 
 impl Default for ControllerConfig {
@@ -78,6 +85,7 @@ impl Default for ControllerConfig {
             default_replication_factor: 1,
             producer_id_block_size: 1000,
             broker_session_timeout_ms: 9000,
+            admission_check: false,
         }
     }
 }
@@ -94,6 +102,9 @@ pub enum Operation {
     UnregisterBroker {
         broker_id: i32,
     },
+    /// The active controller's address check of a broker incarnation: admitted
+    /// (`refusal: None`) or refused; a refused unfenced broker is fenced.
+    RecordAdmission(AdmissionVerdict),
     CreateTopics(CreateTopicsRequest),
     DeleteTopics(DeleteTopicsRequest),
     CreatePartitions(CreatePartitionsRequest),
@@ -110,6 +121,7 @@ pub enum OperationResponse {
     BrokerHeartbeat(BrokerHeartbeatResponse),
     FenceBroker(BrokerChangeResponse),
     UnregisterBroker(BrokerChangeResponse),
+    RecordAdmission(BrokerChangeResponse),
     CreateTopics(Vec<CreatedTopic>),
     DeleteTopics(Vec<DeletedTopic>),
     CreatePartitions(Vec<CreatePartitionsResult>),
@@ -139,7 +151,7 @@ pub fn execute(
             OperationResponse::RegisterBroker,
         ),
         Operation::BrokerHeartbeat(request) => wrap(
-            heartbeat(image, request),
+            heartbeat(image, request, config),
             OperationResponse::BrokerHeartbeat,
         ),
         Operation::FenceBroker { broker_id } => wrap(
@@ -149,6 +161,10 @@ pub fn execute(
         Operation::UnregisterBroker { broker_id } => wrap(
             unregister_broker(image, *broker_id),
             OperationResponse::UnregisterBroker,
+        ),
+        Operation::RecordAdmission(verdict) => wrap(
+            record_admission(image, verdict),
+            OperationResponse::RecordAdmission,
         ),
         Operation::CreateTopics(request) => wrap(
             create_topics(image, request, config, new_topic_id),

@@ -67,6 +67,7 @@ mod tests {
                     listeners: vec![],
                     rack: rack.map(str::to_string),
                     fenced: *fenced,
+                    admission: crate::image::Admission::Admitted,
                 },
             );
         }

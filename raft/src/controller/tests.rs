@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::*;
 use crate::image::{
-    ConfigResource, Listener, MetadataDelta, MetadataImage, PartitionRegistration, LEADER_NONE,
+    Admission, ConfigResource, Listener, MetadataDelta, MetadataImage, PartitionRegistration,
+    LEADER_NONE,
 };
 
 fn incarnation(broker_id: i32) -> Uuid {
@@ -37,7 +38,15 @@ fn cluster(count: i32) -> MetadataImage {
             rack: None,
         };
         image = apply(&image, &register_broker(&image, &request).records);
-        image = apply(&image, &heartbeat(&image, &beat(broker_id, false)).records);
+        image = apply(
+            &image,
+            &heartbeat(
+                &image,
+                &beat(broker_id, false),
+                &ControllerConfig::default(),
+            )
+            .records,
+        );
     }
     image
 }
@@ -199,7 +208,7 @@ fn fencing_moves_leadership_within_the_isr_and_unfencing_takes_orphans() {
     // Fencing again changes nothing.
     assert!(fence_broker(&image, 2).records.is_empty());
 
-    let back = heartbeat(&image, &beat(2, false));
+    let back = heartbeat(&image, &beat(2, false), &ControllerConfig::default());
     assert!(!back.response.is_fenced);
     let image = apply(&image, &back.records);
     let (_, led) = one_partition(&image);
@@ -215,7 +224,7 @@ fn controlled_shutdown_moves_leadership_then_allows_the_stop() {
         want_shutdown: true,
         ..beat(1, false)
     };
-    let result = heartbeat(&image, &request);
+    let result = heartbeat(&image, &request, &ControllerConfig::default());
     assert!(result.response.should_shut_down);
     assert!(result.response.is_fenced);
     let image = apply(&image, &result.records);
@@ -242,7 +251,11 @@ fn registration_rules() {
     let accepted = register_broker(&image, &again);
     assert_eq!(accepted.response.error_code, error_code::NONE);
     assert_eq!(accepted.records.len(), 1);
-    let stale = heartbeat(&apply(&image, &accepted.records), &beat(1, false));
+    let stale = heartbeat(
+        &apply(&image, &accepted.records),
+        &beat(1, false),
+        &ControllerConfig::default(),
+    );
     assert_eq!(stale.response.error_code, error_code::STALE_BROKER_EPOCH);
 }
 
@@ -337,7 +350,10 @@ fn preferred_and_unclean_elections() {
     // Leader 1 fenced → 2 leads; 1 back → preferred election returns leadership to 1?
     // No: 1 left the ISR when fenced, so it is not available until AlterPartition adds it.
     let image = apply(&image, &fence_broker(&image, 1).records);
-    let image = apply(&image, &heartbeat(&image, &beat(1, false)).records);
+    let image = apply(
+        &image,
+        &heartbeat(&image, &beat(1, false), &ControllerConfig::default()).records,
+    );
     let result = elect(&image, ElectionType::Preferred);
     assert_eq!(
         result.response[0].error_code,
@@ -346,7 +362,10 @@ fn preferred_and_unclean_elections() {
     // Both fenced, then only 1 returns: an unclean election makes it leader with ISR [1].
     let image = apply(&image, &fence_broker(&image, 1).records);
     let image = apply(&image, &fence_broker(&image, 2).records);
-    let image = apply(&image, &heartbeat(&image, &beat(1, false)).records);
+    let image = apply(
+        &image,
+        &heartbeat(&image, &beat(1, false), &ControllerConfig::default()).records,
+    );
     let result = elect(&image, ElectionType::Unclean);
     assert_eq!(result.response[0].error_code, error_code::NONE);
     let image = apply(&image, &result.records);
@@ -453,4 +472,148 @@ fn alter_configs_and_delete_topics() {
     let image = apply(&image, &deleted.records);
     assert!(image.topics.by_id.is_empty());
     assert!(image.configs.resources.is_empty());
+}
+
+fn checked() -> ControllerConfig {
+    ControllerConfig {
+        admission_check: true,
+        ..ControllerConfig::default()
+    }
+}
+
+fn verdict(broker_id: i32, refusal: Option<&str>) -> Operation {
+    Operation::RecordAdmission(AdmissionVerdict {
+        broker_id,
+        incarnation_id: incarnation(broker_id),
+        refusal: refusal.map(str::to_string),
+    })
+}
+
+fn run(image: &MetadataImage, operation: &Operation) -> (MetadataImage, OperationResponse) {
+    let result = execute(image, operation, &checked(), &mut Uuid::new_v4);
+    (apply(image, &result.records), result.response)
+}
+
+#[test]
+fn a_broker_is_unfenced_only_once_its_address_is_admitted() {
+    let image = cluster(1);
+    let request = RegisterBrokerRequest {
+        broker_id: 2,
+        incarnation_id: incarnation(2),
+        listeners: vec![],
+        rack: None,
+    };
+    let image = apply(&image, &register_broker(&image, &request).records);
+    let waiting = heartbeat(&image, &beat(2, false), &checked());
+    assert!(waiting.records.is_empty());
+    assert!(waiting.response.is_fenced);
+    assert_eq!(
+        waiting.response.admission_refusal.as_deref(),
+        Some(ADMISSION_PENDING)
+    );
+
+    let (image, _) = run(&image, &verdict(2, Some("cannot resolve bogus.invalid")));
+    let refused = heartbeat(&image, &beat(2, false), &checked());
+    assert!(refused.response.is_fenced);
+    assert_eq!(
+        refused.response.admission_refusal.as_deref(),
+        Some("cannot resolve bogus.invalid")
+    );
+    assert!(!image.cluster.is_active(2));
+
+    let (image, _) = run(&image, &verdict(2, None));
+    assert_eq!(
+        image.cluster.broker(2).unwrap().admission,
+        Admission::Admitted
+    );
+    let admitted = heartbeat(&image, &beat(2, false), &checked());
+    assert!(!admitted.response.is_fenced);
+    assert_eq!(admitted.response.admission_refusal, None);
+    let image = apply(&image, &admitted.records);
+    assert!(image.cluster.is_active(2));
+}
+
+#[test]
+fn a_refused_unfenced_broker_is_fenced_and_loses_leadership() {
+    let image = cluster(2);
+    let (image, _) = run(&image, &verdict(1, None));
+    let (image, _) = run(&image, &verdict(2, None));
+    let created = create_topics(
+        &image,
+        &CreateTopicsRequest {
+            topics: vec![topic("t", 2, 2)],
+            validate_only: false,
+        },
+        &ControllerConfig::default(),
+        &mut || Uuid::from_u128(42),
+    );
+    let image = apply(&image, &created.records);
+    let (image, response) = run(&image, &verdict(1, Some("connection refused")));
+    assert_eq!(
+        response,
+        OperationResponse::RecordAdmission(BrokerChangeResponse {
+            error_code: error_code::NONE,
+            partitions_remaining: false,
+        })
+    );
+    assert!(!image.cluster.is_active(1));
+    let topic = image.topics.topic_by_name("t").unwrap();
+    for partition in topic.partitions.values() {
+        assert_eq!(partition.leader, 2, "{partition:?}");
+        assert_eq!(partition.isr, vec![2], "{partition:?}");
+    }
+    // Same verdict again: nothing changes.
+    let again = execute(
+        &image,
+        &verdict(1, Some("connection refused")),
+        &checked(),
+        &mut Uuid::new_v4,
+    );
+    assert!(again.records.is_empty(), "{:?}", again.records);
+}
+
+#[test]
+fn a_verdict_about_an_older_incarnation_is_ignored() {
+    let image = cluster(1);
+    let stale = Operation::RecordAdmission(AdmissionVerdict {
+        broker_id: 1,
+        incarnation_id: Uuid::from_u128(1),
+        refusal: Some("connection refused".into()),
+    });
+    let result = execute(&image, &stale, &checked(), &mut Uuid::new_v4);
+    assert!(result.records.is_empty());
+    assert_eq!(
+        result.response,
+        OperationResponse::RecordAdmission(BrokerChangeResponse {
+            error_code: error_code::STALE_BROKER_EPOCH,
+            partitions_remaining: false,
+        })
+    );
+    assert!(image.cluster.is_active(1));
+}
+
+#[test]
+fn a_new_incarnation_must_be_admitted_again() {
+    let image = cluster(1);
+    let (image, _) = run(&image, &verdict(1, None));
+    let request = RegisterBrokerRequest {
+        broker_id: 1,
+        incarnation_id: Uuid::from_u128(99),
+        listeners: vec![],
+        rack: None,
+    };
+    let image = apply(&image, &fence_broker(&image, 1).records);
+    let image = apply(&image, &register_broker(&image, &request).records);
+    assert_eq!(
+        image.cluster.broker(1).unwrap().admission,
+        Admission::Unchecked
+    );
+    let snapshot_image = {
+        let mut delta = MetadataDelta::new(Arc::new(MetadataImage::empty()));
+        for record in image.to_records() {
+            delta.replay(&record).unwrap();
+        }
+        delta.apply()
+    };
+    assert_eq!(snapshot_image.cluster, image.cluster);
 }

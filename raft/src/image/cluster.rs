@@ -25,6 +25,21 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
     /// A fenced broker leads nothing and is out of every ISR it can leave.
     pub fenced: bool,
+    /// Whether another node reached this incarnation at its advertised address.
+    pub admission: Admission,
+}
+
+/// The active controller's verdict on a broker's advertised address. A broker is unfenced
+/// only once admitted: an address clients cannot reach must never be handed to them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Admission {
+    /// Registered; not checked yet.
+    #[default]
+    Unchecked,
+    /// Resolved, connected, and answered ApiVersions as itself.
+    Admitted,
+    /// The check failed; why, in words for operators.
+    Refused(String),
 }
 
 /// Every registered broker, by id.

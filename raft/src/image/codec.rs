@@ -184,6 +184,15 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
             w.i32(*broker_id);
             w.i64(*next_producer_id);
         }
+        MetadataRecord::BrokerAdmission {
+            broker_id,
+            incarnation_id,
+            refusal,
+        } => {
+            w.i32(*broker_id);
+            w.uuid(incarnation_id);
+            w.option_string(refusal.as_deref());
+        }
     }
 }
 
@@ -300,6 +309,11 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
         10 => MetadataRecord::ProducerIds {
             broker_id: r.i32()?,
             next_producer_id: r.i64()?,
+        },
+        16 => MetadataRecord::BrokerAdmission {
+            broker_id: r.i32()?,
+            incarnation_id: r.uuid()?,
+            refusal: r.option_string()?,
         },
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -549,6 +563,16 @@ mod tests {
             MetadataRecord::ProducerIds {
                 broker_id: 1,
                 next_producer_id: 1000,
+            },
+            MetadataRecord::BrokerAdmission {
+                broker_id: 1,
+                incarnation_id: Uuid::from_u128(7),
+                refusal: Some("connection refused".into()),
+            },
+            MetadataRecord::BrokerAdmission {
+                broker_id: 1,
+                incarnation_id: Uuid::from_u128(7),
+                refusal: None,
             },
             MetadataRecord::RemoveTopic { topic_id },
         ]

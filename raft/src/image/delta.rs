@@ -6,8 +6,8 @@ use std::sync::Arc;
 use thiserror::Error;
 use uuid::Uuid;
 
-use super::cluster::{BrokerId, BrokerRegistration, ClusterImage};
-use super::codec::LIST_LEN_MAX;
+use super::cluster::{Admission, BrokerId, BrokerRegistration, ClusterImage};
+use super::codec::{LIST_LEN_MAX, STRING_BYTES_MAX};
 use super::configs::{ConfigResource, ConfigsImage};
 use super::producer_ids::ProducerIdsImage;
 use super::record::MetadataRecord;
@@ -101,7 +101,13 @@ impl MetadataDelta {
                 listeners: listeners.clone(),
                 rack: rack.clone(),
                 fenced: *fenced,
+                admission: Admission::Unchecked,
             }),
+            MetadataRecord::BrokerAdmission {
+                broker_id,
+                incarnation_id,
+                refusal,
+            } => self.replay_admission(*broker_id, *incarnation_id, refusal),
             MetadataRecord::UnregisterBroker { broker_id } => {
                 self.cluster()
                     .broker(*broker_id)
@@ -222,6 +228,34 @@ impl MetadataDelta {
             return Err(ReplayError::Invalid("too many listeners"));
         }
         self.cluster_mut().brokers.insert(broker.broker_id, broker);
+        Ok(())
+    }
+
+    fn replay_admission(
+        &mut self,
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+        refusal: &Option<String>,
+    ) -> Result<(), ReplayError> {
+        let broker = self
+            .cluster()
+            .broker(broker_id)
+            .ok_or(ReplayError::UnknownBroker(broker_id))?;
+        if broker.incarnation_id != incarnation_id {
+            return Err(ReplayError::StaleIncarnation {
+                broker_id,
+                incarnation_id,
+            });
+        }
+        if refusal.as_ref().is_some_and(|r| r.len() > STRING_BYTES_MAX) {
+            return Err(ReplayError::Invalid("admission refusal too long"));
+        }
+        if let Some(broker) = self.cluster_mut().brokers.get_mut(&broker_id) {
+            broker.admission = match refusal {
+                None => Admission::Admitted,
+                Some(reason) => Admission::Refused(reason.clone()),
+            };
+        }
         Ok(())
     }
 

@@ -14,7 +14,7 @@ mod topics;
 
 use std::sync::Arc;
 
-pub use cluster::{BrokerId, BrokerRegistration, ClusterImage, Listener};
+pub use cluster::{Admission, BrokerId, BrokerRegistration, ClusterImage, Listener};
 pub use codec::{
     decode_batch, encode_batch, DecodeError, BATCH_FORMAT, LIST_LEN_MAX, RECORD_BYTES_MAX,
     STRING_BYTES_MAX,
@@ -63,6 +63,18 @@ impl MetadataImage {
                 rack: broker.rack.clone(),
                 fenced: broker.fenced,
             });
+            let refusal = match &broker.admission {
+                Admission::Unchecked => None,
+                Admission::Admitted => Some(None),
+                Admission::Refused(reason) => Some(Some(reason.clone())),
+            };
+            if let Some(refusal) = refusal {
+                records.push(MetadataRecord::BrokerAdmission {
+                    broker_id: broker.broker_id,
+                    incarnation_id: broker.incarnation_id,
+                    refusal,
+                });
+            }
         }
         for topic in self.topics.by_id.values() {
             topic_records(topic, &mut records);

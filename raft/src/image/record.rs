@@ -63,6 +63,13 @@ pub enum MetadataRecord {
         name: String,
         value: Option<String>,
     },
+    /// The controller's verdict on a broker incarnation's advertised address: admitted
+    /// (`refusal: None`) or refused, with the reason.
+    BrokerAdmission {
+        broker_id: BrokerId,
+        incarnation_id: Uuid,
+        refusal: Option<String>,
+    },
     /// A producer-id block was handed to `broker_id`; the next block starts here.
     ProducerIds {
         broker_id: BrokerId,
@@ -84,6 +91,7 @@ impl MetadataRecord {
             MetadataRecord::PartitionChange { .. } => 8,
             MetadataRecord::Config { .. } => 9,
             MetadataRecord::ProducerIds { .. } => 10,
+            MetadataRecord::BrokerAdmission { .. } => 16,
         }
     }
 }

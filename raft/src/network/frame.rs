@@ -35,6 +35,12 @@ pub enum RpcRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A controller operation forwarded by a node that is not the active controller.
     Forward(crate::controller::Operation),
+    /// A node that is not a voter asks the active controller to add it as a learner, so that
+    /// it follows the metadata log at `address` (its Raft listener).
+    Join {
+        node_id: NodeId,
+        address: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,6 +51,7 @@ pub enum RpcResponse {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     Forward(Result<crate::proposer::Proposed, crate::quorum::ProposeError>),
+    Join(Result<(), crate::quorum::ProposeError>),
 }
 
 #[derive(Debug, Error)]

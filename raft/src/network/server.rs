@@ -116,5 +116,8 @@ async fn dispatch(context: &ServerContext, request: RpcRequest) -> RpcResponse {
         RpcRequest::Forward(operation) => {
             RpcResponse::Forward(context.proposer.propose_local(operation).await)
         }
+        RpcRequest::Join { node_id, address } => {
+            RpcResponse::Join(context.proposer.add_learner_local(node_id, address).await)
+        }
     }
 }

@@ -41,6 +41,8 @@ impl Fixture {
             &data_dir_text,
             "--raft-listen-address",
             "127.0.0.1:0",
+            "--admission-check",
+            "false",
         ]);
         let endpoint = Endpoint {
             host: "127.0.0.1".into(),
