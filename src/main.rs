@@ -14,6 +14,7 @@ mod lifecycle;
 mod metadata_publisher;
 mod migration;
 mod net;
+mod offsets_import;
 mod offsets_topic;
 mod replication;
 mod topic_config;
@@ -106,6 +107,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Some(started) => {
             started?;
             migration::import_legacy_topics(&broker, legacy_topics).await;
+            offsets_import::import_legacy_offsets(&broker).await;
             background.push(replication::spawn_isr_maintenance(broker.clone()));
             if let Some(path) = &bound_address_file {
                 write_atomically(path, &format!("{bound}\n"))?;
@@ -155,6 +157,7 @@ pub(crate) async fn start_broker(
     let (broker, publisher, legacy_topics) = open_broker(config, advertised).await?;
     lifecycle::start(&broker).await?;
     migration::import_legacy_topics(&broker, legacy_topics).await;
+    offsets_import::import_legacy_offsets(&broker).await;
     Ok((broker, publisher))
 }
 

@@ -203,7 +203,7 @@ fn spawn_load(broker: Arc<Broker>, replica: Arc<Replica>, leader_epoch: i32) {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum LoadError {
+pub(crate) enum LoadError {
     #[error("reading the offsets log: {0}")]
     Read(#[from] sluice_storage::ReadError),
     #[error(transparent)]
@@ -211,7 +211,7 @@ enum LoadError {
 }
 
 /// Every committed offset in the partition, as of its log end now.
-fn load(replica: &Replica) -> Result<HashMap<String, GroupOffsets>, LoadError> {
+pub(crate) fn load(replica: &Replica) -> Result<HashMap<String, GroupOffsets>, LoadError> {
     let mut groups = HashMap::new();
     let end = replica.log.log_end_offset();
     let mut offset = replica.log.log_start_offset();
