@@ -79,11 +79,16 @@ pub struct Replica {
     high_watermark: std::sync::atomic::AtomicI64,
     /// Leader or follower, and (on the leader) each follower's progress.
     pub progress: Mutex<Progress>,
+    /// Bytes produced to and fetched by consumers from this replica as leader, ever: the
+    /// balancer weighs partitions by its rate.
+    traffic_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Replica {
     pub fn new(log: Log, topic: String, topic_id: Uuid, index: i32) -> Replica {
-        let start = log.log_start_offset();
+        // The persisted high watermark, so a restarted replica neither shows less than it
+        // showed before nor more than was committed.
+        let start = log.high_watermark_at_open();
         Replica {
             log,
             topic,
@@ -91,7 +96,20 @@ impl Replica {
             index,
             high_watermark: std::sync::atomic::AtomicI64::new(start),
             progress: Mutex::new(Progress::default()),
+            traffic_bytes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Counts client bytes in or out of this replica (once per request, not per record).
+    pub fn record_traffic(&self, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.traffic_bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn traffic_bytes(&self) -> u64 {
+        self.traffic_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -154,6 +172,10 @@ pub struct Progress {
     pub fetcher_epoch: Option<i32>,
     /// An AlterPartition this leader proposed and has not seen applied yet.
     pub isr_change_pending: bool,
+    /// Leader only: the log end when this leader's epoch began. A follower rejoins the ISR
+    /// only once it holds everything below it (Kafka's `leaderEpochStartOffsetOpt`): the
+    /// high watermark a new leader inherits may lag what the old one acknowledged.
+    pub leader_epoch_start_offset: i64,
 }
 
 /// One partition of a topic, as the metadata image sees it, plus this node's replica of it
@@ -268,6 +290,8 @@ pub struct Broker {
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
+    /// Paces the catch-up fetches of replicas a reassignment is adding to this node.
+    pub reassignment_throttle: crate::replication::ReassignmentThrottle,
     /// Held for the broker's life: a second process on the same data dir fails to start.
     _data_dir_lock: File,
 }
@@ -350,6 +374,7 @@ impl Broker {
             closing: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             groups: local.groups,
+            reassignment_throttle: crate::replication::ReassignmentThrottle::new(),
             _data_dir_lock: local.lock,
         }
     }
@@ -678,6 +703,14 @@ impl Broker {
         }
     }
 
+    /// Persists every replica's high watermark (Kafka's replication-offset-checkpoint):
+    /// periodically and at shutdown, so a restart resumes from it.
+    pub fn checkpoint_high_watermarks(&self) {
+        for replica in self.topics().local_replicas() {
+            checkpoint_high_watermark(replica);
+        }
+    }
+
     /// Applies retention to every partition.
     pub fn enforce_retention(&self) {
         let now = now_ms();
@@ -700,10 +733,20 @@ impl Broker {
     pub fn close(&self) {
         let replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
         for replica in replicas.values() {
+            checkpoint_high_watermark(replica);
             if let Err(error) = replica.log.close() {
                 tracing::error!(%error, topic = %replica.topic, "closing a log failed");
             }
         }
+    }
+}
+
+fn checkpoint_high_watermark(replica: &Replica) {
+    if let Err(error) = replica
+        .log
+        .checkpoint_high_watermark(replica.high_watermark())
+    {
+        tracing::error!(%error, topic = %replica.topic, partition = replica.index, "persisting the high watermark failed");
     }
 }
 

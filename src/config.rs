@@ -111,6 +111,41 @@ pub struct Config {
     #[arg(long, env = "SLUICE_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
     pub replica_lag_time_max_ms: u64,
 
+    /// Bytes per second this node fetches, all partitions together, for replicas a
+    /// reassignment is adding to it; 0 for no limit (Kafka's
+    /// follower.replication.throttled.rate, applied to reassignments only).
+    #[arg(
+        long,
+        env = "SLUICE_REASSIGNMENT_THROTTLE_BYTES_PER_SEC",
+        default_value_t = 50 << 20
+    )]
+    pub reassignment_throttle_bytes_per_sec: u64,
+
+    /// Partition reassignments that run at once; the controller queues the rest and starts
+    /// them as running ones complete.
+    #[arg(long, env = "SLUICE_REASSIGNMENT_MOVES_MAX", default_value_t = 4)]
+    pub reassignment_moves_max: usize,
+
+    /// How often each replica's high watermark is persisted (Kafka's
+    /// replica.high.watermark.checkpoint.interval.ms); also at shutdown.
+    #[arg(
+        long,
+        env = "SLUICE_REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+
+    /// How often the active controller rebalances: moves replicas and preferred leaders so
+    /// that every active broker holds within one of the even share, empties brokers with
+    /// `sluice.drain=true`, and elects preferred leaders back after failovers. 0: never.
+    #[arg(long, env = "SLUICE_BALANCER_INTERVAL_MS", default_value_t = 30_000)]
+    pub balancer_interval_ms: u64,
+
+    /// Most partition moves (reassignments) running at once, the balancer's and operators'
+    /// together; the balancer starts new ones only below it.
+    #[arg(long, env = "SLUICE_BALANCER_MOVES_MAX", default_value_t = 4)]
+    pub balancer_moves_max: usize,
+
     /// Replication factor of auto-created topics and of CreateTopics asking for -1 (Kafka's
     /// default.replication.factor).
     #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
@@ -266,7 +301,10 @@ impl Config {
         if self.max_request_bytes < 64 {
             return Err("--max-request-bytes must be at least 64".into());
         }
-        if self.flush_interval_ms == 0 || self.retention_check_interval_ms == 0 {
+        if self.flush_interval_ms == 0
+            || self.retention_check_interval_ms == 0
+            || self.replica_high_watermark_checkpoint_interval_ms == 0
+        {
             return Err("intervals must be at least 1 ms".into());
         }
         if self.segment_bytes < 1024 {
@@ -328,6 +366,9 @@ impl Config {
                 "--replica-lag-time-max-ms and --default-replication-factor must be at least 1"
                     .into(),
             );
+        }
+        if self.reassignment_moves_max == 0 {
+            return Err("--reassignment-moves-max must be at least 1".into());
         }
         let voters = self.parse_voters()?;
         let named = voters.contains_key(&(self.node_id as u64));

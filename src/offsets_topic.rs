@@ -67,10 +67,18 @@ impl OffsetsLog for ReplicatedOffsetsLog {
         // Followers' waiting fetches must see the batch for the commit to complete.
         broker.notify_appended();
         let last_offset = outcome.last_offset;
+        // min.insync.replicas 1, the default Kafka's offsets topic has too: the commit waits
+        // for the whole ISR, however small it has become.
         let replicated = Box::pin(async move {
-            replication::wait_replicated(&broker, &replica, last_offset, COMMIT_REPLICATION_TIMEOUT)
-                .await
-                .map_err(commit_error)
+            replication::wait_replicated(
+                &broker,
+                &replica,
+                last_offset,
+                COMMIT_REPLICATION_TIMEOUT,
+                1,
+            )
+            .await
+            .map_err(commit_error)
         });
         Ok((last_offset, replicated))
     }

@@ -87,6 +87,32 @@ impl RawClient {
         }
     }
 
+    /// Like [`RawClient::connect`], but a refused or failed connection is an error, for
+    /// polling nodes that may be down.
+    pub fn try_connect(address: &str) -> std::io::Result<RawClient> {
+        let address: std::net::SocketAddr = address
+            .parse()
+            .map_err(|error| invalid_data(format!("address {address}: {error}")))?;
+        let stream = TcpStream::connect_timeout(&address, IO_TIMEOUT)?;
+        stream.set_read_timeout(Some(IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(RawClient {
+            stream,
+            correlation_id_next: 1,
+        })
+    }
+
+    /// Like [`RawClient::request`], but any failure is an error instead of a panic.
+    pub fn try_request<R: Request>(
+        &mut self,
+        version: i16,
+        body: &R,
+    ) -> std::io::Result<R::Response> {
+        let correlation_id = self.send_request(version, body)?;
+        self.read_response::<R>(version, correlation_id)
+    }
+
     /// A correlation id not used before on this connection.
     pub fn next_correlation_id(&mut self) -> i32 {
         let id = self.correlation_id_next;

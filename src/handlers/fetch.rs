@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::{BatchIter, ReadError};
 use tokio::time::Instant;
 
-use super::RequestContext;
-use crate::broker::{Topic, TopicsImage};
+use super::{leader_hint, str_bytes, RequestContext};
+use crate::broker::{Partition, Topic, TopicsImage};
 use crate::replication;
 
 /// The longest a Fetch waits for data, whatever it asks (a client asking more is answered
@@ -91,7 +93,16 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
             let replica = partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch));
             match replica {
                 None => data.error_code = unknown_topic_error(context.api_version).code(),
-                Some(Err(error)) => data.error_code = error.code(),
+                Some(Err(error)) => {
+                    data.error_code = error.code();
+                    let hinted = partition.filter(|_| {
+                        context.api_version >= leader_hint::FETCH_VERSION_MIN
+                            && leader_hint::wanted_for(data.error_code)
+                    });
+                    if let Some(partition) = hinted {
+                        add_leader_hint(&image, partition, &mut data, &mut response);
+                    }
+                }
                 Some(Ok(partition)) => {
                     let follower = replica_id(context.api_version, request);
                     if follower >= 0
@@ -120,6 +131,9 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
                                 read.records = below_offset(read.records, high_watermark);
                             }
                             let length = read.records.len();
+                            if follower < 0 {
+                                partition.record_traffic(length);
+                            }
                             data.high_watermark = high_watermark;
                             data.last_stable_offset = high_watermark;
                             data.log_start_offset = read.log_start_offset;
@@ -141,6 +155,36 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
         response.responses.push(topic_response);
     }
     (response, total)
+}
+
+/// KIP-951: the current leader in the partition's answer, its endpoint in the response.
+fn add_leader_hint(
+    image: &TopicsImage,
+    partition: &Partition,
+    data: &mut PartitionData,
+    response: &mut FetchResponse,
+) {
+    let hint = leader_hint::leader_hint(image, partition);
+    data.current_leader = LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(hint.leader_id))
+        .with_leader_epoch(hint.leader_epoch);
+    let Some(endpoint) = hint.endpoint else {
+        return;
+    };
+    if response
+        .node_endpoints
+        .iter()
+        .any(|known| known.node_id.0 == hint.leader_id)
+    {
+        return;
+    }
+    response.node_endpoints.push(
+        NodeEndpoint::default()
+            .with_node_id(BrokerId(hint.leader_id))
+            .with_host(str_bytes(endpoint.host))
+            .with_port(endpoint.port)
+            .with_rack(endpoint.rack.map(str_bytes)),
+    );
 }
 
 /// The fetching follower's broker id, or -1 for a consumer (v15+ moved it into

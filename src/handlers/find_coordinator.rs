@@ -95,7 +95,9 @@ async fn group_coordinator(
     group_id: &str,
 ) -> Result<Endpoint, ResponseError> {
     let broker = context.broker;
-    let topic = offsets_topic::ensure_created(broker).await.map_err(|error| {
+    // Boxed: creating a topic is a deep future, and Metadata's auto-creation nests another.
+    let created = Box::pin(offsets_topic::ensure_created(broker));
+    let topic = created.await.map_err(|error| {
         tracing::warn!(code = ?error.code, message = ?error.message, "creating the offsets topic");
         ResponseError::CoordinatorNotAvailable
     })?;

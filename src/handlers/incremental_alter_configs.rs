@@ -8,7 +8,7 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::ResponseError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{message, RequestContext};
+use super::{message, throttle_configs, RequestContext};
 use crate::broker::ApiError;
 use crate::topic_config::{self, ConfigType};
 
@@ -37,9 +37,19 @@ pub async fn handle(
                 )
                 .await
             }
+            RESOURCE_BROKER if throttle_configs::only_broker_throttles(&resource.configs) => {
+                throttle_configs::alter_broker_throttles(
+                    context,
+                    resource.resource_name.as_str(),
+                    &resource.configs,
+                    request.validate_only,
+                )
+                .await
+            }
             RESOURCE_BROKER => Err(ApiError::new(
                 ResponseError::InvalidRequest,
-                "Broker configs are static: set them as flags",
+                "Broker configs are static (set them as flags), except the replication throttles \
+                 and sluice.drain",
             )),
             _ => Err(ApiError::new(
                 ResponseError::InvalidRequest,
@@ -67,6 +77,9 @@ async fn alter_topic(
     };
     let mut overrides = topic.overrides.clone();
     for change in changes {
+        if throttle_configs::is_topic_throttle(change.name.as_str()) {
+            continue;
+        }
         apply(context, &mut overrides, change)?;
     }
     context

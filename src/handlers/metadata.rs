@@ -120,7 +120,9 @@ async fn named_topic(
     if name == crate::group::OFFSETS_TOPIC {
         // Created with its own partition count, replication and retention, as by
         // FindCoordinator (Kafka's auto-creation of internal topics does the same).
-        return match crate::offsets_topic::ensure_created(context.broker).await {
+        // Boxed: keeps the request future's type shallow (see find_coordinator).
+        let created = Box::pin(crate::offsets_topic::ensure_created(context.broker));
+        return match created.await {
             Ok(topic) => topic_entry(context, &topic, with_operations),
             Err(error) => error_entry(Some(name), error.code),
         };

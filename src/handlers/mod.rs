@@ -10,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -22,16 +23,19 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
+mod leader_hint;
 mod leave_group;
 pub mod legacy;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -39,6 +43,8 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+pub(crate) mod throttle_configs;
+pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
 #[cfg(test)]
 mod version_matrix_tests;
 
@@ -140,6 +146,19 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         RequestKind::ConsumerGroupDescribe(request) => {
             ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(context, request))
         }
+        RequestKind::ElectLeaders(request) => {
+            ResponseKind::ElectLeaders(elect_leaders::handle(context, request).await)
+        }
+        RequestKind::AlterPartitionReassignments(request) => {
+            ResponseKind::AlterPartitionReassignments(
+                alter_partition_reassignments::handle(context, request).await,
+            )
+        }
+        RequestKind::ListPartitionReassignments(request) => {
+            ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(
+                context, request,
+            ))
+        }
         other => {
             // The wire table and this match must agree; a test checks every table entry.
             tracing::error!(peer = %context.peer, request = ?api_name(&other), "no handler");
@@ -215,6 +234,9 @@ mod tests {
             ApiKey::OffsetDelete,
             ApiKey::ConsumerGroupHeartbeat,
             ApiKey::ConsumerGroupDescribe,
+            ApiKey::ElectLeaders,
+            ApiKey::AlterPartitionReassignments,
+            ApiKey::ListPartitionReassignments,
         ];
         for api in sluice_wire::versions::SUPPORTED_APIS {
             assert!(

@@ -1,5 +1,7 @@
-//! OffsetForLeaderEpoch: a single node has had one leader epoch, so every epoch up to it ends
-//! at the log end.
+//! OffsetForLeaderEpoch (KIP-101/279): the leader answers, from its leader-epoch file, the
+//! largest epoch not above the asked one and the offset where it ends (the log end for the
+//! current epoch). Followers use it to find where their log diverges from the leader's;
+//! consumers to detect a log truncated under them (KIP-320).
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,

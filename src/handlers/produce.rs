@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::{AppendError, AppendOutcome};
 
-use super::{str_bytes, RequestContext};
+use super::{leader_hint, str_bytes, RequestContext};
 use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
 use crate::group::OFFSETS_TOPIC;
 use crate::replication;
@@ -82,7 +84,11 @@ pub async fn handle(
                     outcome.log_start_offset = -1;
                 }
             }
-            let entry = partition_response(context.api_version, index, result);
+            let mut entry = partition_response(context.api_version, index, result);
+            let hinted = topic.and_then(|t| t.partition(index));
+            if let Some(partition) = hinted.filter(|_| wants_leader_hint(context, &entry)) {
+                add_leader_hint(&image, partition, &mut entry, &mut response);
+            }
             topic_response.partition_responses.push(entry);
         }
         response.responses.push(topic_response);
@@ -92,6 +98,41 @@ pub async fn handle(
     }
     // acks=0: the client expects no response at all.
     (acks != 0).then_some(response)
+}
+
+fn wants_leader_hint(context: &RequestContext<'_>, entry: &PartitionProduceResponse) -> bool {
+    context.api_version >= leader_hint::PRODUCE_VERSION_MIN
+        && leader_hint::wanted_for(entry.error_code)
+}
+
+/// KIP-951: the current leader in the partition's answer, its endpoint in the response.
+fn add_leader_hint(
+    image: &TopicsImage,
+    partition: &Partition,
+    entry: &mut PartitionProduceResponse,
+    response: &mut ProduceResponse,
+) {
+    let hint = leader_hint::leader_hint(image, partition);
+    entry.current_leader = LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(hint.leader_id))
+        .with_leader_epoch(hint.leader_epoch);
+    let Some(endpoint) = hint.endpoint else {
+        return;
+    };
+    if response
+        .node_endpoints
+        .iter()
+        .any(|known| known.node_id.0 == hint.leader_id)
+    {
+        return;
+    }
+    response.node_endpoints.push(
+        NodeEndpoint::default()
+            .with_node_id(BrokerId(hint.leader_id))
+            .with_host(str_bytes(endpoint.host))
+            .with_port(endpoint.port)
+            .with_rack(endpoint.rack.map(str_bytes)),
+    );
 }
 
 fn find_topic<'a>(
@@ -122,26 +163,32 @@ async fn produce_one(
         return Err(ResponseError::InvalidTopicException);
     }
     let replica = partition.leader_replica(context.broker.node_id(), -1)?;
-    if acks == -1 {
-        let min_insync = topic
-            .and_then(|t| t.overrides.get(topic_config::MIN_INSYNC_REPLICAS))
-            .and_then(|value| value.parse::<usize>().ok())
-            .unwrap_or(1);
-        if partition.registration.isr.len() < min_insync {
-            return Err(ResponseError::NotEnoughReplicas);
-        }
+    let min_insync = min_insync_replicas(topic);
+    if acks == -1 && partition.registration.isr.len() < min_insync {
+        return Err(ResponseError::NotEnoughReplicas);
     }
     let epoch = partition.leader_epoch();
+    let bytes = records.len();
     let outcome = append(context, replica.clone(), epoch, records).await?;
+    replica.record_traffic(bytes);
     replication::recompute_high_watermark(replica);
     // Wake waiting Fetches now: followers must see the records for acks=all to complete.
     context.broker.notify_appended();
     if acks == -1 {
         let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
         let timeout = timeout.min(PRODUCE_WAIT_MAX);
-        replication::wait_replicated(context.broker, replica, outcome.last_offset, timeout).await?;
+        let last_offset = outcome.last_offset;
+        replication::wait_replicated(context.broker, replica, last_offset, timeout, min_insync)
+            .await?;
     }
     Ok(outcome)
+}
+
+fn min_insync_replicas(topic: Option<&Topic>) -> usize {
+    topic
+        .and_then(|t| t.overrides.get(topic_config::MIN_INSYNC_REPLICAS))
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(1)
 }
 
 async fn append(

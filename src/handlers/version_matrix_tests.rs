@@ -231,6 +231,58 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
         }
         ApiKey::InitProducerId => vec![RequestKind::InitProducerId(Default::default())],
         ApiKey::DescribeLogDirs => vec![RequestKind::DescribeLogDirs(Default::default())],
+        other => reassignment_requests(other, version, topic),
+    }
+}
+
+/// ElectLeaders and the reassignment APIs: a real partition, a missing one, and everything.
+fn reassignment_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKind> {
+    match api {
+        ApiKey::ElectLeaders => {
+            let mut named = elect_leaders_request::TopicPartitions::default();
+            named.topic = topic_name(topic);
+            named.partitions = vec![0, 5];
+            let mut missing = elect_leaders_request::TopicPartitions::default();
+            missing.topic = topic_name("missing");
+            missing.partitions = vec![0];
+            let mut r = ElectLeadersRequest::default();
+            r.topic_partitions = Some(vec![named, missing]);
+            let all = ElectLeadersRequest::default();
+            vec![RequestKind::ElectLeaders(r), RequestKind::ElectLeaders(all)]
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let partition = |index: i32, replicas: Option<Vec<i32>>| {
+                let mut p = alter_partition_reassignments_request::ReassignablePartition::default();
+                p.partition_index = index;
+                p.replicas = replicas.map(|ids| ids.into_iter().map(BrokerId).collect());
+                p
+            };
+            let mut wanted = alter_partition_reassignments_request::ReassignableTopic::default();
+            wanted.name = topic_name(topic);
+            // Cancel with nothing running, an unknown broker, a missing partition.
+            wanted.partitions = vec![
+                partition(0, None),
+                partition(0, Some(vec![99])),
+                partition(9, Some(vec![1])),
+            ];
+            let mut r = AlterPartitionReassignmentsRequest::default();
+            r.allow_replication_factor_change = version >= 1;
+            r.topics = vec![wanted];
+            vec![RequestKind::AlterPartitionReassignments(r)]
+        }
+        ApiKey::ListPartitionReassignments => {
+            let mut wanted =
+                list_partition_reassignments_request::ListPartitionReassignmentsTopics::default();
+            wanted.name = topic_name(topic);
+            wanted.partition_indexes = vec![0];
+            let mut r = ListPartitionReassignmentsRequest::default();
+            r.topics = Some(vec![wanted]);
+            let all = ListPartitionReassignmentsRequest::default();
+            vec![
+                RequestKind::ListPartitionReassignments(r),
+                RequestKind::ListPartitionReassignments(all),
+            ]
+        }
         other => group_requests(other, version, topic),
     }
 }

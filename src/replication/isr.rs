@@ -1,6 +1,7 @@
 //! The leader's ISR upkeep: followers that fell behind for `--replica-lag-time-max-ms` leave
-//! the ISR; followers that caught up with the high watermark join it again. Both go through
-//! the controller (AlterPartition), so the ISR in the image is the one that counts.
+//! the ISR; followers that caught up with the high watermark and with the start of the
+//! leader's epoch join it again. Both go through the controller (AlterPartition), so the ISR
+//! in the image is the one that counts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,9 +64,10 @@ fn isr_change(broker: &Broker, replica: &Replica) -> Option<AlterPartitionReques
                     .is_some_and(|f| now - f.last_caught_up_ms <= lag_max_ms)
         })
         .collect();
+    let rejoin_offset = high_watermark.max(progress.leader_epoch_start_offset);
     for follower in &registration.replicas {
         let caught_up = progress.followers.get(follower).is_some_and(|f| {
-            f.log_end_offset >= high_watermark && now - f.last_caught_up_ms <= lag_max_ms
+            f.log_end_offset >= rejoin_offset && now - f.last_caught_up_ms <= lag_max_ms
         });
         let active = topics.metadata.cluster.is_active(*follower);
         if !new_isr.contains(follower) && caught_up && active {

@@ -9,6 +9,7 @@
 mod fetcher;
 mod isr;
 mod peer;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 use crate::broker::{now_ms, Broker, FollowerProgress, Partition, Replica, Role, TopicsImage};
 
 pub use isr::spawn_isr_maintenance;
+pub use throttle::ReassignmentThrottle;
 
 /// Applies the roles of `topics` to this node's replicas.
 pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {
@@ -120,6 +122,7 @@ fn become_leader(
         );
     }
     progress.fetcher_epoch = None;
+    progress.leader_epoch_start_offset = replica.log.log_end_offset();
     tracing::info!(topic = %replica.topic, partition = replica.index, leader_epoch, "leading");
 }
 
@@ -175,19 +178,35 @@ pub fn record_follower_fetch(replica: &Replica, follower: i32, fetch_offset: i64
 
 /// Kafka's delayed produce: done when the high watermark passes `last_offset` (every ISR
 /// member holds it), REQUEST_TIMED_OUT after `timeout`, NOT_LEADER_OR_FOLLOWER once the
-/// records are truncated away (this node lost leadership and them with it).
+/// records are truncated away (this node lost leadership and them with it). The ISR that
+/// moved the high watermark there must still have `min_insync` members, or the records (which
+/// stay in the log) are answered NOT_ENOUGH_REPLICAS_AFTER_APPEND: fewer copies than asked
+/// for may hold them.
 pub async fn wait_replicated(
     broker: &Broker,
     replica: &Replica,
     last_offset: i64,
     timeout: Duration,
+    min_insync: usize,
 ) -> Result<(), ResponseError> {
     let deadline = Instant::now() + timeout;
     let mut changes = broker.subscribe_appends();
     loop {
         changes.borrow_and_update();
         if replica.high_watermark() > last_offset {
-            return Ok(());
+            // The ISR read after the high watermark: a shrink installs the smaller ISR before
+            // it lets the high watermark pass the followers that left, and a follower joins
+            // only holding everything below the high watermark, so every member read now
+            // holds these records.
+            let isr_size = match &replica.progress().role {
+                Role::Leader { isr, .. } => Some(isr.len()),
+                _ => None,
+            };
+            return match isr_size {
+                Some(size) if size >= min_insync => Ok(()),
+                Some(_) => Err(ResponseError::NotEnoughReplicasAfterAppend),
+                None => Err(ResponseError::NotLeaderOrFollower),
+            };
         }
         if replica.log.log_end_offset() <= last_offset {
             return Err(ResponseError::NotLeaderOrFollower);

@@ -1,4 +1,5 @@
-//! Small durable files of a log directory: the recovery point and the clean-shutdown marker.
+//! Small durable files of a log directory: the recovery point, the high watermark (Kafka's
+//! `replication-offset-checkpoint`, kept per partition here) and the clean-shutdown marker.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -6,11 +7,12 @@ use std::path::{Path, PathBuf};
 use crate::fs_util::{self, write_file_atomically};
 
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
+pub const HIGH_WATERMARK_FILE: &str = "high-watermark";
 pub const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
-/// Format version byte of the recovery point file.
-const RECOVERY_POINT_VERSION: u8 = 1;
+/// Format version byte of the offset files (recovery point, high watermark).
+const OFFSET_FILE_VERSION: u8 = 1;
 /// version (1) + offset (8) + CRC-32C of the first 9 bytes (4).
-const RECOVERY_POINT_BYTES: usize = 13;
+const OFFSET_FILE_BYTES: usize = 13;
 
 pub fn recovery_point_path(dir: &Path) -> PathBuf {
     dir.join(RECOVERY_POINT_FILE)
@@ -20,25 +22,48 @@ pub fn clean_shutdown_path(dir: &Path) -> PathBuf {
     dir.join(CLEAN_SHUTDOWN_FILE)
 }
 
+pub fn high_watermark_path(dir: &Path) -> PathBuf {
+    dir.join(HIGH_WATERMARK_FILE)
+}
+
 /// Persists `offset`: every batch below it is on disk (fsynced) before this is called.
 pub fn write_recovery_point(dir: &Path, offset: i64) -> io::Result<()> {
-    let mut contents = [0u8; RECOVERY_POINT_BYTES];
-    contents[0] = RECOVERY_POINT_VERSION;
-    contents[1..9].copy_from_slice(&offset.to_be_bytes());
-    let crc = crc32c::crc32c(&contents[..9]);
-    contents[9..].copy_from_slice(&crc.to_be_bytes());
-    write_file_atomically(&recovery_point_path(dir), &contents)
+    write_offset_file(&recovery_point_path(dir), offset)
 }
 
 /// The persisted recovery point, or `None` if the file is missing or damaged (then the whole
 /// log is scanned, which is slow but safe).
 pub fn read_recovery_point(dir: &Path) -> io::Result<Option<i64>> {
-    let contents = match std::fs::read(recovery_point_path(dir)) {
+    read_offset_file(&recovery_point_path(dir))
+}
+
+/// Persists the high watermark: every offset below it was on every in-sync replica.
+pub fn write_high_watermark(dir: &Path, offset: i64) -> io::Result<()> {
+    write_offset_file(&high_watermark_path(dir), offset)
+}
+
+/// The persisted high watermark, or `None` if the file is missing or damaged (then the
+/// replica starts at its log start and learns the rest from its leader).
+pub fn read_high_watermark(dir: &Path) -> io::Result<Option<i64>> {
+    read_offset_file(&high_watermark_path(dir))
+}
+
+fn write_offset_file(path: &Path, offset: i64) -> io::Result<()> {
+    let mut contents = [0u8; OFFSET_FILE_BYTES];
+    contents[0] = OFFSET_FILE_VERSION;
+    contents[1..9].copy_from_slice(&offset.to_be_bytes());
+    let crc = crc32c::crc32c(&contents[..9]);
+    contents[9..].copy_from_slice(&crc.to_be_bytes());
+    write_file_atomically(path, &contents)
+}
+
+fn read_offset_file(path: &Path) -> io::Result<Option<i64>> {
+    let contents = match std::fs::read(path) {
         Ok(contents) => contents,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
-    if contents.len() != RECOVERY_POINT_BYTES || contents[0] != RECOVERY_POINT_VERSION {
+    if contents.len() != OFFSET_FILE_BYTES || contents[0] != OFFSET_FILE_VERSION {
         return Ok(None);
     }
     let mut crc = [0u8; 4];

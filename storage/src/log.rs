@@ -150,6 +150,8 @@ struct Writer {
     producers_dirty: bool,
     /// First offset of each leader epoch (`leader-epoch-checkpoint`).
     epochs: LeaderEpochCache,
+    /// The high watermark last written to the `high-watermark` file.
+    high_watermark_persisted: Option<i64>,
 }
 
 pub struct Log {
@@ -157,6 +159,8 @@ pub struct Log {
     writer: Mutex<Writer>,
     view: Mutex<View>,
     open_report: OpenReport,
+    /// The persisted high watermark found at open, bounded by the log.
+    high_watermark_at_open: i64,
 }
 
 /// How many times a reader retries when the writer published a segment maximum timestamp
@@ -207,6 +211,12 @@ impl Log {
             .context("write recovery point", dir)?;
         let rebuilt =
             producer_recovery::rebuild(dir, &segments, log_start_offset, log_end_offset, now_ms)?;
+        let high_watermark_persisted =
+            checkpoint::read_high_watermark(dir).context("read high watermark", dir)?;
+        // A checkpoint above the log end (the tail was lost or cut) says nothing about it.
+        let high_watermark_at_open = high_watermark_persisted
+            .unwrap_or(log_start_offset)
+            .clamp(log_start_offset, log_end_offset);
         let view = View {
             segments: Arc::new(segments),
             log_start_offset,
@@ -233,9 +243,11 @@ impl Log {
                 producers: rebuilt.producers,
                 producer_snapshot_offset: rebuilt.snapshot_offset,
                 epochs: LeaderEpochCache::load(dir, log_end_offset),
+                high_watermark_persisted,
             }),
             view: Mutex::new(view),
             open_report: loaded.report,
+            high_watermark_at_open,
         })
     }
 
@@ -246,6 +258,26 @@ impl Log {
     /// What opening found (clean shutdown or recovery, bytes truncated, ...).
     pub fn open_report(&self) -> OpenReport {
         self.open_report
+    }
+
+    /// The high watermark persisted before this open (Kafka's
+    /// `replication-offset-checkpoint`), at least the log start and at most the log end; the
+    /// log start when none was persisted.
+    pub fn high_watermark_at_open(&self) -> i64 {
+        self.high_watermark_at_open
+    }
+
+    /// Persists `offset` as the high watermark, unless it already is the persisted one.
+    pub fn checkpoint_high_watermark(&self, offset: i64) -> Result<(), StorageError> {
+        assert!(offset >= 0, "a high watermark is an offset");
+        let mut writer = self.writer()?;
+        if writer.high_watermark_persisted == Some(offset) {
+            return Ok(());
+        }
+        checkpoint::write_high_watermark(&self.dir, offset)
+            .context("write high watermark", &self.dir)?;
+        writer.high_watermark_persisted = Some(offset);
+        Ok(())
     }
 
     fn snapshot(&self) -> View {
@@ -748,26 +780,19 @@ impl Log {
                 .assign(&self.dir, *epoch, *start)
                 .context("write leader epochs", &self.dir)?;
         }
-        let plan = writer.producers.plan_append(
-            batches,
-            base_offset,
-            now_ms,
-            config.producer_id_expiration_ms,
-        );
         let path = writer.active.segment.log_path().to_path_buf();
         let end = writer
             .active
             .append(batches, now_ms)
             .context("append", &path)?;
-        match plan {
-            Ok(AppendPlan::Write(pending)) => {
-                writer.producers.apply(pending);
-                writer.producers_dirty = true;
-            }
-            // The leader accepted these batches; rebuild the producer state from the log
-            // rather than second-guess it.
-            Ok(AppendPlan::Duplicate(_)) | Err(_) => writer.producers_dirty = true,
+        // The leader checked these batches: record them unchecked (Kafka's replication
+        // origin), so that this replica dedups retries and checks sequences exactly as the
+        // leader would once it leads.
+        for item in crate::batch::BatchIter::new(batches) {
+            let (_, header) = item?;
+            writer.producers.replay_batch(&header, now_ms);
         }
+        writer.producers_dirty = true;
         if config.flush_every_append {
             writer
                 .active
@@ -806,13 +831,22 @@ impl Log {
         lock(&self.writer).epochs.latest_epoch()
     }
 
-    /// Drops every batch containing an offset >= `offset`; the log end becomes the base
-    /// offset of the first dropped batch (equal to `offset` when it is a batch boundary).
+    /// Drops every batch containing an offset >= `offset`, and the leader epochs starting
+    /// there or later; the log end becomes the base offset of the first dropped batch (equal
+    /// to `offset` when it is a batch boundary).
     /// Truncating below the log start empties the log and restarts it at `offset`.
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
         let mut writer = self.writer()?;
         let view = self.snapshot();
-        if offset >= view.log_end_offset {
+        if offset == view.log_end_offset {
+            // No batch to drop, but an epoch that started here and wrote nothing goes too:
+            // the batches replicated next carry their own (possibly older) epochs.
+            return writer
+                .epochs
+                .truncate_from(&self.dir, offset)
+                .context("write leader epochs", &self.dir);
+        }
+        if offset > view.log_end_offset {
             return Ok(());
         }
         if offset < 0 {

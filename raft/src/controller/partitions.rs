@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use uuid::Uuid;
 
 use super::error_code;
+use super::reassignments::{complete_if_caught_up, transition_records};
 use super::{ControllerResult, RecordBudget};
 use crate::image::{
     BrokerId, ClusterImage, MetadataImage, MetadataRecord, PartitionRegistration, LEADER_NONE,
@@ -246,19 +247,31 @@ pub fn alter_partition(
     if partition.isr == request.new_isr {
         return answer(error_code::NONE);
     }
-    let next = PartitionRegistration {
+    let mut next = PartitionRegistration {
         isr: request.new_isr.clone(),
         partition_epoch: partition.partition_epoch.saturating_add(1),
         ..partition
     };
-    let record = MetadataRecord::PartitionChange {
+    let mut records = vec![MetadataRecord::PartitionChange {
         topic_id: request.topic_id,
         partition_index: request.partition_index,
         leader: None,
         isr: Some(request.new_isr.clone()),
-    };
+    }];
+    // The ISR now holds every target replica: the reassignment completes in the same entry.
+    if let Some(done) = complete_if_caught_up(&image.cluster, &next) {
+        let completing =
+            transition_records(request.topic_id, request.partition_index, &next, &done);
+        let leader_moved = done.leader != next.leader;
+        next = PartitionRegistration {
+            leader_epoch: next.leader_epoch.saturating_add(i32::from(leader_moved)),
+            partition_epoch: next.partition_epoch.saturating_add(completing.len() as i32),
+            ..done
+        };
+        records.extend(completing);
+    }
     ControllerResult::new(
-        vec![record],
+        records,
         AlterPartitionResponse {
             error_code: error_code::NONE,
             partition: Some(next),

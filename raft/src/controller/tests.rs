@@ -57,6 +57,7 @@ fn beat(broker_id: i32, want_fence: bool) -> BrokerHeartbeatRequest {
         incarnation_id: incarnation(broker_id),
         want_fence,
         want_shutdown: false,
+        partition_loads: vec![],
     }
 }
 
@@ -197,6 +198,8 @@ fn fencing_moves_leadership_within_the_isr_and_unfencing_takes_orphans() {
             leader: 2,
             leader_epoch: 1,
             partition_epoch: 1,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         }
     );
     assert!(image.cluster.broker(1).unwrap().fenced);
@@ -472,6 +475,296 @@ fn alter_configs_and_delete_topics() {
     let image = apply(&image, &deleted.records);
     assert!(image.topics.by_id.is_empty());
     assert!(image.configs.resources.is_empty());
+}
+
+fn reassign(
+    image: &MetadataImage,
+    topic: &str,
+    partition_index: i32,
+    replicas: Option<Vec<i32>>,
+) -> ControllerResult<Vec<ReassignmentResult>> {
+    alter_reassignments(
+        image,
+        &AlterReassignmentsRequest {
+            targets: vec![ReassignmentTarget {
+                topic: topic.into(),
+                partition_index,
+                replicas,
+            }],
+            allow_replication_factor_change: true,
+        },
+        4,
+    )
+}
+
+fn reassign_code(image: &MetadataImage, topic: &str, index: i32, target: Option<Vec<i32>>) -> i16 {
+    let result = reassign(image, topic, index, target);
+    assert_eq!(result.response.len(), 1);
+    if result.response[0].error_code != error_code::NONE {
+        assert!(result.records.is_empty());
+    }
+    result.response[0].error_code
+}
+
+/// The leader of the partition asks for `new_isr`.
+fn expand_isr(
+    image: &MetadataImage,
+    new_isr: Vec<i32>,
+) -> ControllerResult<AlterPartitionResponse> {
+    let (topic_id, partition) = one_partition(image);
+    alter_partition(
+        image,
+        &AlterPartitionRequest {
+            broker_id: partition.leader,
+            incarnation_id: incarnation(partition.leader),
+            topic_id,
+            partition_index: 0,
+            leader_epoch: partition.leader_epoch,
+            partition_epoch: partition.partition_epoch,
+            new_isr,
+        },
+    )
+}
+
+#[test]
+fn reassignment_adds_then_switches_moving_leadership_off_a_removed_leader() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 2)]).records);
+    let (topic_id, before) = one_partition(&image);
+    assert_eq!((before.replicas.clone(), before.leader), (vec![1, 2], 1));
+
+    // 1,2 → 3,2: 3 is added, 1 (the leader) will be removed.
+    let started = reassign(&image, "p", 0, Some(vec![3, 2]));
+    assert_eq!(started.response[0].error_code, error_code::NONE);
+    assert_eq!(
+        started.records,
+        vec![MetadataRecord::PartitionReassignment {
+            topic_id,
+            partition_index: 0,
+            replicas: vec![3, 2, 1],
+            adding_replicas: vec![3],
+            removing_replicas: vec![1],
+        }]
+    );
+    let image = apply(&image, &started.records);
+    let (_, moving) = one_partition(&image);
+    assert_eq!(
+        moving,
+        PartitionRegistration {
+            replicas: vec![3, 2, 1],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 1,
+            adding_replicas: vec![3],
+            removing_replicas: vec![1],
+        }
+    );
+    // The snapshot of a moving partition replays to the same image.
+    let replayed = MetadataImage::from_records(&image.to_records(), image.provenance).unwrap();
+    assert_eq!(replayed, image);
+
+    // 3 caught up: the leader adds it to the ISR, and the reassignment completes with it.
+    let expanded = expand_isr(&image, vec![1, 2, 3]);
+    assert_eq!(expanded.response.error_code, error_code::NONE);
+    assert_eq!(
+        expanded.records,
+        vec![
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition_index: 0,
+                leader: None,
+                isr: Some(vec![1, 2, 3]),
+            },
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition_index: 0,
+                leader: Some(3),
+                isr: Some(vec![2, 3]),
+            },
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![3, 2],
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+            },
+        ]
+    );
+    let image = apply(&image, &expanded.records);
+    let done = PartitionRegistration {
+        replicas: vec![3, 2],
+        isr: vec![2, 3],
+        leader: 3,
+        leader_epoch: 1,
+        partition_epoch: 4,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
+    };
+    assert_eq!(one_partition(&image).1, done);
+    assert_eq!(expanded.response.partition, Some(done));
+}
+
+#[test]
+fn reassignment_to_in_sync_replicas_completes_at_once_and_same_set_is_a_no_op() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 3)]).records);
+    let (topic_id, _) = one_partition(&image);
+    // Dropping a replica: every target replica is in the ISR already.
+    let shrink = reassign(&image, "p", 0, Some(vec![2, 3]));
+    assert_eq!(
+        shrink.records,
+        vec![
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition_index: 0,
+                leader: Some(2),
+                isr: Some(vec![2, 3]),
+            },
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![2, 3],
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+            },
+        ]
+    );
+    let same = reassign(&image, "p", 0, Some(vec![1, 2, 3]));
+    assert_eq!(same.response[0].error_code, error_code::NONE);
+    assert!(same.records.is_empty());
+}
+
+#[test]
+fn cancelling_reverts_to_the_original_replicas() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 1)]).records);
+    let original = one_partition(&image).1;
+    assert_eq!(original.replicas, vec![1]);
+    let image = apply(&image, &reassign(&image, "p", 0, Some(vec![2])).records);
+    assert_eq!(one_partition(&image).1.replicas, vec![2, 1]);
+    // A new target while one runs restarts from the original set.
+    let image = apply(&image, &reassign(&image, "p", 0, Some(vec![3])).records);
+    let (_, moving) = one_partition(&image);
+    assert_eq!(
+        (
+            moving.replicas,
+            moving.adding_replicas,
+            moving.removing_replicas
+        ),
+        (vec![3, 1], vec![3], vec![1])
+    );
+    let cancelled = reassign(&image, "p", 0, None);
+    assert_eq!(cancelled.response[0].error_code, error_code::NONE);
+    let image = apply(&image, &cancelled.records);
+    let (_, back) = one_partition(&image);
+    assert_eq!(
+        (back.is_reassigning(), back.replicas, back.isr, back.leader),
+        (false, vec![1], vec![1], 1)
+    );
+    assert_eq!(
+        reassign_code(&image, "p", 0, None),
+        error_code::NO_REASSIGNMENT_IN_PROGRESS
+    );
+}
+
+#[test]
+fn reassignment_errors_are_kafkas() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 1, 1)]).records);
+    let invalid = error_code::INVALID_REPLICA_ASSIGNMENT;
+    assert_eq!(reassign_code(&image, "p", 0, Some(vec![2, 2])), invalid);
+    assert_eq!(reassign_code(&image, "p", 0, Some(vec![9])), invalid);
+    assert_eq!(reassign_code(&image, "p", 0, Some(vec![])), invalid);
+    let unknown = error_code::UNKNOWN_TOPIC_OR_PARTITION;
+    assert_eq!(reassign_code(&image, "p", 1, Some(vec![2])), unknown);
+    assert_eq!(reassign_code(&image, "q", 0, Some(vec![2])), unknown);
+}
+
+#[test]
+fn reassignments_beyond_the_move_limit_wait_in_the_queue() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 3, 1)]).records);
+    let topic_id = image.topics.topic_by_name("p").unwrap().topic_id;
+    let config = ControllerConfig {
+        reassignment_moves_max: 1,
+        ..ControllerConfig::default()
+    };
+    let target = |partition_index: i32, replicas: Option<Vec<i32>>| ReassignmentTarget {
+        topic: "p".into(),
+        partition_index,
+        replicas,
+    };
+    // Partitions 0, 1, 2 live on 1, 2, 3. Move 0 and 1 onto 3 with one slot: 1 waits.
+    let request = Operation::AlterReassignments(AlterReassignmentsRequest {
+        targets: vec![target(0, Some(vec![3])), target(1, Some(vec![3]))],
+        allow_replication_factor_change: true,
+    });
+    let result = execute(&image, &request, &config, &mut Uuid::new_v4);
+    assert_eq!(
+        result.records,
+        vec![
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![3, 1],
+                adding_replicas: vec![3],
+                removing_replicas: vec![1],
+            },
+            MetadataRecord::QueueReassignment {
+                topic_id,
+                partition_index: 1,
+                target: Some(vec![3]),
+            },
+        ]
+    );
+    let image = apply(&image, &result.records);
+    let replayed = MetadataImage::from_records(&image.to_records(), image.provenance).unwrap();
+    assert_eq!(replayed, image);
+
+    // Partition 0's move completes when 3 joins its ISR; partition 1's starts in the same entry.
+    let alter = Operation::AlterPartition(AlterPartitionRequest {
+        broker_id: 1,
+        incarnation_id: incarnation(1),
+        topic_id,
+        partition_index: 0,
+        leader_epoch: 0,
+        partition_epoch: 1,
+        new_isr: vec![1, 3],
+    });
+    let result = execute(&image, &alter, &config, &mut Uuid::new_v4);
+    let image = apply(&image, &result.records);
+    let partition = |index: i32| image.topics.partition(topic_id, index).unwrap().clone();
+    assert_eq!((partition(0).replicas, partition(0).leader), (vec![3], 3));
+    assert_eq!(
+        (partition(1).replicas, partition(1).adding_replicas),
+        (vec![3, 2], vec![3])
+    );
+    assert!(image.topics.queued_reassignments.is_empty());
+
+    // A queued move can be cancelled before it starts.
+    let queue_again = Operation::AlterReassignments(AlterReassignmentsRequest {
+        targets: vec![target(2, Some(vec![1]))],
+        allow_replication_factor_change: true,
+    });
+    let image = apply(
+        &image,
+        &execute(&image, &queue_again, &config, &mut Uuid::new_v4).records,
+    );
+    assert_eq!(image.topics.queued_reassignments.len(), 1);
+    let cancel = Operation::AlterReassignments(AlterReassignmentsRequest {
+        targets: vec![target(2, None)],
+        allow_replication_factor_change: true,
+    });
+    let result = execute(&image, &cancel, &config, &mut Uuid::new_v4);
+    assert_eq!(
+        result.records,
+        vec![MetadataRecord::QueueReassignment {
+            topic_id,
+            partition_index: 2,
+            target: None,
+        }]
+    );
 }
 
 fn checked() -> ControllerConfig {

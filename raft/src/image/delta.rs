@@ -140,6 +140,8 @@ impl MetadataDelta {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 };
                 self.replay_partition(*topic_id, *partition_index, partition)
             }
@@ -149,6 +151,26 @@ impl MetadataDelta {
                 leader,
                 isr,
             } => self.replay_partition_change(*topic_id, *partition_index, *leader, isr.as_deref()),
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index,
+                replicas,
+                adding_replicas,
+                removing_replicas,
+            } => self.replay_partition_reassignment(
+                *topic_id,
+                *partition_index,
+                PartitionReplicas {
+                    replicas,
+                    adding: adding_replicas,
+                    removing: removing_replicas,
+                },
+            ),
+            MetadataRecord::QueueReassignment {
+                topic_id,
+                partition_index,
+                target,
+            } => self.replay_queue_reassignment(*topic_id, *partition_index, target.as_deref()),
             MetadataRecord::Config {
                 resource,
                 name,
@@ -313,6 +335,9 @@ impl MetadataDelta {
         let topics = self.topics_mut();
         topics.by_id.remove(&topic_id);
         topics.id_by_name.remove(&name);
+        topics
+            .queued_reassignments
+            .retain(|(queued_topic, _), _| *queued_topic != topic_id);
         // A topic's configs die with it, as in Kafka: a new topic of the same name starts clean.
         let resource = ConfigResource::Topic(name);
         if self.configs_view().resources.contains_key(&resource) {
@@ -383,6 +408,65 @@ impl MetadataDelta {
         Ok(())
     }
 
+    fn replay_partition_reassignment(
+        &mut self,
+        topic_id: Uuid,
+        partition_index: i32,
+        replicas: PartitionReplicas<'_>,
+    ) -> Result<(), ReplayError> {
+        let current = self.topics().partition(topic_id, partition_index).ok_or(
+            ReplayError::UnknownPartition {
+                topic_id,
+                partition_index,
+            },
+        )?;
+        let mut next = current.clone();
+        next.replicas = replicas.replicas.to_vec();
+        next.adding_replicas = replicas.adding.to_vec();
+        next.removing_replicas = replicas.removing.to_vec();
+        next.partition_epoch = bump(next.partition_epoch)?;
+        check_partition(&next)?;
+        self.topic_mut(topic_id)
+            .partitions
+            .insert(partition_index, next);
+        Ok(())
+    }
+
+    fn replay_queue_reassignment(
+        &mut self,
+        topic_id: Uuid,
+        partition_index: i32,
+        target: Option<&[BrokerId]>,
+    ) -> Result<(), ReplayError> {
+        if self.topics().partition(topic_id, partition_index).is_none() {
+            return Err(ReplayError::UnknownPartition {
+                topic_id,
+                partition_index,
+            });
+        }
+        let key = (topic_id, partition_index);
+        match target {
+            Some(target) => {
+                let unique: BTreeSet<BrokerId> = target.iter().copied().collect();
+                if target.is_empty() || target.len() > LIST_LEN_MAX || unique.len() != target.len()
+                {
+                    return Err(ReplayError::Invalid(
+                        "queued target empty or with duplicates",
+                    ));
+                }
+                let queue = &mut self.topics_mut().queued_reassignments;
+                queue.insert(key, target.to_vec());
+            }
+            None => {
+                if !self.topics().queued_reassignments.contains_key(&key) {
+                    return Err(ReplayError::Invalid("no queued reassignment to remove"));
+                }
+                self.topics_mut().queued_reassignments.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
     /// The topic to change, copied out of its `Arc` only if shared with the base.
     fn topic_mut(&mut self, topic_id: Uuid) -> &mut TopicImage {
         let topic = self.topics_mut().by_id.get_mut(&topic_id);
@@ -426,6 +510,13 @@ impl MetadataDelta {
     }
 }
 
+/// The replica lists of a `PartitionReassignment` record.
+struct PartitionReplicas<'a> {
+    replicas: &'a [BrokerId],
+    adding: &'a [BrokerId],
+    removing: &'a [BrokerId],
+}
+
 fn bump(epoch: i32) -> Result<i32, ReplayError> {
     epoch
         .checked_add(1)
@@ -450,6 +541,22 @@ fn check_partition(partition: &PartitionRegistration) -> Result<(), ReplayError>
     }
     if partition.leader != LEADER_NONE && !isr.contains(&partition.leader) {
         return Err(ReplayError::Invalid("leader is not in the ISR"));
+    }
+    let adding: BTreeSet<BrokerId> = partition.adding_replicas.iter().copied().collect();
+    let removing: BTreeSet<BrokerId> = partition.removing_replicas.iter().copied().collect();
+    if adding.len() != partition.adding_replicas.len()
+        || removing.len() != partition.removing_replicas.len()
+    {
+        return Err(ReplayError::Invalid("duplicate adding or removing replica"));
+    }
+    if !adding.is_subset(&replicas) || !removing.is_subset(&replicas) {
+        return Err(ReplayError::Invalid(
+            "adding or removing replica is not a replica",
+        ));
+    }
+    // Something must be left once the reassignment completes, and nothing both comes and goes.
+    if !adding.is_disjoint(&removing) || removing.len() == replicas.len() {
+        return Err(ReplayError::Invalid("invalid reassignment sets"));
     }
     Ok(())
 }
@@ -511,6 +618,8 @@ mod tests {
                 leader: 2,
                 leader_epoch: 1,
                 partition_epoch: 2,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             }
         );
         // Untouched domains are the very same allocation.

@@ -79,6 +79,13 @@ impl MetadataImage {
         for topic in self.topics.by_id.values() {
             topic_records(topic, &mut records);
         }
+        for ((topic_id, partition_index), target) in &self.topics.queued_reassignments {
+            records.push(MetadataRecord::QueueReassignment {
+                topic_id: *topic_id,
+                partition_index: *partition_index,
+                target: Some(target.clone()),
+            });
+        }
         for (resource, configs) in &self.configs.resources {
             for (name, value) in configs {
                 records.push(MetadataRecord::Config {
@@ -117,6 +124,13 @@ fn topic_records(topic: &TopicImage, records: &mut Vec<MetadataRecord>) {
         name: topic.name.clone(),
     });
     for (index, partition) in &topic.partitions {
+        // The reassignment record that follows bumps the partition epoch on replay.
+        let partition_epoch = if partition.is_reassigning() {
+            assert!(partition.partition_epoch > 0, "a reassignment bumped it");
+            partition.partition_epoch - 1
+        } else {
+            partition.partition_epoch
+        };
         records.push(MetadataRecord::Partition {
             topic_id: topic.topic_id,
             partition_index: *index,
@@ -124,7 +138,16 @@ fn topic_records(topic: &TopicImage, records: &mut Vec<MetadataRecord>) {
             isr: partition.isr.clone(),
             leader: partition.leader,
             leader_epoch: partition.leader_epoch,
-            partition_epoch: partition.partition_epoch,
+            partition_epoch,
         });
+        if partition.is_reassigning() {
+            records.push(MetadataRecord::PartitionReassignment {
+                topic_id: topic.topic_id,
+                partition_index: *index,
+                replicas: partition.replicas.clone(),
+                adding_replicas: partition.adding_replicas.clone(),
+                removing_replicas: partition.removing_replicas.clone(),
+            });
+        }
     }
 }

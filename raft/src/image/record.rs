@@ -57,6 +57,25 @@ pub enum MetadataRecord {
         leader: Option<BrokerId>,
         isr: Option<Vec<BrokerId>>,
     },
+    /// Starts, completes or cancels a reassignment: the whole replica set and which members
+    /// are being added or removed (Kafka's `PartitionChangeRecord` fields `Replicas`,
+    /// `AddingReplicas`, `RemovingReplicas`, a record of its own here so that older records
+    /// keep their encoding). Leader and ISR changes go in a `PartitionChange` before it.
+    /// Replay bumps the partition epoch.
+    PartitionReassignment {
+        topic_id: Uuid,
+        partition_index: i32,
+        replicas: Vec<BrokerId>,
+        adding_replicas: Vec<BrokerId>,
+        removing_replicas: Vec<BrokerId>,
+    },
+    /// Queues a reassignment until a move slot frees (`target: Some`), or takes it off the
+    /// queue (`None`).
+    QueueReassignment {
+        topic_id: Uuid,
+        partition_index: i32,
+        target: Option<Vec<BrokerId>>,
+    },
     /// Sets (`value: Some`) or deletes (`None`) one config of a resource.
     Config {
         resource: ConfigResource,
@@ -91,6 +110,8 @@ impl MetadataRecord {
             MetadataRecord::PartitionChange { .. } => 8,
             MetadataRecord::Config { .. } => 9,
             MetadataRecord::ProducerIds { .. } => 10,
+            MetadataRecord::PartitionReassignment { .. } => 11,
+            MetadataRecord::QueueReassignment { .. } => 12,
             MetadataRecord::BrokerAdmission { .. } => 16,
         }
     }

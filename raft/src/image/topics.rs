@@ -22,6 +22,35 @@ pub struct PartitionRegistration {
     pub leader_epoch: i32,
     /// Bumped on every change; AlterPartition must name the current one.
     pub partition_epoch: i32,
+    /// Replicas a reassignment is adding (members of `replicas`); empty when none is running.
+    pub adding_replicas: Vec<BrokerId>,
+    /// Replicas a reassignment will drop once every target replica is in the ISR.
+    pub removing_replicas: Vec<BrokerId>,
+}
+
+impl PartitionRegistration {
+    /// Whether a reassignment is running (Kafka: adding or removing replicas are set).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replica set a running reassignment moves to (all of them when none runs).
+    pub fn target_replicas(&self) -> Vec<BrokerId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|id| !self.removing_replicas.contains(id))
+            .collect()
+    }
+
+    /// The replica set before the running reassignment (all of them when none runs).
+    pub fn original_replicas(&self) -> Vec<BrokerId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|id| !self.adding_replicas.contains(id))
+            .collect()
+    }
 }
 
 /// One topic and its partitions.
@@ -37,12 +66,16 @@ pub struct TopicImage {
 pub struct TopicsImage {
     pub by_id: BTreeMap<Uuid, Arc<TopicImage>>,
     pub id_by_name: BTreeMap<String, Uuid>,
+    /// Reassignments waiting for a free move slot: (topic id, partition) → target replicas.
+    /// They start in key order as running ones finish.
+    pub queued_reassignments: BTreeMap<(Uuid, i32), Vec<BrokerId>>,
 }
 
 impl TopicsImage {
     pub const EMPTY: TopicsImage = TopicsImage {
         by_id: BTreeMap::new(),
         id_by_name: BTreeMap::new(),
+        queued_reassignments: BTreeMap::new(),
     };
 
     pub fn topic(&self, topic_id: Uuid) -> Option<&Arc<TopicImage>> {
