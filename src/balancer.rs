@@ -55,11 +55,7 @@ async fn balance_once(broker: &Broker) {
     };
     let moves = plan_moves(&image, &input);
     if !moves.is_empty() {
-        tracing::info!(
-            moves = moves.len(),
-            running = moving.len(),
-            "balancer: moving partitions"
-        );
+        tracing::info!(moves = moves.len(), running = moving.len(), "balancer: moving partitions");
         let targets = moves
             .into_iter()
             .map(|step| ReassignmentTarget {
@@ -85,10 +81,7 @@ async fn balance_once(broker: &Broker) {
         .filter(|partition| !moving.contains(partition))
         .collect();
     if !drifted.is_empty() {
-        tracing::info!(
-            partitions = drifted.len(),
-            "balancer: preferred leader elections"
-        );
+        tracing::info!(partitions = drifted.len(), "balancer: preferred leader elections");
         let request = ElectLeadersRequest {
             election_type: ElectionType::Preferred,
             partitions: Some(drifted),
@@ -110,9 +103,7 @@ pub fn draining_brokers(image: &MetadataImage) -> BTreeSet<BrokerId> {
         .resources
         .iter()
         .filter_map(|(resource, configs)| match resource {
-            ConfigResource::Broker(id)
-                if configs.get(DRAIN).map(String::as_str) == Some("true") =>
-            {
+            ConfigResource::Broker(id) if configs.get(DRAIN).map(String::as_str) == Some("true") => {
                 Some(*id)
             }
             _ => None,
