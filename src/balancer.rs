@@ -1,8 +1,8 @@
 //! The balancer, on the active controller: every `--balancer-interval-ms` it plans moves
 //! (`sluice_raft::controller::balance`) that spread replicas and preferred leaders evenly over
 //! the active brokers, empties brokers marked `sluice.drain=true`, and submits them as
-//! reassignments (at most `--balancer-moves-max` running at once; each is throttled by the
-//! reassignment throttle while it catches up). Leaders that drifted off their preferred
+//! reassignments (it starts new ones only while fewer than `--reassignment-moves-max` run or
+//! wait; each is throttled by the reassignment throttle while it catches up). Leaders that drifted off their preferred
 //! replica after a failover are moved back by a preferred election.
 
 use std::collections::{BTreeSet, HashMap};
@@ -44,7 +44,7 @@ async fn balance_once(broker: &Broker) {
     let moving = moving_partitions(&image);
     let room = broker
         .config
-        .balancer_moves_max
+        .reassignment_moves_max
         .saturating_sub(moving.len());
     let loads = broker.quorum.partition_loads();
     let input = BalanceInput {
@@ -55,7 +55,11 @@ async fn balance_once(broker: &Broker) {
     };
     let moves = plan_moves(&image, &input);
     if !moves.is_empty() {
-        tracing::info!(moves = moves.len(), running = moving.len(), "balancer: moving partitions");
+        tracing::info!(
+            moves = moves.len(),
+            running = moving.len(),
+            "balancer: moving partitions"
+        );
         let targets = moves
             .into_iter()
             .map(|step| ReassignmentTarget {
@@ -81,7 +85,10 @@ async fn balance_once(broker: &Broker) {
         .filter(|partition| !moving.contains(partition))
         .collect();
     if !drifted.is_empty() {
-        tracing::info!(partitions = drifted.len(), "balancer: preferred leader elections");
+        tracing::info!(
+            partitions = drifted.len(),
+            "balancer: preferred leader elections"
+        );
         let request = ElectLeadersRequest {
             election_type: ElectionType::Preferred,
             partitions: Some(drifted),
@@ -103,7 +110,9 @@ pub fn draining_brokers(image: &MetadataImage) -> BTreeSet<BrokerId> {
         .resources
         .iter()
         .filter_map(|(resource, configs)| match resource {
-            ConfigResource::Broker(id) if configs.get(DRAIN).map(String::as_str) == Some("true") => {
+            ConfigResource::Broker(id)
+                if configs.get(DRAIN).map(String::as_str) == Some("true") =>
+            {
                 Some(*id)
             }
             _ => None,
@@ -111,18 +120,17 @@ pub fn draining_brokers(image: &MetadataImage) -> BTreeSet<BrokerId> {
         .collect()
 }
 
+/// Partitions moving or queued to move.
 fn moving_partitions(image: &MetadataImage) -> BTreeSet<(uuid::Uuid, i32)> {
-    image
-        .topics
-        .by_id
-        .values()
-        .flat_map(|topic| {
-            topic
-                .partitions
-                .iter()
-                .filter(|(_, partition)| partition.is_reassigning())
-                .map(|(index, _)| (topic.topic_id, *index))
-        })
+    let running = image.topics.by_id.values().flat_map(|topic| {
+        topic
+            .partitions
+            .iter()
+            .filter(|(_, partition)| partition.is_reassigning())
+            .map(|(index, _)| (topic.topic_id, *index))
+    });
+    running
+        .chain(image.topics.queued_reassignments.keys().copied())
         .collect()
 }
 
@@ -161,7 +169,7 @@ impl LoadSampler {
             next.insert(key, (total, now));
         }
         self.previous = next;
-        loads.sort_by(|a, b| b.bytes_per_sec.cmp(&a.bytes_per_sec));
+        loads.sort_by_key(|load| std::cmp::Reverse(load.bytes_per_sec));
         loads.truncate(PARTITION_LOADS_MAX);
         loads
     }

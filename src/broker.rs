@@ -172,6 +172,10 @@ pub struct Progress {
     pub fetcher_epoch: Option<i32>,
     /// An AlterPartition this leader proposed and has not seen applied yet.
     pub isr_change_pending: bool,
+    /// Followers a pending AlterPartition adds to the ISR. The high watermark already counts
+    /// them (Kafka's "maximal ISR"): were it to pass their log end while the change is in
+    /// flight, they would join the ISR without records already acknowledged.
+    pub isr_joining: Vec<i32>,
     /// Leader only: the log end when this leader's epoch began. A follower rejoins the ISR
     /// only once it holds everything below it (Kafka's `leaderEpochStartOffsetOpt`): the
     /// high watermark a new leader inherits may lag what the old one acknowledged.

@@ -141,11 +141,6 @@ pub struct Config {
     #[arg(long, env = "SLUICE_BALANCER_INTERVAL_MS", default_value_t = 30_000)]
     pub balancer_interval_ms: u64,
 
-    /// Most partition moves (reassignments) running at once, the balancer's and operators'
-    /// together; the balancer starts new ones only below it.
-    #[arg(long, env = "SLUICE_BALANCER_MOVES_MAX", default_value_t = 4)]
-    pub balancer_moves_max: usize,
-
     /// Replication factor of auto-created topics and of CreateTopics asking for -1 (Kafka's
     /// default.replication.factor).
     #[arg(long, env = "SLUICE_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]

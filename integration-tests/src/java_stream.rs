@@ -172,4 +172,3 @@ pub fn check_log_against_acks(log: &[(i64, String)], acked: &[Located], partitio
         "partition {partition}: records vs acks"
     );
 }
-

@@ -15,8 +15,8 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
-use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::java_stream::{check_log_against_acks, read_partition, Stream};
+use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::{topic_name, wait_until, Broker};
 
 const PARTITIONS: i32 = 3;

@@ -85,7 +85,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             let mut client = AdminClient::connect(&args.bootstrap_server)
                 .with_context(|| format!("connecting to {}", args.bootstrap_server))?;
             client.set_draining(args.broker_id, !args.undo)?;
-            let verb = if args.undo { "no longer draining" } else { "draining" };
+            let verb = if args.undo {
+                "no longer draining"
+            } else {
+                "draining"
+            };
             println!("broker {} {verb}", args.broker_id);
             Ok(())
         }

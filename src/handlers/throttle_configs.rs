@@ -77,7 +77,9 @@ pub async fn alter_broker_throttles(
                     return Err(invalid(format!("{name} must be true or false")));
                 }
                 if broker_id < 0 {
-                    return Err(invalid(format!("{name} is set per broker, not cluster-wide")));
+                    return Err(invalid(format!(
+                        "{name} is set per broker, not cluster-wide"
+                    )));
                 }
                 ConfigOp::Set {
                     name,

@@ -22,8 +22,9 @@ use uuid::Uuid;
 
 pub use admission::{record_admission, AdmissionVerdict, ADMISSION_PENDING};
 pub use brokers::{
-    fence_broker, heartbeat, register_broker, PartitionLoad, PARTITION_LOADS_MAX, unregister_broker, BrokerChangeResponse,
-    BrokerHeartbeatRequest, BrokerHeartbeatResponse, RegisterBrokerRequest, RegisterBrokerResponse,
+    fence_broker, heartbeat, register_broker, unregister_broker, BrokerChangeResponse,
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, PartitionLoad, RegisterBrokerRequest,
+    RegisterBrokerResponse, PARTITION_LOADS_MAX,
 };
 pub use configs::{alter_configs, AlterConfigsRequest, AlterConfigsResource, ConfigOp};
 pub use configs::{AlterConfigsResult, CONFIG_NAME_BYTES_MAX};
