@@ -19,6 +19,8 @@ pub const FETCH_RESPONSE_BYTES_MAX_DEFAULT: usize = 55 * 1024 * 1024;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Most controller voters: Raft quorums beyond a handful only slow commits down.
 const VOTERS_MAX: usize = 9;
+/// Longest --broker-rack: a rack is a short label (Kafka strings are i16-length-prefixed).
+const RACK_BYTES_MAX: usize = 255;
 
 /// When partition data reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -199,6 +201,11 @@ pub struct Config {
     #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// This broker's rack (Kafka's broker.rack): replica placement spreads over racks, and
+    /// consumers that set client.rack are sent to an in-sync replica in their rack (KIP-392).
+    #[arg(long, env = "SLUICE_BROKER_RACK")]
+    pub broker_rack: Option<String>,
+
     /// Most partitions this node hosts (CreateTopics/CreatePartitions beyond it fail).
     #[arg(long, env = "SLUICE_MAX_PARTITIONS", default_value_t = 100_000)]
     pub max_partitions: usize,
@@ -302,6 +309,15 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
+        }
+        if self
+            .broker_rack
+            .as_deref()
+            .is_some_and(|rack| rack.is_empty() || rack.len() > RACK_BYTES_MAX)
+        {
+            return Err(format!(
+                "--broker-rack must be 1 to {RACK_BYTES_MAX} bytes when given"
+            ));
         }
         self.validate_cluster()
     }

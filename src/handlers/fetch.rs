@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
@@ -17,8 +17,9 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{BatchIter, ReadError};
 use tokio::time::Instant;
 
+use super::read_replica::{self, Serving};
 use super::{leader_hint, str_bytes, RequestContext};
-use crate::broker::{Partition, Topic, TopicsImage};
+use crate::broker::{Partition, Replica, Topic, TopicsImage};
 use crate::replication;
 
 /// The longest a Fetch waits for data, whatever it asks (a client asking more is answered
@@ -57,12 +58,50 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
     }
 }
 
+/// Errors and KIP-392 redirections are answered at once (Kafka's `hasPreferredReadReplica`).
 fn has_errors(response: &FetchResponse) -> bool {
     response
         .responses
         .iter()
         .flat_map(|t| t.partitions.iter())
-        .any(|p| p.error_code != 0)
+        .any(|p| p.error_code != 0 || p.preferred_read_replica.0 >= 0)
+}
+
+/// KIP-392, on the leader: the in-sync follower in the consumer's rack to send it to.
+fn partition_preferred_read_replica(
+    context: &RequestContext<'_>,
+    image: &TopicsImage,
+    request: &FetchRequest,
+    wanted: &FetchPartition,
+    replica: &Replica,
+    serving: Serving,
+    follower: i32,
+) -> Option<i32> {
+    if serving != Serving::Leader
+        || follower >= 0
+        || context.api_version < read_replica::FETCH_VERSION_MIN
+    {
+        return None;
+    }
+    let topic = image.by_id.get(&replica.topic_id)?;
+    let partition = topic.partition(wanted.partition)?;
+    read_replica::preferred_read_replica(
+        image,
+        partition,
+        replica,
+        context.broker.node_id(),
+        request.rack_id.as_str(),
+        wanted.fetch_offset,
+    )
+}
+
+/// Kafka answers a redirected consumer with the partition's offsets and no records.
+fn answer_preferred_read_replica(data: &mut PartitionData, replica: &Replica, preferred: i32) {
+    data.preferred_read_replica = BrokerId(preferred);
+    data.high_watermark = replica.high_watermark();
+    data.last_stable_offset = data.high_watermark;
+    data.log_start_offset = replica.log.log_start_offset();
+    data.records = Some(Bytes::new());
 }
 
 /// One pass over every requested partition. Returns the response and its record bytes.
@@ -90,7 +129,17 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
             }
             let partition = topic.and_then(|t| t.partition(wanted.partition));
             let node = context.broker.node_id();
-            let replica = partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch));
+            let follower = replica_id(context.api_version, request);
+            let follower_may_serve =
+                follower < 0 && context.api_version >= read_replica::FETCH_VERSION_MIN;
+            let replica = partition.map(|p| {
+                read_replica::serving_replica(
+                    p,
+                    node,
+                    wanted.current_leader_epoch,
+                    follower_may_serve,
+                )
+            });
             match replica {
                 None => data.error_code = unknown_topic_error(context.api_version).code(),
                 Some(Err(error)) => {
@@ -103,8 +152,14 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
                         add_leader_hint(&image, partition, &mut data, &mut response);
                     }
                 }
-                Some(Ok(partition)) => {
-                    let follower = replica_id(context.api_version, request);
+                Some(Ok((partition, serving))) => {
+                    if let Some(preferred) = partition_preferred_read_replica(
+                        context, &image, request, wanted, partition, serving, follower,
+                    ) {
+                        answer_preferred_read_replica(&mut data, partition, preferred);
+                        topic_response.partitions.push(data);
+                        continue;
+                    }
                     if follower >= 0
                         && replication::record_follower_fetch(
                             partition,

@@ -42,6 +42,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod read_replica;
 mod sync_group;
 mod throttle_configs;
 pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
