@@ -201,6 +201,16 @@ pub struct Config {
     #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Most client connections open at once from one IP address; a further one is closed at
+    /// once (Kafka's max.connections.per.ip). 0: no per-address limit.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+
+    /// Most new client connections this node accepts per second, from all addresses; one
+    /// beyond it is closed at once (Kafka's max.connection.creation.rate). 0: no limit.
+    #[arg(long, env = "SLUICE_MAX_CONNECTION_CREATION_RATE", default_value_t = 0)]
+    pub max_connection_creation_rate: u32,
+
     /// This broker's rack (Kafka's broker.rack): replica placement spreads over racks, and
     /// consumers that set client.rack are sent to an in-sync replica in their rack (KIP-392).
     #[arg(long, env = "SLUICE_BROKER_RACK")]
@@ -309,6 +319,12 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
+        }
+        if self.max_connection_creation_rate > crate::net::limits::CREATION_RATE_MAX {
+            return Err(format!(
+                "--max-connection-creation-rate must be at most {}",
+                crate::net::limits::CREATION_RATE_MAX
+            ));
         }
         if self
             .broker_rack

@@ -1,4 +1,5 @@
 //! The client listener and per-connection request loop. Only this module opens sockets.
 
 pub mod connection;
+pub mod limits;
 pub mod server;
