@@ -100,7 +100,11 @@ fn produce(node: &Broker, topic: &str) {
 }
 
 fn expected_values() -> Vec<String> {
-    (0..RECORDS).map(|v| format!("{v:08}")).collect()
+    values_up_to(RECORDS)
+}
+
+fn values_up_to(end: u32) -> Vec<String> {
+    (0..end).map(|v| format!("{v:08}")).collect()
 }
 
 /// One Fetch v12 of partition 0 at `offset` with `rack_id`, answered at once.
@@ -126,13 +130,14 @@ fn values_of(records: &bytes::Bytes) -> Vec<String> {
         .collect()
 }
 
-/// librdkafka reads partition 0 with client.rack = `rack` ("-": none).
-fn consume_with_rack(cluster: &Cluster, topic: &str, rack: &str) -> Value {
-    let count = RECORDS.to_string();
+/// librdkafka with client.rack = `rack` ("-": none) reads the `present` records of partition
+/// 0, then `RECORDS` more it produces itself: every value once, in order.
+fn consume_with_rack(cluster: &Cluster, topic: &str, present: u32, rack: &str) -> Value {
     let args = [
         cluster.bootstrap(),
         topic.to_string(),
-        count,
+        present.to_string(),
+        RECORDS.to_string(),
         rack.to_string(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -143,12 +148,17 @@ fn consume_with_rack(cluster: &Cluster, topic: &str, rack: &str) -> Value {
         .iter()
         .map(|v| v.as_str().expect("a string").to_string())
         .collect();
-    assert_eq!(values, expected_values(), "client.rack={rack}");
+    assert_eq!(
+        values,
+        values_up_to(present + RECORDS),
+        "client.rack={rack}"
+    );
     output
 }
 
-fn fetch_requests(output: &Value, node: i32) -> u64 {
-    output["fetch_requests"][node.to_string()]
+/// Fetch requests the consumer sent to `node`, from its statistics at `when`.
+fn fetch_requests(output: &Value, when: &str, node: i32) -> u64 {
+    output[when]["fetch_requests"][node.to_string()]
         .as_u64()
         .unwrap_or(0)
 }
@@ -248,21 +258,44 @@ fn consumers_read_from_a_follower_in_their_rack() {
     let list = list_offsets(&mut client, &topic);
     assert_eq!(list, NOT_LEADER_OR_FOLLOWER);
 
-    // librdkafka with client.rack: every record once, in order, fetched from the follower;
-    // after the first redirect the leader gets no more Fetches for it.
-    let with_rack = consume_with_rack(&cluster, &topic, &rack(follower));
-    assert_eq!(with_rack["leader"], leader, "{with_rack}");
-    assert_eq!(with_rack["fetch_broker"], follower, "{with_rack}");
-    assert!(fetch_requests(&with_rack, follower) >= 1, "{with_rack}");
-    assert!(fetch_requests(&with_rack, leader) <= 2, "{with_rack}");
-    assert_eq!(fetch_requests(&with_rack, other), 0, "{with_rack}");
+    // librdkafka with client.rack: every record once, in order, fetched from the follower.
+    // While it reads the records produced meanwhile, the follower gets its Fetches and the
+    // leader none (it got only the first, which it redirected).
+    let with_rack = consume_with_rack(&cluster, &topic, RECORDS, &rack(follower));
+    for when in ["before", "after"] {
+        assert_eq!(with_rack[when]["leader"], leader, "{with_rack}");
+        assert_eq!(with_rack[when]["fetch_broker"], follower, "{with_rack}");
+        assert_eq!(fetch_requests(&with_rack, when, other), 0, "{with_rack}");
+    }
+    let leader_fetches = fetch_requests(&with_rack, "before", leader);
+    assert!((1..=2).contains(&leader_fetches), "{with_rack}");
+    assert_eq!(fetch_requests(&with_rack, "after", leader), leader_fetches);
+    assert!(
+        fetch_requests(&with_rack, "after", follower)
+            > fetch_requests(&with_rack, "before", follower),
+        "{with_rack}"
+    );
 
-    // Without client.rack: the leader serves, followers get no Fetch.
-    let without_rack = consume_with_rack(&cluster, &topic, "-");
-    assert_eq!(without_rack["fetch_broker"], leader, "{without_rack}");
-    assert!(fetch_requests(&without_rack, leader) >= 1, "{without_rack}");
-    assert_eq!(fetch_requests(&without_rack, follower), 0, "{without_rack}");
-    assert_eq!(fetch_requests(&without_rack, other), 0, "{without_rack}");
+    // Without client.rack: the leader serves everything, followers get no Fetch.
+    let without_rack = consume_with_rack(&cluster, &topic, 2 * RECORDS, "-");
+    for when in ["before", "after"] {
+        assert_eq!(without_rack[when]["fetch_broker"], leader, "{without_rack}");
+        assert_eq!(
+            fetch_requests(&without_rack, when, follower),
+            0,
+            "{without_rack}"
+        );
+        assert_eq!(
+            fetch_requests(&without_rack, when, other),
+            0,
+            "{without_rack}"
+        );
+    }
+    assert!(
+        fetch_requests(&without_rack, "after", leader)
+            > fetch_requests(&without_rack, "before", leader),
+        "{without_rack}"
+    );
 }
 
 /// ListOffsets (latest) of partition 0; its error code.
