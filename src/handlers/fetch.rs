@@ -38,11 +38,14 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
         // the wait still wakes us.
         appended.borrow_and_update();
         let (response, bytes) = read_once(context, &request);
+        let follower_news = tells_follower_new_high_watermark(context, &request, &response);
         // Kafka answers at once when there is nothing to wait for: no partitions asked,
-        // min_bytes already met (0 included), an error, or no wait allowed. A closing broker
-        // answers at once too: its wake-up may have come before this request was read.
+        // min_bytes already met (0 included), an error, a high watermark the fetching
+        // follower does not know yet, or no wait allowed. A closing broker answers at once
+        // too: its wake-up may have come before this request was read.
         let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
         if nothing_asked
+            || follower_news
             || bytes >= min_bytes
             || has_errors(&response)
             || Instant::now() >= deadline
@@ -65,6 +68,35 @@ fn has_errors(response: &FetchResponse) -> bool {
         .iter()
         .flat_map(|t| t.partitions.iter())
         .any(|p| p.error_code != 0 || p.preferred_read_replica.0 >= 0)
+}
+
+/// Whether this answer to a follower's fetch carries a high watermark it has not been told
+/// (Kafka's `followerNeedsHwUpdate`). Checks every partition, recording each as told.
+fn tells_follower_new_high_watermark(
+    context: &RequestContext<'_>,
+    request: &FetchRequest,
+    response: &FetchResponse,
+) -> bool {
+    let follower = replica_id(context.api_version, request);
+    if follower < 0 {
+        return false;
+    }
+    let image = context.broker.topics();
+    let mut news = false;
+    for (fetch_topic, answer) in request.topics.iter().zip(&response.responses) {
+        let Some(topic) = find_topic(&image, context.api_version, fetch_topic) else {
+            continue;
+        };
+        for data in answer.partitions.iter().filter(|d| d.error_code == 0) {
+            let replica = topic
+                .partition(data.partition_index)
+                .and_then(|p| p.replica.as_ref());
+            if let Some(replica) = replica {
+                news |= replication::high_watermark_news(replica, follower, data.high_watermark);
+            }
+        }
+    }
+    news
 }
 
 /// KIP-392, on the leader: the in-sync follower in the consumer's rack to send it to.
