@@ -14,6 +14,7 @@
 mod broker;
 pub mod cluster;
 pub mod compat;
+pub mod java_stream;
 pub mod kafka_cli;
 mod process;
 pub mod records;

@@ -44,7 +44,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod read_replica;
 mod sync_group;
-mod throttle_configs;
+pub(crate) mod throttle_configs;
 pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
 #[cfg(test)]
 mod version_matrix_tests;

@@ -86,6 +86,13 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::ConsumerGroupDescribe => {
             RequestKind::ConsumerGroupDescribe(m::ConsumerGroupDescribeRequest::default())
         }
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(m::ElectLeadersRequest::default()),
+        ApiKey::AlterPartitionReassignments => RequestKind::AlterPartitionReassignments(
+            m::AlterPartitionReassignmentsRequest::default(),
+        ),
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(m::ListPartitionReassignmentsRequest::default())
+        }
         _ => return None,
     };
     Some(body)
