@@ -27,8 +27,10 @@ use sluice_storage::{Log, MetadataStore, OffsetStore, TopicRecord};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::budget::NodeBudget;
 use crate::config::Config;
 use crate::group::{GroupConfig, GroupCoordinator};
+use crate::metrics::Metrics;
 use crate::topic_config;
 
 /// How long an admin request waits for its committed change to reach this node's image.
@@ -299,6 +301,10 @@ pub struct Broker {
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
+    /// The node's Prometheus series, shared with the HTTP listener.
+    pub metrics: Arc<Metrics>,
+    /// Egress and ingress budgets (shaping and throttling Fetch and Produce).
+    pub budget: NodeBudget,
     /// Paces the catch-up fetches of replicas a reassignment is adding to this node.
     pub reassignment_throttle: crate::replication::ReassignmentThrottle,
     /// Held for the broker's life: a second process on the same data dir fails to start.
@@ -358,6 +364,7 @@ impl Broker {
         advertised: Endpoint,
         local: LocalState,
         quorum: Arc<MetadataQuorum>,
+        metrics: Arc<Metrics>,
     ) -> Broker {
         // Every node of a cluster must report the same cluster id: derive it from the voter
         // set. The single-node dev broker keeps the id its data dir was created with.
@@ -369,6 +376,7 @@ impl Broker {
         };
         let (appended, _) = watch::channel(0);
         let (published_index, _) = watch::channel(0);
+        let budget = NodeBudget::new(&config);
         Broker {
             config,
             advertised,
@@ -383,6 +391,8 @@ impl Broker {
             closing: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             groups: local.groups,
+            metrics,
+            budget,
             reassignment_throttle: crate::replication::ReassignmentThrottle::new(),
             _data_dir_lock: local.lock,
         }
@@ -428,6 +438,11 @@ impl Broker {
         if let Err(error) = self.store.delete_topic(topic) {
             tracing::error!(%error, topic, "forgetting a removed topic's log start offsets");
         }
+    }
+
+    /// The Raft log index of the image this node serves.
+    pub fn published_index(&self) -> u64 {
+        *self.published_index.borrow()
     }
 
     /// Waits until this node serves an image that includes Raft index `index`.

@@ -3,7 +3,9 @@
 //! client.rack is a follower's rack to that follower (preferred_read_replica, no records);
 //! the follower serves consumers up to the high watermark it learned and refuses what it
 //! cannot serve as Kafka does; a librdkafka consumer with client.rack reads every record
-//! once, in order, from the follower, and one without client.rack reads from the leader.
+//! once, in order, from the follower, and one without client.rack reads from the leader:
+//! both the consumer's statistics (Fetch requests per broker) and each node's /metrics
+//! (record bytes served to consumers) say so.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -12,6 +14,7 @@ use kafka_protocol::messages::{DescribeClusterRequest, MetadataRequest};
 use kafka_protocol::protocol::StrBytes;
 use serde_json::Value;
 use sluice_integration_tests::cluster::{Cluster, ClusterPlan, CLUSTER_DEADLINE};
+use sluice_integration_tests::metrics;
 use sluice_integration_tests::raw_client::{
     decode_records, fetch_request, RawClient, FETCH_VERSION, LIST_OFFSETS_VERSION,
 };
@@ -156,6 +159,26 @@ fn consume_with_rack(cluster: &Cluster, topic: &str, present: u32, rack: &str) -
     output
 }
 
+/// Record bytes each node served to consumers of `topic` so far, from its /metrics.
+fn consumer_bytes_out(cluster: &Cluster, topic: &str) -> BTreeMap<i32, f64> {
+    (1..=NODES)
+        .map(|id| {
+            let text = cluster.node(id).scrape();
+            let served =
+                metrics::sample(&text, "sluice_topic_bytes_out_total", &[("topic", topic)]);
+            (id, served.unwrap_or(0.0))
+        })
+        .collect()
+}
+
+/// How much each node's count grew from `before` to `after`.
+fn growth(before: &BTreeMap<i32, f64>, after: &BTreeMap<i32, f64>) -> BTreeMap<i32, f64> {
+    after
+        .iter()
+        .map(|(id, value)| (*id, value - before[id]))
+        .collect()
+}
+
 /// Fetch requests the consumer sent to `node`, from its statistics at `when`.
 fn fetch_requests(output: &Value, when: &str, node: i32) -> u64 {
     output[when]["fetch_requests"][node.to_string()]
@@ -261,7 +284,14 @@ fn consumers_read_from_a_follower_in_their_rack() {
     // librdkafka with client.rack: every record once, in order, fetched from the follower.
     // While it reads the records produced meanwhile, the follower gets its Fetches and the
     // leader none (it got only the first, which it redirected).
+    let served_before = consumer_bytes_out(&cluster, &topic);
     let with_rack = consume_with_rack(&cluster, &topic, RECORDS, &rack(follower));
+    let served_after = consumer_bytes_out(&cluster, &topic);
+    // Server side: the follower sent every record byte, the leader and the third node none
+    // (a redirect carries no records).
+    let served = growth(&served_before, &served_after);
+    assert!(served[&follower] > 0.0, "{served:?}");
+    assert_eq!((served[&leader], served[&other]), (0.0, 0.0), "{served:?}");
     for when in ["before", "after"] {
         assert_eq!(with_rack[when]["leader"], leader, "{with_rack}");
         assert_eq!(with_rack[when]["fetch_broker"], follower, "{with_rack}");
@@ -278,6 +308,13 @@ fn consumers_read_from_a_follower_in_their_rack() {
 
     // Without client.rack: the leader serves everything, followers get no Fetch.
     let without_rack = consume_with_rack(&cluster, &topic, 2 * RECORDS, "-");
+    let served = growth(&served_after, &consumer_bytes_out(&cluster, &topic));
+    assert!(served[&leader] > 0.0, "{served:?}");
+    assert_eq!(
+        (served[&follower], served[&other]),
+        (0.0, 0.0),
+        "{served:?}"
+    );
     for when in ["before", "after"] {
         assert_eq!(without_rack[when]["fetch_broker"], leader, "{without_rack}");
         assert_eq!(

@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{str_bytes, RequestContext};
+use crate::broker::Broker;
 
 /// Kafka's CoordinatorType: GROUP, TRANSACTION (SHARE is not served).
 const KEY_TYPE_GROUP: i8 = 0;
@@ -47,7 +48,7 @@ pub fn handle(
         }
         return response;
     }
-    let (node_id, host, port) = coordinator_node(context, request.key.as_str());
+    let (node_id, host, port) = coordinator_node(context.broker, request.key.as_str());
     response.node_id = BrokerId(node_id);
     response.host = str_bytes(host);
     response.port = port;
@@ -55,17 +56,14 @@ pub fn handle(
 }
 
 /// (node id, host, port) coordinating `key`; this node while the image names no live broker
-/// (a single node before its registration is published).
-fn coordinator_node(context: &RequestContext<'_>, key: &str) -> (i32, String, i32) {
+/// (a single node before its registration is published). Metrics use it too (lag is exported
+/// only for groups this node coordinates).
+pub(crate) fn coordinator_node(broker: &Broker, key: &str) -> (i32, String, i32) {
     let this_node = || {
-        let advertised = &context.broker.advertised;
-        (
-            context.broker.node_id(),
-            advertised.host.clone(),
-            advertised.port,
-        )
+        let advertised = &broker.advertised;
+        (broker.node_id(), advertised.host.clone(), advertised.port)
     };
-    let image = context.broker.topics();
+    let image = broker.topics();
     let brokers: Vec<_> = image.metadata.cluster.brokers.values().collect();
     if brokers.is_empty() {
         return this_node();
@@ -109,7 +107,7 @@ fn coordinator(
             entry.port = -1;
         }
         None => {
-            let (node_id, host, port) = coordinator_node(context, entry.key.as_str());
+            let (node_id, host, port) = coordinator_node(context.broker, entry.key.as_str());
             entry.node_id = BrokerId(node_id);
             entry.host = str_bytes(host);
             entry.port = port;

@@ -93,13 +93,30 @@ fn live_brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-/// The active controller (the Raft leader), or -1 while there is none.
+/// The controller id clients see: the active controller (the Raft leader) when it is also an
+/// active broker; -1 while there is none. A controller-only leader is no broker clients can
+/// reach, so, as KRaft brokers do, another broker stands in (admin requests sent to it are
+/// forwarded to the controller): the lowest active broker id, so every node names the same.
 pub fn controller_id(broker: &crate::broker::Broker) -> i32 {
-    broker
+    let Some(leader) = broker
         .quorum
         .leader_id()
         .and_then(|id| i32::try_from(id).ok())
-        .unwrap_or(-1)
+    else {
+        return -1;
+    };
+    let topics = broker.topics();
+    let cluster = &topics.metadata.cluster;
+    if cluster.is_active(leader) {
+        return leader;
+    }
+    let stand_in = cluster
+        .brokers
+        .values()
+        .filter(|registration| !registration.fenced)
+        .map(|registration| registration.broker_id)
+        .min();
+    stand_in.unwrap_or(-1)
 }
 
 async fn named_topic(

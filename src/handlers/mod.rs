@@ -8,6 +8,7 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::budget::ConnectionShare;
 
 mod alter_configs;
 mod alter_partition_reassignments;
@@ -25,7 +26,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod elect_leaders;
 mod fetch;
-mod find_coordinator;
+pub(crate) mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
@@ -55,6 +56,8 @@ pub struct RequestContext<'a> {
     pub api_version: i16,
     pub peer: SocketAddr,
     pub client_id: Option<String>,
+    /// The connection's share of the node budgets (and its throttle mute).
+    pub connection: &'a ConnectionShare,
 }
 
 /// Serves one request. `None` means no response is sent (Produce with acks=0).

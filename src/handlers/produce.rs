@@ -54,13 +54,16 @@ pub async fn handle(
     }
     let image = context.broker.topics();
     let mut appended_any = false;
+    let mut appended_bytes = 0usize;
     for topic_data in request.topic_data {
         let topic = find_topic(&image, context.api_version, &topic_data);
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic_data.name.clone();
         topic_response.topic_id = topic_data.topic_id;
+        let mut topic_bytes = 0usize;
         for partition_data in topic_data.partition_data {
             let index = partition_data.index;
+            let record_bytes = partition_data.records.as_ref().map_or(0, Bytes::len);
             let partition = topic.and_then(|t| t.partition(index)).cloned();
             let mut result = match (partition, partition_data.records) {
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
@@ -78,7 +81,11 @@ pub async fn handle(
                     .await
                 }
             };
-            appended_any |= result.as_ref().is_ok_and(|outcome| !outcome.duplicate);
+            let appended = result.as_ref().is_ok_and(|outcome| !outcome.duplicate);
+            appended_any |= appended;
+            if appended {
+                topic_bytes += record_bytes;
+            }
             if context.api_version < 5 {
                 // log_start_offset exists from v5 on; the encoder refuses it earlier.
                 if let Ok(outcome) = &mut result {
@@ -92,13 +99,43 @@ pub async fn handle(
             }
             topic_response.partition_responses.push(entry);
         }
+        if let Some(topic) = topic {
+            context
+                .broker
+                .metrics
+                .add_topic_bytes_in(&topic.name, topic_bytes);
+        }
+        appended_bytes += topic_bytes;
         response.responses.push(topic_response);
     }
     if appended_any {
         context.broker.notify_appended();
     }
+    throttle(context, &mut response, appended_bytes);
     // acks=0: the client expects no response at all.
     (acks != 0).then_some(response)
+}
+
+/// Kafka throttles produce after the append: the answer carries throttle_time_ms and the
+/// connection is muted for that long.
+fn throttle(context: &RequestContext<'_>, response: &mut ProduceResponse, bytes: usize) {
+    let now = std::time::Instant::now();
+    let throttle = context
+        .broker
+        .budget
+        .charge_produce(context.connection, bytes, now);
+    if throttle.is_zero() {
+        return;
+    }
+    context
+        .broker
+        .metrics
+        .record_throttle(kafka_protocol::messages::ApiKey::Produce, throttle);
+    context.connection.mute_for(throttle, now);
+    // throttle_time_ms exists from v1 on.
+    if context.api_version >= 1 {
+        response.throttle_time_ms = crate::budget::throttle_ms(throttle);
+    }
 }
 
 fn wants_leader_hint(context: &RequestContext<'_>, entry: &PartitionProduceResponse) -> bool {

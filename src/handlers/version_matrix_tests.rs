@@ -523,6 +523,7 @@ async fn every_response_encodes_at_every_advertised_version() {
                     api_version: version,
                     peer: "127.0.0.1:1".parse().expect("address"),
                     client_id: None,
+                    connection: &Default::default(),
                 };
                 let Some(response) = dispatch(&context, request).await else {
                     panic!("{:?} v{version} gave no response", api.api_key);

@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
 use crate::broker::Broker;
+use crate::budget::ConnectionShare;
 use crate::handlers::{self, RequestContext};
 
 const READ_BUFFER_BYTES_INITIAL: usize = 64 * 1024;
@@ -42,6 +43,7 @@ pub async fn serve_connection(
     let request_bytes_max = broker.config.max_request_bytes;
     let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
     let mut output = BytesMut::new();
+    let share = ConnectionShare::default();
     loop {
         // Answer every complete frame already buffered before reading more.
         let needed = loop {
@@ -49,24 +51,34 @@ pub async fn serve_connection(
                 Ok(FrameCheck::Complete { frame_bytes }) => {
                     let mut frame = input.split_to(LENGTH_PREFIX_BYTES + frame_bytes);
                     frame.advance(LENGTH_PREFIX_BYTES);
-                    let next = serve_frame(&broker, peer, frame.freeze(), &mut output).await;
+                    let next =
+                        serve_frame(&broker, peer, &share, frame.freeze(), &mut output).await;
                     if matches!(next, Next::Close) {
-                        socket.write_all(&output).await?;
+                        write_out(&broker, &mut socket, &mut output).await?;
                         return Ok(());
                     }
+                    if let Some(until) = share.take_mute() {
+                        // Kafka's throttling: the response goes out now, the next request of
+                        // this connection is served only once the throttle time has passed.
+                        write_out(&broker, &mut socket, &mut output).await?;
+                        tokio::select! {
+                            () = tokio::time::sleep_until(until.into()) => {}
+                            _ = stop.recv() => return Ok(()),
+                        }
+                    }
                     if output.len() >= WRITE_BATCH_BYTES_MAX {
-                        write_out(&mut socket, &mut output).await?;
+                        write_out(&broker, &mut socket, &mut output).await?;
                     }
                 }
                 Ok(FrameCheck::Incomplete) => break frame_bytes_needed(&input),
                 Err(error) => {
                     tracing::warn!(%peer, ?error, "bad frame length; closing the connection");
-                    socket.write_all(&output).await?;
+                    write_out(&broker, &mut socket, &mut output).await?;
                     return Ok(());
                 }
             }
         };
-        write_out(&mut socket, &mut output).await?;
+        write_out(&broker, &mut socket, &mut output).await?;
         release_if_large(&mut input);
         // Reserve the rest of a frame whose length is known (and already checked against the
         // limit), so a large produce is read without repeated regrowth.
@@ -83,6 +95,7 @@ pub async fn serve_connection(
         if read == 0 {
             return Ok(());
         }
+        broker.metrics.node_bytes_in.inc_by(read as u64);
     }
 }
 
@@ -96,9 +109,14 @@ fn frame_bytes_needed(input: &[u8]) -> usize {
     LENGTH_PREFIX_BYTES + usize::try_from(declared).unwrap_or(0)
 }
 
-async fn write_out(socket: &mut TcpStream, output: &mut BytesMut) -> std::io::Result<()> {
+async fn write_out(
+    broker: &Broker,
+    socket: &mut TcpStream,
+    output: &mut BytesMut,
+) -> std::io::Result<()> {
     if !output.is_empty() {
         socket.write_all(output).await?;
+        broker.metrics.node_bytes_out.inc_by(output.len() as u64);
         output.clear();
     }
     release_if_large(output);
@@ -114,6 +132,7 @@ fn release_if_large(buffer: &mut BytesMut) {
 async fn serve_frame(
     broker: &Arc<Broker>,
     peer: SocketAddr,
+    share: &ConnectionShare,
     frame: bytes::Bytes,
     output: &mut BytesMut,
 ) -> Next {
@@ -136,8 +155,14 @@ async fn serve_frame(
                 api_version: header.request_api_version,
                 peer,
                 client_id: header.client_id.as_ref().map(|id| id.to_string()),
+                connection: share,
             };
-            let Some(response) = handlers::dispatch(&context, body).await else {
+            let started = std::time::Instant::now();
+            let response = handlers::dispatch(&context, body).await;
+            broker
+                .metrics
+                .record_request(header.request_api_key, started.elapsed());
+            let Some(response) = response else {
                 return Next::Continue;
             };
             let version = header.request_api_version;
@@ -163,8 +188,14 @@ async fn serve_frame(
                 api_version: header.request_api_version,
                 peer,
                 client_id: header.client_id.as_ref().map(|id| id.to_string()),
+                connection: share,
             };
-            let Some(response) = handlers::legacy::dispatch(&context, request).await else {
+            let started = std::time::Instant::now();
+            let response = handlers::legacy::dispatch(&context, request).await;
+            broker
+                .metrics
+                .record_request(header.request_api_key, started.elapsed());
+            let Some(response) = response else {
                 return Next::Continue;
             };
             let version = header.request_api_version;
