@@ -23,7 +23,7 @@ use sluice_raft::controller::{
 use sluice_raft::image::{ConfigResource, MetadataImage, PartitionRegistration};
 use sluice_raft::network::frame::cluster_fingerprint;
 use sluice_raft::quorum::MetadataQuorum;
-use sluice_storage::{Log, MetadataStore, OffsetStore, TopicRecord};
+use sluice_storage::{Log, MetadataStore, TopicRecord};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -39,9 +39,6 @@ const PUBLISH_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10)
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 const LOCK_FILE_NAME: &str = ".lock";
 const METADATA_FILE_NAME: &str = "metadata.redb";
-/// Committed offsets of consumer groups, apart from the metadata so that their many small
-/// commits never wait behind (or delay) topic changes.
-const OFFSETS_FILE_NAME: &str = "offsets.redb";
 pub(crate) const DELETED_DIR_MARKER: &str = ".deleted-";
 
 /// An error a handler reports to the client with a Kafka error code.
@@ -343,7 +340,7 @@ impl LocalState {
         let stored_cluster_id = store
             .get_or_init_cluster_id(|| kafka_cluster_id(Uuid::new_v4()))
             .context("reading the cluster id")?;
-        let groups = open_groups(config)?;
+        let groups = new_groups(config);
         Ok(LocalState {
             lock,
             store,
@@ -753,10 +750,8 @@ impl Broker {
         }
     }
 
-    /// Flushes and closes every log, leaving clean-shutdown markers; queued offset commits
-    /// are written first.
+    /// Flushes and closes every log, leaving clean-shutdown markers.
     pub fn close(&self) {
-        self.groups.close();
         let replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
         for replica in replicas.values() {
             checkpoint_high_watermark(replica);
@@ -776,9 +771,7 @@ fn checkpoint_high_watermark(replica: &Replica) {
     }
 }
 
-fn open_groups(config: &Config) -> anyhow::Result<GroupCoordinator> {
-    let store = OffsetStore::open(&config.data_dir.join(OFFSETS_FILE_NAME))
-        .context("opening the offset store")?;
+fn new_groups(config: &Config) -> GroupCoordinator {
     let group_config = GroupConfig {
         initial_rebalance_delay: std::time::Duration::from_millis(
             config.group_initial_rebalance_delay_ms,
@@ -792,7 +785,7 @@ fn open_groups(config: &Config) -> anyhow::Result<GroupCoordinator> {
             config.group_consumer_session_timeout_ms,
         ),
     };
-    GroupCoordinator::open(group_config, store).context("loading committed offsets")
+    GroupCoordinator::new(group_config, config.offsets_topic_partitions)
 }
 
 fn storage_failure(error: impl std::fmt::Display) -> ApiError {

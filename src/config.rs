@@ -305,6 +305,22 @@ pub struct Config {
     )]
     pub offsets_retention_check_interval_ms: u64,
 
+    /// Partitions of the internal `__consumer_offsets` topic when it is created (Kafka's
+    /// offsets.topic.num.partitions, 50 there). Smaller here because each follower replica
+    /// runs its own fetch loop (no per-broker fetcher multiplexing yet): 50 partitions at
+    /// RF 3 would add 100 idle long-polls to every cluster.
+    #[arg(long, env = "SLUICE_OFFSETS_TOPIC_PARTITIONS", default_value_t = 10)]
+    pub offsets_topic_partitions: i32,
+
+    /// Replication factor of `__consumer_offsets` (Kafka's
+    /// offsets.topic.replication.factor), capped at the brokers alive when it is created.
+    #[arg(
+        long,
+        env = "SLUICE_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        default_value_t = 3
+    )]
+    pub offsets_topic_replication_factor: i16,
+
     /// Whether Fetch v0-v3 readers (Kafka 0.8-0.10 clients) get stored batches converted to
     /// their message format (Kafka's log.message.downconversion.enable); when false they get
     /// UNSUPPORTED_VERSION. Topics override it with message.downconversion.enable.
@@ -342,6 +358,13 @@ impl Config {
             return Err(
                 "--group-max-size and --offsets-retention-minutes must be at least 1".into(),
             );
+        }
+        if !(1..=crate::broker::PARTITIONS_PER_TOPIC_MAX).contains(&self.offsets_topic_partitions)
+            || self.offsets_topic_replication_factor < 1
+        {
+            return Err("--offsets-topic-partitions (at most 10000) and \
+                 --offsets-topic-replication-factor must be at least 1"
+                .into());
         }
         if self.offsets_retention_check_interval_ms == 0 {
             return Err("--offsets-retention-check-interval-ms must be at least 1".into());

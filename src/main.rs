@@ -17,6 +17,8 @@ mod metadata_publisher;
 mod metrics;
 mod migration;
 mod net;
+mod offsets_import;
+mod offsets_topic;
 mod replication;
 mod topic_config;
 mod topic_name;
@@ -134,6 +136,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             started?;
             if is_broker {
                 migration::import_legacy_topics(&broker, legacy_topics).await;
+                offsets_import::import_legacy_offsets(&broker).await;
             }
             background.push(replication::spawn_isr_maintenance(broker.clone()));
             if let Some(path) = &bound_address_file {
@@ -188,6 +191,7 @@ pub(crate) async fn start_broker(
     let (broker, publisher, legacy_topics) = open_broker(config, advertised, metrics).await?;
     lifecycle::start(&broker).await?;
     migration::import_legacy_topics(&broker, legacy_topics).await;
+    offsets_import::import_legacy_offsets(&broker).await;
     Ok((broker, publisher))
 }
 
@@ -215,6 +219,8 @@ async fn open_broker(
         quorum.clone(),
         metrics,
     ));
+    let offsets_log = offsets_topic::ReplicatedOffsetsLog::new(&broker);
+    broker.groups.attach_log(Box::new(offsets_log));
     let publisher = tokio::spawn(metadata_publisher::run(broker.clone(), quorum.subscribe()));
     Ok((broker, publisher, legacy_topics))
 }

@@ -134,6 +134,16 @@ async fn named_topic(
     if !may_create {
         return error_entry(Some(name), ResponseError::UnknownTopicOrPartition);
     }
+    if name == crate::group::OFFSETS_TOPIC {
+        // Created with its own partition count, replication and retention, as by
+        // FindCoordinator (Kafka's auto-creation of internal topics does the same).
+        // Boxed: keeps the request future's type shallow (see find_coordinator).
+        let created = Box::pin(crate::offsets_topic::ensure_created(context.broker));
+        return match created.await {
+            Ok(topic) => topic_entry(context, &topic, with_operations),
+            Err(error) => error_entry(Some(name), error.code),
+        };
+    }
     let partitions = context.broker.config.default_partitions;
     let created = context
         .broker
@@ -195,7 +205,7 @@ pub fn topic_entry(
     if context.api_version >= 10 {
         entry.topic_id = topic.id;
     }
-    entry.is_internal = false;
+    entry.is_internal = topic.name == crate::group::OFFSETS_TOPIC;
     entry.topic_authorized_operations = if with_operations {
         TOPIC_OPERATIONS_ALL
     } else {

@@ -112,7 +112,7 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(context, request))
         }
         RequestKind::FindCoordinator(request) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(context, request))
+            ResponseKind::FindCoordinator(find_coordinator::handle(context, request).await)
         }
         RequestKind::JoinGroup(request) => {
             ResponseKind::JoinGroup(join_group::handle(context, request).await)

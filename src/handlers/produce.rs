@@ -11,8 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
@@ -22,7 +20,8 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{AppendError, AppendOutcome};
 
 use super::{leader_hint, str_bytes, RequestContext};
-use crate::broker::{now_ms, Partition, Replica, Role, Topic, TopicsImage};
+use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
+use crate::group::OFFSETS_TOPIC;
 use crate::replication;
 use crate::topic_config;
 
@@ -196,6 +195,10 @@ async fn produce_one(
     timeout_ms: i32,
     records: Bytes,
 ) -> Result<AppendOutcome, ResponseError> {
+    if topic.is_some_and(|t| t.name == OFFSETS_TOPIC) {
+        // Kafka: "Cannot append to internal topic"; only the group coordinator writes it.
+        return Err(ResponseError::InvalidTopicException);
+    }
     let replica = partition.leader_replica(context.broker.node_id(), -1)?;
     let min_insync = min_insync_replicas(topic);
     if acks == -1 && partition.registration.isr.len() < min_insync {
@@ -209,14 +212,11 @@ async fn produce_one(
     // Wake waiting Fetches now: followers must see the records for acks=all to complete.
     context.broker.notify_appended();
     if acks == -1 {
-        wait_replicated(
-            context,
-            replica,
-            outcome.last_offset,
-            timeout_ms,
-            min_insync,
-        )
-        .await?;
+        let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+        let timeout = timeout.min(PRODUCE_WAIT_MAX);
+        let last_offset = outcome.last_offset;
+        replication::wait_replicated(context.broker, replica, last_offset, timeout, min_insync)
+            .await?;
     }
     Ok(outcome)
 }
@@ -226,48 +226,6 @@ fn min_insync_replicas(topic: Option<&Topic>) -> usize {
         .and_then(|t| t.overrides.get(topic_config::MIN_INSYNC_REPLICAS))
         .and_then(|value| value.parse::<usize>().ok())
         .unwrap_or(1)
-}
-
-/// Kafka's delayed produce: done when the high watermark passes `last_offset`. The ISR that
-/// moved it there must still have `min_insync` members, or the records (which stay in the
-/// log) are answered NOT_ENOUGH_REPLICAS_AFTER_APPEND: fewer copies than the producer asked
-/// for may hold them.
-async fn wait_replicated(
-    context: &RequestContext<'_>,
-    replica: &Replica,
-    last_offset: i64,
-    timeout_ms: i32,
-    min_insync: usize,
-) -> Result<(), ResponseError> {
-    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
-    let deadline = Instant::now() + timeout.min(PRODUCE_WAIT_MAX);
-    let mut changes = context.broker.subscribe_appends();
-    loop {
-        changes.borrow_and_update();
-        if replica.high_watermark() > last_offset {
-            // The ISR read after the high watermark: a shrink installs the smaller ISR before
-            // it lets the high watermark pass the followers that left, and a follower joins
-            // only holding everything below the high watermark, so every member read now
-            // holds these records.
-            let isr_size = match &replica.progress().role {
-                Role::Leader { isr, .. } => Some(isr.len()),
-                _ => None,
-            };
-            return match isr_size {
-                Some(size) if size >= min_insync => Ok(()),
-                Some(_) => Err(ResponseError::NotEnoughReplicasAfterAppend),
-                None => Err(ResponseError::NotLeaderOrFollower),
-            };
-        }
-        if replica.log.log_end_offset() <= last_offset {
-            // Truncated away: this node lost leadership and the records with it.
-            return Err(ResponseError::NotLeaderOrFollower);
-        }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            _ => return Err(ResponseError::RequestTimedOut),
-        }
-    }
 }
 
 async fn append(

@@ -511,6 +511,8 @@ async fn every_response_encodes_at_every_advertised_version() {
         )
         .await
         .expect("topic");
+    // Group APIs answer from the coordinator, not NOT_COORDINATOR.
+    crate::offsets_topic::coordinate_all_for_test(&broker).await;
     let mut encoded = 0;
     for api in sluice_wire::versions::SUPPORTED_APIS {
         // Versions below kafka-protocol's floor go through `handlers::legacy` (tested there).

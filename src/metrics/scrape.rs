@@ -7,7 +7,6 @@ use sluice_raft::image::LEADER_NONE;
 
 use super::{LagLabels, Metrics, PartitionLabels, LAG_GROUPS_EXPORTED_MAX};
 use crate::broker::{Broker, TopicsImage};
-use crate::handlers::find_coordinator::coordinator_node;
 
 /// A committed offset: topic, partition, offset.
 type CommittedAt = (String, i32, i64);
@@ -82,14 +81,12 @@ fn refresh_lag(metrics: &Metrics, broker: &Broker, topics: &TopicsImage) {
 
 /// Committed offsets of the groups this node coordinates, first [`LAG_GROUPS_EXPORTED_MAX`]
 /// by id. The only place metrics read group state: offsets come from the coordinator's
-/// in-memory view (what OffsetFetch answers with). Groups this node knows but no longer
-/// coordinates (their coordinator moved while it was away) keep stale offsets here: skipped.
+/// in-memory view (what OffsetFetch answers with), loaded from `__consumer_offsets`.
 fn committed_offsets(broker: &Broker) -> Vec<(String, Vec<CommittedAt>)> {
-    let node = broker.node_id();
+    // `list` answers only the groups this node coordinates.
     let listings = broker.groups.list();
     listings
         .into_iter()
-        .filter(|listing| coordinator_node(broker, &listing.group_id).0 == node)
         .take(LAG_GROUPS_EXPORTED_MAX)
         .filter_map(|listing| {
             let offsets = broker.groups.fetch_offsets(&listing.group_id, None).ok()?;

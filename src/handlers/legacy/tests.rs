@@ -275,6 +275,8 @@ async fn list_offsets_and_commits_of_old_clients() {
         };
         assert_eq!(response.topics[0].partitions[0].offsets, expected);
     }
+    // Old clients too ask for the coordinator first (ConsumerMetadataRequest).
+    crate::offsets_topic::coordinate_all_for_test(&fixture.broker).await;
     for (api_version, offset) in [(0, 1), (1, 2)] {
         let commit = LegacyRequest::OffsetCommit(LegacyOffsetCommitRequest {
             group_id: "old-group".into(),
