@@ -43,6 +43,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod read_replica;
 mod sync_group;
 pub(crate) mod throttle_configs;
 mod unregister_broker;
