@@ -15,6 +15,7 @@ mod metadata_publisher;
 mod migration;
 mod net;
 mod replication;
+mod security;
 mod topic_config;
 mod topic_name;
 
@@ -30,9 +31,9 @@ use tracing_subscriber::EnvFilter;
 
 use sluice_raft::quorum::{MetadataQuorum, QuorumConfig};
 
-use crate::broker::{Broker, Endpoint, LocalState};
+use crate::broker::{Broker, Endpoint, LocalState, NamedEndpoint};
 use crate::config::{Config, FlushPolicy};
-use crate::net::server::Server;
+use crate::net::server::{Listening, Server};
 
 /// The metadata quorum's files (Raft log, vote, snapshots) inside the data dir.
 const RAFT_DIR_NAME: &str = "__cluster_metadata";
@@ -76,13 +77,26 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen_address)
-        .await
-        .with_context(|| format!("binding {}", config.listen_address))?;
-    let bound = listener.local_addr().context("reading the bound address")?;
-    let advertised = advertised_endpoint(&config, bound)?;
+    let security = Arc::new(security::Security::open(&config)?);
+    let specs = config.listener_specs().map_err(anyhow::Error::msg)?;
+    let mut listening = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let socket = TcpListener::bind(spec.bind)
+            .await
+            .with_context(|| format!("binding listener {} on {}", spec.name, spec.bind))?;
+        listening.push(Listening { spec, socket });
+    }
+    let bound_all = listening
+        .iter()
+        .map(|l| Ok((l.spec.name.clone(), l.socket.local_addr()?)))
+        .collect::<std::io::Result<Vec<(String, SocketAddr)>>>()
+        .context("reading the bound addresses")?;
+    let bound = bound_all[0].1;
+    let advertised_listeners = advertised_endpoints(&config, &bound_all)?;
+    let advertised = advertised_listeners[0].endpoint.clone();
     let bound_address_file = config.bound_address_file.clone();
-    let (broker, publisher, legacy_topics) = open_broker(config, advertised).await?;
+    let (broker, publisher, legacy_topics) =
+        open_broker(config, advertised, advertised_listeners).await?;
     warn_if_unreachable_from_peers(&broker);
     let quorum = broker.quorum.clone();
     let mut background = spawn_background_tasks(&broker);
@@ -95,8 +109,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_sender.send(true);
     });
-    let server =
-        tokio::spawn(Server::new(broker.clone(), listener).run(stopped(stop_receiver.clone())));
+    let permits = Arc::new(tokio::sync::Semaphore::new(broker.config.max_connections));
+    let servers: Vec<_> = listening
+        .into_iter()
+        .map(|listening| {
+            let server = Server::new(broker.clone(), listening, security.clone(), permits.clone());
+            tokio::spawn(server.run(stopped(stop_receiver.clone())))
+        })
+        .collect();
     let started = tokio::select! {
         started = lifecycle::start(&broker) => Some(started),
         () = stopped(stop_receiver) => None,
@@ -107,6 +127,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
             migration::import_legacy_topics(&broker, legacy_topics).await;
             background.push(replication::spawn_isr_maintenance(broker.clone()));
             if let Some(path) = &bound_address_file {
+                // The first listener's address, as before; every listener's in `<file>.listeners`.
+                let all: String = bound_all
+                    .iter()
+                    .map(|(name, address)| format!("{name}://{address}\n"))
+                    .collect();
+                let mut listeners_path = path.clone().into_os_string();
+                listeners_path.push(".listeners");
+                write_atomically(Path::new(&listeners_path), &all)?;
                 write_atomically(path, &format!("{bound}\n"))?;
             }
             tracing::info!(
@@ -121,8 +149,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Err(error) = server.await {
-        tracing::error!(%error, "the listener task failed");
+    for server in servers {
+        if let Err(error) = server.await {
+            tracing::error!(%error, "a listener task failed");
+        }
     }
     if let Some(heartbeats) = heartbeats {
         heartbeats.abort();
@@ -151,7 +181,11 @@ pub(crate) async fn start_broker(
     config: Config,
     advertised: Endpoint,
 ) -> anyhow::Result<(Arc<Broker>, tokio::task::JoinHandle<()>)> {
-    let (broker, publisher, legacy_topics) = open_broker(config, advertised).await?;
+    let listeners = vec![broker::NamedEndpoint {
+        name: net::listeners::PLAINTEXT_NAME.to_string(),
+        endpoint: advertised.clone(),
+    }];
+    let (broker, publisher, legacy_topics) = open_broker(config, advertised, listeners).await?;
     lifecycle::start(&broker).await?;
     migration::import_legacy_topics(&broker, legacy_topics).await;
     Ok((broker, publisher))
@@ -162,6 +196,7 @@ pub(crate) async fn start_broker(
 async fn open_broker(
     config: Config,
     advertised: Endpoint,
+    advertised_listeners: Vec<NamedEndpoint>,
 ) -> anyhow::Result<(
     Arc<Broker>,
     tokio::task::JoinHandle<()>,
@@ -173,7 +208,9 @@ async fn open_broker(
         .context("opening the data dir")??;
     let legacy_topics = migration::legacy_topics(&local);
     let quorum = Arc::new(start_quorum(&config).await?);
-    let broker = Arc::new(Broker::new(config, advertised, local, quorum.clone()));
+    let mut broker = Broker::new(config, advertised, local, quorum.clone());
+    broker.advertised_listeners = advertised_listeners;
+    let broker = Arc::new(broker);
     let publisher = tokio::spawn(metadata_publisher::run(broker.clone(), quorum.subscribe()));
     Ok((broker, publisher, legacy_topics))
 }
@@ -216,6 +253,51 @@ async fn start_quorum(config: &Config) -> anyhow::Result<MetadataQuorum> {
                 config.raft_listen_address
             )
         })
+}
+
+/// Every listener's advertised endpoint, in --listeners order: --advertised-listeners where it
+/// names the listener, else (first listener) --advertised-address, else the bound address.
+fn advertised_endpoints(
+    config: &Config,
+    bound: &[(String, SocketAddr)],
+) -> anyhow::Result<Vec<NamedEndpoint>> {
+    let overrides = match &config.advertised_listeners {
+        Some(text) => {
+            let specs = config.listener_specs().map_err(anyhow::Error::msg)?;
+            net::listeners::advertised_overrides(text, &specs).map_err(anyhow::Error::msg)?
+        }
+        None => Vec::new(),
+    };
+    bound
+        .iter()
+        .enumerate()
+        .map(|(index, (name, address))| {
+            let endpoint = match overrides.iter().find(|(named, _, _)| named == name) {
+                Some((_, host, port)) => Endpoint {
+                    host: host.clone(),
+                    port: i32::from(*port),
+                },
+                None if index == 0 => advertised_endpoint(config, *address)?,
+                None => advertised_endpoint_of_bound(*address),
+            };
+            Ok(NamedEndpoint {
+                name: name.clone(),
+                endpoint,
+            })
+        })
+        .collect()
+}
+
+fn advertised_endpoint_of_bound(bound: SocketAddr) -> Endpoint {
+    let host = if bound.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        bound.ip().to_string()
+    };
+    Endpoint {
+        host,
+        port: i32::from(bound.port()),
+    }
 }
 
 /// Kafka clients connect to what Metadata advertises; an unroutable `0.0.0.0` must never be

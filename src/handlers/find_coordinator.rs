@@ -11,6 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{str_bytes, RequestContext};
+use crate::net::listeners::listener_named;
 
 /// Kafka's CoordinatorType: GROUP, TRANSACTION (SHARE is not served).
 const KEY_TYPE_GROUP: i8 = 0;
@@ -58,7 +59,10 @@ pub fn handle(
 /// (a single node before its registration is published).
 fn coordinator_node(context: &RequestContext<'_>, key: &str) -> (i32, String, i32) {
     let this_node = || {
-        let advertised = &context.broker.advertised;
+        let advertised = context
+            .broker
+            .advertised_on(context.listener_name)
+            .unwrap_or(&context.broker.advertised);
         (
             context.broker.node_id(),
             advertised.host.clone(),
@@ -76,7 +80,7 @@ fn coordinator_node(context: &RequestContext<'_>, key: &str) -> (i32, String, i3
         if candidate.fenced {
             continue;
         }
-        if let Some(listener) = candidate.listeners.first() {
+        if let Some(listener) = listener_named(&candidate.listeners, context.listener_name) {
             return (
                 candidate.broker_id,
                 listener.host.clone(),

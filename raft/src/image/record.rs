@@ -82,6 +82,19 @@ pub enum MetadataRecord {
         incarnation_id: Uuid,
         refusal: Option<String>,
     },
+    /// Sets a user's SCRAM credential for one mechanism (1 = SHA-256, 2 = SHA-512).
+    ScramCredential {
+        user: String,
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    RemoveScramCredential {
+        user: String,
+        mechanism: i8,
+    },
     /// A producer-id block was handed to `broker_id`; the next block starts here.
     ProducerIds {
         broker_id: BrokerId,
@@ -105,6 +118,9 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds { .. } => 10,
             MetadataRecord::PartitionReassignment { .. } => 11,
             MetadataRecord::BrokerAdmission { .. } => 16,
+            // 20 and up: security (other branches take 12-19).
+            MetadataRecord::ScramCredential { .. } => 20,
+            MetadataRecord::RemoveScramCredential { .. } => 21,
         }
     }
 }
