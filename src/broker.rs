@@ -89,6 +89,9 @@ pub struct Replica {
     high_watermark: std::sync::atomic::AtomicI64,
     /// Leader or follower, and (on the leader) each follower's progress.
     pub progress: Mutex<Progress>,
+    /// Bytes produced to and fetched by consumers from this replica as leader, ever: the
+    /// balancer weighs partitions by its rate.
+    traffic_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Replica {
@@ -103,7 +106,20 @@ impl Replica {
             index,
             high_watermark: std::sync::atomic::AtomicI64::new(start),
             progress: Mutex::new(Progress::default()),
+            traffic_bytes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Counts client bytes in or out of this replica (once per request, not per record).
+    pub fn record_traffic(&self, bytes: usize) {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        self.traffic_bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn traffic_bytes(&self) -> u64 {
+        self.traffic_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -166,6 +182,10 @@ pub struct Progress {
     pub fetcher_epoch: Option<i32>,
     /// An AlterPartition this leader proposed and has not seen applied yet.
     pub isr_change_pending: bool,
+    /// Followers a pending AlterPartition adds to the ISR. The high watermark already counts
+    /// them (Kafka's "maximal ISR"): were it to pass their log end while the change is in
+    /// flight, they would join the ISR without records already acknowledged.
+    pub isr_joining: Vec<i32>,
     /// Leader only: the log end when this leader's epoch began. A follower rejoins the ISR
     /// only once it holds everything below it (Kafka's `leaderEpochStartOffsetOpt`): the
     /// high watermark a new leader inherits may lag what the old one acknowledged.

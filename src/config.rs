@@ -158,6 +158,11 @@ pub struct Config {
     )]
     pub reassignment_throttle_bytes_per_sec: u64,
 
+    /// Partition reassignments that run at once; the controller queues the rest and starts
+    /// them as running ones complete.
+    #[arg(long, env = "SLUICE_REASSIGNMENT_MOVES_MAX", default_value_t = 4)]
+    pub reassignment_moves_max: usize,
+
     /// How often each replica's high watermark is persisted (Kafka's
     /// replica.high.watermark.checkpoint.interval.ms); also at shutdown.
     #[arg(
@@ -166,6 +171,12 @@ pub struct Config {
         default_value_t = 5_000
     )]
     pub replica_high_watermark_checkpoint_interval_ms: u64,
+
+    /// How often the active controller rebalances: moves replicas and preferred leaders so
+    /// that every active broker holds within one of the even share, empties brokers with
+    /// `sluice.drain=true`, and elects preferred leaders back after failovers. 0: never.
+    #[arg(long, env = "SLUICE_BALANCER_INTERVAL_MS", default_value_t = 30_000)]
+    pub balancer_interval_ms: u64,
 
     /// Replication factor of auto-created topics and of CreateTopics asking for -1 (Kafka's
     /// default.replication.factor).
@@ -388,6 +399,9 @@ impl Config {
                 "--replica-lag-time-max-ms and --default-replication-factor must be at least 1"
                     .into(),
             );
+        }
+        if self.reassignment_moves_max == 0 {
+            return Err("--reassignment-moves-max must be at least 1".into());
         }
         let voters = self.parse_voters()?;
         let named = voters.contains_key(&(self.node_id as u64));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sluice_raft::controller::{
     error_code, BrokerHeartbeatRequest, BrokerHeartbeatResponse, Operation, OperationResponse,
-    RegisterBrokerRequest, ADMISSION_PENDING,
+    PartitionLoad, RegisterBrokerRequest, ADMISSION_PENDING,
 };
 use sluice_raft::image::Listener;
 use tokio::time::Instant;
@@ -32,7 +32,7 @@ pub async fn start(broker: &Broker) -> anyhow::Result<()> {
     register(broker, deadline).await?;
     let mut last_refusal = None;
     loop {
-        match heartbeat(broker, false).await {
+        match heartbeat(broker, false, Vec::new()).await {
             Ok(answer) if answer.error_code == error_code::NONE && !answer.is_fenced => {
                 tracing::info!(node_id = broker.node_id(), "registered and unfenced");
                 return Ok(());
@@ -96,12 +96,14 @@ async fn register(broker: &Broker, deadline: Instant) -> anyhow::Result<()> {
 async fn heartbeat(
     broker: &Broker,
     want_shutdown: bool,
+    partition_loads: Vec<PartitionLoad>,
 ) -> Result<BrokerHeartbeatResponse, ApiError> {
     let request = BrokerHeartbeatRequest {
         broker_id: broker.node_id(),
         incarnation_id: broker.incarnation_id,
         want_fence: false,
         want_shutdown,
+        partition_loads,
     };
     match broker.submit(Operation::BrokerHeartbeat(request)).await? {
         OperationResponse::BrokerHeartbeat(answer) => Ok(answer),
@@ -121,9 +123,11 @@ pub fn spawn_heartbeats(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sampler = crate::balancer::LoadSampler::default();
         loop {
             ticker.tick().await;
-            match heartbeat(&broker, false).await {
+            let loads = sampler.sample(&broker);
+            match heartbeat(&broker, false, loads).await {
                 Ok(answer) if answer.error_code == error_code::BROKER_ID_NOT_REGISTERED => {
                     let deadline = Instant::now() + STARTUP_DURATION_MAX;
                     if let Err(error) = register(&broker, deadline).await {
@@ -169,7 +173,7 @@ pub fn spawn_session_timer(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
 pub async fn controlled_shutdown(broker: &Broker) {
     let deadline = Instant::now() + CONTROLLED_SHUTDOWN_DURATION_MAX;
     while Instant::now() < deadline {
-        match heartbeat(broker, true).await {
+        match heartbeat(broker, true, Vec::new()).await {
             Ok(answer) if answer.should_shut_down => {
                 tracing::info!("controlled shutdown: leadership moved away");
                 return;

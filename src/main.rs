@@ -6,6 +6,7 @@
 
 mod admin_cli;
 mod admission;
+mod balancer;
 mod broker;
 mod config;
 mod group;
@@ -102,6 +103,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut background = spawn_background_tasks(&broker);
     background.push(lifecycle::spawn_session_timer(broker.clone()));
     background.push(admission::spawn_prober(broker.clone()));
+    background.extend(balancer::spawn(broker.clone()));
     // Serve before being unfenced: the controller admits this node only after reaching it at
     // its advertised address, so the listener must answer by then.
     let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
@@ -244,6 +246,7 @@ async fn start_quorum(config: &Config) -> anyhow::Result<MetadataQuorum> {
     quorum_config.controller.default_partitions = config.default_partitions;
     quorum_config.controller.default_replication_factor = config.default_replication_factor;
     quorum_config.controller.broker_session_timeout_ms = config.broker_session_timeout_ms;
+    quorum_config.controller.reassignment_moves_max = config.reassignment_moves_max;
     quorum_config.controller.admission_check = config.admission_check;
     MetadataQuorum::start_with(quorum_config)
         .await

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::broker::{
-    now_ms, partition_dir, Broker, Partition, Replica, Topic, TopicsImage, DELETED_DIR_MARKER,
+    now_ms, partition_dir, Broker, Partition, Replica, Role, Topic, TopicsImage, DELETED_DIR_MARKER,
 };
 use crate::topic_config;
 
@@ -180,6 +180,8 @@ fn claim_directory(dir: &Path, topic_id: Uuid) -> anyhow::Result<()> {
 
 /// Closes a replica this node no longer holds and deletes its files.
 fn remove_replica(replica: &Replica) {
+    // Its fetcher (a follower moved off by a reassignment) stops at its next look at the role.
+    replica.progress().role = Role::None;
     if let Err(error) = replica.log.close() {
         tracing::warn!(%error, topic = %replica.topic, "closing a removed replica");
     }

@@ -226,6 +226,11 @@ impl Broker {
         read_tail(&self.scratch_dir.path().join("stderr.log"))
     }
 
+    /// The broker's whole log (stderr) so far, for tests that search it.
+    pub fn stderr_all(&self) -> String {
+        std::fs::read_to_string(self.scratch_dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
     fn logs(&self) -> String {
         format!("\n--- broker stderr (tail) ---\n{}", self.stderr_tail())
     }

@@ -49,6 +49,9 @@ fn nanos_now() -> u32 {
 pub struct ClusterPlan {
     /// Nodes 1..=voters are voters; the rest are broker-only (Raft learners).
     voters: usize,
+    /// `--balancer-interval-ms`: 0 (off) unless a test turns the balancer on, so that no
+    /// test's replica placement moves under it.
+    balancer_interval_ms: u64,
     count: usize,
     ports: Vec<u16>,
 }
@@ -65,9 +68,16 @@ impl ClusterPlan {
         let count = voters + brokers_only;
         ClusterPlan {
             voters,
+            balancer_interval_ms: 0,
             count,
             ports: free_low_ports(2 * count),
         }
+    }
+
+    /// Runs the balancer every `interval_ms` on the active controller.
+    pub fn with_balancer(mut self, interval_ms: u64) -> ClusterPlan {
+        self.balancer_interval_ms = interval_ms;
+        self
     }
 
     /// Node `id`'s client port.
@@ -95,6 +105,10 @@ impl ClusterPlan {
             args.extend(["--process-roles".to_string(), "broker".to_string()]);
         }
         args.extend(FAST_FAILURE_DETECTION.iter().map(|arg| arg.to_string()));
+        args.extend([
+            "--balancer-interval-ms".to_string(),
+            self.balancer_interval_ms.to_string(),
+        ]);
         args
     }
 
@@ -139,6 +153,11 @@ impl Cluster {
                 .collect()
         });
         Cluster { nodes }
+    }
+
+    /// Adds a node the caller started as the next id (`len() + 1`).
+    pub fn add(&mut self, node: Broker) {
+        self.nodes.push(node);
     }
 
     /// A cluster of nodes the caller started from a [`ClusterPlan`], node `i + 1` at `i`.

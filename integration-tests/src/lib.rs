@@ -15,6 +15,7 @@ mod broker;
 pub mod certs;
 pub mod cluster;
 pub mod compat;
+pub mod java_stream;
 pub mod kafka_cli;
 mod process;
 pub mod records;

@@ -383,10 +383,21 @@ fn topic_name(name: &str) -> TopicName {
 impl RawClient {
     /// CreateTopics for one topic; returns its error code (0 on success).
     pub fn create_topic(&mut self, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
+        self.create_topic_replicated(name, partitions, 1, configs)
+    }
+
+    /// CreateTopics with a replication factor; the topic's error code.
+    pub fn create_topic_replicated(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(&str, &str)],
+    ) -> i16 {
         let mut topic = CreatableTopic::default();
         topic.name = topic_name(name);
         topic.num_partitions = partitions;
-        topic.replication_factor = 1;
+        topic.replication_factor = replication_factor;
         for (config_name, value) in configs {
             let mut config = CreatableTopicConfig::default();
             config.name = StrBytes::from_string(config_name.to_string());

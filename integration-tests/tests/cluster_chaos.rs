@@ -9,17 +9,15 @@
 //! replica's log is byte-identical to the others'.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::process::{Child, Stdio};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
+use sluice_integration_tests::java_stream::{check_log_against_acks, read_partition, Stream};
 use sluice_integration_tests::raw_client::RawClient;
-use sluice_integration_tests::{java_command, topic_name, wait_until, Broker};
+use sluice_integration_tests::{topic_name, wait_until, Broker};
 
 const PARTITIONS: i32 = 3;
 const REPLICATION_FACTOR: usize = 3;
@@ -28,115 +26,10 @@ const ROUNDS: usize = 3;
 /// New acknowledgements (and consumed records) awaited after each kill: the stream goes on.
 const PROGRESS_AFTER_KILL: usize = 100;
 const METADATA_VERSION: i16 = 12;
-/// How long the Java program may take to flush, close and exit once told to stop.
-const JAVA_STOP_DEADLINE: Duration = Duration::from_secs(150);
 
 /// One cluster and one JVM at a time: two of each on two cores would starve the brokers'
 /// heartbeats and turn the test into a test of the machine.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// The Java program, killed on drop.
-struct Stream {
-    child: Child,
-    scratch: tempfile::TempDir,
-}
-
-impl Stream {
-    fn start(bootstrap: &str, topic: &str) -> Stream {
-        let scratch = tempfile::tempdir().expect("scratch dir");
-        let stop_file = scratch.path().join("stop");
-        let partitions = PARTITIONS.to_string();
-        let replicas = REPLICATION_FACTOR.to_string();
-        let stop = stop_file.to_str().expect("utf-8 path");
-        let args = [bootstrap, topic, &partitions, &replicas, stop];
-        let mut command = java_command("FailoverStream", &args);
-        command
-            .stdin(Stdio::null())
-            .stdout(File::create(scratch.path().join("stdout")).expect("stdout file"))
-            .stderr(File::create(scratch.path().join("stderr")).expect("stderr file"));
-        let child = command.spawn().expect("spawn FailoverStream");
-        Stream { child, scratch }
-    }
-
-    fn output(&self) -> Output {
-        let text = std::fs::read_to_string(self.scratch.path().join("stdout")).unwrap_or_default();
-        Output::parse(&text)
-    }
-
-    /// Asks the producer to stop, waits for the program to finish; returns its output.
-    fn finish(mut self) -> Output {
-        File::create(self.scratch.path().join("stop")).expect("create the stop file");
-        let status = wait_until(JAVA_STOP_DEADLINE, "FailoverStream to exit", || {
-            self.child.try_wait().expect("wait for java")
-        });
-        assert!(status.success(), "FailoverStream failed\n{}", self.logs());
-        let output = self.output();
-        assert!(
-            output.done,
-            "FailoverStream did not finish\n{}",
-            self.logs()
-        );
-        output
-    }
-
-    fn logs(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.scratch.path().join(name));
-        let tail = |text: String| text[text.len().saturating_sub(6_000)..].to_string();
-        format!(
-            "--- stdout (tail) ---\n{}\n--- stderr (tail) ---\n{}",
-            tail(read("stdout").unwrap_or_default()),
-            tail(read("stderr").unwrap_or_default())
-        )
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A record as `(partition, offset, value)`.
-type Located = (i32, i64, String);
-
-#[derive(Default)]
-struct Output {
-    acked: Vec<Located>,
-    failed: Vec<String>,
-    consumed: Vec<Located>,
-    consumer_errors: Vec<String>,
-    sent: Option<usize>,
-    done: bool,
-}
-
-impl Output {
-    fn parse(text: &str) -> Output {
-        let mut output = Output::default();
-        // The last line may be cut mid-write while the program runs.
-        for line in text.lines().filter(|line| !line.is_empty()) {
-            let words: Vec<&str> = line.split(' ').collect();
-            match words.as_slice() {
-                ["acked", p, o, v] => output.acked.extend(located(p, o, v)),
-                ["consumed", p, o, v] => output.consumed.extend(located(p, o, v)),
-                ["failed", rest @ ..] => output.failed.push(rest.join(" ")),
-                ["sent", count] => output.sent = count.parse().ok(),
-                ["done"] => output.done = true,
-                ["consumer-error", rest @ ..] => output.consumer_errors.push(rest.join(" ")),
-                _ => {}
-            }
-        }
-        output
-    }
-}
-
-fn located(partition: &str, offset: &str, value: &str) -> Option<Located> {
-    Some((
-        partition.parse().ok()?,
-        offset.parse().ok()?,
-        value.to_string(),
-    ))
-}
 
 /// Metadata of `topic` from `node`, or `None` if it cannot answer now.
 fn metadata(node: &Broker, topic: &str) -> Option<MetadataResponse> {
@@ -238,58 +131,6 @@ fn log_bytes(node: &Broker, topic: &str, partition: i32) -> Vec<u8> {
         .collect()
 }
 
-/// Every record of `partition` as `(offset, value)`, read from its leader up to the high
-/// watermark.
-fn read_partition(
-    cluster: &Cluster,
-    leader: i32,
-    topic: &str,
-    partition: i32,
-) -> Vec<(i64, String)> {
-    let mut client = RawClient::connect(&cluster.node(leader).bootstrap());
-    client
-        .fetch_all_from(topic, partition, 0)
-        .into_iter()
-        .map(|record| {
-            let value = record.value.expect("a value");
-            (
-                record.offset,
-                String::from_utf8(value.to_vec()).expect("utf-8 value"),
-            )
-        })
-        .collect()
-}
-
-fn check_log_against_acks(log: &[(i64, String)], acked: &[Located], partition: i32) {
-    // Offsets dense from 0 and values strictly increasing: no gap, no duplicate, send order.
-    for (at, (offset, _)) in log.iter().enumerate() {
-        assert_eq!(*offset, at as i64, "partition {partition}: offset gap");
-    }
-    for pair in log.windows(2) {
-        assert!(
-            pair[0].1 < pair[1].1,
-            "partition {partition}: {:?} before {:?}",
-            pair[0],
-            pair[1]
-        );
-    }
-    let mine: Vec<&Located> = acked.iter().filter(|(p, _, _)| *p == partition).collect();
-    for (_, offset, value) in &mine {
-        let stored = usize::try_from(*offset).ok().and_then(|at| log.get(at));
-        assert_eq!(
-            stored.map(|(_, v)| v),
-            Some(value),
-            "partition {partition}: acknowledged {value} at {offset}"
-        );
-    }
-    // Nothing failed, so the log holds exactly the acknowledged values.
-    assert_eq!(
-        log.len(),
-        mine.len(),
-        "partition {partition}: records vs acks"
-    );
-}
-
 fn chaos(nodes: usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut cluster = Cluster::start(nodes);
@@ -298,7 +139,13 @@ fn chaos(nodes: usize) {
         let response = metadata(cluster.node(1), &topic)?;
         (response.brokers.len() == nodes && response.controller_id.0 > 0).then_some(())
     });
-    let stream = Stream::start(&cluster.bootstrap(), &topic);
+    let stream = Stream::start(
+        &cluster.bootstrap(),
+        &topic,
+        PARTITIONS,
+        REPLICATION_FACTOR,
+        None,
+    );
     wait_until(CLUSTER_DEADLINE, "the topic in sync", || {
         all_in_sync(&cluster, 1, &topic)
     });
@@ -356,7 +203,7 @@ fn chaos(nodes: usize) {
             let (_, own) = cluster_view(cluster.node(view.leader), &topic)?;
             (own[partition as usize].leader == view.leader).then_some(())
         });
-        let log = read_partition(&cluster, view.leader, &topic, partition);
+        let log = read_partition(cluster.node(view.leader), &topic, partition);
         check_log_against_acks(&log, &output.acked, partition);
         logs.insert(partition, log);
     }

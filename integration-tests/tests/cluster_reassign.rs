@@ -21,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::kafka_cli::{kafka_tool_ok, TOPICS};
 use sluice_integration_tests::raw_client::RawClient;
-use sluice_integration_tests::{kcat, run_command, topic_name, wait_until, Broker};
+use sluice_integration_tests::{kcat, run_command, sluice_bin, topic_name, wait_until, Broker};
 
 /// `kafka-reassign-partitions.sh`.
 const REASSIGN_PARTITIONS: &str = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand";
@@ -65,17 +65,27 @@ fn value(sequence: u32) -> String {
 }
 
 fn produce(node: &Broker, topic: &str, values: std::ops::Range<u32>) {
+    produce_to(node, topic, 0, values);
+}
+
+fn produce_to(node: &Broker, topic: &str, partition: i32, values: std::ops::Range<u32>) {
     let input: String = values.map(|v| format!("{}\n", value(v))).collect();
+    let partition = partition.to_string();
     let mut command = Command::new(kcat());
-    command.args(["-b", &node.bootstrap(), "-P", "-t", topic, "-p", "0"]);
+    command.args(["-b", &node.bootstrap(), "-P", "-t", topic, "-p", &partition]);
     command.args(["-X", "acks=all", "-X", "enable.idempotence=true"]);
     command.args(["-X", "message.timeout.ms=30000", "-z", "none"]);
     run_command(command, input.as_bytes(), "kcat produce");
 }
 
 fn consume_all(node: &Broker, topic: &str) -> Vec<String> {
+    consume_partition(node, topic, 0)
+}
+
+fn consume_partition(node: &Broker, topic: &str, partition: i32) -> Vec<String> {
+    let partition = partition.to_string();
     let mut command = Command::new(kcat());
-    command.args(["-b", &node.bootstrap(), "-C", "-t", topic, "-p", "0"]);
+    command.args(["-b", &node.bootstrap(), "-C", "-t", topic, "-p", &partition]);
     command.args(["-o", "beginning", "-e", "-q"]);
     let out = run_command(command, b"", "kcat consume");
     out.lines().map(str::to_string).collect()
@@ -168,6 +178,22 @@ fn kafka_reassign_partitions_moves_replica_and_leader_within_the_throttle() {
     );
     let moving = format!("{topic}-0: replicas: 3,2,1. adding: 3. removing: 1.");
     assert!(listed.contains(&moving), "{listed}");
+    // `sluice reassignments` shows the same move and how many bytes node 3 still lacks.
+    let mut command = Command::new(sluice_bin());
+    command.args(["reassignments", "--bootstrap-server", &cluster.bootstrap()]);
+    let shown = run_command(command, b"", "sluice reassignments");
+    let rows: Vec<Vec<&str>> = shown
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{shown}");
+    assert_eq!(
+        rows[1][..7],
+        [topic.as_str(), "0", "3,2,1", "3", "1", "1", "3"],
+        "{shown}"
+    );
+    let lag_bytes: usize = rows[1][7].parse().expect("lag in bytes");
+    assert!(lag_bytes > 0 && lag_bytes <= leader_bytes.len(), "{shown}");
 
     let completed = format!("Reassignment of partition {topic}-0 is completed.");
     let verified = wait_until(
@@ -213,6 +239,74 @@ fn kafka_reassign_partitions_moves_replica_and_leader_within_the_throttle() {
         Some(leader_bytes.clone())
     );
     assert_eq!(log_bytes(cluster.node(2), &topic), Some(leader_bytes));
+}
+
+#[test]
+fn moves_beyond_the_limit_wait_in_the_queue_and_removed_followers_are_deleted() {
+    // One move at a time, paced by the flag (no --throttle given to the tool).
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--reassignment-moves-max",
+            "1",
+            "--reassignment-throttle-bytes-per-sec",
+            "100000",
+        ],
+    );
+    let topic = topic_name("queue");
+    create_topic(&cluster, &topic, "1:2,1:2");
+    const COUNT: u32 = 3_000;
+    for partition in 0..2 {
+        produce_to(cluster.node(1), &topic, partition, 0..COUNT);
+    }
+    let dir = |node: i32, partition: i32| {
+        let name = format!("{topic}-{partition}");
+        cluster.node(node).data_dir().join(name)
+    };
+    // Both partitions: follower 2 out, 3 in.
+    let scratch = tempfile::tempdir().expect("scratch");
+    let json = scratch.path().join("reassign.json");
+    let plan = format!(
+        r#"{{"version":1,"partitions":[{{"topic":"{topic}","partition":0,"replicas":[1,3]}},{{"topic":"{topic}","partition":1,"replicas":[1,3]}}]}}"#
+    );
+    std::fs::write(&json, plan).expect("write plan");
+    reassign(&cluster, &json, &["--execute"]);
+    // Partition 0 moves (≥ 3 s at the throttle); partition 1 waits: node 3 has no replica yet.
+    assert!(dir(3, 0).exists());
+    assert!(!dir(3, 1).exists());
+    let listed = kafka_tool_ok(
+        REASSIGN_PARTITIONS,
+        &["--bootstrap-server", &cluster.bootstrap(), "--list"],
+    );
+    for partition in 0..2 {
+        let moving = format!("{topic}-{partition}: replicas: 1,3,2. adding: 3. removing: 2.");
+        assert!(listed.contains(&moving), "{listed}");
+    }
+    wait_until(Duration::from_secs(120), "both moves to complete", || {
+        let out = reassign(&cluster, &json, &["--verify"]);
+        (0..2)
+            .all(|p| {
+                out.contains(&format!(
+                    "Reassignment of partition {topic}-{p} is completed."
+                ))
+            })
+            .then_some(())
+    });
+    let expected: Vec<String> = (0..COUNT).map(value).collect();
+    for partition in 0..2 {
+        assert_eq!(
+            consume_partition(cluster.node(3), &topic, partition),
+            expected
+        );
+        wait_until(CLUSTER_DEADLINE, "node 2's replica removed", || {
+            (!dir(2, partition).exists()).then_some(())
+        });
+    }
+    let (leader, replicas, isr) = partition_state(cluster.node(3), &topic).expect("metadata");
+    assert_eq!(
+        (leader, replicas, isr),
+        (1, vec![1, 3], BTreeSet::from([1, 3]))
+    );
 }
 
 #[test]
@@ -316,32 +410,33 @@ fn reassignment_and_election_error_codes_are_kafkas() {
     let topic = topic_name("codes");
     assert_eq!(client.create_topic(&topic, 1, &[]), 0);
 
-    let request = alter_request(
-        &topic,
-        vec![
-            (0, None),             // nothing running: NO_REASSIGNMENT_IN_PROGRESS
-            (0, Some(vec![1, 1])), // duplicates: INVALID_REPLICA_ASSIGNMENT
-            (0, Some(vec![7])),    // unknown broker: INVALID_REPLICA_ASSIGNMENT
-            (3, Some(vec![1])),    // no such partition: UNKNOWN_TOPIC_OR_PARTITION
-            (0, Some(vec![1])),    // the current set: nothing to do
-        ],
+    // One partition per request: a request naming a partition twice is refused as a whole.
+    let code = |client: &mut RawClient, target: Option<Vec<i32>>| {
+        let response = client.request(1, &alter_request(&topic, vec![(0, target)]));
+        assert_eq!(response.error_code, 0);
+        let partition = &response.responses[0].partitions[0];
+        let message = partition.error_message.as_ref().map(|m| m.to_string());
+        (partition.error_code, message)
+    };
+    let no_reassignment = "no reassignment is in progress".to_string();
+    assert_eq!(code(&mut client, None), (85, Some(no_reassignment)));
+    assert_eq!(code(&mut client, Some(vec![1, 1])).0, 39);
+    let unknown_broker = "broker 7 is not registered".to_string();
+    assert_eq!(code(&mut client, Some(vec![7])), (39, Some(unknown_broker)));
+    assert_eq!(code(&mut client, Some(vec![1])), (0, None));
+    let twice = client.request(
+        1,
+        &alter_request(
+            &topic,
+            vec![(0, Some(vec![1])), (0, None), (3, Some(vec![1]))],
+        ),
     );
-    let response = client.request(1, &request);
-    assert_eq!(response.error_code, 0);
-    assert_eq!(response.responses.len(), 1);
-    let codes: Vec<i16> = response.responses[0]
+    let codes: Vec<i16> = twice.responses[0]
         .partitions
         .iter()
         .map(|p| p.error_code)
         .collect();
-    assert_eq!(codes, vec![85, 39, 39, 3, 0]);
-    assert_eq!(
-        response.responses[0].partitions[2]
-            .error_message
-            .as_ref()
-            .map(|m| m.to_string()),
-        Some("broker 7 is not registered".to_string())
-    );
+    assert_eq!(codes, vec![0, 42, 3]);
     let unknown_topic =
         client.request(0, &alter_request("no-such-topic", vec![(0, Some(vec![1]))]));
     assert_eq!(unknown_topic.responses[0].partitions[0].error_code, 3);

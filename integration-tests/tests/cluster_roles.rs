@@ -80,7 +80,7 @@ fn a_broker_only_node_joins_hosts_replicas_and_rejoins_after_a_crash() {
     let mut client = RawClient::connect(&cluster.node(1).bootstrap());
     // 8 partitions × RF 2 over 4 brokers: placement puts replicas on node 4 too.
     assert_eq!(
-        client.create_topic(&topic, 8, &[("min.insync.replicas", "1")]),
+        client.create_topic_replicated(&topic, 8, 2, &[("min.insync.replicas", "1")]),
         0
     );
     for id in cluster.ids() {

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sluice_integration_tests::certs::Certs;
 use sluice_integration_tests::kafka_cli::{kafka_tool, kafka_tool_ok, CONFIGS};
 use sluice_integration_tests::raw_client::RawClient;
-use sluice_integration_tests::{run_python, topic_name, Broker};
+use sluice_integration_tests::{run_java, run_python, topic_name, Broker};
 
 const RECORD_COUNT: usize = 25;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
@@ -391,4 +391,76 @@ fn scram_credentials_set_with_kafka_configs_authenticate_real_clients() {
         b"",
     );
     assert!(!refused.status.success(), "{}", refused.stdout);
+}
+
+/// The Java client (kafka-clients) over `bootstrap` with `properties` as its security
+/// settings; asserts every record back once, in order.
+fn java_round_trip(certs: &Certs, bootstrap: &str, topic: &str, properties: &str) {
+    let file = certs.dir().join(format!("{topic}.properties"));
+    std::fs::write(&file, properties).expect("write client properties");
+    let count = RECORD_COUNT.to_string();
+    let output = run_java(
+        "SecureProduceConsume",
+        &[bootstrap, topic, &count, file.to_str().expect("utf-8 path")],
+    );
+    let output: Value = serde_json::from_str(output.trim()).expect("JSON summary");
+    assert_round_trip(&output, topic);
+}
+
+#[test]
+fn java_client_over_sasl_ssl_scram_and_plain_and_mtls() {
+    let certs = Certs::generate();
+    let broker = sasl_broker(&certs);
+    let added = user_configs(
+        &broker,
+        "erin",
+        &[
+            "--alter",
+            "--add-config",
+            "SCRAM-SHA-512=[password=erin-secret]",
+        ],
+    );
+    assert_eq!(added.trim(), "Completed updating config for user erin.");
+    let bootstrap = broker.listener_address("SASL_SSL").to_string();
+    let ca = certs.ca();
+    let ca = ca.to_str().expect("utf-8 path");
+    let jaas = |module: &str, user: &str, password: &str| {
+        format!(
+            "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={ca}\n\
+             sasl.jaas.config=org.apache.kafka.common.security.{module} required \
+             username=\"{user}\" password=\"{password}\";\n"
+        )
+    };
+    let scram =
+        jaas("scram.ScramLoginModule", "erin", "erin-secret") + "sasl.mechanism=SCRAM-SHA-512\n";
+    java_round_trip(&certs, &bootstrap, &topic_name("java-scram"), &scram);
+    let plain = jaas("plain.PlainLoginModule", "alice", "alice-secret") + "sasl.mechanism=PLAIN\n";
+    java_round_trip(&certs, &bootstrap, &topic_name("java-plain"), &plain);
+    drop(broker);
+
+    // mTLS: the client's key and certificate in one PEM keystore.
+    let (certificate, key) = certs.client("java");
+    let keystore = certs.dir().join("java-keystore.pem");
+    let pem = std::fs::read_to_string(&key).expect("key")
+        + &std::fs::read_to_string(&certificate).expect("cert");
+    std::fs::write(&keystore, pem).expect("write keystore");
+    let server_certificate = certs.server_certificate();
+    let server_key = certs.server_key();
+    let broker = Broker::start_with(&[
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+        "--ssl-certificate-file",
+        server_certificate.to_str().expect("utf-8 path"),
+        "--ssl-key-file",
+        server_key.to_str().expect("utf-8 path"),
+        "--ssl-client-ca-file",
+        ca,
+    ]);
+    let properties = format!(
+        "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={ca}\n\
+         ssl.keystore.type=PEM\nssl.keystore.location={}\n",
+        keystore.display()
+    );
+    let bootstrap = broker.listener_address("SSL").to_string();
+    java_round_trip(&certs, &bootstrap, &topic_name("java-mtls"), &properties);
 }

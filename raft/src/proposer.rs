@@ -53,6 +53,8 @@ pub struct Proposer {
     propose_lock: Mutex<()>,
     /// The active controller's view of broker liveness: last heartbeat per broker.
     sessions: std::sync::Mutex<HashMap<BrokerId, Instant>>,
+    /// The partition loads each broker reported in its last heartbeat (balancer weights).
+    loads: std::sync::Mutex<HashMap<BrokerId, Vec<controller::PartitionLoad>>>,
 }
 
 impl Proposer {
@@ -71,6 +73,7 @@ impl Proposer {
             cluster_fingerprint,
             propose_lock: Mutex::new(()),
             sessions: std::sync::Mutex::new(HashMap::new()),
+            loads: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -317,6 +320,27 @@ impl Proposer {
         };
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.insert(broker_id, Instant::now());
+        drop(sessions);
+        if let Operation::BrokerHeartbeat(request) = operation {
+            let mut loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
+            let mut reported = request.partition_loads.clone();
+            reported.truncate(controller::PARTITION_LOADS_MAX);
+            loads.insert(broker_id, reported);
+        }
+    }
+
+    /// The latest reported load of every partition (from its leader's heartbeats), for the
+    /// balancer on the active controller.
+    pub fn partition_loads(&self) -> controller::balance::PartitionLoads {
+        let loads = self.loads.lock().unwrap_or_else(|e| e.into_inner());
+        let mut merged = controller::balance::PartitionLoads::new();
+        for load in loads.values().flatten() {
+            let entry = merged
+                .entry((load.topic_id, load.partition_index))
+                .or_insert(0);
+            *entry = entry.saturating_add(load.bytes_per_sec);
+        }
+        merged
     }
 
     /// On the active controller: unfenced brokers whose last heartbeat is older than

@@ -315,6 +315,11 @@ impl MetadataQuorum {
         self.proposer.expired_brokers(session_timeout)
     }
 
+    /// Partition loads reported in brokers' heartbeats (on the active controller).
+    pub fn partition_loads(&self) -> crate::controller::balance::PartitionLoads {
+        self.proposer.partition_loads()
+    }
+
     /// Adds a non-voting broker that follows the metadata log. Call on the leader.
     pub async fn add_learner(&self, node_id: NodeId, address: String) -> Result<(), ProposeError> {
         match self

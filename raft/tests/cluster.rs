@@ -164,6 +164,7 @@ impl Cluster {
                     incarnation_id,
                     want_fence: false,
                     want_shutdown: false,
+                    partition_loads: vec![],
                 }))
                 .await;
             let OperationResponse::BrokerHeartbeat(heartbeat) = heartbeat else {

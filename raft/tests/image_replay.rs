@@ -100,6 +100,7 @@ fn operation(image: &MetadataImage, step: &Step) -> Option<Operation> {
                 incarnation_id: incarnation(*broker),
                 want_fence: *want_fence,
                 want_shutdown: false,
+                partition_loads: vec![],
             })
         }
         Step::Fence { broker } => Operation::FenceBroker { broker_id: *broker },

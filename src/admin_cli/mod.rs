@@ -2,8 +2,10 @@
 //! `kafka-consumer-groups --describe` shows). It is a Kafka client like any other: it connects
 //! to a broker, lists groups (ListGroups), reads their committed offsets (OffsetFetch) and the
 //! partitions' log end offsets (ListOffsets), and prints one line per group and partition.
+//! `sluice reassignments` lists the partition moves in progress (see [`reassignments`]).
 
 mod client;
+mod reassignments;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,9 +19,33 @@ use client::AdminClient;
 pub enum Command {
     /// Lists consumer groups with committed offset, log end offset and lag per partition.
     Groups(GroupsArgs),
+    /// Lists partition reassignments in progress, with how far each adding replica lags.
+    Reassignments(reassignments::ReassignmentsArgs),
     /// Lists every registered broker, fenced ones too, with why a broker's advertised address
     /// was refused.
     Brokers(BrokersArgs),
+    /// Node operations: `drain ID` moves every replica off a broker (the balancer does it,
+    /// throttled); `drain ID --undo` lets it hold replicas again.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum NodeCommand {
+    /// Marks a broker for decommissioning: the balancer moves every replica off it.
+    Drain(DrainArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    /// The broker to drain.
+    pub broker_id: i32,
+    /// Stop draining: the broker may hold replicas again.
+    #[arg(long)]
+    pub undo: bool,
+    /// host:port of a sluice broker.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub bootstrap_server: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -31,7 +57,7 @@ pub struct BrokersArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct GroupsArgs {
-    /// host:port of a sluice (or Kafka) broker.
+    /// host:port of a sluice (or Kafka) broker, or a comma-separated list of them.
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap_server: String,
 
@@ -47,9 +73,25 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             groups(&args, &mut stdout.lock())
         }
+        Command::Reassignments(args) => {
+            let stdout = std::io::stdout();
+            reassignments::run(&args, &mut stdout.lock())
+        }
         Command::Brokers(args) => {
             let stdout = std::io::stdout();
             brokers(&args, &mut stdout.lock())
+        }
+        Command::Node(NodeCommand::Drain(args)) => {
+            let mut client = AdminClient::connect(&args.bootstrap_server)
+                .with_context(|| format!("connecting to {}", args.bootstrap_server))?;
+            client.set_draining(args.broker_id, !args.undo)?;
+            let verb = if args.undo {
+                "no longer draining"
+            } else {
+                "draining"
+            };
+            println!("broker {} {verb}", args.broker_id);
+            Ok(())
         }
     }
 }
@@ -61,6 +103,8 @@ pub struct BrokerRow {
     pub address: String,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// Marked `sluice.drain=true`: the balancer moves its replicas away.
+    pub draining: bool,
     /// Why the controller refused the advertised address, if it did.
     pub refusal: Option<String>,
 }
@@ -76,7 +120,11 @@ fn brokers(args: &BrokersArgs, out: &mut impl Write) -> anyhow::Result<()> {
         "ID", "ADDRESS", "RACK", "STATE"
     )?;
     for row in rows {
-        let state = if row.fenced { "fenced" } else { "active" };
+        let state = match (row.fenced, row.draining) {
+            (true, _) => "fenced",
+            (false, true) => "draining",
+            (false, false) => "active",
+        };
         writeln!(
             out,
             "{:<6} {:<30} {:<10} {:<8} {}",

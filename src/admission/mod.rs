@@ -24,6 +24,8 @@ pub use probe::{Identity, IDENTITY_TAG, PROBE_SOFTWARE_NAME};
 /// A tagged field on a DescribeCluster broker entry carrying why its advertised address was
 /// refused (UTF-8), read by `sluice brokers`; Kafka clients skip unknown tags.
 pub const REFUSAL_TAG: i32 = 0x51_1D;
+/// A tagged field (empty) on a DescribeCluster broker entry of a broker being drained.
+pub const DRAINING_TAG: i32 = 0x51_1E;
 
 use crate::broker::Broker;
 use crate::net::listeners::inter_broker_listener;

@@ -31,6 +31,7 @@ pub fn handle(
     response.controller_id = BrokerId(super::metadata::controller_id(broker));
     let include_fenced = request.include_fenced_brokers;
     let image = broker.topics();
+    let draining = crate::balancer::draining_brokers(&image.metadata);
     response.brokers = image
         .metadata
         .cluster
@@ -44,6 +45,10 @@ pub fn handle(
             node.port = i32::from(listener.port);
             node.rack = registration.rack.clone().map(str_bytes);
             node.is_fenced = registration.fenced;
+            if draining.contains(&registration.broker_id) {
+                node.unknown_tagged_fields
+                    .insert(crate::admission::DRAINING_TAG, bytes::Bytes::new());
+            }
             if let Admission::Refused(reason) = &registration.admission {
                 node.unknown_tagged_fields.insert(
                     crate::admission::REFUSAL_TAG,

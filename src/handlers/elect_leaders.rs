@@ -63,8 +63,21 @@ pub async fn handle(
             return response;
         }
         Err(error) => {
-            response.error_code = error.code.code();
             tracing::warn!(message = ?message(&error), "election refused");
+            if context.api_version >= 1 {
+                response.error_code = error.code.code();
+            } else {
+                // v0 has no top-level error: every partition asked for carries it.
+                let code = error.code.code();
+                let asked = request.topic_partitions.iter().flatten().flat_map(|topic| {
+                    let name = topic.topic.0.to_string();
+                    topic
+                        .partitions
+                        .iter()
+                        .map(move |index| (name.clone(), *index, code))
+                });
+                response.replica_election_results = group_by_topic(asked.collect());
+            }
             return response;
         }
     };

@@ -137,6 +137,9 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
                                 read.records = below_offset(read.records, high_watermark);
                             }
                             let length = read.records.len();
+                            if follower < 0 {
+                                partition.record_traffic(length);
+                            }
                             data.high_watermark = high_watermark;
                             data.last_stable_offset = high_watermark;
                             data.log_start_offset = read.log_start_offset;

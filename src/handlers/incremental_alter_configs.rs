@@ -48,7 +48,8 @@ pub async fn handle(
             }
             RESOURCE_BROKER => Err(ApiError::new(
                 ResponseError::InvalidRequest,
-                "Broker configs are static (set them as flags), except the replication throttles",
+                "Broker configs are static (set them as flags), except the replication throttles \
+                 and sluice.drain",
             )),
             _ => Err(ApiError::new(
                 ResponseError::InvalidRequest,

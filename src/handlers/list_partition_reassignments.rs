@@ -7,7 +7,7 @@ use kafka_protocol::messages::list_partition_reassignments_response::{
 use kafka_protocol::messages::{
     BrokerId, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
 };
-use sluice_raft::image::{PartitionRegistration, TopicImage};
+use sluice_raft::image::{PartitionRegistration, TopicImage, TopicsImage};
 
 use super::{str_bytes, RequestContext};
 
@@ -23,14 +23,14 @@ pub fn handle(
         None => {
             for topic in topics.by_id.values() {
                 let wanted: Vec<i32> = topic.partitions.keys().copied().collect();
-                push_ongoing(&mut response, topic, &wanted);
+                push_ongoing(&mut response, topics, topic, &wanted);
             }
         }
         // Only the named partitions; unknown ones are left out, as Kafka does.
         Some(wanted) => {
             for asked in wanted {
                 if let Some(topic) = topics.topic_by_name(asked.name.0.as_str()) {
-                    push_ongoing(&mut response, topic, &asked.partition_indexes);
+                    push_ongoing(&mut response, topics, topic, &asked.partition_indexes);
                 }
             }
         }
@@ -40,6 +40,7 @@ pub fn handle(
 
 fn push_ongoing(
     response: &mut ListPartitionReassignmentsResponse,
+    topics: &TopicsImage,
     topic: &TopicImage,
     partition_indexes: &[i32],
 ) {
@@ -47,9 +48,12 @@ fn push_ongoing(
         .iter()
         .filter_map(|index| {
             let partition = topic.partitions.get(index)?;
-            partition
-                .is_reassigning()
-                .then(|| ongoing(*index, partition))
+            if partition.is_reassigning() {
+                return Some(ongoing(*index, partition));
+            }
+            // A queued move is reported as it will run, so that `--verify` waits for it.
+            let target = topics.queued_reassignments.get(&(topic.topic_id, *index))?;
+            Some(ongoing(*index, &as_started(partition, target)))
         })
         .collect();
     if partitions.is_empty() {
@@ -59,6 +63,29 @@ fn push_ongoing(
     ongoing_topic.name = TopicName(str_bytes(topic.name.clone()));
     ongoing_topic.partitions = partitions;
     response.topics.push(ongoing_topic);
+}
+
+/// `partition` as the reassignment to `target` will look once it starts.
+fn as_started(partition: &PartitionRegistration, target: &[i32]) -> PartitionRegistration {
+    let removing: Vec<i32> = partition
+        .replicas
+        .iter()
+        .copied()
+        .filter(|id| !target.contains(id))
+        .collect();
+    let adding = target
+        .iter()
+        .copied()
+        .filter(|id| !partition.replicas.contains(id))
+        .collect();
+    let mut replicas = target.to_vec();
+    replicas.extend_from_slice(&removing);
+    PartitionRegistration {
+        replicas,
+        adding_replicas: adding,
+        removing_replicas: removing,
+        ..partition.clone()
+    }
 }
 
 fn ongoing(index: i32, partition: &PartitionRegistration) -> OngoingPartitionReassignment {

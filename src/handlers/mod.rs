@@ -43,7 +43,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
-mod throttle_configs;
+pub(crate) mod throttle_configs;
 mod user_scram_credentials;
 pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
 #[cfg(test)]

@@ -172,7 +172,9 @@ async fn produce_one(
         return Err(ResponseError::NotEnoughReplicas);
     }
     let epoch = partition.leader_epoch();
+    let bytes = records.len();
     let outcome = append(context, replica.clone(), epoch, records).await?;
+    replica.record_traffic(bytes);
     replication::recompute_high_watermark(replica);
     // Wake waiting Fetches now: followers must see the records for acks=all to complete.
     context.broker.notify_appended();

@@ -1,3 +1,4 @@
+//! The dynamic broker configs: `sluice.drain` (move every replica off the broker), and
 //! Kafka's replication throttle configs, as `kafka-reassign-partitions --throttle` sets and
 //! `--verify` clears them: the broker rates are stored in the metadata (a broker resource, or
 //! `""` for the cluster default) and read by the reassignment throttle; the topic-level
@@ -29,16 +30,20 @@ const TOPIC_THROTTLE_KEYS: [&str; 2] = [
     "follower.replication.throttled.replicas",
 ];
 
+/// `true`: the balancer moves every replica off this broker (`sluice node drain`).
+pub const DRAIN: &str = "sluice.drain";
+
 /// Kafka's AlterConfigOp types this module serves.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
-/// Whether every change is to a broker throttle key (the only dynamic broker configs).
+/// Whether every change is to a dynamic broker config (a throttle, or the drain flag).
 pub fn only_broker_throttles(changes: &[AlterableConfig]) -> bool {
     !changes.is_empty()
-        && changes
-            .iter()
-            .all(|c| BROKER_THROTTLE_KEYS.contains(&c.name.as_str()))
+        && changes.iter().all(|c| {
+            let name = c.name.as_str();
+            BROKER_THROTTLE_KEYS.contains(&name) || name == DRAIN
+        })
 }
 
 /// Whether `name` is a topic throttle list, accepted and ignored.
@@ -67,6 +72,20 @@ pub async fn alter_broker_throttles(
     for change in changes {
         let name = change.name.to_string();
         let op = match (change.config_operation, change.value.as_ref()) {
+            (OP_SET, Some(value)) if name == DRAIN => {
+                if value.as_str() != "true" && value.as_str() != "false" {
+                    return Err(invalid(format!("{name} must be true or false")));
+                }
+                if broker_id < 0 {
+                    return Err(invalid(format!(
+                        "{name} is set per broker, not cluster-wide"
+                    )));
+                }
+                ConfigOp::Set {
+                    name,
+                    value: value.to_string(),
+                }
+            }
             (OP_SET, Some(value)) => {
                 let valid = value.parse::<i64>().is_ok_and(|rate| rate >= 0);
                 if !valid {

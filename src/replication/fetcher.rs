@@ -278,13 +278,17 @@ fn throttle_bytes_per_sec(broker: &Broker) -> u64 {
 }
 
 /// Whether a running reassignment is adding this node's replica (its catch-up is throttled).
+/// A replica a reassignment is adding and that is not in the ISR yet: only its catch-up is
+/// throttled. Once in sync it replicates at full speed (Kafka's `shouldFollowerThrottle`),
+/// since acks=all writes now wait for it.
 fn is_being_added(broker: &Broker, replica: &Replica) -> bool {
     let topics = broker.topics();
     let registration = topics
         .metadata
         .topics
         .partition(replica.topic_id, replica.index);
-    registration.is_some_and(|p| p.adding_replicas.contains(&broker.node_id()))
+    let node = broker.node_id();
+    registration.is_some_and(|p| p.adding_replicas.contains(&node) && !p.isr.contains(&node))
 }
 
 fn fetch_request(node: i32, replica: &Replica, leader_epoch: i32, offset: i64) -> FetchRequest {

@@ -34,8 +34,10 @@ fn isr_change(broker: &Broker, replica: &Replica) -> Option<AlterPartitionReques
     let lag_max_ms = i64::try_from(broker.config.replica_lag_time_max_ms).unwrap_or(i64::MAX);
     let node = broker.node_id();
     let now = now_ms();
+    // Under the progress lock, like every high watermark move: a follower judged caught up
+    // here is counted by the high watermark before it can move again.
+    let mut progress = replica.progress();
     let high_watermark = replica.high_watermark();
-    let progress = replica.progress();
     let Role::Leader {
         leader_epoch,
         partition_epoch,
@@ -77,7 +79,12 @@ fn isr_change(broker: &Broker, replica: &Replica) -> Option<AlterPartitionReques
     if new_isr == *isr {
         return None;
     }
-    Some(AlterPartitionRequest {
+    let joining: Vec<i32> = new_isr
+        .iter()
+        .copied()
+        .filter(|member| !isr.contains(member))
+        .collect();
+    let request = AlterPartitionRequest {
         broker_id: node,
         incarnation_id: broker.incarnation_id,
         topic_id: replica.topic_id,
@@ -85,11 +92,13 @@ fn isr_change(broker: &Broker, replica: &Replica) -> Option<AlterPartitionReques
         leader_epoch: *leader_epoch,
         partition_epoch: *partition_epoch,
         new_isr,
-    })
+    };
+    progress.isr_change_pending = true;
+    progress.isr_joining = joining;
+    Some(request)
 }
 
 async fn propose(broker: &Broker, replica: &Replica, request: AlterPartitionRequest) {
-    replica.progress().isr_change_pending = true;
     tracing::info!(
         topic = %replica.topic,
         partition = replica.index,
@@ -98,8 +107,12 @@ async fn propose(broker: &Broker, replica: &Replica, request: AlterPartitionRequ
     );
     let outcome = broker.submit(Operation::AlterPartition(request)).await;
     match outcome {
+        // The joiners stay counted until the new ISR reaches this replica's role.
         Ok(OperationResponse::AlterPartition(answer)) if answer.error_code == 0 => {}
-        other => tracing::warn!(?other, topic = %replica.topic, "ISR change refused"),
+        other => {
+            tracing::warn!(?other, topic = %replica.topic, "ISR change refused");
+            replica.progress().isr_joining.clear();
+        }
     }
     // The applied change (or none) reaches the replica through the image; allow a new try.
     replica.progress().isr_change_pending = false;

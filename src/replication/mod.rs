@@ -69,6 +69,7 @@ fn apply_role(broker: &Arc<Broker>, replica: &Arc<Replica>, role: Role, node: i3
     };
     progress.role = role.clone();
     progress.isr_change_pending = false;
+    progress.isr_joining.clear();
     match role {
         Role::Leader {
             leader_epoch, isr, ..
@@ -132,13 +133,15 @@ pub fn recompute_high_watermark(replica: &Replica) -> bool {
     };
     let node_end = replica.log.log_end_offset();
     let mut minimum = node_end;
-    // The leader itself has no entry in `followers`.
-    for member in isr {
+    // The leader itself has no entry in `followers`. Members joining in a pending ISR change
+    // count already (Kafka's maximal ISR).
+    for member in isr.iter().chain(&progress.isr_joining) {
         if let Some(follower) = progress.followers.get(member) {
             minimum = minimum.min(follower.log_end_offset.max(0));
         }
     }
-    drop(progress);
+    // Moved while the progress lock is held, so an ISR change judged under it sees the high
+    // watermark its joiners are counted against.
     replica.advance_high_watermark(minimum)
 }
 

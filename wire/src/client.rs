@@ -99,6 +99,13 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::AlterUserScramCredentials => {
             RequestKind::AlterUserScramCredentials(m::AlterUserScramCredentialsRequest::default())
         }
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(m::ElectLeadersRequest::default()),
+        ApiKey::AlterPartitionReassignments => RequestKind::AlterPartitionReassignments(
+            m::AlterPartitionReassignmentsRequest::default(),
+        ),
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(m::ListPartitionReassignmentsRequest::default())
+        }
         _ => return None,
     };
     Some(body)

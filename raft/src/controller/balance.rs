@@ -312,12 +312,12 @@ impl<'a> Planner<'a> {
 
 /// Partitions whose leader is not their preferred (first) replica although that replica is
 /// active and in the ISR: a preferred election moves leadership back (after a failover).
-pub fn preferred_leader_drift(image: &MetadataImage) -> Vec<(String, i32)> {
+pub fn preferred_leader_drift(image: &MetadataImage) -> Vec<(Uuid, i32)> {
     let mut drifted = Vec::new();
     for topic in image.topics.by_id.values() {
         for (index, partition) in &topic.partitions {
             if needs_preferred_election(image, partition) {
-                drifted.push((topic.name.clone(), *index));
+                drifted.push((topic.topic_id, *index));
             }
         }
     }

@@ -72,6 +72,20 @@ pub struct BrokerHeartbeatRequest {
     pub want_fence: bool,
     /// Controlled shutdown: move leadership away, then fence.
     pub want_shutdown: bool,
+    /// Bytes/s in and out of the partitions this broker leads, for the balancer's weights;
+    /// at most [`PARTITION_LOADS_MAX`] (the busiest).
+    pub partition_loads: Vec<PartitionLoad>,
+}
+
+/// Most partition loads one heartbeat carries.
+pub const PARTITION_LOADS_MAX: usize = 10_000;
+
+/// One led partition's recent traffic.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionLoad {
+    pub topic_id: Uuid,
+    pub partition_index: i32,
+    pub bytes_per_sec: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -24,7 +24,8 @@ use uuid::Uuid;
 pub use admission::{record_admission, AdmissionVerdict, ADMISSION_PENDING};
 pub use brokers::{
     fence_broker, heartbeat, register_broker, unregister_broker, BrokerChangeResponse,
-    BrokerHeartbeatRequest, BrokerHeartbeatResponse, RegisterBrokerRequest, RegisterBrokerResponse,
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, PartitionLoad, RegisterBrokerRequest,
+    RegisterBrokerResponse, PARTITION_LOADS_MAX,
 };
 pub use configs::{alter_configs, AlterConfigsRequest, AlterConfigsResource, ConfigOp};
 pub use configs::{AlterConfigsResult, CONFIG_NAME_BYTES_MAX};
@@ -49,7 +50,9 @@ pub use topics::{
     DeleteTopicsRequest, DeletedTopic, TOPIC_NAME_BYTES_MAX,
 };
 
-use crate::image::{MetadataImage, MetadataRecord};
+use std::sync::Arc;
+
+use crate::image::{MetadataDelta, MetadataImage, MetadataRecord};
 
 /// Most records one operation may write, as Kafka's `MAX_RECORDS_PER_USER_OP`: keeps a Raft
 /// entry, and the time to apply it, bounded.
@@ -81,6 +84,8 @@ pub struct ControllerConfig {
     /// A broker whose heartbeats stop for this long is fenced (Kafka's
     /// `broker.session.timeout.ms`).
     pub broker_session_timeout_ms: u64,
+    /// Reassignments that may run at once; more wait in the queue.
+    pub reassignment_moves_max: usize,
     /// Unfence a broker only once its advertised address was checked from the active
     /// controller (the binary's `--admission-check`, on by default there; off here so that
     /// pure tests need no network).
@@ -94,6 +99,7 @@ impl Default for ControllerConfig {
             default_replication_factor: 1,
             producer_id_block_size: 1000,
             broker_session_timeout_ms: 9000,
+            reassignment_moves_max: 4,
             admission_check: false,
         }
     }
@@ -184,7 +190,7 @@ pub fn execute(
             OperationResponse::CreateTopics,
         ),
         Operation::DeleteTopics(request) => wrap(
-            delete_topics(image, request),
+            promote_after(image, delete_topics(image, request), config),
             OperationResponse::DeleteTopics,
         ),
         Operation::CreatePartitions(request) => wrap(
@@ -200,7 +206,7 @@ pub fn execute(
             OperationResponse::ElectLeaders,
         ),
         Operation::AlterPartition(request) => wrap(
-            alter_partition(image, request),
+            promote_after(image, alter_partition(image, request), config),
             OperationResponse::AlterPartition,
         ),
         Operation::AllocateProducerIds(request) => wrap(
@@ -208,13 +214,42 @@ pub fn execute(
             OperationResponse::AllocateProducerIds,
         ),
         Operation::AlterReassignments(request) => wrap(
-            alter_reassignments(image, request),
+            promote_after(
+                image,
+                alter_reassignments(image, request, config.reassignment_moves_max),
+                config,
+            ),
             OperationResponse::AlterReassignments,
         ),
         Operation::AlterScram(request) => {
             wrap(alter_scram(image, request), OperationResponse::AlterScram)
         }
     }
+}
+
+/// `result` plus the starts of queued reassignments that the move slots it frees allow
+/// (a completed, cancelled or deleted move), in the same entry.
+fn promote_after<T>(
+    image: &MetadataImage,
+    mut result: ControllerResult<T>,
+    config: &ControllerConfig,
+) -> ControllerResult<T> {
+    if result.records.is_empty() || image.topics.queued_reassignments.is_empty() {
+        return result;
+    }
+    let mut delta = MetadataDelta::new(Arc::new(image.clone()));
+    for record in &result.records {
+        if delta.replay(record).is_err() {
+            // The entry will be rejected as a whole; promoting on top of it means nothing.
+            return result;
+        }
+    }
+    let next = delta.apply();
+    let promoted = reassignments::promote_queued(&next, config.reassignment_moves_max);
+    if result.records.len() + promoted.len() <= RECORDS_PER_OPERATION_MAX {
+        result.records.extend(promoted);
+    }
+    result
 }
 
 /// Counts records against [`RECORDS_PER_OPERATION_MAX`] while an operation builds them.

@@ -44,19 +44,30 @@ pub struct ReassignmentResult {
 pub fn alter_reassignments(
     image: &MetadataImage,
     request: &AlterReassignmentsRequest,
+    moves_max: usize,
 ) -> ControllerResult<Vec<ReassignmentResult>> {
     let mut budget = RecordBudget::new();
     let mut results = Vec::with_capacity(request.targets.len());
+    let mut moves = Moves {
+        running: running_reassignments(image),
+        seen: BTreeSet::new(),
+        moves_max,
+    };
     for target in &request.targets {
-        let outcome = reassignment_records(image, target, request.allow_replication_factor_change)
-            .and_then(|records| {
-                if budget.fits(records.len()) {
-                    budget.extend(records);
-                    Ok(())
-                } else {
-                    Err((error_code::POLICY_VIOLATION, BUDGET_EXCEEDED_MESSAGE.into()))
-                }
-            });
+        let outcome = reassignment_records(
+            image,
+            target,
+            request.allow_replication_factor_change,
+            &mut moves,
+        )
+        .and_then(|records| {
+            if budget.fits(records.len()) {
+                budget.extend(records);
+                Ok(())
+            } else {
+                Err((error_code::POLICY_VIOLATION, BUDGET_EXCEEDED_MESSAGE.into()))
+            }
+        });
         let (error_code, error_message) = match outcome {
             Ok(()) => (error_code::NONE, None),
             Err((code, message)) => (code, Some(message)),
@@ -73,10 +84,34 @@ pub fn alter_reassignments(
 
 type Refusal = (i16, String);
 
+/// The move slots while one request is handled: which partitions are moving, and which the
+/// request already named.
+struct Moves {
+    running: BTreeSet<(Uuid, i32)>,
+    seen: BTreeSet<(Uuid, i32)>,
+    moves_max: usize,
+}
+
+fn running_reassignments(image: &MetadataImage) -> BTreeSet<(Uuid, i32)> {
+    image
+        .topics
+        .by_id
+        .values()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .filter(|(_, partition)| partition.is_reassigning())
+                .map(|(index, _)| (topic.topic_id, *index))
+        })
+        .collect()
+}
+
 fn reassignment_records(
     image: &MetadataImage,
     target: &ReassignmentTarget,
     allow_replication_factor_change: bool,
+    moves: &mut Moves,
 ) -> Result<Vec<MetadataRecord>, Refusal> {
     let unknown = || {
         (
@@ -92,32 +127,89 @@ fn reassignment_records(
         .partitions
         .get(&target.partition_index)
         .ok_or_else(unknown)?;
-    let next = match &target.replicas {
-        None if !current.is_reassigning() => {
-            return Err((
-                error_code::NO_REASSIGNMENT_IN_PROGRESS,
-                "no reassignment is in progress".into(),
-            ))
-        }
-        None => revert(&image.cluster, current),
-        Some(replicas) => {
-            check_target(&image.cluster, replicas)?;
-            let original = current.original_replicas().len();
-            if !allow_replication_factor_change && replicas.len() != original {
-                return Err((
-                    error_code::INVALID_REPLICATION_FACTOR,
-                    format!("the replication factor would change from {original}"),
-                ));
-            }
-            start(&image.cluster, &revert(&image.cluster, current), replicas)
-        }
+    let key = (topic.topic_id, target.partition_index);
+    if !moves.seen.insert(key) {
+        let message = "the partition is named twice in the request".to_string();
+        return Err((error_code::INVALID_REQUEST, message));
+    }
+    let queued = image.topics.queued_reassignments.contains_key(&key);
+    let dequeue = MetadataRecord::QueueReassignment {
+        topic_id: key.0,
+        partition_index: key.1,
+        target: None,
     };
-    Ok(transition_records(
-        topic.topic_id,
-        target.partition_index,
-        current,
-        &next,
-    ))
+    let Some(replicas) = &target.replicas else {
+        if queued {
+            return Ok(vec![dequeue]);
+        }
+        if !current.is_reassigning() {
+            let message = "no reassignment is in progress".to_string();
+            return Err((error_code::NO_REASSIGNMENT_IN_PROGRESS, message));
+        }
+        moves.running.remove(&key);
+        let reverted = revert(&image.cluster, current);
+        return Ok(transition_records(key.0, key.1, current, &reverted));
+    };
+    check_target(&image.cluster, replicas)?;
+    let original = current.original_replicas().len();
+    if !allow_replication_factor_change && replicas.len() != original {
+        return Err((
+            error_code::INVALID_REPLICATION_FACTOR,
+            format!("the replication factor would change from {original}"),
+        ));
+    }
+    let next = start(&image.cluster, &revert(&image.cluster, current), replicas);
+    let needs_slot = next.is_reassigning() && !moves.running.contains(&key);
+    if needs_slot && moves.running.len() >= moves.moves_max {
+        // Every move slot is taken: wait in the queue (replacing any earlier queued target).
+        return Ok(vec![MetadataRecord::QueueReassignment {
+            topic_id: key.0,
+            partition_index: key.1,
+            target: Some(replicas.clone()),
+        }]);
+    }
+    if next.is_reassigning() {
+        moves.running.insert(key);
+    } else {
+        moves.running.remove(&key);
+    }
+    let mut records = if queued { vec![dequeue] } else { vec![] };
+    records.extend(transition_records(key.0, key.1, current, &next));
+    Ok(records)
+}
+
+/// Starts queued reassignments while fewer than `moves_max` run, in queue order.
+pub fn promote_queued(image: &MetadataImage, moves_max: usize) -> Vec<MetadataRecord> {
+    let mut running = running_reassignments(image).len();
+    let mut records = Vec::new();
+    for ((topic_id, partition_index), target) in &image.topics.queued_reassignments {
+        if running >= moves_max {
+            break;
+        }
+        records.push(MetadataRecord::QueueReassignment {
+            topic_id: *topic_id,
+            partition_index: *partition_index,
+            target: None,
+        });
+        let Some(current) = image.topics.partition(*topic_id, *partition_index) else {
+            continue;
+        };
+        // A broker may have been unregistered while it waited: the move is dropped.
+        if current.is_reassigning() || check_target(&image.cluster, target).is_err() {
+            continue;
+        }
+        let next = start(&image.cluster, current, target);
+        records.extend(transition_records(
+            *topic_id,
+            *partition_index,
+            current,
+            &next,
+        ));
+        if next.is_reassigning() {
+            running += 1;
+        }
+    }
+    records
 }
 
 /// Empty, duplicates and unregistered brokers are refused, as Kafka does.

@@ -149,3 +149,56 @@ fn ok(user: &str) -> AlterScramResult {
         error_message: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upsertion(user: &str, iterations: i32) -> ScramUpsertion {
+        ScramUpsertion {
+            user: user.to_string(),
+            mechanism: 2,
+            iterations,
+            salt: vec![1; 16],
+            stored_key: vec![2; 64],
+            server_key: vec![3; 64],
+        }
+    }
+
+    #[test]
+    fn alter_scram_validates_each_user() {
+        let image = MetadataImage::empty();
+        let request = AlterScramRequest {
+            deletions: vec![("ghost".to_string(), 1), ("twice".to_string(), 2)],
+            upsertions: vec![
+                upsertion("alice", 4096),
+                upsertion("weak", 1000),
+                upsertion("twice", 4096),
+            ],
+        };
+        let result = alter_scram(&image, &request);
+        let codes: Vec<(&str, i16)> = result
+            .response
+            .iter()
+            .map(|r| (r.user.as_str(), r.error_code))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("ghost", RESOURCE_NOT_FOUND),
+                ("twice", DUPLICATE_RESOURCE),
+                ("alice", error_code::NONE),
+                ("weak", UNACCEPTABLE_CREDENTIAL),
+            ]
+        );
+        assert_eq!(
+            result.records.len(),
+            1,
+            "only alice's credential is written"
+        );
+        assert!(matches!(
+            &result.records[0],
+            MetadataRecord::ScramCredential { user, iterations: 4096, .. } if user == "alice"
+        ));
+    }
+}

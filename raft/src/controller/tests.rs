@@ -57,6 +57,7 @@ fn beat(broker_id: i32, want_fence: bool) -> BrokerHeartbeatRequest {
         incarnation_id: incarnation(broker_id),
         want_fence,
         want_shutdown: false,
+        partition_loads: vec![],
     }
 }
 
@@ -476,150 +477,6 @@ fn alter_configs_and_delete_topics() {
     assert!(image.configs.resources.is_empty());
 }
 
-fn checked() -> ControllerConfig {
-    ControllerConfig {
-        admission_check: true,
-        ..ControllerConfig::default()
-    }
-}
-
-fn verdict(broker_id: i32, refusal: Option<&str>) -> Operation {
-    Operation::RecordAdmission(AdmissionVerdict {
-        broker_id,
-        incarnation_id: incarnation(broker_id),
-        refusal: refusal.map(str::to_string),
-    })
-}
-
-fn run(image: &MetadataImage, operation: &Operation) -> (MetadataImage, OperationResponse) {
-    let result = execute(image, operation, &checked(), &mut Uuid::new_v4);
-    (apply(image, &result.records), result.response)
-}
-
-#[test]
-fn a_broker_is_unfenced_only_once_its_address_is_admitted() {
-    let image = cluster(1);
-    let request = RegisterBrokerRequest {
-        broker_id: 2,
-        incarnation_id: incarnation(2),
-        listeners: vec![],
-        rack: None,
-    };
-    let image = apply(&image, &register_broker(&image, &request).records);
-    let waiting = heartbeat(&image, &beat(2, false), &checked());
-    assert!(waiting.records.is_empty());
-    assert!(waiting.response.is_fenced);
-    assert_eq!(
-        waiting.response.admission_refusal.as_deref(),
-        Some(ADMISSION_PENDING)
-    );
-
-    let (image, _) = run(&image, &verdict(2, Some("cannot resolve bogus.invalid")));
-    let refused = heartbeat(&image, &beat(2, false), &checked());
-    assert!(refused.response.is_fenced);
-    assert_eq!(
-        refused.response.admission_refusal.as_deref(),
-        Some("cannot resolve bogus.invalid")
-    );
-    assert!(!image.cluster.is_active(2));
-
-    let (image, _) = run(&image, &verdict(2, None));
-    assert_eq!(
-        image.cluster.broker(2).unwrap().admission,
-        Admission::Admitted
-    );
-    let admitted = heartbeat(&image, &beat(2, false), &checked());
-    assert!(!admitted.response.is_fenced);
-    assert_eq!(admitted.response.admission_refusal, None);
-    let image = apply(&image, &admitted.records);
-    assert!(image.cluster.is_active(2));
-}
-
-#[test]
-fn a_refused_unfenced_broker_is_fenced_and_loses_leadership() {
-    let image = cluster(2);
-    let (image, _) = run(&image, &verdict(1, None));
-    let (image, _) = run(&image, &verdict(2, None));
-    let created = create_topics(
-        &image,
-        &CreateTopicsRequest {
-            topics: vec![topic("t", 2, 2)],
-            validate_only: false,
-        },
-        &ControllerConfig::default(),
-        &mut || Uuid::from_u128(42),
-    );
-    let image = apply(&image, &created.records);
-    let (image, response) = run(&image, &verdict(1, Some("connection refused")));
-    assert_eq!(
-        response,
-        OperationResponse::RecordAdmission(BrokerChangeResponse {
-            error_code: error_code::NONE,
-            partitions_remaining: false,
-        })
-    );
-    assert!(!image.cluster.is_active(1));
-    let topic = image.topics.topic_by_name("t").unwrap();
-    for partition in topic.partitions.values() {
-        assert_eq!(partition.leader, 2, "{partition:?}");
-        assert_eq!(partition.isr, vec![2], "{partition:?}");
-    }
-    // Same verdict again: nothing changes.
-    let again = execute(
-        &image,
-        &verdict(1, Some("connection refused")),
-        &checked(),
-        &mut Uuid::new_v4,
-    );
-    assert!(again.records.is_empty(), "{:?}", again.records);
-}
-
-#[test]
-fn a_verdict_about_an_older_incarnation_is_ignored() {
-    let image = cluster(1);
-    let stale = Operation::RecordAdmission(AdmissionVerdict {
-        broker_id: 1,
-        incarnation_id: Uuid::from_u128(1),
-        refusal: Some("connection refused".into()),
-    });
-    let result = execute(&image, &stale, &checked(), &mut Uuid::new_v4);
-    assert!(result.records.is_empty());
-    assert_eq!(
-        result.response,
-        OperationResponse::RecordAdmission(BrokerChangeResponse {
-            error_code: error_code::STALE_BROKER_EPOCH,
-            partitions_remaining: false,
-        })
-    );
-    assert!(image.cluster.is_active(1));
-}
-
-#[test]
-fn a_new_incarnation_must_be_admitted_again() {
-    let image = cluster(1);
-    let (image, _) = run(&image, &verdict(1, None));
-    let request = RegisterBrokerRequest {
-        broker_id: 1,
-        incarnation_id: Uuid::from_u128(99),
-        listeners: vec![],
-        rack: None,
-    };
-    let image = apply(&image, &fence_broker(&image, 1).records);
-    let image = apply(&image, &register_broker(&image, &request).records);
-    assert_eq!(
-        image.cluster.broker(1).unwrap().admission,
-        Admission::Unchecked
-    );
-    let snapshot_image = {
-        let mut delta = MetadataDelta::new(Arc::new(MetadataImage::empty()));
-        for record in image.to_records() {
-            delta.replay(&record).unwrap();
-        }
-        delta.apply()
-    };
-    assert_eq!(snapshot_image.cluster, image.cluster);
-}
-
 fn reassign(
     image: &MetadataImage,
     topic: &str,
@@ -636,6 +493,7 @@ fn reassign(
             }],
             allow_replication_factor_change: true,
         },
+        4,
     )
 }
 
@@ -821,4 +679,234 @@ fn reassignment_errors_are_kafkas() {
     let unknown = error_code::UNKNOWN_TOPIC_OR_PARTITION;
     assert_eq!(reassign_code(&image, "p", 1, Some(vec![2])), unknown);
     assert_eq!(reassign_code(&image, "q", 0, Some(vec![2])), unknown);
+}
+
+#[test]
+fn reassignments_beyond_the_move_limit_wait_in_the_queue() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, vec![topic("p", 3, 1)]).records);
+    let topic_id = image.topics.topic_by_name("p").unwrap().topic_id;
+    let config = ControllerConfig {
+        reassignment_moves_max: 1,
+        ..ControllerConfig::default()
+    };
+    let target = |partition_index: i32, replicas: Option<Vec<i32>>| ReassignmentTarget {
+        topic: "p".into(),
+        partition_index,
+        replicas,
+    };
+    // Partitions 0, 1, 2 live on 1, 2, 3. Move 0 and 1 onto 3 with one slot: 1 waits.
+    let request = Operation::AlterReassignments(AlterReassignmentsRequest {
+        targets: vec![target(0, Some(vec![3])), target(1, Some(vec![3]))],
+        allow_replication_factor_change: true,
+    });
+    let result = execute(&image, &request, &config, &mut Uuid::new_v4);
+    assert_eq!(
+        result.records,
+        vec![
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![3, 1],
+                adding_replicas: vec![3],
+                removing_replicas: vec![1],
+            },
+            MetadataRecord::QueueReassignment {
+                topic_id,
+                partition_index: 1,
+                target: Some(vec![3]),
+            },
+        ]
+    );
+    let image = apply(&image, &result.records);
+    let replayed = MetadataImage::from_records(&image.to_records(), image.provenance).unwrap();
+    assert_eq!(replayed, image);
+
+    // Partition 0's move completes when 3 joins its ISR; partition 1's starts in the same entry.
+    let alter = Operation::AlterPartition(AlterPartitionRequest {
+        broker_id: 1,
+        incarnation_id: incarnation(1),
+        topic_id,
+        partition_index: 0,
+        leader_epoch: 0,
+        partition_epoch: 1,
+        new_isr: vec![1, 3],
+    });
+    let result = execute(&image, &alter, &config, &mut Uuid::new_v4);
+    let image = apply(&image, &result.records);
+    let partition = |index: i32| image.topics.partition(topic_id, index).unwrap().clone();
+    assert_eq!((partition(0).replicas, partition(0).leader), (vec![3], 3));
+    assert_eq!(
+        (partition(1).replicas, partition(1).adding_replicas),
+        (vec![3, 2], vec![3])
+    );
+    assert!(image.topics.queued_reassignments.is_empty());
+
+    // A queued move can be cancelled before it starts.
+    let queue_again = Operation::AlterReassignments(AlterReassignmentsRequest {
+        targets: vec![target(2, Some(vec![1]))],
+        allow_replication_factor_change: true,
+    });
+    let image = apply(
+        &image,
+        &execute(&image, &queue_again, &config, &mut Uuid::new_v4).records,
+    );
+    assert_eq!(image.topics.queued_reassignments.len(), 1);
+    let cancel = Operation::AlterReassignments(AlterReassignmentsRequest {
+        targets: vec![target(2, None)],
+        allow_replication_factor_change: true,
+    });
+    let result = execute(&image, &cancel, &config, &mut Uuid::new_v4);
+    assert_eq!(
+        result.records,
+        vec![MetadataRecord::QueueReassignment {
+            topic_id,
+            partition_index: 2,
+            target: None,
+        }]
+    );
+}
+
+fn checked() -> ControllerConfig {
+    ControllerConfig {
+        admission_check: true,
+        ..ControllerConfig::default()
+    }
+}
+
+fn verdict(broker_id: i32, refusal: Option<&str>) -> Operation {
+    Operation::RecordAdmission(AdmissionVerdict {
+        broker_id,
+        incarnation_id: incarnation(broker_id),
+        refusal: refusal.map(str::to_string),
+    })
+}
+
+fn run(image: &MetadataImage, operation: &Operation) -> (MetadataImage, OperationResponse) {
+    let result = execute(image, operation, &checked(), &mut Uuid::new_v4);
+    (apply(image, &result.records), result.response)
+}
+
+#[test]
+fn a_broker_is_unfenced_only_once_its_address_is_admitted() {
+    let image = cluster(1);
+    let request = RegisterBrokerRequest {
+        broker_id: 2,
+        incarnation_id: incarnation(2),
+        listeners: vec![],
+        rack: None,
+    };
+    let image = apply(&image, &register_broker(&image, &request).records);
+    let waiting = heartbeat(&image, &beat(2, false), &checked());
+    assert!(waiting.records.is_empty());
+    assert!(waiting.response.is_fenced);
+    assert_eq!(
+        waiting.response.admission_refusal.as_deref(),
+        Some(ADMISSION_PENDING)
+    );
+
+    let (image, _) = run(&image, &verdict(2, Some("cannot resolve bogus.invalid")));
+    let refused = heartbeat(&image, &beat(2, false), &checked());
+    assert!(refused.response.is_fenced);
+    assert_eq!(
+        refused.response.admission_refusal.as_deref(),
+        Some("cannot resolve bogus.invalid")
+    );
+    assert!(!image.cluster.is_active(2));
+
+    let (image, _) = run(&image, &verdict(2, None));
+    assert_eq!(
+        image.cluster.broker(2).unwrap().admission,
+        Admission::Admitted
+    );
+    let admitted = heartbeat(&image, &beat(2, false), &checked());
+    assert!(!admitted.response.is_fenced);
+    assert_eq!(admitted.response.admission_refusal, None);
+    let image = apply(&image, &admitted.records);
+    assert!(image.cluster.is_active(2));
+}
+
+#[test]
+fn a_refused_unfenced_broker_is_fenced_and_loses_leadership() {
+    let image = cluster(2);
+    let (image, _) = run(&image, &verdict(1, None));
+    let (image, _) = run(&image, &verdict(2, None));
+    let created = create_topics(
+        &image,
+        &CreateTopicsRequest {
+            topics: vec![topic("t", 2, 2)],
+            validate_only: false,
+        },
+        &ControllerConfig::default(),
+        &mut || Uuid::from_u128(42),
+    );
+    let image = apply(&image, &created.records);
+    let (image, response) = run(&image, &verdict(1, Some("connection refused")));
+    assert_eq!(
+        response,
+        OperationResponse::RecordAdmission(BrokerChangeResponse {
+            error_code: error_code::NONE,
+            partitions_remaining: false,
+        })
+    );
+    assert!(!image.cluster.is_active(1));
+    let topic = image.topics.topic_by_name("t").unwrap();
+    for partition in topic.partitions.values() {
+        assert_eq!(partition.leader, 2, "{partition:?}");
+        assert_eq!(partition.isr, vec![2], "{partition:?}");
+    }
+    // Same verdict again: nothing changes.
+    let again = execute(
+        &image,
+        &verdict(1, Some("connection refused")),
+        &checked(),
+        &mut Uuid::new_v4,
+    );
+    assert!(again.records.is_empty(), "{:?}", again.records);
+}
+
+#[test]
+fn a_verdict_about_an_older_incarnation_is_ignored() {
+    let image = cluster(1);
+    let stale = Operation::RecordAdmission(AdmissionVerdict {
+        broker_id: 1,
+        incarnation_id: Uuid::from_u128(1),
+        refusal: Some("connection refused".into()),
+    });
+    let result = execute(&image, &stale, &checked(), &mut Uuid::new_v4);
+    assert!(result.records.is_empty());
+    assert_eq!(
+        result.response,
+        OperationResponse::RecordAdmission(BrokerChangeResponse {
+            error_code: error_code::STALE_BROKER_EPOCH,
+            partitions_remaining: false,
+        })
+    );
+    assert!(image.cluster.is_active(1));
+}
+
+#[test]
+fn a_new_incarnation_must_be_admitted_again() {
+    let image = cluster(1);
+    let (image, _) = run(&image, &verdict(1, None));
+    let request = RegisterBrokerRequest {
+        broker_id: 1,
+        incarnation_id: Uuid::from_u128(99),
+        listeners: vec![],
+        rack: None,
+    };
+    let image = apply(&image, &fence_broker(&image, 1).records);
+    let image = apply(&image, &register_broker(&image, &request).records);
+    assert_eq!(
+        image.cluster.broker(1).unwrap().admission,
+        Admission::Unchecked
+    );
+    let snapshot_image = {
+        let mut delta = MetadataDelta::new(Arc::new(MetadataImage::empty()));
+        for record in image.to_records() {
+            delta.replay(&record).unwrap();
+        }
+        delta.apply()
+    };
+    assert_eq!(snapshot_image.cluster, image.cluster);
 }

@@ -184,15 +184,6 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
             w.i32(*broker_id);
             w.i64(*next_producer_id);
         }
-        MetadataRecord::BrokerAdmission {
-            broker_id,
-            incarnation_id,
-            refusal,
-        } => {
-            w.i32(*broker_id);
-            w.uuid(incarnation_id);
-            w.option_string(refusal.as_deref());
-        }
         MetadataRecord::PartitionReassignment {
             topic_id,
             partition_index,
@@ -224,6 +215,27 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
         MetadataRecord::RemoveScramCredential { user, mechanism } => {
             w.string(user);
             w.u8(*mechanism as u8);
+        }
+        MetadataRecord::QueueReassignment {
+            topic_id,
+            partition_index,
+            target,
+        } => {
+            w.uuid(topic_id);
+            w.i32(*partition_index);
+            w.bool(target.is_some());
+            if let Some(target) = target {
+                w.i32_list(target);
+            }
+        }
+        MetadataRecord::BrokerAdmission {
+            broker_id,
+            incarnation_id,
+            refusal,
+        } => {
+            w.i32(*broker_id);
+            w.uuid(incarnation_id);
+            w.option_string(refusal.as_deref());
         }
     }
 }
@@ -342,11 +354,6 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
             broker_id: r.i32()?,
             next_producer_id: r.i64()?,
         },
-        16 => MetadataRecord::BrokerAdmission {
-            broker_id: r.i32()?,
-            incarnation_id: r.uuid()?,
-            refusal: r.option_string()?,
-        },
         11 => MetadataRecord::PartitionReassignment {
             topic_id: r.uuid()?,
             partition_index: r.i32()?,
@@ -365,6 +372,16 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
         21 => MetadataRecord::RemoveScramCredential {
             user: r.string()?,
             mechanism: r.u8()? as i8,
+        },
+        12 => MetadataRecord::QueueReassignment {
+            topic_id: r.uuid()?,
+            partition_index: r.i32()?,
+            target: if r.bool()? { Some(r.i32_list()?) } else { None },
+        },
+        16 => MetadataRecord::BrokerAdmission {
+            broker_id: r.i32()?,
+            incarnation_id: r.uuid()?,
+            refusal: r.option_string()?,
         },
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -634,6 +651,23 @@ mod tests {
                 broker_id: 1,
                 next_producer_id: 1000,
             },
+            MetadataRecord::PartitionReassignment {
+                topic_id,
+                partition_index: 0,
+                replicas: vec![3, 1, 2],
+                adding_replicas: vec![3],
+                removing_replicas: vec![2],
+            },
+            MetadataRecord::QueueReassignment {
+                topic_id,
+                partition_index: 0,
+                target: Some(vec![2]),
+            },
+            MetadataRecord::QueueReassignment {
+                topic_id,
+                partition_index: 0,
+                target: None,
+            },
             MetadataRecord::BrokerAdmission {
                 broker_id: 1,
                 incarnation_id: Uuid::from_u128(7),
@@ -643,13 +677,6 @@ mod tests {
                 broker_id: 1,
                 incarnation_id: Uuid::from_u128(7),
                 refusal: None,
-            },
-            MetadataRecord::PartitionReassignment {
-                topic_id,
-                partition_index: 0,
-                replicas: vec![3, 1, 2],
-                adding_replicas: vec![3],
-                removing_replicas: vec![2],
             },
             MetadataRecord::RemoveTopic { topic_id },
         ]

@@ -194,6 +194,11 @@ impl MetadataDelta {
                     removing: removing_replicas,
                 },
             ),
+            MetadataRecord::QueueReassignment {
+                topic_id,
+                partition_index,
+                target,
+            } => self.replay_queue_reassignment(*topic_id, *partition_index, target.as_deref()),
             MetadataRecord::Config {
                 resource,
                 name,
@@ -364,6 +369,9 @@ impl MetadataDelta {
         let topics = self.topics_mut();
         topics.by_id.remove(&topic_id);
         topics.id_by_name.remove(&name);
+        topics
+            .queued_reassignments
+            .retain(|(queued_topic, _), _| *queued_topic != topic_id);
         // A topic's configs die with it, as in Kafka: a new topic of the same name starts clean.
         let resource = ConfigResource::Topic(name);
         if self.configs_view().resources.contains_key(&resource) {
@@ -455,6 +463,41 @@ impl MetadataDelta {
         self.topic_mut(topic_id)
             .partitions
             .insert(partition_index, next);
+        Ok(())
+    }
+
+    fn replay_queue_reassignment(
+        &mut self,
+        topic_id: Uuid,
+        partition_index: i32,
+        target: Option<&[BrokerId]>,
+    ) -> Result<(), ReplayError> {
+        if self.topics().partition(topic_id, partition_index).is_none() {
+            return Err(ReplayError::UnknownPartition {
+                topic_id,
+                partition_index,
+            });
+        }
+        let key = (topic_id, partition_index);
+        match target {
+            Some(target) => {
+                let unique: BTreeSet<BrokerId> = target.iter().copied().collect();
+                if target.is_empty() || target.len() > LIST_LEN_MAX || unique.len() != target.len()
+                {
+                    return Err(ReplayError::Invalid(
+                        "queued target empty or with duplicates",
+                    ));
+                }
+                let queue = &mut self.topics_mut().queued_reassignments;
+                queue.insert(key, target.to_vec());
+            }
+            None => {
+                if !self.topics().queued_reassignments.contains_key(&key) {
+                    return Err(ReplayError::Invalid("no queued reassignment to remove"));
+                }
+                self.topics_mut().queued_reassignments.remove(&key);
+            }
+        }
         Ok(())
     }
 

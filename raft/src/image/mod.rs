@@ -82,6 +82,13 @@ impl MetadataImage {
         for topic in self.topics.by_id.values() {
             topic_records(topic, &mut records);
         }
+        for ((topic_id, partition_index), target) in &self.topics.queued_reassignments {
+            records.push(MetadataRecord::QueueReassignment {
+                topic_id: *topic_id,
+                partition_index: *partition_index,
+                target: Some(target.clone()),
+            });
+        }
         for (resource, configs) in &self.configs.resources {
             for (name, value) in configs {
                 records.push(MetadataRecord::Config {

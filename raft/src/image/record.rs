@@ -69,6 +69,13 @@ pub enum MetadataRecord {
         adding_replicas: Vec<BrokerId>,
         removing_replicas: Vec<BrokerId>,
     },
+    /// Queues a reassignment until a move slot frees (`target: Some`), or takes it off the
+    /// queue (`None`).
+    QueueReassignment {
+        topic_id: Uuid,
+        partition_index: i32,
+        target: Option<Vec<BrokerId>>,
+    },
     /// Sets (`value: Some`) or deletes (`None`) one config of a resource.
     Config {
         resource: ConfigResource,
@@ -117,6 +124,7 @@ impl MetadataRecord {
             MetadataRecord::Config { .. } => 9,
             MetadataRecord::ProducerIds { .. } => 10,
             MetadataRecord::PartitionReassignment { .. } => 11,
+            MetadataRecord::QueueReassignment { .. } => 12,
             MetadataRecord::BrokerAdmission { .. } => 16,
             // 20 and up: security (other branches take 12-19).
             MetadataRecord::ScramCredential { .. } => 20,

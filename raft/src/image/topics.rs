@@ -66,12 +66,16 @@ pub struct TopicImage {
 pub struct TopicsImage {
     pub by_id: BTreeMap<Uuid, Arc<TopicImage>>,
     pub id_by_name: BTreeMap<String, Uuid>,
+    /// Reassignments waiting for a free move slot: (topic id, partition) → target replicas.
+    /// They start in key order as running ones finish.
+    pub queued_reassignments: BTreeMap<(Uuid, i32), Vec<BrokerId>>,
 }
 
 impl TopicsImage {
     pub const EMPTY: TopicsImage = TopicsImage {
         by_id: BTreeMap::new(),
         id_by_name: BTreeMap::new(),
+        queued_reassignments: BTreeMap::new(),
     };
 
     pub fn topic(&self, topic_id: Uuid) -> Option<&Arc<TopicImage>> {

@@ -273,5 +273,8 @@ fn leaders_away_from_their_preferred_replica_are_found() {
         isr: None,
     });
     let image = image_of(&records);
-    assert_eq!(preferred_leader_drift(&image), vec![("t".to_string(), 0)]);
+    assert_eq!(
+        preferred_leader_drift(&image),
+        vec![(Uuid::from_u128(1), 0)]
+    );
 }

@@ -34,7 +34,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * partition from the beginning prints "consumed PARTITION OFFSET VALUE". The test judges the
  * lines; the program itself only checks that the topic could be created.
  *
- * <p>usage: FailoverStream BOOTSTRAP TOPIC PARTITIONS REPLICAS STOP_FILE
+ * <p>With GROUP the consumer subscribes as a member of that consumer group (partitions come
+ * and go with rebalances; it starts from the earliest offset and commits nothing) instead of
+ * assigning every partition to itself.
+ *
+ * <p>usage: FailoverStream BOOTSTRAP TOPIC PARTITIONS REPLICAS STOP_FILE [GROUP]
  */
 public final class FailoverStream {
     /** Pause between two sends: a steady stream of a few hundred records a second. */
@@ -52,10 +56,11 @@ public final class FailoverStream {
         int partitions = Integer.parseInt(args[2]);
         short replicas = Short.parseShort(args[3]);
         Path stopFile = Path.of(args[4]);
+        String group = args.length > 5 ? args[5] : null;
         createTopic(bootstrap, topic, partitions, replicas);
         print("created " + topic);
         AtomicBoolean stopConsumer = new AtomicBoolean();
-        Thread consumer = new Thread(() -> consume(bootstrap, topic, partitions, stopConsumer), "consumer");
+        Thread consumer = new Thread(() -> consume(bootstrap, topic, partitions, group, stopConsumer), "consumer");
         consumer.start();
         int sent = produce(bootstrap, topic, partitions, stopFile);
         print("sent " + sent);
@@ -76,7 +81,13 @@ public final class FailoverStream {
         config.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         try (Admin admin = Admin.create(config)) {
             NewTopic newTopic = new NewTopic(topic, partitions, replicas).configs(Map.of("min.insync.replicas", "2"));
-            admin.createTopics(List.of(newTopic)).all().get(60, TimeUnit.SECONDS);
+            try {
+                admin.createTopics(List.of(newTopic)).all().get(60, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.ExecutionException error) {
+                if (!(error.getCause() instanceof org.apache.kafka.common.errors.TopicExistsException)) {
+                    throw error;
+                }
+            }
         }
     }
 
@@ -118,7 +129,7 @@ public final class FailoverStream {
         return index;
     }
 
-    private static void consume(String bootstrap, String topic, int partitions, AtomicBoolean stop) {
+    private static void consume(String bootstrap, String topic, int partitions, String group, AtomicBoolean stop) {
         Properties config = new Properties();
         config.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         config.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
@@ -126,13 +137,20 @@ public final class FailoverStream {
         config.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         config.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         config.put(ConsumerConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, "500");
+        if (group != null) {
+            config.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        }
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(config)) {
-            List<TopicPartition> assigned = new ArrayList<>();
-            for (int partition = 0; partition < partitions; partition++) {
-                assigned.add(new TopicPartition(topic, partition));
+            if (group == null) {
+                List<TopicPartition> assigned = new ArrayList<>();
+                for (int partition = 0; partition < partitions; partition++) {
+                    assigned.add(new TopicPartition(topic, partition));
+                }
+                consumer.assign(assigned);
+                consumer.seekToBeginning(assigned);
+            } else {
+                consumer.subscribe(List.of(topic));
             }
-            consumer.assign(assigned);
-            consumer.seekToBeginning(assigned);
             while (!stop.get()) {
                 for (ConsumerRecord<byte[], byte[]> record : consumer.poll(Duration.ofMillis(200))) {
                     String value = new String(record.value(), StandardCharsets.UTF_8);
