@@ -464,3 +464,50 @@ fn java_client_over_sasl_ssl_scram_and_plain_and_mtls() {
     let bootstrap = broker.listener_address("SSL").to_string();
     java_round_trip(&certs, &bootstrap, &topic_name("java-mtls"), &properties);
 }
+
+/// Replaces `to` with `from` at once (write beside, then rename), as a deploy tool would.
+fn replace_file(from: &std::path::Path, to: &std::path::Path) {
+    let staging = to.with_extension("staging");
+    std::fs::copy(from, &staging).expect("copy");
+    std::fs::rename(&staging, to).expect("rename");
+}
+
+#[test]
+fn certificates_are_reloaded_without_a_restart() {
+    let first = Certs::generate();
+    let second = Certs::generate();
+    let live_certificate = first.dir().join("live.pem");
+    let live_key = first.dir().join("live.key");
+    replace_file(&first.server_certificate(), &live_certificate);
+    replace_file(&first.server_key(), &live_key);
+    let broker = Broker::start_with(&[
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+        "--ssl-certificate-file",
+        live_certificate.to_str().expect("utf-8 path"),
+        "--ssl-key-file",
+        live_key.to_str().expect("utf-8 path"),
+    ]);
+    let bootstrap = broker.listener_address("SSL").to_string();
+    let trusting = |certs: &Certs| {
+        json!({
+            "security.protocol": "SSL",
+            "ssl.ca.location": certs.ca().to_str().expect("utf-8 path"),
+        })
+    };
+    let connect =
+        |certs: &Certs| run_client("confluent", &bootstrap, "unused", 0, &trusting(certs));
+    assert_eq!(connect(&first)["error"], Value::Null);
+    assert!(
+        connect(&second)["error"].is_string(),
+        "trusted an unknown CA"
+    );
+    // Rotate: the key first, then the certificate; the next connection sees the new pair.
+    replace_file(&second.server_key(), &live_key);
+    replace_file(&second.server_certificate(), &live_certificate);
+    assert_eq!(connect(&second)["error"], Value::Null);
+    assert!(
+        connect(&first)["error"].is_string(),
+        "still serving the old certificate"
+    );
+}
