@@ -23,12 +23,14 @@ use sluice_raft::controller::{
 use sluice_raft::image::{ConfigResource, MetadataImage, PartitionRegistration};
 use sluice_raft::network::frame::cluster_fingerprint;
 use sluice_raft::quorum::MetadataQuorum;
-use sluice_storage::{Log, MetadataStore, OffsetStore, TopicRecord};
+use sluice_storage::{Log, MetadataStore, TopicRecord};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::budget::NodeBudget;
 use crate::config::Config;
 use crate::group::{GroupConfig, GroupCoordinator};
+use crate::metrics::Metrics;
 use crate::topic_config;
 
 /// How long an admin request waits for its committed change to reach this node's image.
@@ -37,9 +39,6 @@ const PUBLISH_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10)
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 const LOCK_FILE_NAME: &str = ".lock";
 const METADATA_FILE_NAME: &str = "metadata.redb";
-/// Committed offsets of consumer groups, apart from the metadata so that their many small
-/// commits never wait behind (or delay) topic changes.
-const OFFSETS_FILE_NAME: &str = "offsets.redb";
 pub(crate) const DELETED_DIR_MARKER: &str = ".deleted-";
 
 /// An error a handler reports to the client with a Kafka error code.
@@ -307,6 +306,10 @@ pub struct Broker {
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
+    /// The node's Prometheus series, shared with the HTTP listener.
+    pub metrics: Arc<Metrics>,
+    /// Egress and ingress budgets (shaping and throttling Fetch and Produce).
+    pub budget: NodeBudget,
     /// Paces the catch-up fetches of replicas a reassignment is adding to this node.
     pub reassignment_throttle: crate::replication::ReassignmentThrottle,
     /// Held for the broker's life: a second process on the same data dir fails to start.
@@ -371,7 +374,7 @@ impl LocalState {
         let stored_cluster_id = store
             .get_or_init_cluster_id(|| kafka_cluster_id(Uuid::new_v4()))
             .context("reading the cluster id")?;
-        let groups = open_groups(config)?;
+        let groups = new_groups(config);
         Ok(LocalState {
             lock,
             store,
@@ -392,6 +395,7 @@ impl Broker {
         advertised: Endpoint,
         local: LocalState,
         quorum: Arc<MetadataQuorum>,
+        metrics: Arc<Metrics>,
     ) -> Broker {
         // Every node of a cluster must report the same cluster id: derive it from the voter
         // set. The single-node dev broker keeps the id its data dir was created with.
@@ -407,6 +411,7 @@ impl Broker {
             name: crate::net::listeners::PLAINTEXT_NAME.to_string(),
             endpoint: advertised.clone(),
         }];
+        let budget = NodeBudget::new(&config);
         Broker {
             config,
             advertised,
@@ -422,6 +427,8 @@ impl Broker {
             closing: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             groups: local.groups,
+            metrics,
+            budget,
             reassignment_throttle: crate::replication::ReassignmentThrottle::new(),
             _data_dir_lock: local.lock,
         }
@@ -467,6 +474,11 @@ impl Broker {
         if let Err(error) = self.store.delete_topic(topic) {
             tracing::error!(%error, topic, "forgetting a removed topic's log start offsets");
         }
+    }
+
+    /// The Raft log index of the image this node serves.
+    pub fn published_index(&self) -> u64 {
+        *self.published_index.borrow()
     }
 
     /// Waits until this node serves an image that includes Raft index `index`.
@@ -777,10 +789,8 @@ impl Broker {
         }
     }
 
-    /// Flushes and closes every log, leaving clean-shutdown markers; queued offset commits
-    /// are written first.
+    /// Flushes and closes every log, leaving clean-shutdown markers.
     pub fn close(&self) {
-        self.groups.close();
         let replicas = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
         for replica in replicas.values() {
             checkpoint_high_watermark(replica);
@@ -800,9 +810,7 @@ fn checkpoint_high_watermark(replica: &Replica) {
     }
 }
 
-fn open_groups(config: &Config) -> anyhow::Result<GroupCoordinator> {
-    let store = OffsetStore::open(&config.data_dir.join(OFFSETS_FILE_NAME))
-        .context("opening the offset store")?;
+fn new_groups(config: &Config) -> GroupCoordinator {
     let group_config = GroupConfig {
         initial_rebalance_delay: std::time::Duration::from_millis(
             config.group_initial_rebalance_delay_ms,
@@ -816,7 +824,7 @@ fn open_groups(config: &Config) -> anyhow::Result<GroupCoordinator> {
             config.group_consumer_session_timeout_ms,
         ),
     };
-    GroupCoordinator::open(group_config, store).context("loading committed offsets")
+    GroupCoordinator::new(group_config, config.offsets_topic_partitions)
 }
 
 fn storage_failure(error: impl std::fmt::Display) -> ApiError {

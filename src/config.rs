@@ -18,6 +18,9 @@ pub const MESSAGE_BYTES_MAX_DEFAULT: u32 = 1_048_588;
 /// Kafka's broker `fetch.max.bytes`: the most one Fetch response carries, whatever it asks.
 pub const FETCH_RESPONSE_BYTES_MAX_DEFAULT: usize = 55 * 1024 * 1024;
 
+/// 1 Gbit/s in bytes/s: a modest cloud VM's link.
+pub const NETWORK_CAPACITY_BYTES_PER_SEC_DEFAULT: u64 = 125_000_000;
+
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Most controller voters: Raft quorums beyond a handful only slow commits down.
 const VOTERS_MAX: usize = 9;
@@ -108,9 +111,9 @@ pub struct Config {
     #[arg(long, env = "SLUICE_VOTERS")]
     pub voters: Option<String>,
 
-    /// Kafka's process.roles: `broker,controller` (a voter that also hosts partitions) or
+    /// Kafka's process.roles: `broker,controller` (a voter that also hosts partitions),
     /// `broker` (a broker that follows the metadata log as a Raft learner; its id must not be
-    /// in --voters). Controller-only nodes are not served yet.
+    /// in --voters) or `controller` (a voter that hosts no partitions and is not a broker).
     #[arg(
         long,
         env = "SLUICE_PROCESS_ROLES",
@@ -190,6 +193,32 @@ pub struct Config {
     /// After binding, write the bound address to this file (for scripts and tests).
     #[arg(long, env = "SLUICE_BOUND_ADDRESS_FILE")]
     pub bound_address_file: Option<PathBuf>,
+
+    /// Address of the HTTP listener serving /metrics, /health and /ready (port 0 picks a
+    /// free port).
+    #[arg(
+        long,
+        env = "SLUICE_METRICS_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:9644"
+    )]
+    pub metrics_listen_address: SocketAddr,
+
+    /// After binding, write the metrics listener's bound address to this file.
+    #[arg(long, env = "SLUICE_METRICS_BOUND_ADDRESS_FILE")]
+    pub metrics_bound_address_file: Option<PathBuf>,
+
+    /// The node's link capacity in bytes/s, each direction (125000000 = 1 Gbit/s).
+    #[arg(
+        long,
+        env = "SLUICE_NETWORK_CAPACITY_BYTES_PER_SEC",
+        default_value_t = NETWORK_CAPACITY_BYTES_PER_SEC_DEFAULT
+    )]
+    pub network_capacity_bytes_per_sec: u64,
+
+    /// Fraction of the capacity the node may use: egress and ingress budgets are
+    /// capacity x this.
+    #[arg(long, env = "SLUICE_NETWORK_TARGET_UTILIZATION", default_value_t = 0.8)]
+    pub network_target_utilization: f64,
 
     /// Create a topic when a client asks Metadata for one that does not exist.
     #[arg(long, env = "SLUICE_AUTO_CREATE_TOPICS", default_value_t = true, action = ArgAction::Set)]
@@ -296,6 +325,22 @@ pub struct Config {
     )]
     pub offsets_retention_check_interval_ms: u64,
 
+    /// Partitions of the internal `__consumer_offsets` topic when it is created (Kafka's
+    /// offsets.topic.num.partitions, 50 there). Smaller here because each follower replica
+    /// runs its own fetch loop (no per-broker fetcher multiplexing yet): 50 partitions at
+    /// RF 3 would add 100 idle long-polls to every cluster.
+    #[arg(long, env = "SLUICE_OFFSETS_TOPIC_PARTITIONS", default_value_t = 10)]
+    pub offsets_topic_partitions: i32,
+
+    /// Replication factor of `__consumer_offsets` (Kafka's
+    /// offsets.topic.replication.factor), capped at the brokers alive when it is created.
+    #[arg(
+        long,
+        env = "SLUICE_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        default_value_t = 3
+    )]
+    pub offsets_topic_replication_factor: i16,
+
     /// Whether Fetch v0-v3 readers (Kafka 0.8-0.10 clients) get stored batches converted to
     /// their message format (Kafka's log.message.downconversion.enable); when false they get
     /// UNSUPPORTED_VERSION. Topics override it with message.downconversion.enable.
@@ -334,6 +379,13 @@ impl Config {
                 "--group-max-size and --offsets-retention-minutes must be at least 1".into(),
             );
         }
+        if !(1..=crate::broker::PARTITIONS_PER_TOPIC_MAX).contains(&self.offsets_topic_partitions)
+            || self.offsets_topic_replication_factor < 1
+        {
+            return Err("--offsets-topic-partitions (at most 10000) and \
+                 --offsets-topic-replication-factor must be at least 1"
+                .into());
+        }
         if self.offsets_retention_check_interval_ms == 0 {
             return Err("--offsets-retention-check-interval-ms must be at least 1".into());
         }
@@ -352,6 +404,12 @@ impl Config {
             return Err("--max-connections must be at least 1".into());
         }
         self.validate_listeners()?;
+        let utilization = self.network_target_utilization;
+        if self.network_capacity_bytes_per_sec == 0 || !(utilization > 0.0 && utilization <= 1.0) {
+            return Err("--network-capacity-bytes-per-sec must be at least 1 and \
+                 --network-target-utilization in (0, 1]"
+                .into());
+        }
         self.validate_cluster()
     }
 
@@ -382,10 +440,15 @@ impl Config {
         if self.node_id < 0 {
             return Err("--node-id must not be negative".into());
         }
-        let is_voter = match self.roles()? {
-            Roles::BrokerAndController => true,
-            Roles::BrokerOnly => false,
-        };
+        let roles = self.roles()?;
+        let is_voter = roles != Roles::BrokerOnly;
+        if roles == Roles::ControllerOnly && self.voters.is_none() {
+            return Err(
+                "--process-roles controller: --voters must name the quorum, with brokers \
+                 elsewhere (a lone controller serves no data)"
+                    .into(),
+            );
+        }
         if self.broker_heartbeat_interval_ms == 0
             || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
         {
@@ -429,12 +492,18 @@ impl Config {
         match roles.as_slice() {
             ["broker", "controller"] => Ok(Roles::BrokerAndController),
             ["broker"] => Ok(Roles::BrokerOnly),
+            ["controller"] => Ok(Roles::ControllerOnly),
             _ => Err(format!(
-                "--process-roles {:?}: `broker,controller` or `broker` (controller-only nodes \
-                 are not served yet)",
+                "--process-roles {:?}: `broker,controller`, `broker` or `controller`",
                 self.process_roles
             )),
         }
+    }
+
+    /// Whether this node registers as a broker and hosts partitions.
+    pub fn is_broker(&self) -> bool {
+        self.roles()
+            .is_ok_and(|roles| roles != Roles::ControllerOnly)
     }
 
     /// The voter set: node id → Raft address.
@@ -476,6 +545,8 @@ pub enum Roles {
     BrokerAndController,
     /// Follows the metadata log as a Raft learner; never votes.
     BrokerOnly,
+    /// A voter that never registers as a broker: hosts nothing, not listed in Metadata.
+    ControllerOnly,
 }
 
 #[cfg(test)]
@@ -565,5 +636,32 @@ mod tests {
         .expect("flags parse");
         assert_eq!(learner.validate(), Ok(()));
         assert_eq!(learner.roles(), Ok(Roles::BrokerOnly));
+        assert!(learner.is_broker());
+        let controller = Config::try_parse_from([
+            "sluice",
+            "--node-id",
+            "2",
+            "--process-roles",
+            "controller",
+            "--voters",
+            "1@127.0.0.1:1,2@127.0.0.1:2",
+        ])
+        .expect("flags parse");
+        assert_eq!(controller.validate(), Ok(()));
+        assert_eq!(controller.roles(), Ok(Roles::ControllerOnly));
+        assert!(!controller.is_broker());
+        for args in [
+            vec!["sluice", "--process-roles", "controller,nonsense"],
+            vec![
+                "sluice",
+                "--process-roles",
+                "controller",
+                "--voters",
+                "2@127.0.0.1:1",
+            ],
+        ] {
+            let config = Config::try_parse_from(args.clone()).expect("flags parse");
+            assert!(config.validate().is_err(), "{args:?} accepted");
+        }
     }
 }

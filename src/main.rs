@@ -8,13 +8,17 @@ mod admin_cli;
 mod admission;
 mod balancer;
 mod broker;
+mod budget;
 mod config;
 mod group;
 mod handlers;
 mod lifecycle;
 mod metadata_publisher;
+mod metrics;
 mod migration;
 mod net;
+mod offsets_import;
+mod offsets_topic;
 mod replication;
 mod security;
 mod topic_config;
@@ -22,7 +26,7 @@ mod topic_name;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,6 +38,8 @@ use sluice_raft::quorum::{MetadataQuorum, QuorumConfig};
 
 use crate::broker::{Broker, Endpoint, LocalState, NamedEndpoint};
 use crate::config::{Config, FlushPolicy};
+use crate::metrics::http::HttpState;
+use crate::metrics::Metrics;
 use crate::net::server::{Listening, Server};
 
 /// The metadata quorum's files (Raft log, vote, snapshots) inside the data dir.
@@ -96,13 +102,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let advertised_listeners = advertised_endpoints(&config, &bound_all)?;
     let advertised = advertised_listeners[0].endpoint.clone();
     let bound_address_file = config.bound_address_file.clone();
+    // The HTTP listener serves /health from the start and /ready once the broker is active.
+    let metrics = Arc::new(new_metrics(&config));
+    let broker_slot = Arc::new(OnceLock::new());
+    let metrics_bound =
+        start_metrics_listener(&config, metrics.clone(), broker_slot.clone()).await?;
+    // Written at once (before the client address): /ready answers while the node starts.
+    if let Some(path) = &config.metrics_bound_address_file {
+        write_atomically(path, &format!("{metrics_bound}\n"))?;
+    }
     let (broker, publisher, legacy_topics) =
-        open_broker(config, advertised, advertised_listeners).await?;
+        open_broker(config, advertised, advertised_listeners, metrics.clone()).await?;
+    let _ = broker_slot.set(broker.clone());
     warn_if_unreachable_from_peers(&broker);
     let quorum = broker.quorum.clone();
     let mut background = spawn_background_tasks(&broker);
     background.push(lifecycle::spawn_session_timer(broker.clone()));
     background.push(admission::spawn_prober(broker.clone()));
+    background
+        .push(metrics.spawn_utilization_sampler(broker.config.network_capacity_bytes_per_sec));
     background.extend(balancer::spawn(broker.clone()));
     // Serve before being unfenced: the controller admits this node only after reaching it at
     // its advertised address, so the listener must answer by then.
@@ -119,14 +137,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
             tokio::spawn(server.run(stopped(stop_receiver.clone())))
         })
         .collect();
+    // A controller-only node never registers: it is no broker, and has nothing to heartbeat.
+    let is_broker = broker.config.is_broker();
+    let register = async {
+        if is_broker {
+            lifecycle::start(&broker).await
+        } else {
+            Ok(())
+        }
+    };
     let started = tokio::select! {
-        started = lifecycle::start(&broker) => Some(started),
+        started = register => Some(started),
         () = stopped(stop_receiver) => None,
     };
     let heartbeats = match started {
         Some(started) => {
             started?;
-            migration::import_legacy_topics(&broker, legacy_topics).await;
+            if is_broker {
+                migration::import_legacy_topics(&broker, legacy_topics).await;
+                offsets_import::import_legacy_offsets(&broker).await;
+            }
             background.push(replication::spawn_isr_maintenance(broker.clone()));
             if let Some(path) = &bound_address_file {
                 // The first listener's address, as before; every listener's in `<file>.listeners`.
@@ -143,11 +173,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 %bound,
                 advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
                 raft = %quorum.local_address(),
+                metrics = %metrics_bound,
                 node_id = broker.node_id(),
                 data_dir = %broker.config.data_dir.display(),
                 "sluice listening"
             );
-            Some(lifecycle::spawn_heartbeats(broker.clone()))
+            is_broker.then(|| lifecycle::spawn_heartbeats(broker.clone()))
         }
         None => None,
     };
@@ -159,7 +190,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(heartbeats) = heartbeats {
         heartbeats.abort();
     }
-    lifecycle::controlled_shutdown(&broker).await;
+    if is_broker {
+        lifecycle::controlled_shutdown(&broker).await;
+    }
     for task in background {
         task.abort();
     }
@@ -187,9 +220,12 @@ pub(crate) async fn start_broker(
         name: net::listeners::PLAINTEXT_NAME.to_string(),
         endpoint: advertised.clone(),
     }];
-    let (broker, publisher, legacy_topics) = open_broker(config, advertised, listeners).await?;
+    let metrics = Arc::new(new_metrics(&config));
+    let (broker, publisher, legacy_topics) =
+        open_broker(config, advertised, listeners, metrics).await?;
     lifecycle::start(&broker).await?;
     migration::import_legacy_topics(&broker, legacy_topics).await;
+    offsets_import::import_legacy_offsets(&broker).await;
     Ok((broker, publisher))
 }
 
@@ -199,6 +235,7 @@ async fn open_broker(
     config: Config,
     advertised: Endpoint,
     advertised_listeners: Vec<NamedEndpoint>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<(
     Arc<Broker>,
     tokio::task::JoinHandle<()>,
@@ -210,11 +247,42 @@ async fn open_broker(
         .context("opening the data dir")??;
     let legacy_topics = migration::legacy_topics(&local);
     let quorum = Arc::new(start_quorum(&config).await?);
-    let mut broker = Broker::new(config, advertised, local, quorum.clone());
+    let mut broker = Broker::new(config, advertised, local, quorum.clone(), metrics);
     broker.advertised_listeners = advertised_listeners;
     let broker = Arc::new(broker);
+    let offsets_log = offsets_topic::ReplicatedOffsetsLog::new(&broker);
+    broker.groups.attach_log(Box::new(offsets_log));
     let publisher = tokio::spawn(metadata_publisher::run(broker.clone(), quorum.subscribe()));
     Ok((broker, publisher, legacy_topics))
+}
+
+fn new_metrics(config: &Config) -> Metrics {
+    Metrics::new(
+        config.network_capacity_bytes_per_sec,
+        budget::egress_budget_bytes_per_sec(config),
+        budget::ingress_budget_bytes_per_sec(config),
+    )
+}
+
+/// Binds the HTTP listener for /metrics, /health and /ready and serves it in the background;
+/// returns the bound address.
+async fn start_metrics_listener(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    broker: Arc<OnceLock<Arc<Broker>>>,
+) -> anyhow::Result<SocketAddr> {
+    let address = config.metrics_listen_address;
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the metrics listener {address}"))?;
+    let bound = listener
+        .local_addr()
+        .context("reading the metrics bound address")?;
+    tokio::spawn(metrics::http::serve(
+        listener,
+        HttpState { metrics, broker },
+    ));
+    Ok(bound)
 }
 
 async fn stopped(mut receiver: tokio::sync::watch::Receiver<bool>) {

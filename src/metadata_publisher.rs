@@ -36,7 +36,10 @@ pub async fn run(broker: Arc<Broker>, mut images: watch::Receiver<Arc<MetadataIm
             tracing::error!(%error, "metadata publisher pass failed");
         }
         // Leaders and followers switch roles in image order, after the view is installed.
-        crate::replication::on_image(&broker, &broker.topics());
+        let topics = broker.topics();
+        crate::replication::on_image(&broker, &topics);
+        // Group coordination follows the leadership of the offsets partitions.
+        crate::offsets_topic::on_image(&broker, &topics);
         broker.mark_published(index);
         if images.changed().await.is_err() {
             return;

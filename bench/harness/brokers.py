@@ -91,8 +91,12 @@ class Sluice(Broker):
 
     def environment(self) -> dict:
         # Kafka runs with its shipped server.properties value (0); an older sluice binary
-        # without this setting ignores the variable.
-        return {**os.environ, "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS": "0"}
+        # without this setting ignores the variable. Kafka has no node network budget, and
+        # loopback is no 1 Gbit/s link: give sluice's budget a capacity the bench never
+        # reaches (100 GB/s), and its metrics listener a free port.
+        return {**os.environ, "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+                "SLUICE_NETWORK_CAPACITY_BYTES_PER_SEC": "100000000000",
+                "SLUICE_METRICS_LISTEN_ADDRESS": "127.0.0.1:0"}
 
     def command(self) -> list:
         # flush policy `os` is Kafka's default (no fsync on the produce path).

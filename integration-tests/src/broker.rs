@@ -28,6 +28,9 @@ pub struct Broker {
     child: Option<Child>,
     /// Extra flags from [`Broker::start_with`], passed again on every restart.
     args_extra: Vec<String>,
+    /// Runs the broker through another program, e.g. `ip netns exec NAME` to start it inside
+    /// a network namespace ([`crate::netns::NetworkLab::exec_prefix`]); empty: run directly.
+    command_prefix: Vec<String>,
     data_dir: PathBuf,
     /// Holds the bound-address file and the broker's stdout/stderr logs, kept out of the data
     /// dir so the broker sees only files it wrote itself.
@@ -35,6 +38,8 @@ pub struct Broker {
     /// The data dir's owner when the harness created it; dropped (deleted) with the broker.
     _data_dir_owned: Option<TempDir>,
     address: SocketAddr,
+    /// The HTTP listener serving /metrics, /health and /ready.
+    metrics_address: SocketAddr,
 }
 
 impl Broker {
@@ -50,7 +55,18 @@ impl Broker {
             .tempdir()
             .expect("tempdir");
         let path = data_dir.path().to_path_buf();
-        Broker::spawn(path, Some(data_dir), args)
+        Broker::spawn(path, Some(data_dir), &[], args)
+    }
+
+    /// Like [`Broker::start_with`], run through `command_prefix` (e.g. inside a network
+    /// namespace); `args` must then name a `--listen-address` reachable from the test.
+    pub fn start_with_prefix(command_prefix: &[String], args: &[&str]) -> Broker {
+        let data_dir = tempfile::Builder::new()
+            .prefix("sluice-data-")
+            .tempdir()
+            .expect("tempdir");
+        let path = data_dir.path().to_path_buf();
+        Broker::spawn(path, Some(data_dir), command_prefix, args)
     }
 
     /// A broker that is expected to stay fenced (its advertised address fails the
@@ -61,7 +77,8 @@ impl Broker {
             .prefix("sluice-data-")
             .tempdir()
             .expect("tempdir");
-        let mut broker = Broker::unstarted(data_dir.path().to_path_buf(), Some(data_dir), args);
+        let mut broker =
+            Broker::unstarted(data_dir.path().to_path_buf(), Some(data_dir), &[], args);
         broker.launch_unadmitted();
         broker
     }
@@ -118,11 +135,16 @@ impl Broker {
             "data dir {} does not exist",
             data_dir.display()
         );
-        Broker::spawn(data_dir.to_path_buf(), None, args)
+        Broker::spawn(data_dir.to_path_buf(), None, &[], args)
     }
 
-    fn spawn(data_dir: PathBuf, owned: Option<TempDir>, args: &[&str]) -> Broker {
-        let mut broker = Broker::unstarted(data_dir, owned, args);
+    fn spawn(
+        data_dir: PathBuf,
+        owned: Option<TempDir>,
+        command_prefix: &[String],
+        args: &[&str],
+    ) -> Broker {
+        let mut broker = Broker::unstarted(data_dir, owned, command_prefix, args);
         let listen_address = broker
             .listen_address_extra()
             .unwrap_or("127.0.0.1:0".to_string());
@@ -132,10 +154,17 @@ impl Broker {
         broker
     }
 
-    fn unstarted(data_dir: PathBuf, owned: Option<TempDir>, args: &[&str]) -> Broker {
+    fn unstarted(
+        data_dir: PathBuf,
+        owned: Option<TempDir>,
+        command_prefix: &[String],
+        args: &[&str],
+    ) -> Broker {
         for arg in args {
             assert!(
-                !arg.starts_with("--data-dir") && !arg.starts_with("--bound-address-file"),
+                !arg.starts_with("--data-dir")
+                    && !arg.starts_with("--bound-address-file")
+                    && !arg.starts_with("--metrics-bound-address-file"),
                 "the harness sets {arg} itself"
             );
         }
@@ -146,10 +175,12 @@ impl Broker {
         Broker {
             child: None,
             args_extra: args.iter().map(|arg| arg.to_string()).collect(),
+            command_prefix: command_prefix.to_vec(),
             data_dir,
             scratch_dir,
             _data_dir_owned: owned,
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_address: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 
@@ -157,6 +188,29 @@ impl Broker {
     pub fn bootstrap(&self) -> String {
         assert_ne!(self.address.port(), 0, "broker is not started");
         self.address.to_string()
+    }
+
+    /// The metrics listener's address (a new port after each restart).
+    pub fn metrics_address(&self) -> SocketAddr {
+        assert_ne!(self.metrics_address.port(), 0, "broker is not started");
+        self.metrics_address
+    }
+
+    /// `GET path` on the metrics listener: (status code, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        crate::metrics::http_get(self.metrics_address(), path)
+    }
+
+    /// The /metrics text; panics unless it answers 200.
+    pub fn scrape(&self) -> String {
+        let (status, body) = self.http_get("/metrics");
+        assert_eq!(status, 200, "/metrics answered {status}: {body}");
+        body
+    }
+
+    /// The broker process's id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -239,6 +293,10 @@ impl Broker {
         self.scratch_dir.path().join("bound-address")
     }
 
+    fn metrics_bound_address_file(&self) -> PathBuf {
+        self.scratch_dir.path().join("metrics-bound-address")
+    }
+
     fn listen_address_extra(&self) -> Option<String> {
         let position = self
             .args_extra
@@ -251,11 +309,12 @@ impl Broker {
     /// the port is taken), so [`Broker::restart`] can retry; a hang past the deadline panics.
     fn launch(&mut self, listen_address: &str) -> Result<(), String> {
         assert!(self.child.is_none(), "launch while a broker is running");
-        let bound_address_file = self.bound_address_file();
-        match std::fs::remove_file(&bound_address_file) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => panic!("remove {}: {error}", bound_address_file.display()),
+        for file in [self.bound_address_file(), self.metrics_bound_address_file()] {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => panic!("remove {}: {error}", file.display()),
+            }
         }
         let mut command = self.command(listen_address);
         let child = command
@@ -271,6 +330,10 @@ impl Broker {
             }
             if let Some(address) = self.ready_address() {
                 self.address = address;
+                // The broker writes the metrics address before the client one.
+                let metrics = std::fs::read_to_string(self.metrics_bound_address_file())
+                    .expect("metrics bound address written before the bound address");
+                self.metrics_address = metrics.trim().parse().expect("metrics address");
                 return Ok(());
             }
             if started.elapsed() > READY_DURATION_MAX {
@@ -314,7 +377,14 @@ impl Broker {
                 .open(&path);
             file.unwrap_or_else(|error| panic!("open {}: {error}", path.display()))
         };
-        let mut command = Command::new(sluice_bin());
+        let mut command = match self.command_prefix.split_first() {
+            Some((program, prefix_args)) => {
+                let mut command = Command::new(program);
+                command.args(prefix_args).arg(sluice_bin());
+                command
+            }
+            None => Command::new(sluice_bin()),
+        };
         // Only flags configure the broker: SLUICE_* variables of the test environment (e.g.
         // SLUICE_BIN) must not leak into it as settings.
         for (name, _) in std::env::vars_os() {
@@ -329,7 +399,10 @@ impl Broker {
             .arg(&self.data_dir)
             .arg("--bound-address-file")
             .arg(self.bound_address_file())
+            .arg("--metrics-bound-address-file")
+            .arg(self.metrics_bound_address_file())
             .args(self.raft_listen_default())
+            .args(self.metrics_listen_default())
             .args(self.args_extra_without_listen_address())
             .stdin(Stdio::null())
             .stdout(open_log("stdout.log"))
@@ -349,6 +422,19 @@ impl Broker {
             Vec::new()
         } else {
             vec!["--raft-listen-address", "127.0.0.1:0"]
+        }
+    }
+
+    /// The metrics listener on a free port, unless the test names one.
+    fn metrics_listen_default(&self) -> Vec<&str> {
+        if self
+            .args_extra
+            .iter()
+            .any(|arg| arg == "--metrics-listen-address")
+        {
+            Vec::new()
+        } else {
+            vec!["--metrics-listen-address", "127.0.0.1:0"]
         }
     }
 

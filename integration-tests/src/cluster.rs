@@ -1,11 +1,17 @@
-//! A cluster of real `sluice` processes on 127.0.0.1, one voter per node, started together.
+//! A cluster of real `sluice` processes started together: every node a voter (or with the
+//! `--process-roles` a test gives), on 127.0.0.1 or each in its own network namespace of a
+//! [`NetworkLab`].
 
 use std::time::Duration;
 
+use crate::netns::NetworkLab;
 use crate::Broker;
 
 /// How long a test waits for a cluster to form or to recover.
 pub const CLUSTER_DEADLINE: Duration = Duration::from_secs(60);
+/// A node's client and Raft ports inside its own network namespace.
+const LAB_CLIENT_PORT: u16 = 9092;
+const LAB_RAFT_PORT: u16 = 9093;
 /// Ports below the kernel's ephemeral range: a peer dialing a port that is not listening yet
 /// could otherwise be handed that very port as its source and connect to itself.
 const PORT_FIRST: u16 = 20_000;
@@ -120,7 +126,21 @@ impl ClusterPlan {
 /// Nodes with ids 1..=n; node `id` is `nodes[id - 1]`. Dropping the cluster kills every node.
 pub struct Cluster {
     nodes: Vec<Broker>,
+    /// Node `id`'s Raft listener is `raft_addresses[id - 1]`.
+    raft_addresses: Vec<String>,
 }
+
+/// Where one node runs and listens.
+struct NodeSpec {
+    command_prefix: Vec<String>,
+    listen: String,
+    raft: String,
+    /// `--process-roles`.
+    roles: String,
+}
+
+/// Kafka's combined mode: every node a broker and a controller voter.
+const ROLES_COMBINED: &str = "broker,controller";
 
 impl Cluster {
     /// `count` nodes, all voters, with `--default-replication-factor min(count, 3)`.
@@ -134,16 +154,84 @@ impl Cluster {
 
     /// `count` nodes, all voters, each also given `extra_args`.
     pub fn start_with(count: usize, extra_args: &[&str]) -> Cluster {
-        let plan = ClusterPlan::new(count);
+        assert!(count > 0);
+        let ports = free_low_ports(2 * count);
+        let nodes: Vec<NodeSpec> = (0..count)
+            .map(|i| NodeSpec {
+                command_prefix: Vec::new(),
+                listen: format!("127.0.0.1:{}", ports[i]),
+                raft: format!("127.0.0.1:{}", ports[count + i]),
+                roles: ROLES_COMBINED.to_string(),
+            })
+            .collect();
+        Cluster::start_nodes(nodes, extra_args)
+    }
+
+    /// One node per entry of `roles` (Kafka's process.roles: `broker,controller`, `broker`
+    /// or `controller`) on 127.0.0.1; the nodes with the controller role are the voters.
+    pub fn start_with_roles(roles: &[&str], extra_args: &[&str]) -> Cluster {
+        let count = roles.len();
+        let ports = free_low_ports(2 * count);
+        let nodes: Vec<NodeSpec> = roles
+            .iter()
+            .enumerate()
+            .map(|(i, roles)| NodeSpec {
+                command_prefix: Vec::new(),
+                listen: format!("127.0.0.1:{}", ports[i]),
+                raft: format!("127.0.0.1:{}", ports[count + i]),
+                roles: roles.to_string(),
+            })
+            .collect();
+        Cluster::start_nodes(nodes, extra_args)
+    }
+
+    /// One voter in each of `lab`'s namespaces, on Kafka's usual ports there (every
+    /// namespace has its own port space): node `id` listens on `<lab.node_ip(id)>:9092`
+    /// and its Raft listener on `:9093`. Fast failure detection, plus `extra_args`.
+    pub fn start_in_lab(lab: &NetworkLab, count: usize, extra_args: &[&str]) -> Cluster {
+        let nodes: Vec<NodeSpec> = (1..=count as i32)
+            .map(|id| NodeSpec {
+                command_prefix: lab.exec_prefix(id),
+                listen: format!("{}:{LAB_CLIENT_PORT}", lab.node_ip(id)),
+                raft: format!("{}:{LAB_RAFT_PORT}", lab.node_ip(id)),
+                roles: ROLES_COMBINED.to_string(),
+            })
+            .collect();
+        Cluster::start_nodes(nodes, extra_args)
+    }
+
+    fn start_nodes(specs: Vec<NodeSpec>, extra_args: &[&str]) -> Cluster {
+        let voters: Vec<String> = specs
+            .iter()
+            .enumerate()
+            .filter(|(_, spec)| spec.roles.contains("controller"))
+            .map(|(i, spec)| format!("{}@{}", i + 1, spec.raft))
+            .collect();
+        let voters = voters.join(",");
         // Each node answers only once a quorum exists: start them together.
         let nodes = std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..=count as i32)
-                .map(|id| {
-                    let mut args = plan.node_args(id);
-                    args.extend(extra_args.iter().map(|arg| arg.to_string()));
+            let handles: Vec<_> = specs
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| {
+                    let node_id = (i + 1).to_string();
+                    let voters = voters.clone();
                     scope.spawn(move || {
-                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                        Broker::start_with(&args)
+                        let mut args = vec![
+                            "--node-id",
+                            &node_id,
+                            "--listen-address",
+                            &spec.listen,
+                            "--raft-listen-address",
+                            &spec.raft,
+                            "--voters",
+                            &voters,
+                            "--process-roles",
+                            &spec.roles,
+                        ];
+                        args.extend_from_slice(&FAST_FAILURE_DETECTION);
+                        args.extend_from_slice(extra_args);
+                        Broker::start_with_prefix(&spec.command_prefix, &args)
                     })
                 })
                 .collect();
@@ -152,7 +240,11 @@ impl Cluster {
                 .map(|h| h.join().expect("node starts"))
                 .collect()
         });
-        Cluster { nodes }
+        let raft_addresses = specs.into_iter().map(|spec| spec.raft).collect();
+        Cluster {
+            nodes,
+            raft_addresses,
+        }
     }
 
     /// Adds a node the caller started as the next id (`len() + 1`).
@@ -162,7 +254,10 @@ impl Cluster {
 
     /// A cluster of nodes the caller started from a [`ClusterPlan`], node `i + 1` at `i`.
     pub fn from_nodes(nodes: Vec<Broker>) -> Cluster {
-        Cluster { nodes }
+        Cluster {
+            nodes,
+            raft_addresses: Vec::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -184,6 +279,15 @@ impl Cluster {
 
     pub fn node_mut(&mut self, id: i32) -> &mut Broker {
         &mut self.nodes[Self::index(id)]
+    }
+
+    /// Node `id`'s Raft listener, `host:port`.
+    pub fn raft_address(&self, id: i32) -> &str {
+        assert!(
+            !self.raft_addresses.is_empty(),
+            "a cluster made with from_nodes does not know its Raft addresses"
+        );
+        &self.raft_addresses[Self::index(id)]
     }
 
     pub fn kill9(&mut self, id: i32) {

@@ -17,6 +17,8 @@ pub mod cluster;
 pub mod compat;
 pub mod java_stream;
 pub mod kafka_cli;
+pub mod metrics;
+pub mod netns;
 mod process;
 pub mod records;
 pub mod tcp_proxy;

@@ -379,8 +379,41 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
+/// FindCoordinator v4+ (batched keys).
+pub const FIND_COORDINATOR_VERSION: i16 = 4;
+
 /// Typed requests the tests need often, at the versions above.
 impl RawClient {
+    /// FindCoordinator for consumer groups, batched; one entry per group, in order.
+    pub fn find_group_coordinators(
+        &mut self,
+        groups: &[&str],
+    ) -> Vec<kafka_protocol::messages::find_coordinator_response::Coordinator> {
+        let mut request = kafka_protocol::messages::FindCoordinatorRequest::default();
+        request.key_type = 0;
+        request.coordinator_keys = groups
+            .iter()
+            .map(|group| StrBytes::from_string(group.to_string()))
+            .collect();
+        let response = self.request(FIND_COORDINATOR_VERSION, &request);
+        assert_eq!(response.coordinators.len(), groups.len(), "{response:?}");
+        response.coordinators
+    }
+
+    /// Asks FindCoordinator for `groups` until each is answered without error (the broker
+    /// creates `__consumer_offsets` on the first ask); returns each group's coordinator id.
+    pub fn wait_group_coordinators(&mut self, groups: &[&str], within: Duration) -> Vec<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            let found = self.find_group_coordinators(groups);
+            if found.iter().all(|c| c.error_code == 0) {
+                return found.iter().map(|c| c.node_id.0).collect();
+            }
+            assert!(Instant::now() < deadline, "no coordinator: {found:?}");
+            std::thread::sleep(CLOSE_POLL_INTERVAL);
+        }
+    }
+
     /// CreateTopics for one topic; returns its error code (0 on success).
     pub fn create_topic(&mut self, name: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
         self.create_topic_replicated(name, partitions, 1, configs)

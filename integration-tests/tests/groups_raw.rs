@@ -2,6 +2,7 @@
 //! commits surviving a crash, and bad group input answered with Kafka's error codes.
 
 use std::process::Command;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -25,6 +26,8 @@ const OFFSET_FETCH_VERSION: i16 = 8;
 const JOIN_GROUP_VERSION: i16 = 7;
 const HEARTBEAT_VERSION: i16 = 4;
 const SYNC_GROUP_VERSION: i16 = 5;
+/// How long a test waits for a group coordinator to be available.
+const COORDINATOR_WAIT: Duration = Duration::from_secs(30);
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -69,6 +72,7 @@ fn sluice_groups_prints_exact_lag() {
     let topic = topic_name("lag");
     let mut client = RawClient::connect(&broker.bootstrap());
     assert_eq!(client.create_topic(&topic, 2, &[]), 0);
+    client.wait_group_coordinators(&["lag-group", "other-group"], COORDINATOR_WAIT);
     produce(&mut client, &topic, 0, 10);
     produce(&mut client, &topic, 1, 5);
     assert_eq!(
@@ -133,6 +137,9 @@ fn ten_thousand_groups_commit_and_survive_a_crash() {
     let topic = topic_name("many-groups");
     let mut client = RawClient::connect(&broker.bootstrap());
     assert_eq!(client.create_topic(&topic, 3, &[]), 0);
+    let groups: Vec<String> = (0..GROUPS).map(|index| format!("group-{index}")).collect();
+    let group_ids: Vec<&str> = groups.iter().map(String::as_str).collect();
+    client.wait_group_coordinators(&group_ids, COORDINATOR_WAIT);
     let bootstrap = broker.bootstrap();
     std::thread::scope(|scope| {
         for thread in 0..THREADS {
@@ -150,6 +157,9 @@ fn ten_thousand_groups_commit_and_survive_a_crash() {
     });
     broker.restart();
     let mut client = RawClient::connect(&broker.bootstrap());
+    // Clients find the coordinator again after a restart: it answers once it has replayed
+    // the offsets partitions.
+    client.wait_group_coordinators(&group_ids, COORDINATOR_WAIT);
     for chunk in (0..GROUPS).collect::<Vec<_>>().chunks(500) {
         let mut request = OffsetFetchRequest::default();
         for index in chunk {
@@ -220,6 +230,7 @@ fn bad_group_input_gets_kafkas_errors_and_the_broker_keeps_serving() {
     let topic = topic_name("bad-groups");
     let mut client = RawClient::connect(&broker.bootstrap());
     assert_eq!(client.create_topic(&topic, 1, &[]), 0);
+    client.wait_group_coordinators(&["g", "nope"], COORDINATOR_WAIT);
     let code = |error: ResponseError| error.code();
 
     // Empty group id, bad session timeout, huge metadata.

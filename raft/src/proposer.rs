@@ -177,7 +177,8 @@ impl Proposer {
                     leader_id: Some(leader_id),
                     leader_address: Some(address),
                 }) if leader_id != self.node_id => {
-                    self.forward(leader_id, &address, &operation).await
+                    self.forward_while_leading(leader_id, &address, &operation)
+                        .await
                 }
                 other => other,
             };
@@ -189,6 +190,38 @@ impl Proposer {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Forwards `operation` to `leader_id`, giving up as soon as this node learns of another
+    /// leader (or of none): a forward to a leader that was just cut off would otherwise wait
+    /// out [`FORWARD_TIMEOUT`], and a broker's heartbeats stuck behind it would let the new
+    /// controller fence that live broker. The retry goes to the new leader. If the old leader
+    /// did commit it, the retry answers as a repeated request does (heartbeats and fencing
+    /// are idempotent, AlterPartition is checked against epochs, CreateTopics finds the
+    /// topic): the ambiguity of any Kafka request retried after a timeout.
+    async fn forward_while_leading(
+        &self,
+        leader_id: NodeId,
+        address: &str,
+        operation: &Operation,
+    ) -> Result<Proposed, ProposeError> {
+        let mut metrics = self.raft.metrics();
+        let leader_moved = async move {
+            // An error means the Raft core stopped: the forward then fails on its own.
+            if metrics
+                .wait_for(|m| m.current_leader != Some(leader_id))
+                .await
+                .is_err()
+            {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = self.forward(leader_id, address, operation) => result,
+            () = leader_moved => Err(ProposeError::Unreachable(format!(
+                "node {leader_id} stopped leading while an operation was forwarded to it"
+            ))),
         }
     }
 

@@ -405,6 +405,40 @@ async fn a_learner_follows_the_log_and_cannot_propose() {
     cluster.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_outside_the_voters_joins_as_a_learner_by_itself() {
+    let mut cluster = Cluster::start(3, 1000).await;
+    let leader = cluster.leader().await;
+    cluster.register_brokers().await;
+    // No add_learner here: the node asks the voters to add it (RpcRequest::Join).
+    let learner_address = format!("127.0.0.1:{}", free_port());
+    cluster.start_node_at(4, &learner_address).await;
+    assert_eq!(cluster.leader().await, leader);
+    cluster.create_topic("joined", 3).await;
+    let image = cluster.converged().await;
+    assert!(image.topics.topic_by_name("joined").is_some());
+    let metrics = cluster.nodes[&leader].metrics().borrow().clone();
+    let membership = metrics.membership_config.membership().clone();
+    assert_eq!(membership.voter_ids().collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(membership.learner_ids().collect::<Vec<_>>(), vec![4]);
+    // A learner forwards operations to the leader like any other node.
+    let forwarded = cluster.nodes[&4]
+        .submit(create_topic_operation("from-the-learner", 1))
+        .await
+        .unwrap();
+    let applied = forwarded.applied_index;
+    wait_until("the learner applied its own operation", || {
+        cluster.nodes[&4].image().provenance.last_applied_index >= applied
+    })
+    .await;
+    assert!(cluster.nodes[&4]
+        .image()
+        .topics
+        .topic_by_name("from-the-learner")
+        .is_some());
+    cluster.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_dir_refuses_another_voter_set_and_a_second_process() {
     let dir = tempfile::tempdir().unwrap();

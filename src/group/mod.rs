@@ -7,11 +7,15 @@
 //! the same for both. A group id is one kind at a time; an empty group switches kind when the
 //! other protocol's first member arrives, as in Kafka 4.x.
 //!
-//! Commits are validated under the group's lock and submitted to the `OffsetStore` there (a
-//! non-blocking queue push, so the store sees commits in the order the group accepted them);
-//! the store's writer updates the in-memory offsets once the write is durable, then the
-//! handler answers. At start every stored offset is loaded; groups come back Empty (members
-//! rejoin, as they do after a Kafka coordinator moves).
+//! Committed offsets are records of the internal topic `__consumer_offsets` (Kafka's
+//! schemas, `offset_records`): a group belongs to partition `abs(java_hash(group)) %
+//! partitions`, and this node coordinates it exactly while it leads that partition. A commit
+//! is validated under the group's lock and appended there as one batch (so the log holds a
+//! group's commits in the order the group accepted them); once the batch is on every ISR
+//! member the in-memory offsets are updated and the handler answers. When this node becomes
+//! leader of an offsets partition it replays the partition (`load`) before serving its
+//! groups; membership is not persisted, so groups come back Empty and members rejoin, as
+//! after a Kafka coordinator moves.
 
 pub mod assignor;
 mod classic;
@@ -19,9 +23,12 @@ pub mod consumer;
 mod consumer_member;
 pub mod consumer_outcome;
 mod member;
+pub mod offset_records;
 mod offsets;
 pub mod outcome;
 mod protocol;
+#[cfg(test)]
+mod test_log;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -29,12 +36,14 @@ mod tests_consumer;
 mod timers;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
+use bytes::BytesMut;
 use kafka_protocol::ResponseError;
-use sluice_storage::{CommittedOffset, OffsetKey, OffsetStore, OffsetStoreError, OffsetWrite};
-use tokio::sync::oneshot;
 
 pub use classic::{ClassicGroup, GroupState};
 pub use consumer::{ConsumerGroup, ConsumerGroupState, TopicLookup};
@@ -42,7 +51,8 @@ use consumer_outcome::{
     validate_heartbeat, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatOutcome,
     JOIN_GROUP_MEMBER_EPOCH,
 };
-pub use offsets::GroupOffsets;
+use offset_records::{OffsetKey, OffsetRecord};
+pub use offsets::{CommittedOffset, GroupOffsets};
 
 use crate::broker::ApiError;
 use outcome::{
@@ -63,6 +73,43 @@ pub const GROUP_TYPE_CONSUMER: &str = "consumer";
 /// Kafka's group.consumer.heartbeat.interval.ms and group.consumer.session.timeout.ms defaults.
 pub const CONSUMER_HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 5_000;
 pub const CONSUMER_SESSION_TIMEOUT_MS_DEFAULT: u64 = 45_000;
+/// The internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Kafka's `Utils.abs(groupId.hashCode) % groupMetadataTopicPartitionCount`: Java's
+/// `String.hashCode` over UTF-16 code units, wrapping, with `abs(MIN_VALUE)` taken as 0.
+pub fn offsets_partition_for(group_id: &str, partition_count: i32) -> i32 {
+    assert!(partition_count > 0);
+    let hash = group_id.encode_utf16().fold(0i32, |hash, unit| {
+        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive % partition_count
+}
+
+/// Resolves once an appended batch is on every ISR member (or cannot be).
+pub type Replicated = Pin<Box<dyn Future<Output = Result<(), ResponseError>> + Send>>;
+
+/// Where commits go: the offsets partitions this node leads (the replicated log in the
+/// broker; an in-memory log in unit tests).
+pub trait OffsetsLog: Send + Sync {
+    /// Appends `batch` to offsets partition `partition` as this node's leader replica;
+    /// returns the offset of its last record and what resolves once every ISR member holds
+    /// it. NOT_COORDINATOR when this node does not lead the partition.
+    fn append(&self, partition: i32, batch: BytesMut) -> Result<(i64, Replicated), ResponseError>;
+}
+
+/// This node's part in one offsets partition it leads, at one leader epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Replaying the partition: its groups answer COORDINATOR_LOAD_IN_PROGRESS.
+    Loading {
+        leader_epoch: i32,
+    },
+    Active {
+        leader_epoch: i32,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
@@ -244,44 +291,190 @@ pub struct OffsetCommit {
 
 pub struct GroupCoordinator {
     config: Arc<GroupConfig>,
+    /// Groups of the offsets partitions this node leads. Lock order: `owned`, then `groups`,
+    /// then a group.
     groups: Mutex<HashMap<String, GroupSlot>>,
-    store: OffsetStore,
+    /// Offsets partitions this node leads, by index.
+    owned: Mutex<HashMap<i32, Ownership>>,
+    /// Partitions of the offsets topic (the configured count until the topic exists).
+    partition_count: AtomicI32,
+    /// Set once the broker exists (it owns the replicas commits are appended to).
+    log: OnceLock<Box<dyn OffsetsLog>>,
+    /// Bumped whenever a partition finishes loading (FindCoordinator waits on it).
+    loaded: tokio::sync::watch::Sender<u64>,
 }
 
 impl GroupCoordinator {
-    /// Loads every committed offset from `store`; each group starts Empty.
-    pub fn open(
-        config: GroupConfig,
-        store: OffsetStore,
-    ) -> Result<GroupCoordinator, OffsetStoreError> {
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        let loaded = store.load_all()?;
-        let offset_count = loaded.len();
-        for (key, committed) in loaded {
-            let group = groups
-                .entry(key.group.clone())
-                .or_insert_with(|| Group::new(key.group.clone()));
-            group.offsets.put(key.topic, key.partition, committed);
-        }
-        tracing::info!(
-            groups = groups.len(),
-            offsets = offset_count,
-            "committed offsets loaded"
-        );
-        let groups = groups
-            .into_iter()
-            .map(|(id, group)| (id, Arc::new(Mutex::new(group))))
-            .collect();
-        Ok(GroupCoordinator {
+    /// A coordinator of no group yet: groups come with the offsets partitions it loads.
+    pub fn new(config: GroupConfig, partition_count: i32) -> GroupCoordinator {
+        assert!(partition_count > 0);
+        GroupCoordinator {
             config: Arc::new(config),
-            groups: Mutex::new(groups),
-            store,
-        })
+            groups: Mutex::new(HashMap::new()),
+            owned: Mutex::new(HashMap::new()),
+            partition_count: AtomicI32::new(partition_count),
+            log: OnceLock::new(),
+            loaded: tokio::sync::watch::channel(0).0,
+        }
     }
 
-    /// Stops the offset writer after what is queued is durable.
-    pub fn close(&self) {
-        self.store.close();
+    /// Waits until this node serves the groups of `partition`, at most `timeout`; false if
+    /// it does not by then (not its leader, or still loading).
+    pub async fn wait_loaded(&self, partition: i32, timeout: Duration) -> bool {
+        let is_active = || matches!(self.owned().get(&partition), Some(Ownership::Active { .. }));
+        let mut loads = self.loaded.subscribe();
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                loads.borrow_and_update();
+                if is_active() {
+                    return true;
+                }
+                if loads.changed().await.is_err() {
+                    return false;
+                }
+            }
+        });
+        waited.await.unwrap_or(false)
+    }
+
+    /// Where commits are appended; set once.
+    pub fn attach_log(&self, log: Box<dyn OffsetsLog>) {
+        if self.log.set(log).is_err() {
+            tracing::error!("the offsets log was attached twice; keeping the first");
+        }
+    }
+
+    /// The offsets topic as it exists (its partition count decides where groups live).
+    pub fn set_partition_count(&self, partition_count: i32) {
+        assert!(partition_count > 0);
+        self.partition_count
+            .store(partition_count, Ordering::Release);
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        self.partition_count.load(Ordering::Acquire)
+    }
+
+    /// The offsets partition `group_id` lives in.
+    pub fn partition_for(&self, group_id: &str) -> i32 {
+        offsets_partition_for(group_id, self.partition_count())
+    }
+
+    fn owned(&self) -> MutexGuard<'_, HashMap<i32, Ownership>> {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Offsets partitions this node leads or is loading.
+    pub fn ownership(&self) -> HashMap<i32, Ownership> {
+        self.owned().clone()
+    }
+
+    /// This node became leader of `partition` at `leader_epoch`: drops what it held of the
+    /// partition at another epoch and marks it loading. False when it already holds it at
+    /// that epoch (nothing to load).
+    pub fn begin_load(&self, partition: i32, leader_epoch: i32) -> bool {
+        let mut owned = self.owned();
+        let epoch_held = owned.get(&partition).map(|held| match held {
+            Ownership::Loading { leader_epoch } | Ownership::Active { leader_epoch } => {
+                *leader_epoch
+            }
+        });
+        if epoch_held == Some(leader_epoch) {
+            return false;
+        }
+        self.drop_groups_of(partition);
+        owned.insert(partition, Ownership::Loading { leader_epoch });
+        true
+    }
+
+    /// Installs the replayed offsets of `partition` (if it is still loading at `leader_epoch`)
+    /// and starts serving its groups, each Empty.
+    pub fn finish_load(
+        &self,
+        partition: i32,
+        leader_epoch: i32,
+        loaded: HashMap<String, GroupOffsets>,
+    ) {
+        let mut owned = self.owned();
+        if owned.get(&partition) != Some(&Ownership::Loading { leader_epoch }) {
+            return;
+        }
+        let mut groups = self.groups();
+        let group_count = loaded.len();
+        for (id, offsets) in loaded {
+            let mut group = Group::new(id.clone());
+            group.offsets = offsets;
+            groups.insert(id, Arc::new(Mutex::new(group)));
+        }
+        drop(groups);
+        owned.insert(partition, Ownership::Active { leader_epoch });
+        drop(owned);
+        self.loaded
+            .send_modify(|count| *count = count.wrapping_add(1));
+        tracing::info!(
+            partition,
+            leader_epoch,
+            groups = group_count,
+            "offsets partition loaded"
+        );
+    }
+
+    /// This node no longer leads `partition`: its groups go (members get NOT_COORDINATOR and
+    /// find the new coordinator).
+    pub fn unload(&self, partition: i32) {
+        let mut owned = self.owned();
+        if owned.remove(&partition).is_some() {
+            self.drop_groups_of(partition);
+            tracing::info!(partition, "offsets partition unloaded");
+        }
+    }
+
+    fn drop_groups_of(&self, partition: i32) {
+        let count = self.partition_count();
+        let mut groups = self.groups();
+        groups.retain(|id, slot| {
+            if offsets_partition_for(id, count) != partition {
+                return true;
+            }
+            // Stops its timers; waiting joins and syncs are answered as the group is gone.
+            lock_group(slot).mark_dead();
+            false
+        });
+    }
+
+    /// The offsets partition of `group_id` if this node coordinates it, else Kafka's answer.
+    fn coordinated(&self, group_id: &str) -> Result<i32, ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let partition = self.partition_for(group_id);
+        match self.owned().get(&partition) {
+            Some(Ownership::Active { .. }) => Ok(partition),
+            Some(Ownership::Loading { .. }) => Err(ResponseError::CoordinatorLoadInProgress),
+            None => Err(ResponseError::NotCoordinator),
+        }
+    }
+
+    /// Appends `records` of `partition` as one batch; returns the offset of the first one and
+    /// what resolves once they are replicated.
+    fn append(
+        &self,
+        partition: i32,
+        records: &[OffsetRecord],
+    ) -> Result<(i64, Replicated), ResponseError> {
+        assert!(!records.is_empty());
+        let log = self
+            .log
+            .get()
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let batch =
+            offset_records::encode_batch(records, crate::broker::now_ms()).map_err(|error| {
+                tracing::error!(%error, "encoding offset records");
+                ResponseError::UnknownServerError
+            })?;
+        let (last_offset, replicated) = log.append(partition, batch)?;
+        let first_offset = last_offset - (records.len() as i64 - 1);
+        Ok((first_offset, replicated))
     }
 
     fn groups(&self) -> MutexGuard<'_, HashMap<String, GroupSlot>> {
@@ -327,8 +520,8 @@ impl GroupCoordinator {
 
     fn join_reply(&self, group_id: &str, request: JoinRequest) -> Reply<JoinOutcome> {
         let refuse = |error| Reply::Now(JoinOutcome::error(&request.member_id, error));
-        if group_id.is_empty() {
-            return refuse(ResponseError::InvalidGroupId);
+        if let Err(error) = self.coordinated(group_id) {
+            return refuse(error);
         }
         let session = request.session_timeout_ms;
         if !(SESSION_TIMEOUT_MS_MIN..=SESSION_TIMEOUT_MS_MAX).contains(&session) {
@@ -358,8 +551,8 @@ impl GroupCoordinator {
         group_id: &str,
         request: SyncRequest,
     ) -> impl std::future::Future<Output = SyncOutcome> + Send + 'static {
-        let reply = if group_id.is_empty() {
-            Reply::Now(SyncOutcome::error(ResponseError::InvalidGroupId))
+        let reply = if let Err(error) = self.coordinated(group_id) {
+            Reply::Now(SyncOutcome::error(error))
         } else {
             match self.slot(group_id) {
                 None => Reply::Now(SyncOutcome::error(ResponseError::UnknownMemberId)),
@@ -376,9 +569,7 @@ impl GroupCoordinator {
     }
 
     pub fn heartbeat(&self, group_id: &str, member: &MemberRef) -> Result<(), ResponseError> {
-        if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
+        self.coordinated(group_id)?;
         let slot = self.slot(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut group = lock_group(&slot);
         let classic = group.classic().ok_or(ResponseError::UnknownMemberId)?;
@@ -391,9 +582,7 @@ impl GroupCoordinator {
         group_id: &str,
         leaving: &[LeavingMember],
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
-        if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
+        self.coordinated(group_id)?;
         let Some(slot) = self.slot(group_id) else {
             return Ok(vec![Err(ResponseError::UnknownMemberId); leaving.len()]);
         };
@@ -405,8 +594,9 @@ impl GroupCoordinator {
         }
     }
 
-    /// Commits `offsets` durably for `member` (who was validated against the group) and
-    /// returns once they are on disk and visible to OffsetFetch.
+    /// Commits `offsets` for `member` (who is validated against the group) and returns once
+    /// they are on every ISR member of the group's offsets partition and visible to
+    /// OffsetFetch.
     pub fn commit(
         &self,
         group_id: &str,
@@ -415,26 +605,44 @@ impl GroupCoordinator {
     ) -> impl std::future::Future<Output = Result<(), ResponseError>> + Send + 'static {
         let submitted = self.submit_commit(group_id, member, offsets);
         async move {
-            match submitted? {
-                None => Ok(()),
-                Some(receiver) => durable(receiver).await,
+            let Some((slot, first_offset, replicated, offsets)) = submitted? else {
+                return Ok(());
+            };
+            replicated.await?;
+            let Some(slot) = slot.upgrade() else {
+                return Ok(());
+            };
+            let mut group = lock_group(&slot);
+            // A group deleted (or unloaded) meanwhile stays so: its tombstones follow.
+            if !group.is_dead() {
+                for (commit, record_offset) in offsets.into_iter().zip(first_offset..) {
+                    let OffsetCommit {
+                        topic,
+                        partition,
+                        committed,
+                    } = commit;
+                    group
+                        .offsets
+                        .put(topic, partition, committed, record_offset);
+                }
             }
+            Ok(())
         }
     }
 
+    #[allow(clippy::type_complexity)]
     fn submit_commit(
         &self,
         group_id: &str,
         member: &MemberRef,
         offsets: Vec<OffsetCommit>,
-    ) -> Result<Option<oneshot::Receiver<Result<(), OffsetStoreError>>>, ResponseError> {
-        if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
+    ) -> Result<Option<(Weak<Mutex<Group>>, i64, Replicated, Vec<OffsetCommit>)>, ResponseError>
+    {
+        let partition = self.coordinated(group_id)?;
         let slot = match self.slot(group_id) {
             Some(slot) => slot,
             None if member.generation_id < 0 => self.slot_or_create(group_id)?,
-            // A member of a generation this coordinator never saw (it restarted).
+            // A member of a generation this coordinator never saw (it restarted or moved).
             None => return Err(ResponseError::IllegalGeneration),
         };
         let mut group = lock_group(&slot);
@@ -447,37 +655,26 @@ impl GroupCoordinator {
         if offsets.is_empty() {
             return Ok(None);
         }
-        let writes = offsets
+        let records: Vec<OffsetRecord> = offsets
             .iter()
-            .map(|commit| {
-                let key = OffsetKey {
+            .map(|commit| OffsetRecord {
+                key: OffsetKey {
                     group: group_id.to_string(),
                     topic: commit.topic.clone(),
                     partition: commit.partition,
-                };
-                OffsetWrite::Commit(key, commit.committed.clone())
+                },
+                value: Some(commit.committed.clone()),
             })
             .collect();
-        let (sender, receiver) = oneshot::channel();
-        let weak = Arc::downgrade(&slot);
-        let done = Box::new(move |outcome: Result<(), OffsetStoreError>| {
-            if outcome.is_ok() {
-                if let Some(slot) = weak.upgrade() {
-                    let mut group = lock_group(&slot);
-                    // A group deleted meanwhile stays deleted (its delete follows in the store).
-                    if !group.is_dead() {
-                        for commit in offsets {
-                            group
-                                .offsets
-                                .put(commit.topic, commit.partition, commit.committed);
-                        }
-                    }
-                }
-            }
-            let _ = sender.send(outcome);
-        });
-        self.store.submit(writes, done).map_err(store_error)?;
-        Ok(Some(receiver))
+        // Appended under the group lock: the log orders a group's commits as it accepted them.
+        let (first_offset, replicated) = self.append(partition, &records)?;
+        drop(group);
+        Ok(Some((
+            Arc::downgrade(&slot),
+            first_offset,
+            replicated,
+            offsets,
+        )))
     }
 
     /// Committed offsets of `wanted` partitions (`None`: every partition with one).
@@ -486,9 +683,7 @@ impl GroupCoordinator {
         group_id: &str,
         wanted: Option<&[(String, i32)]>,
     ) -> Result<Vec<(String, i32, Option<CommittedOffset>)>, ResponseError> {
-        if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
+        self.coordinated(group_id)?;
         let slot = self.slot(group_id);
         let group = slot.as_ref().map(|slot| lock_group(slot));
         let offsets = group.as_ref().map(|group| &group.offsets);
@@ -523,6 +718,7 @@ impl GroupCoordinator {
         topics: TopicLookup<'_>,
     ) -> Result<ConsumerHeartbeatOutcome, ApiError> {
         validate_heartbeat(group_id, &request, api_version)?;
+        self.coordinated(group_id).map_err(ApiError::code_only)?;
         let joining = request.member_epoch == JOIN_GROUP_MEMBER_EPOCH;
         let slot = if joining {
             self.slot_or_create(group_id).map_err(ApiError::code_only)?
@@ -557,9 +753,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
     ) -> Result<(ConsumerGroupDescription, HashMap<uuid::Uuid, String>), ApiError> {
-        if group_id.is_empty() {
-            return Err(ApiError::code_only(ResponseError::InvalidGroupId));
-        }
+        self.coordinated(group_id).map_err(ApiError::code_only)?;
         let not_found = |what: &str| {
             let message = format!("Group {group_id} {what}.");
             ApiError::new(ResponseError::GroupIdNotFound, message)
@@ -594,9 +788,7 @@ impl GroupCoordinator {
     }
 
     pub fn describe(&self, group_id: &str) -> Result<GroupDescription, ResponseError> {
-        if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
+        self.coordinated(group_id)?;
         let slot = self.slot(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let group = lock_group(&slot);
         // Kafka describes only classic groups here (consumer groups: ConsumerGroupDescribe).
@@ -604,14 +796,23 @@ impl GroupCoordinator {
         Ok(classic.describe())
     }
 
-    /// Every group, sorted by id.
+    /// Every group this node coordinates, sorted by id (Kafka: each broker lists its own).
     pub fn list(&self) -> Vec<GroupListing> {
+        // Taken first: `owned` comes before any group lock.
+        let active: BTreeSet<i32> = self
+            .owned()
+            .iter()
+            .filter(|(_, held)| matches!(held, Ownership::Active { .. }))
+            .map(|(partition, _)| *partition)
+            .collect();
+        let count = self.partition_count();
         let slots: Vec<GroupSlot> = self.groups().values().cloned().collect();
         let mut listings: Vec<GroupListing> = slots
             .iter()
             .filter_map(|slot| {
                 let group = lock_group(slot);
-                if group.is_dead() {
+                let partition = offsets_partition_for(&group.id, count);
+                if group.is_dead() || !active.contains(&partition) {
                     return None;
                 }
                 let (protocol_type, group_type) = match &group.membership {
@@ -635,22 +836,23 @@ impl GroupCoordinator {
         listings
     }
 
-    /// DeleteGroups for one group: only an Empty group goes, with its offsets.
+    /// DeleteGroups for one group: only an Empty group goes, with its offsets (a tombstone
+    /// for each, replicated before the answer).
     pub fn delete(
         &self,
         group_id: &str,
     ) -> impl std::future::Future<Output = Result<(), ResponseError>> + Send + 'static {
         let submitted = self.submit_delete(group_id);
-        async move { durable(submitted?).await }
+        async move {
+            match submitted? {
+                Some(replicated) => replicated.await,
+                None => Ok(()),
+            }
+        }
     }
 
-    fn submit_delete(
-        &self,
-        group_id: &str,
-    ) -> Result<oneshot::Receiver<Result<(), OffsetStoreError>>, ResponseError> {
-        if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
+    fn submit_delete(&self, group_id: &str) -> Result<Option<Replicated>, ResponseError> {
+        let partition = self.coordinated(group_id)?;
         let mut groups = self.groups();
         let slot = groups
             .get(group_id)
@@ -663,17 +865,21 @@ impl GroupCoordinator {
         if !group.is_empty_state() {
             return Err(ResponseError::NonEmptyGroup);
         }
-        let (sender, receiver) = oneshot::channel();
-        let write = OffsetWrite::DeleteGroup(group_id.to_string());
-        let done = Box::new(move |outcome| {
-            let _ = sender.send(outcome);
-        });
-        self.store.submit(vec![write], done).map_err(store_error)?;
+        let tombstones: Vec<OffsetRecord> = group
+            .offsets
+            .iter()
+            .map(|(topic, topic_partition, _)| tombstone(group_id, topic, topic_partition))
+            .collect();
+        let replicated = if tombstones.is_empty() {
+            None
+        } else {
+            Some(self.append(partition, &tombstones)?.1)
+        };
         group.mark_dead();
         group.offsets = GroupOffsets::default();
         groups.remove(group_id);
         tracing::info!(group_id, "group deleted");
-        Ok(receiver)
+        Ok(replicated)
     }
 
     /// OffsetDelete: per partition `Ok` or GROUP_SUBSCRIBED_TO_TOPIC; `Err` for the group.
@@ -686,9 +892,9 @@ impl GroupCoordinator {
            + 'static {
         let submitted = self.submit_offset_deletes(group_id, partitions);
         async move {
-            let (results, receiver) = submitted?;
-            if let Some(receiver) = receiver {
-                durable(receiver).await?;
+            let (results, replicated) = submitted?;
+            if let Some(replicated) = replicated {
+                replicated.await?;
             }
             Ok(results)
         }
@@ -699,16 +905,8 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         partitions: &[(String, i32)],
-    ) -> Result<
-        (
-            Vec<Result<(), ResponseError>>,
-            Option<oneshot::Receiver<Result<(), OffsetStoreError>>>,
-        ),
-        ResponseError,
-    > {
-        if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
+    ) -> Result<(Vec<Result<(), ResponseError>>, Option<Replicated>), ResponseError> {
+        let offsets_partition = self.coordinated(group_id)?;
         let slot = self.slot(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let mut group = lock_group(&slot);
         let subscribed = if group.is_dead() {
@@ -722,7 +920,7 @@ impl GroupCoordinator {
             }
         };
         let mut results = Vec::with_capacity(partitions.len());
-        let mut writes = Vec::new();
+        let mut tombstones = Vec::new();
         for (topic, partition) in partitions {
             if subscribed
                 .as_ref()
@@ -731,28 +929,26 @@ impl GroupCoordinator {
                 results.push(Err(ResponseError::GroupSubscribedToTopic));
                 continue;
             }
-            if group.offsets.remove(topic, *partition).is_some() {
-                writes.push(OffsetWrite::DeleteOffset(OffsetKey {
-                    group: group_id.to_string(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                }));
+            if group.offsets.get(topic, *partition).is_some() {
+                tombstones.push(tombstone(group_id, topic, *partition));
             }
             results.push(Ok(()));
         }
-        if writes.is_empty() {
+        if tombstones.is_empty() {
             return Ok((results, None));
         }
-        let (sender, receiver) = oneshot::channel();
-        let done = Box::new(move |outcome| {
-            let _ = sender.send(outcome);
-        });
-        self.store.submit(writes, done).map_err(store_error)?;
-        Ok((results, Some(receiver)))
+        let (_, replicated) = self.append(offsets_partition, &tombstones)?;
+        for record in &tombstones {
+            group
+                .offsets
+                .remove(&record.key.topic, record.key.partition);
+        }
+        Ok((results, Some(replicated)))
     }
 
-    /// Drops offsets of Empty groups older than the retention, and groups left with neither
-    /// members nor offsets. Returns how many offsets expired.
+    /// Drops offsets of Empty groups older than the retention (tombstones in the offsets
+    /// topic), and groups left with neither members nor offsets. Returns how many offsets
+    /// expired.
     pub fn expire_offsets(&self, now_ms: i64) -> usize {
         let slots: Vec<GroupSlot> = self.groups().values().cloned().collect();
         let retention_ms = self.config.offsets_retention_ms;
@@ -760,31 +956,31 @@ impl GroupCoordinator {
         let mut vanished = Vec::new();
         for slot in slots {
             let mut group = lock_group(&slot);
-            if !group.is_empty_state() {
+            if !group.is_empty_state() || group.is_dead() {
                 continue;
             }
-            let expired = group
+            let tombstones: Vec<OffsetRecord> = group
                 .offsets
-                .expired(now_ms, retention_ms, group.empty_since_ms());
-            let mut writes = Vec::with_capacity(expired.len());
-            for (topic, partition) in expired {
-                group.offsets.remove(&topic, partition);
-                let group_id = group.id.clone();
-                writes.push(OffsetWrite::DeleteOffset(OffsetKey {
-                    group: group_id,
-                    topic,
-                    partition,
-                }));
-            }
-            expired_count += writes.len();
-            if !writes.is_empty() {
-                let done = Box::new(|outcome: Result<(), OffsetStoreError>| {
-                    if let Err(error) = outcome {
-                        tracing::warn!(%error, "expiring offsets failed; retried next pass");
+                .expired(now_ms, retention_ms, group.empty_since_ms())
+                .into_iter()
+                .map(|(topic, partition)| tombstone(&group.id, &topic, partition))
+                .collect();
+            if !tombstones.is_empty() {
+                let partition = self.partition_for(&group.id);
+                // Replication is not awaited: a tombstone lost with its leader only means the
+                // offsets expire again on the next leader.
+                match self.append(partition, &tombstones) {
+                    Ok(_) => {
+                        for record in &tombstones {
+                            group
+                                .offsets
+                                .remove(&record.key.topic, record.key.partition);
+                        }
+                        expired_count += tombstones.len();
                     }
-                });
-                if let Err(error) = self.store.submit(writes, done) {
-                    tracing::warn!(%error, "expiring offsets failed; retried next pass");
+                    Err(error) => {
+                        tracing::warn!(?error, "expiring offsets failed; retried next pass");
+                    }
                 }
             }
             if group.offsets.is_empty() && group.has_no_members() {
@@ -827,25 +1023,13 @@ async fn wait<T>(reply: Reply<T>, gone: impl FnOnce() -> T) -> T {
     }
 }
 
-async fn durable(
-    receiver: oneshot::Receiver<Result<(), OffsetStoreError>>,
-) -> Result<(), ResponseError> {
-    match receiver.await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(store_error(error)),
-        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
-    }
-}
-
-/// Busy or closing stores are retriable for clients; damage is not.
-fn store_error(error: OffsetStoreError) -> ResponseError {
-    match error {
-        OffsetStoreError::Busy | OffsetStoreError::Closed => ResponseError::CoordinatorNotAvailable,
-        OffsetStoreError::Database(_)
-        | OffsetStoreError::Damaged(_)
-        | OffsetStoreError::Invalid(_) => {
-            tracing::error!(%error, "offset store failure");
-            ResponseError::UnknownServerError
-        }
+fn tombstone(group_id: &str, topic: &str, partition: i32) -> OffsetRecord {
+    OffsetRecord {
+        key: OffsetKey {
+            group: group_id.to_string(),
+            topic: topic.to_string(),
+            partition,
+        },
+        value: None,
     }
 }

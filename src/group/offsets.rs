@@ -1,27 +1,54 @@
-//! A group's committed offsets in memory: what OffsetFetch reads. The durable copy is in
-//! `sluice_storage::OffsetStore`; this cache is filled from it at start and updated by the
-//! store's writer once a commit is durable, so the two agree in the order writes commit.
+//! A group's committed offsets in memory: what OffsetFetch reads. The durable copy is the
+//! group's `__consumer_offsets` partition; this view is rebuilt from it when this node starts
+//! coordinating the partition and updated once each commit is replicated. Every entry keeps
+//! the offset of the record that wrote it, so commits completing out of order still leave the
+//! view equal to a replay of the log (the later record wins).
 
 use std::collections::BTreeMap;
 
-use sluice_storage::CommittedOffset;
+/// A committed position with what the client sent along.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+}
 
 #[derive(Default)]
 pub struct GroupOffsets {
-    entries: BTreeMap<(String, i32), CommittedOffset>,
+    /// (topic, partition) → (committed position, offset of its record in the offsets topic).
+    entries: BTreeMap<(String, i32), (CommittedOffset, i64)>,
 }
 
 impl GroupOffsets {
     pub fn get(&self, topic: &str, partition: i32) -> Option<&CommittedOffset> {
-        self.entries.get(&(topic.to_string(), partition))
+        self.entries
+            .get(&(topic.to_string(), partition))
+            .map(|(committed, _)| committed)
     }
 
-    pub fn put(&mut self, topic: String, partition: i32, committed: CommittedOffset) {
-        self.entries.insert((topic, partition), committed);
+    /// Records `committed`, written at `record_offset`, unless a later record already did.
+    pub fn put(
+        &mut self,
+        topic: String,
+        partition: i32,
+        committed: CommittedOffset,
+        record_offset: i64,
+    ) {
+        let entry = self
+            .entries
+            .entry((topic, partition))
+            .or_insert((committed.clone(), record_offset));
+        if entry.1 <= record_offset {
+            *entry = (committed, record_offset);
+        }
     }
 
     pub fn remove(&mut self, topic: &str, partition: i32) -> Option<CommittedOffset> {
-        self.entries.remove(&(topic.to_string(), partition))
+        self.entries
+            .remove(&(topic.to_string(), partition))
+            .map(|(committed, _)| committed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -37,7 +64,7 @@ impl GroupOffsets {
     pub fn iter(&self) -> impl Iterator<Item = (&str, i32, &CommittedOffset)> {
         self.entries
             .iter()
-            .map(|((topic, partition), committed)| (topic.as_str(), *partition, committed))
+            .map(|((topic, partition), (committed, _))| (topic.as_str(), *partition, committed))
     }
 
     /// Offsets of an empty group due to expire at `now_ms`: retention counts from the later
@@ -51,7 +78,7 @@ impl GroupOffsets {
     ) -> Vec<(String, i32)> {
         self.entries
             .iter()
-            .filter(|(_, committed)| {
+            .filter(|(_, (committed, _))| {
                 let since = committed
                     .commit_timestamp_ms
                     .max(empty_since_ms.unwrap_or(i64::MIN));
@@ -78,8 +105,11 @@ mod tests {
     #[test]
     fn retention_counts_from_the_later_of_commit_and_emptiness() {
         let mut offsets = GroupOffsets::default();
-        offsets.put("t".into(), 0, committed(5, 1_000));
-        offsets.put("t".into(), 1, committed(6, 5_000));
+        offsets.put("t".into(), 0, committed(5, 1_000), 0);
+        offsets.put("t".into(), 1, committed(6, 5_000), 1);
+        // An earlier record completing late does not replace a later one.
+        offsets.put("t".into(), 1, committed(3, 5_000), 0);
+        assert_eq!(offsets.get("t", 1).map(|c| c.offset), Some(6));
         assert_eq!(
             offsets.expired(10_999, 10_000, None),
             Vec::<(String, i32)>::new()

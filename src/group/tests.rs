@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use sluice_storage::{CommittedOffset, OffsetStore};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -21,7 +20,7 @@ const DELAY: Duration = Duration::from_millis(3000);
 
 struct Fixture {
     coordinator: Arc<GroupCoordinator>,
-    dir: tempfile::TempDir,
+    log: Arc<test_log::MemoryLog>,
 }
 
 fn config(group_size_max: usize) -> GroupConfig {
@@ -35,10 +34,9 @@ fn config(group_size_max: usize) -> GroupConfig {
 }
 
 fn fixture_with(group_size_max: usize) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = OffsetStore::open(&dir.path().join("offsets.redb")).unwrap();
-    let coordinator = Arc::new(GroupCoordinator::open(config(group_size_max), store).unwrap());
-    Fixture { coordinator, dir }
+    let log = Arc::new(test_log::MemoryLog::default());
+    let coordinator = Arc::new(test_log::coordinator_over(config(group_size_max), &log));
+    Fixture { coordinator, log }
 }
 
 fn fixture() -> Fixture {
@@ -417,10 +415,11 @@ async fn a_batch_leaves_at_once_and_an_empty_group_can_be_deleted() {
         Err(ResponseError::GroupIdNotFound)
     );
     assert_eq!(f.coordinator.fetch_offsets(GROUP, None), Ok(Vec::new()));
-    let Fixture { coordinator, dir } = f;
+    let Fixture { coordinator, log } = f;
     drop(coordinator);
-    let reopened = OffsetStore::open(&dir.path().join("offsets.redb")).unwrap();
-    assert_eq!(reopened.load_all().unwrap(), Vec::new());
+    let reopened = test_log::coordinator_over(config(100), &log);
+    assert!(reopened.list().is_empty());
+    assert_eq!(reopened.fetch_offsets(GROUP, None), Ok(Vec::new()));
 }
 
 fn committed(offset: i64, metadata: &str) -> CommittedOffset {
@@ -519,11 +518,10 @@ async fn commits_are_durable_and_expire_from_empty_groups() {
     );
     assert_eq!(fetched[1].2, None);
     assert_eq!(f.coordinator.describe("simple").unwrap().state, "Empty");
-    let Fixture { coordinator, dir } = f;
+    let Fixture { coordinator, log } = f;
     drop(coordinator);
 
-    let store = OffsetStore::open(&dir.path().join("offsets.redb")).unwrap();
-    let reopened = GroupCoordinator::open(config(100), store).unwrap();
+    let reopened = test_log::coordinator_over(config(100), &log);
     let all = reopened.fetch_offsets("simple", None).unwrap();
     let offsets: Vec<(String, i32, i64, i32, String)> = all
         .into_iter()
@@ -566,4 +564,63 @@ async fn offset_delete_refuses_subscribed_topics_of_a_stable_group() {
     let state_name = lock_group(&slot).state_name();
     assert_eq!(state_name, "Stable");
     let _ = a;
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_partition_leader_coordinates_and_a_new_leader_replays_the_offsets() {
+    let log = Arc::new(test_log::MemoryLog::default());
+    let groups = GroupCoordinator::new(config(100), 1);
+    groups.attach_log(Box::new(test_log::Shared(log.clone())));
+    let member = MemberRef {
+        member_id: String::new(),
+        group_instance_id: None,
+        generation_id: -1,
+    };
+    let commit = |offset| OffsetCommit {
+        topic: "t".into(),
+        partition: 0,
+        committed: committed(offset, "m"),
+    };
+    // Not a leader of the group's partition: every group API says so.
+    assert_eq!(
+        groups.commit(GROUP, &member, vec![commit(1)]).await,
+        Err(ResponseError::NotCoordinator)
+    );
+    assert_eq!(
+        groups.fetch_offsets(GROUP, None),
+        Err(ResponseError::NotCoordinator)
+    );
+    let joined = groups.join(GROUP, join_request("", None, &["range"])).await;
+    assert_eq!(joined.error, Some(ResponseError::NotCoordinator));
+    assert_eq!(
+        groups.describe(GROUP).map(|d| d.state),
+        Err(ResponseError::NotCoordinator)
+    );
+    assert!(groups.begin_load(0, 3));
+    assert!(!groups.begin_load(0, 3));
+    assert_eq!(
+        groups.heartbeat(GROUP, &member),
+        Err(ResponseError::CoordinatorLoadInProgress)
+    );
+    groups.finish_load(0, 3, HashMap::new());
+    assert_eq!(groups.commit(GROUP, &member, vec![commit(5)]).await, Ok(()));
+    assert_eq!(groups.commit(GROUP, &member, vec![commit(8)]).await, Ok(()));
+    let offsets = |coordinator: &GroupCoordinator| -> Vec<i64> {
+        let fetched = coordinator.fetch_offsets(GROUP, None).unwrap();
+        fetched
+            .into_iter()
+            .map(|(_, _, c)| c.unwrap().offset)
+            .collect()
+    };
+    assert_eq!(offsets(&groups), [8]);
+    groups.unload(0);
+    assert_eq!(
+        groups.fetch_offsets(GROUP, None),
+        Err(ResponseError::NotCoordinator)
+    );
+    assert!(groups.list().is_empty());
+    // A later leader epoch replays the log written by the earlier one.
+    let next = test_log::coordinator_over(config(100), &log);
+    assert_eq!(offsets(&next), [8]);
+    assert_eq!(next.list()[0].group_id, GROUP);
 }

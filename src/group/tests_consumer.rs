@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use sluice_storage::{CommittedOffset, OffsetStore};
 use uuid::Uuid;
 
 use super::assignor::{Assignment, TopicMetadata};
@@ -24,12 +23,9 @@ const REBALANCE_MS: i32 = 30_000;
 struct Fixture {
     coordinator: Arc<GroupCoordinator>,
     topics: Mutex<BTreeMap<String, TopicMetadata>>,
-    _dir: tempfile::TempDir,
 }
 
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = OffsetStore::open(&dir.path().join("offsets.redb")).unwrap();
     let config = GroupConfig {
         initial_rebalance_delay: Duration::from_millis(0),
         group_size_max: 10,
@@ -37,7 +33,8 @@ fn fixture() -> Fixture {
         consumer_heartbeat_interval: Duration::from_millis(5_000),
         consumer_session_timeout: SESSION,
     };
-    let coordinator = Arc::new(GroupCoordinator::open(config, store).unwrap());
+    let log = Arc::new(super::test_log::MemoryLog::default());
+    let coordinator = Arc::new(super::test_log::coordinator_over(config, &log));
     let topics = BTreeMap::from([(
         TOPIC.to_string(),
         TopicMetadata {
@@ -48,7 +45,6 @@ fn fixture() -> Fixture {
     Fixture {
         coordinator,
         topics: Mutex::new(topics),
-        _dir: dir,
     }
 }
 

@@ -12,13 +12,14 @@ use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::{BatchIter, ReadError};
 use tokio::time::Instant;
 
 use super::{leader_hint, str_bytes, RequestContext};
 use crate::broker::{Partition, Topic, TopicsImage};
+use crate::budget::{self, FetchKind};
 use crate::replication;
 
 /// The longest a Fetch waits for data, whatever it asks (a client asking more is answered
@@ -31,30 +32,106 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + wait.min(FETCH_WAIT_MAX);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let kind = if replica_id(context.api_version, &request) >= 0 {
+        FetchKind::Replication
+    } else {
+        FetchKind::Consumer
+    };
     let mut appended = context.broker.subscribe_appends();
     loop {
         // Mark the current generation seen before reading, so an append between the read and
         // the wait still wakes us.
         appended.borrow_and_update();
-        let (response, bytes) = read_once(context, &request);
+        let granted = context
+            .broker
+            .budget
+            .fetch_grant(kind, Instant::now().into_std());
+        let (response, bytes) = read_once(context, &request, granted);
         // Kafka answers at once when there is nothing to wait for: no partitions asked,
         // min_bytes already met (0 included), an error, or no wait allowed. A closing broker
-        // answers at once too: its wake-up may have come before this request was read.
+        // answers at once too: its wake-up may have come before this request was read. An
+        // empty budget answers at once as well: waiting cannot fill it, throttling does; and
+        // min_bytes counts as met at what the budget grants.
         let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
         if nothing_asked
-            || bytes >= min_bytes
+            || bytes >= min_bytes.min(granted)
+            || granted == 0
             || has_errors(&response)
             || Instant::now() >= deadline
             || context.broker.is_closing()
         {
-            return response;
+            return charged(context, kind, response, bytes, granted);
         }
         let woke = tokio::time::timeout_at(deadline, appended.changed()).await;
         if !matches!(woke, Ok(Ok(()))) || context.broker.is_closing() {
             // Deadline passed (or the broker is closing): answer with what there is now.
-            return read_once(context, &request).0;
+            let granted = context
+                .broker
+                .budget
+                .fetch_grant(kind, Instant::now().into_std());
+            let (response, bytes) = read_once(context, &request, granted);
+            return charged(context, kind, response, bytes, granted);
         }
     }
+}
+
+/// Charges the response to the node budget, counts its bytes, and sets (and applies) the
+/// throttle time.
+fn charged(
+    context: &RequestContext<'_>,
+    kind: FetchKind,
+    mut response: FetchResponse,
+    bytes: usize,
+    granted: usize,
+) -> FetchResponse {
+    let broker = context.broker;
+    let now = std::time::Instant::now();
+    let throttle = broker
+        .budget
+        .charge_fetch(kind, context.connection, bytes, granted, now);
+    match kind {
+        FetchKind::Replication => {
+            broker.metrics.replication_bytes_out.inc_by(bytes as u64);
+        }
+        FetchKind::Consumer => {
+            for topic in &response.responses {
+                let topic_bytes: usize = topic
+                    .partitions
+                    .iter()
+                    .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+                    .sum();
+                if topic_bytes > 0 {
+                    let name = topic_name(broker, context.api_version, topic);
+                    broker.metrics.add_topic_bytes_out(&name, topic_bytes);
+                }
+            }
+        }
+    }
+    if !throttle.is_zero() {
+        broker.metrics.record_throttle(ApiKey::Fetch, throttle);
+        context.connection.mute_for(throttle, now);
+        // throttle_time_ms exists from v1 on.
+        if context.api_version >= 1 {
+            response.throttle_time_ms = budget::throttle_ms(throttle);
+        }
+    }
+    response
+}
+
+/// The topic's name (v13+ responses carry only its id).
+fn topic_name(
+    broker: &crate::broker::Broker,
+    version: i16,
+    topic: &FetchableTopicResponse,
+) -> String {
+    if version < 13 {
+        return topic.topic.0.to_string();
+    }
+    broker
+        .topics()
+        .by_id
+        .get(&topic.topic_id)
+        .map_or_else(String::new, |t| t.name.clone())
 }
 
 fn has_errors(response: &FetchResponse) -> bool {
@@ -66,9 +143,14 @@ fn has_errors(response: &FetchResponse) -> bool {
 }
 
 /// One pass over every requested partition. Returns the response and its record bytes.
-fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResponse, usize) {
+/// `granted` is what the node budget allows; with 0 nothing is read, not even one batch.
+fn read_once(
+    context: &RequestContext<'_>,
+    request: &FetchRequest,
+    granted: usize,
+) -> (FetchResponse, usize) {
     let image = context.broker.topics();
-    let limit = context.broker.config.fetch_max_bytes;
+    let limit = context.broker.config.fetch_max_bytes.min(granted);
     let mut budget = usize::try_from(request.max_bytes).unwrap_or(0).min(limit);
     let mut total = 0usize;
     let mut response = FetchResponse::default();
@@ -124,7 +206,7 @@ fn read_once(context: &RequestContext<'_>, request: &FetchRequest) -> (FetchResp
                     let partition_max = usize::try_from(wanted.partition_max_bytes).unwrap_or(0);
                     // KIP-74: the first partition with data returns at least one whole batch,
                     // however large, so a consumer can always make progress.
-                    let min_one_batch = total == 0;
+                    let min_one_batch = total == 0 && granted > 0;
                     let max_bytes = partition_max.min(budget);
                     match partition
                         .log

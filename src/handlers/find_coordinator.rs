@@ -1,75 +1,151 @@
 //! FindCoordinator: the node that coordinates a group or transactional id.
 //!
-//! Every node computes the same answer from its metadata image: a stable hash of the key over
-//! the registered brokers, skipping fenced ones (Kafka places a group on the leader of its
-//! `__consumer_offsets` partition, `hash(key) % 50`). All members of a group therefore meet on
-//! one node, whichever broker they ask.
+//! A group lives in partition `abs(java_hash(group)) % partitions` of `__consumer_offsets`
+//! (created here on first need, as Kafka does) and its coordinator is that partition's
+//! leader: COORDINATOR_NOT_AVAILABLE while it has none. When the leader is this node the
+//! answer waits (briefly) for the partition to be loaded, so clients rarely see
+//! COORDINATOR_LOAD_IN_PROGRESS. Transactional ids (no transaction coordinator yet) keep a
+//! stable hash over the live brokers.
+
+use std::time::Duration;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_raft::image::LEADER_NONE;
 
 use super::{str_bytes, RequestContext};
+use crate::group::offsets_partition_for;
 use crate::net::listeners::listener_named;
+use crate::offsets_topic;
 
 /// Kafka's CoordinatorType: GROUP, TRANSACTION (SHARE is not served).
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 /// Batched keys (v4+) answered at most per request; the rest get INVALID_REQUEST.
 const COORDINATOR_KEYS_MAX: usize = 10_000;
+/// How long an answer naming this node waits for the group's partition to load.
+const LOAD_WAIT_MAX: Duration = Duration::from_secs(5);
 
-pub fn handle(
+/// (node id, host, port) of a coordinator.
+type Endpoint = (i32, String, i32);
+
+pub async fn handle(
     context: &RequestContext<'_>,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let mut response = FindCoordinatorResponse::default();
-    let key_type_known = matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
+    let key_type = request.key_type;
+    let key_type_known = matches!(key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
     if context.api_version >= 4 {
-        response.coordinators = request
-            .coordinator_keys
-            .into_iter()
-            .enumerate()
-            .map(|(index, key)| {
-                let refused = !key_type_known || index >= COORDINATOR_KEYS_MAX;
-                let error = refused.then_some(ResponseError::InvalidRequest);
-                coordinator(context, key, error)
-            })
-            .collect();
-        return response;
-    }
-    if !key_type_known {
-        response.error_code = ResponseError::InvalidRequest.code();
-        response.node_id = BrokerId(-1);
-        response.host = str_bytes("");
-        response.port = -1;
-        if context.api_version >= 1 {
-            response.error_message = Some(str_bytes("unknown coordinator key type"));
+        for (index, key) in request.coordinator_keys.into_iter().enumerate() {
+            let refused = !key_type_known || index >= COORDINATOR_KEYS_MAX;
+            let found = if refused {
+                Err(ResponseError::InvalidRequest)
+            } else {
+                find(context, key_type, key.as_str()).await
+            };
+            response.coordinators.push(coordinator(key, found));
         }
         return response;
     }
-    let (node_id, host, port) = coordinator_node(context, request.key.as_str());
-    response.node_id = BrokerId(node_id);
-    response.host = str_bytes(host);
-    response.port = port;
+    let found = if key_type_known {
+        find(context, key_type, request.key.as_str()).await
+    } else {
+        Err(ResponseError::InvalidRequest)
+    };
+    match found {
+        Ok((node_id, host, port)) => {
+            response.node_id = BrokerId(node_id);
+            response.host = str_bytes(host);
+            response.port = port;
+        }
+        Err(error) => {
+            response.error_code = error.code();
+            response.node_id = BrokerId(-1);
+            response.host = str_bytes("");
+            response.port = -1;
+            if context.api_version >= 1 {
+                let message = if error == ResponseError::InvalidRequest {
+                    "unknown coordinator key type".to_string()
+                } else {
+                    error.to_string()
+                };
+                response.error_message = Some(str_bytes(message));
+            }
+        }
+    }
     response
 }
 
-/// (node id, host, port) coordinating `key`; this node while the image names no live broker
-/// (a single node before its registration is published).
-fn coordinator_node(context: &RequestContext<'_>, key: &str) -> (i32, String, i32) {
-    let this_node = || {
-        let advertised = context
-            .broker
+async fn find(
+    context: &RequestContext<'_>,
+    key_type: i8,
+    key: &str,
+) -> Result<Endpoint, ResponseError> {
+    if key_type == KEY_TYPE_TRANSACTION {
+        return Ok(coordinator_node(context, key));
+    }
+    group_coordinator(context, key).await
+}
+
+/// The leader of the group's offsets partition.
+async fn group_coordinator(
+    context: &RequestContext<'_>,
+    group_id: &str,
+) -> Result<Endpoint, ResponseError> {
+    let broker = context.broker;
+    // Boxed: creating a topic is a deep future, and Metadata's auto-creation nests another.
+    let created = Box::pin(offsets_topic::ensure_created(broker));
+    let topic = created.await.map_err(|error| {
+        tracing::warn!(code = ?error.code, message = ?error.message, "creating the offsets topic");
+        ResponseError::CoordinatorNotAvailable
+    })?;
+    let count = i32::try_from(topic.partitions.len())
+        .map_err(|_| ResponseError::CoordinatorNotAvailable)?;
+    if count == 0 {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    let index = offsets_partition_for(group_id, count);
+    let partition = topic
+        .partition(index)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let leader = partition.registration.leader;
+    if leader == LEADER_NONE {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    if leader == broker.node_id() {
+        broker.groups.wait_loaded(index, LOAD_WAIT_MAX).await;
+        let advertised = broker
             .advertised_on(context.listener_name)
-            .unwrap_or(&context.broker.advertised);
-        (
-            context.broker.node_id(),
-            advertised.host.clone(),
-            advertised.port,
-        )
+            .unwrap_or(&broker.advertised);
+        return Ok((leader, advertised.host.clone(), advertised.port));
+    }
+    let image = broker.topics();
+    let registration = image
+        .metadata
+        .cluster
+        .brokers
+        .get(&leader)
+        .filter(|registration| !registration.fenced)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let listener = listener_named(&registration.listeners, context.listener_name)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    Ok((leader, listener.host.clone(), i32::from(listener.port)))
+}
+
+/// (node id, host, port) coordinating transactional id `key`; this node while the image
+/// names no live broker (a single node before its registration is published).
+fn coordinator_node(context: &RequestContext<'_>, key: &str) -> Endpoint {
+    let broker = context.broker;
+    let this_node = || {
+        let advertised = broker
+            .advertised_on(context.listener_name)
+            .unwrap_or(&broker.advertised);
+        (broker.node_id(), advertised.host.clone(), advertised.port)
     };
-    let image = context.broker.topics();
+    let image = broker.topics();
     let brokers: Vec<_> = image.metadata.cluster.brokers.values().collect();
     if brokers.is_empty() {
         return this_node();
@@ -98,25 +174,20 @@ fn stable_hash(key: &str) -> u64 {
     })
 }
 
-fn coordinator(
-    context: &RequestContext<'_>,
-    key: StrBytes,
-    error: Option<ResponseError>,
-) -> Coordinator {
+fn coordinator(key: StrBytes, found: Result<Endpoint, ResponseError>) -> Coordinator {
     let mut entry = Coordinator::default();
     entry.key = key;
-    match error {
-        Some(error) => {
+    match found {
+        Ok((node_id, host, port)) => {
+            entry.node_id = BrokerId(node_id);
+            entry.host = str_bytes(host);
+            entry.port = port;
+        }
+        Err(error) => {
             entry.error_code = error.code();
             entry.error_message = Some(str_bytes(error.to_string()));
             entry.node_id = BrokerId(-1);
             entry.port = -1;
-        }
-        None => {
-            let (node_id, host, port) = coordinator_node(context, entry.key.as_str());
-            entry.node_id = BrokerId(node_id);
-            entry.host = str_bytes(host);
-            entry.port = port;
         }
     }
     entry
@@ -132,5 +203,21 @@ mod tests {
         assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
         assert_ne!(stable_hash("group-1"), stable_hash("group-2"));
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use crate::group::offsets_partition_for;
+
+    #[test]
+    fn groups_map_to_partitions_as_in_kafka() {
+        // Java: "my-group".hashCode() = -1_906_497_762; abs % 50 = 12.
+        assert_eq!(offsets_partition_for("my-group", 50), 12);
+        // "zzzzzzzzzzzz".hashCode() = 1_097_476_992 (wrapped); % 50 = 42.
+        assert_eq!(offsets_partition_for("zzzzzzzzzzzz", 50), 42);
+        // "polygenelubricants".hashCode() is Integer.MIN_VALUE; Kafka's abs maps it to 0.
+        assert_eq!(offsets_partition_for("polygenelubricants", 50), 0);
+        assert_eq!(offsets_partition_for("", 50), 0);
     }
 }

@@ -94,13 +94,30 @@ fn live_brokers(image: &MetadataImage, listener_name: &str) -> Vec<MetadataRespo
         .collect()
 }
 
-/// The active controller (the Raft leader), or -1 while there is none.
+/// The controller id clients see: the active controller (the Raft leader) when it is also an
+/// active broker; -1 while there is none. A controller-only leader is no broker clients can
+/// reach, so, as KRaft brokers do, another broker stands in (admin requests sent to it are
+/// forwarded to the controller): the lowest active broker id, so every node names the same.
 pub fn controller_id(broker: &crate::broker::Broker) -> i32 {
-    broker
+    let Some(leader) = broker
         .quorum
         .leader_id()
         .and_then(|id| i32::try_from(id).ok())
-        .unwrap_or(-1)
+    else {
+        return -1;
+    };
+    let topics = broker.topics();
+    let cluster = &topics.metadata.cluster;
+    if cluster.is_active(leader) {
+        return leader;
+    }
+    let stand_in = cluster
+        .brokers
+        .values()
+        .filter(|registration| !registration.fenced)
+        .map(|registration| registration.broker_id)
+        .min();
+    stand_in.unwrap_or(-1)
 }
 
 async fn named_topic(
@@ -117,6 +134,16 @@ async fn named_topic(
     }
     if !may_create {
         return error_entry(Some(name), ResponseError::UnknownTopicOrPartition);
+    }
+    if name == crate::group::OFFSETS_TOPIC {
+        // Created with its own partition count, replication and retention, as by
+        // FindCoordinator (Kafka's auto-creation of internal topics does the same).
+        // Boxed: keeps the request future's type shallow (see find_coordinator).
+        let created = Box::pin(crate::offsets_topic::ensure_created(context.broker));
+        return match created.await {
+            Ok(topic) => topic_entry(context, &topic, with_operations),
+            Err(error) => error_entry(Some(name), error.code),
+        };
     }
     let partitions = context.broker.config.default_partitions;
     let created = context
@@ -179,7 +206,7 @@ pub fn topic_entry(
     if context.api_version >= 10 {
         entry.topic_id = topic.id;
     }
-    entry.is_internal = false;
+    entry.is_internal = topic.name == crate::group::OFFSETS_TOPIC;
     entry.topic_authorized_operations = if with_operations {
         TOPIC_OPERATIONS_ALL
     } else {

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::budget::ConnectionShare;
 
 mod alter_configs;
 mod alter_partition_reassignments;
@@ -25,7 +26,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod elect_leaders;
 mod fetch;
-mod find_coordinator;
+pub(crate) mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
@@ -57,6 +58,8 @@ pub struct RequestContext<'a> {
     pub client_id: Option<String>,
     /// The listener the request came in on: endpoints handed out are on the same listener.
     pub listener_name: &'a str,
+    /// The connection's share of the node budgets (and its throttle mute).
+    pub connection: &'a ConnectionShare,
 }
 
 /// Serves one request. `None` means no response is sent (Produce with acks=0).
@@ -111,7 +114,7 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(context, request))
         }
         RequestKind::FindCoordinator(request) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(context, request))
+            ResponseKind::FindCoordinator(find_coordinator::handle(context, request).await)
         }
         RequestKind::JoinGroup(request) => {
             ResponseKind::JoinGroup(join_group::handle(context, request).await)

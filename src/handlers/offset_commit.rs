@@ -1,12 +1,12 @@
 //! OffsetCommit: a group member (or a standalone `assign()` consumer, generation -1) stores
 //! its positions; answered once they are durable.
 
+use crate::group::CommittedOffset;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use kafka_protocol::ResponseError;
-use sluice_storage::CommittedOffset;
 
 use super::RequestContext;
 use crate::broker::{now_ms, TopicsImage};

@@ -4,13 +4,13 @@
 //! Offsets are never unstable here (no transactional commits yet), so `require_stable` needs
 //! no waiting.
 
+use crate::group::CommittedOffset;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::ResponseError;
-use sluice_storage::CommittedOffset;
 
 use super::{str_bytes, RequestContext};
 

@@ -11,8 +11,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
@@ -22,7 +20,8 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{AppendError, AppendOutcome};
 
 use super::{leader_hint, str_bytes, RequestContext};
-use crate::broker::{now_ms, Partition, Replica, Role, Topic, TopicsImage};
+use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
+use crate::group::OFFSETS_TOPIC;
 use crate::replication;
 use crate::topic_config;
 
@@ -54,13 +53,16 @@ pub async fn handle(
     }
     let image = context.broker.topics();
     let mut appended_any = false;
+    let mut appended_bytes = 0usize;
     for topic_data in request.topic_data {
         let topic = find_topic(&image, context.api_version, &topic_data);
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic_data.name.clone();
         topic_response.topic_id = topic_data.topic_id;
+        let mut topic_bytes = 0usize;
         for partition_data in topic_data.partition_data {
             let index = partition_data.index;
+            let record_bytes = partition_data.records.as_ref().map_or(0, Bytes::len);
             let partition = topic.and_then(|t| t.partition(index)).cloned();
             let mut result = match (partition, partition_data.records) {
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
@@ -78,7 +80,11 @@ pub async fn handle(
                     .await
                 }
             };
-            appended_any |= result.as_ref().is_ok_and(|outcome| !outcome.duplicate);
+            let appended = result.as_ref().is_ok_and(|outcome| !outcome.duplicate);
+            appended_any |= appended;
+            if appended {
+                topic_bytes += record_bytes;
+            }
             if context.api_version < 5 {
                 // log_start_offset exists from v5 on; the encoder refuses it earlier.
                 if let Ok(outcome) = &mut result {
@@ -98,13 +104,43 @@ pub async fn handle(
             }
             topic_response.partition_responses.push(entry);
         }
+        if let Some(topic) = topic {
+            context
+                .broker
+                .metrics
+                .add_topic_bytes_in(&topic.name, topic_bytes);
+        }
+        appended_bytes += topic_bytes;
         response.responses.push(topic_response);
     }
     if appended_any {
         context.broker.notify_appended();
     }
+    throttle(context, &mut response, appended_bytes);
     // acks=0: the client expects no response at all.
     (acks != 0).then_some(response)
+}
+
+/// Kafka throttles produce after the append: the answer carries throttle_time_ms and the
+/// connection is muted for that long.
+fn throttle(context: &RequestContext<'_>, response: &mut ProduceResponse, bytes: usize) {
+    let now = std::time::Instant::now();
+    let throttle = context
+        .broker
+        .budget
+        .charge_produce(context.connection, bytes, now);
+    if throttle.is_zero() {
+        return;
+    }
+    context
+        .broker
+        .metrics
+        .record_throttle(kafka_protocol::messages::ApiKey::Produce, throttle);
+    context.connection.mute_for(throttle, now);
+    // throttle_time_ms exists from v1 on.
+    if context.api_version >= 1 {
+        response.throttle_time_ms = crate::budget::throttle_ms(throttle);
+    }
 }
 
 fn wants_leader_hint(context: &RequestContext<'_>, entry: &PartitionProduceResponse) -> bool {
@@ -166,6 +202,10 @@ async fn produce_one(
     timeout_ms: i32,
     records: Bytes,
 ) -> Result<AppendOutcome, ResponseError> {
+    if topic.is_some_and(|t| t.name == OFFSETS_TOPIC) {
+        // Kafka: "Cannot append to internal topic"; only the group coordinator writes it.
+        return Err(ResponseError::InvalidTopicException);
+    }
     let replica = partition.leader_replica(context.broker.node_id(), -1)?;
     let min_insync = min_insync_replicas(topic);
     if acks == -1 && partition.registration.isr.len() < min_insync {
@@ -179,14 +219,11 @@ async fn produce_one(
     // Wake waiting Fetches now: followers must see the records for acks=all to complete.
     context.broker.notify_appended();
     if acks == -1 {
-        wait_replicated(
-            context,
-            replica,
-            outcome.last_offset,
-            timeout_ms,
-            min_insync,
-        )
-        .await?;
+        let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+        let timeout = timeout.min(PRODUCE_WAIT_MAX);
+        let last_offset = outcome.last_offset;
+        replication::wait_replicated(context.broker, replica, last_offset, timeout, min_insync)
+            .await?;
     }
     Ok(outcome)
 }
@@ -196,48 +233,6 @@ fn min_insync_replicas(topic: Option<&Topic>) -> usize {
         .and_then(|t| t.overrides.get(topic_config::MIN_INSYNC_REPLICAS))
         .and_then(|value| value.parse::<usize>().ok())
         .unwrap_or(1)
-}
-
-/// Kafka's delayed produce: done when the high watermark passes `last_offset`. The ISR that
-/// moved it there must still have `min_insync` members, or the records (which stay in the
-/// log) are answered NOT_ENOUGH_REPLICAS_AFTER_APPEND: fewer copies than the producer asked
-/// for may hold them.
-async fn wait_replicated(
-    context: &RequestContext<'_>,
-    replica: &Replica,
-    last_offset: i64,
-    timeout_ms: i32,
-    min_insync: usize,
-) -> Result<(), ResponseError> {
-    let timeout = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
-    let deadline = Instant::now() + timeout.min(PRODUCE_WAIT_MAX);
-    let mut changes = context.broker.subscribe_appends();
-    loop {
-        changes.borrow_and_update();
-        if replica.high_watermark() > last_offset {
-            // The ISR read after the high watermark: a shrink installs the smaller ISR before
-            // it lets the high watermark pass the followers that left, and a follower joins
-            // only holding everything below the high watermark, so every member read now
-            // holds these records.
-            let isr_size = match &replica.progress().role {
-                Role::Leader { isr, .. } => Some(isr.len()),
-                _ => None,
-            };
-            return match isr_size {
-                Some(size) if size >= min_insync => Ok(()),
-                Some(_) => Err(ResponseError::NotEnoughReplicasAfterAppend),
-                None => Err(ResponseError::NotLeaderOrFollower),
-            };
-        }
-        if replica.log.log_end_offset() <= last_offset {
-            // Truncated away: this node lost leadership and the records with it.
-            return Err(ResponseError::NotLeaderOrFollower);
-        }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            _ => return Err(ResponseError::RequestTimedOut),
-        }
-    }
 }
 
 async fn append(

@@ -547,6 +547,8 @@ async fn every_response_encodes_at_every_advertised_version() {
         )
         .await
         .expect("topic");
+    // Group APIs answer from the coordinator, not NOT_COORDINATOR.
+    crate::offsets_topic::coordinate_all_for_test(&broker).await;
     let mut encoded = 0;
     for api in sluice_wire::versions::SUPPORTED_APIS {
         // Versions below kafka-protocol's floor go through `handlers::legacy` (tested there).
@@ -560,6 +562,7 @@ async fn every_response_encodes_at_every_advertised_version() {
                     peer: "127.0.0.1:1".parse().expect("address"),
                     client_id: None,
                     listener_name: "PLAINTEXT",
+                    connection: &Default::default(),
                 };
                 let Some(response) = dispatch(&context, request).await else {
                     panic!("{:?} v{version} gave no response", api.api_key);

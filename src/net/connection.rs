@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 use crate::broker::Broker;
+use crate::budget::ConnectionShare;
 use crate::handlers::{self, RequestContext};
 use crate::net::sasl::{After, SaslState};
 use crate::security::Security;
@@ -54,6 +55,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     let request_bytes_max = broker.config.max_request_bytes;
     let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES_INITIAL);
     let mut output = BytesMut::new();
+    let share = ConnectionShare::default();
     loop {
         // Answer every complete frame already buffered before reading more.
         let needed = loop {
@@ -61,27 +63,41 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(FrameCheck::Complete { frame_bytes }) => {
                     let mut frame = input.split_to(LENGTH_PREFIX_BYTES + frame_bytes);
                     frame.advance(LENGTH_PREFIX_BYTES);
-                    let next =
-                        serve_frame(&broker, peer, &mut session, frame.freeze(), &mut output).await;
+                    let next = serve_frame(
+                        &broker,
+                        peer,
+                        &share,
+                        &mut session,
+                        frame.freeze(),
+                        &mut output,
+                    )
+                    .await;
                     if matches!(next, Next::Close) {
-                        socket.write_all(&output).await?;
-                        socket.flush().await?;
+                        write_out(&broker, &mut socket, &mut output).await?;
                         return Ok(());
                     }
+                    if let Some(until) = share.take_mute() {
+                        // Kafka's throttling: the response goes out now, the next request of
+                        // this connection is served only once the throttle time has passed.
+                        write_out(&broker, &mut socket, &mut output).await?;
+                        tokio::select! {
+                            () = tokio::time::sleep_until(until.into()) => {}
+                            _ = stop.recv() => return Ok(()),
+                        }
+                    }
                     if output.len() >= WRITE_BATCH_BYTES_MAX {
-                        write_out(&mut socket, &mut output).await?;
+                        write_out(&broker, &mut socket, &mut output).await?;
                     }
                 }
                 Ok(FrameCheck::Incomplete) => break frame_bytes_needed(&input),
                 Err(error) => {
                     tracing::warn!(%peer, ?error, "bad frame length; closing the connection");
-                    socket.write_all(&output).await?;
-                    socket.flush().await?;
+                    write_out(&broker, &mut socket, &mut output).await?;
                     return Ok(());
                 }
             }
         };
-        write_out(&mut socket, &mut output).await?;
+        write_out(&broker, &mut socket, &mut output).await?;
         release_if_large(&mut input);
         // Reserve the rest of a frame whose length is known (and already checked against the
         // limit), so a large produce is read without repeated regrowth.
@@ -98,6 +114,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         if read == 0 {
             return Ok(());
         }
+        broker.metrics.node_bytes_in.inc_by(read as u64);
     }
 }
 
@@ -112,11 +129,13 @@ fn frame_bytes_needed(input: &[u8]) -> usize {
 }
 
 async fn write_out<S: AsyncWrite + Unpin>(
+    broker: &Broker,
     socket: &mut S,
     output: &mut BytesMut,
 ) -> std::io::Result<()> {
     if !output.is_empty() {
         socket.write_all(output).await?;
+        broker.metrics.node_bytes_out.inc_by(output.len() as u64);
         // TLS streams buffer inside; a response must reach the socket now.
         socket.flush().await?;
         output.clear();
@@ -134,6 +153,7 @@ fn release_if_large(buffer: &mut BytesMut) {
 async fn serve_frame(
     broker: &Arc<Broker>,
     peer: SocketAddr,
+    share: &ConnectionShare,
     session: &mut Session,
     frame: bytes::Bytes,
     output: &mut BytesMut,
@@ -159,16 +179,21 @@ async fn serve_frame(
                     peer,
                     client_id: header.client_id.as_ref().map(|id| id.to_string()),
                     listener_name: &session.listener_name,
+                    connection: share,
                 };
-                let Some(response) = handlers::dispatch(&context, body).await else {
+                let started = std::time::Instant::now();
+                let response = handlers::dispatch(&context, body).await;
+                broker
+                    .metrics
+                    .record_request(header.request_api_key, started.elapsed());
+                let Some(response) = response else {
                     return Next::Continue;
                 };
                 (response, After::Continue)
             } else {
-                let Some(answer) =
-                    serve_unauthenticated(broker, peer, session, header.request_api_version, body)
-                        .await
-                else {
+                let api_version = header.request_api_version;
+                let answer = serve_unauthenticated(broker, peer, share, session, api_version, body);
+                let Some(answer) = answer.await else {
                     return Next::Close;
                 };
                 answer
@@ -204,8 +229,14 @@ async fn serve_frame(
                 peer,
                 client_id: header.client_id.as_ref().map(|id| id.to_string()),
                 listener_name: &session.listener_name,
+                connection: share,
             };
-            let Some(response) = handlers::legacy::dispatch(&context, request).await else {
+            let started = std::time::Instant::now();
+            let response = handlers::legacy::dispatch(&context, request).await;
+            broker
+                .metrics
+                .record_request(header.request_api_key, started.elapsed());
+            let Some(response) = response else {
                 return Next::Continue;
             };
             let version = header.request_api_version;
@@ -224,6 +255,7 @@ async fn serve_frame(
 async fn serve_unauthenticated(
     broker: &Arc<Broker>,
     peer: SocketAddr,
+    share: &ConnectionShare,
     session: &mut Session,
     api_version: i16,
     body: RequestKind,
@@ -236,6 +268,7 @@ async fn serve_unauthenticated(
                 peer,
                 client_id: None,
                 listener_name: &session.listener_name,
+                connection: share,
             };
             let response = handlers::dispatch(&context, body).await?;
             Some((response, After::Continue))

@@ -1,4 +1,5 @@
-//! The client listener and per-connection request loop. Only this module opens sockets.
+//! The client listener and per-connection request loop. Only this module opens client
+//! sockets (the HTTP listener for metrics is `metrics::http`).
 
 pub mod connection;
 pub mod listeners;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, Semaphore};
 use tokio::task::JoinSet;
@@ -174,11 +175,29 @@ async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     stop: broadcast::Receiver<()>,
 ) {
     tracing::debug!(%peer, principal = %session.principal, "connection opened");
+    let _counted = OpenConnection::new(broker.metrics.open_connections.clone());
     let serving = Box::pin(connection::serve_connection(
         broker, socket, peer, session, stop,
     ));
     match serving.await {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
         Err(error) => tracing::debug!(%peer, %error, "connection ended with an I/O error"),
+    }
+}
+
+/// Counts a connection in `sluice_open_connections` for as long as it lives, including a task
+/// aborted at the end of the shutdown grace period.
+struct OpenConnection(Gauge);
+
+impl OpenConnection {
+    fn new(gauge: Gauge) -> OpenConnection {
+        gauge.inc();
+        OpenConnection(gauge)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -105,10 +105,22 @@ async fn propose(broker: &Broker, replica: &Replica, request: AlterPartitionRequ
         new_isr = ?request.new_isr,
         "asking to change the ISR"
     );
+    let old_isr = match &replica.progress().role {
+        Role::Leader { isr, .. } => isr.clone(),
+        _ => Vec::new(),
+    };
+    let new_isr = request.new_isr.clone();
     let outcome = broker.submit(Operation::AlterPartition(request)).await;
     match outcome {
         // The joiners stay counted until the new ISR reaches this replica's role.
-        Ok(OperationResponse::AlterPartition(answer)) if answer.error_code == 0 => {}
+        Ok(OperationResponse::AlterPartition(answer)) if answer.error_code == 0 => {
+            if old_isr.iter().any(|member| !new_isr.contains(member)) {
+                broker.metrics.isr_shrinks.inc();
+            }
+            if new_isr.iter().any(|member| !old_isr.contains(member)) {
+                broker.metrics.isr_expands.inc();
+            }
+        }
         other => {
             tracing::warn!(?other, topic = %replica.topic, "ISR change refused");
             replica.progress().isr_joining.clear();

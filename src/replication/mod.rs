@@ -12,8 +12,11 @@ mod peer;
 mod throttle;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use kafka_protocol::ResponseError;
 use sluice_raft::image::LEADER_NONE;
+use tokio::time::Instant;
 
 use crate::broker::{now_ms, Broker, FollowerProgress, Partition, Replica, Role, TopicsImage};
 
@@ -174,4 +177,46 @@ pub fn record_follower_fetch(replica: &Replica, follower: i32, fetch_offset: i64
         entry.last_fetch_ms = now;
     }
     recompute_high_watermark(replica)
+}
+
+/// Kafka's delayed produce: done when the high watermark passes `last_offset` (every ISR
+/// member holds it), REQUEST_TIMED_OUT after `timeout`, NOT_LEADER_OR_FOLLOWER once the
+/// records are truncated away (this node lost leadership and them with it). The ISR that
+/// moved the high watermark there must still have `min_insync` members, or the records (which
+/// stay in the log) are answered NOT_ENOUGH_REPLICAS_AFTER_APPEND: fewer copies than asked
+/// for may hold them.
+pub async fn wait_replicated(
+    broker: &Broker,
+    replica: &Replica,
+    last_offset: i64,
+    timeout: Duration,
+    min_insync: usize,
+) -> Result<(), ResponseError> {
+    let deadline = Instant::now() + timeout;
+    let mut changes = broker.subscribe_appends();
+    loop {
+        changes.borrow_and_update();
+        if replica.high_watermark() > last_offset {
+            // The ISR read after the high watermark: a shrink installs the smaller ISR before
+            // it lets the high watermark pass the followers that left, and a follower joins
+            // only holding everything below the high watermark, so every member read now
+            // holds these records.
+            let isr_size = match &replica.progress().role {
+                Role::Leader { isr, .. } => Some(isr.len()),
+                _ => None,
+            };
+            return match isr_size {
+                Some(size) if size >= min_insync => Ok(()),
+                Some(_) => Err(ResponseError::NotEnoughReplicasAfterAppend),
+                None => Err(ResponseError::NotLeaderOrFollower),
+            };
+        }
+        if replica.log.log_end_offset() <= last_offset {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return Err(ResponseError::RequestTimedOut),
+        }
+    }
 }

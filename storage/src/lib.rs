@@ -26,6 +26,7 @@ mod error;
 mod fs_util;
 mod index_file;
 pub mod leader_epoch_cache;
+pub mod legacy_offsets;
 mod loader;
 mod lock;
 pub mod log;
@@ -44,6 +45,7 @@ pub use batch::{
 };
 pub use error::{AppendError, ReadError, StorageError};
 pub use index_file::IndexDamage;
+pub use legacy_offsets::{read_legacy_offsets, LegacyOffset, LegacyOffsetsError};
 pub use loader::OpenReport;
 pub use log::{AppendOutcome, Log, LogConfig, ReadOutcome, RetentionOutcome};
 pub use metadata_store::{DecodeError, MetadataStore, MetadataStoreError, TopicRecord};
@@ -55,6 +57,3 @@ pub use recovery::{ScanDamage, ScanOutcome};
 #[cfg(test)]
 #[path = "../tests/common/mod.rs"]
 mod test_encoder;
-
-pub mod offset_store;
-pub use offset_store::{CommittedOffset, OffsetKey, OffsetStore, OffsetStoreError, OffsetWrite};

@@ -77,24 +77,62 @@ pub fn check_length(length: usize) -> Result<usize, FrameError> {
     Ok(length)
 }
 
+/// Bytes reserved up front for a frame's body. The rest grows as bytes arrive, so a peer that
+/// declares a large frame and sends little of it holds little memory here.
+pub const FRAME_RESERVE_BYTES_MAX: usize = 64 * 1024;
+
+/// One frame's body; a stream that ends anywhere is an error.
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Vec<u8>, FrameError> {
+    match read_frame_or_end(reader).await? {
+        Some(payload) => Ok(payload),
+        None => Err(cut_short("stream ended before a frame")),
+    }
+}
+
+/// One frame's body, or `None` when the stream ends cleanly before a frame starts (the peer
+/// closed its connection between requests). A stream ending inside a frame is an error.
+pub async fn read_frame_or_end<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> Result<Option<Vec<u8>>, FrameError> {
     let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
-    reader.read_exact(&mut prefix).await?;
+    if reader.read(&mut prefix[..1]).await? == 0 {
+        return Ok(None);
+    }
+    reader.read_exact(&mut prefix[1..]).await?;
     let length = check_length(u32::from_be_bytes(prefix) as usize)?;
-    let mut payload = vec![0u8; length];
-    reader.read_exact(&mut payload).await?;
-    Ok(payload)
+    let mut payload = Vec::with_capacity(length.min(FRAME_RESERVE_BYTES_MAX));
+    let read = (&mut *reader)
+        .take(length as u64)
+        .read_to_end(&mut payload)
+        .await?;
+    if read != length {
+        return Err(cut_short("frame cut short"));
+    }
+    Ok(Some(payload))
+}
+
+fn cut_short(what: &str) -> FrameError {
+    FrameError::Io(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        what.to_string(),
+    ))
+}
+
+/// `message` as one frame: length prefix and postcard body.
+pub fn encode_frame<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+    let payload = postcard::to_stdvec(message)?;
+    check_length(payload.len())?;
+    let mut frame = Vec::with_capacity(LENGTH_PREFIX_BYTES + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&payload);
+    Ok(frame)
 }
 
 pub async fn write_message<W: AsyncWrite + Unpin, T: Serialize>(
     writer: &mut W,
     message: &T,
 ) -> Result<(), FrameError> {
-    let payload = postcard::to_stdvec(message)?;
-    check_length(payload.len())?;
-    let mut frame = Vec::with_capacity(LENGTH_PREFIX_BYTES + payload.len());
-    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&payload);
+    let frame = encode_frame(message)?;
     writer.write_all(&frame).await?;
     writer.flush().await?;
     Ok(())
@@ -140,6 +178,24 @@ mod tests {
             read_frame(&mut input).await,
             Err(FrameError::Empty)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_truncated_frame_is_an_error_and_a_clean_end_is_not() {
+        let mut input: &[u8] = &[];
+        assert!(read_frame_or_end(&mut input).await.unwrap().is_none());
+        // Declares the largest frame, sends 3 bytes of it, then the stream ends.
+        let mut truncated = (RAFT_FRAME_BYTES_MAX as u32).to_be_bytes().to_vec();
+        truncated.extend_from_slice(&[1, 2, 3]);
+        let mut input = truncated.as_slice();
+        let error = read_frame_or_end(&mut input).await.unwrap_err();
+        assert!(
+            matches!(&error, FrameError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{error}"
+        );
+        // A prefix cut in the middle is an error too.
+        let mut input: &[u8] = &[0, 0];
+        assert!(read_frame_or_end(&mut input).await.is_err());
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use super::frame::{
-    decode, read_frame, write_message, FrameError, RpcEnvelope, RpcRequest, RpcResponse,
+    decode, read_frame_or_end, write_message, FrameError, RpcEnvelope, RpcRequest, RpcResponse,
 };
 use crate::proposer::Proposer;
 use crate::raft_types::{NodeId, Raft};
@@ -70,9 +70,13 @@ async fn serve_connection(
 ) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
     loop {
+        let read = tokio::time::timeout(RAFT_IDLE_TIMEOUT, read_frame_or_end(&mut stream));
         let payload = tokio::select! {
-            read = tokio::time::timeout(RAFT_IDLE_TIMEOUT, read_frame(&mut stream)) => match read {
-                Ok(payload) => payload?,
+            read = read => match read {
+                Ok(Ok(Some(payload))) => payload,
+                // The peer closed between requests (a forwarded operation was answered).
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(error)) => return Err(error),
                 Err(_) => return Ok(()),
             },
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),

@@ -70,6 +70,7 @@ impl Fixture {
             peer: "127.0.0.1:1".parse().expect("address"),
             client_id: Some("legacy-test".into()),
             listener_name: "PLAINTEXT",
+            connection: &Default::default(),
         };
         dispatch(&context, request).await
     }
@@ -275,6 +276,8 @@ async fn list_offsets_and_commits_of_old_clients() {
         };
         assert_eq!(response.topics[0].partitions[0].offsets, expected);
     }
+    // Old clients too ask for the coordinator first (ConsumerMetadataRequest).
+    crate::offsets_topic::coordinate_all_for_test(&fixture.broker).await;
     for (api_version, offset) in [(0, 1), (1, 2)] {
         let commit = LegacyRequest::OffsetCommit(LegacyOffsetCommitRequest {
             group_id: "old-group".into(),

@@ -1,0 +1,234 @@
+//! The broker side of `__consumer_offsets`: creating the topic on first need, appending
+//! commits to this node's leader replicas through the normal replicated path, and loading or
+//! unloading offsets partitions as this node gains or loses their leadership (Kafka's
+//! `GroupMetadataManager` / coordinator loader).
+//!
+//! The group coordinator (`crate::group`) knows only the `OffsetsLog` trait and which
+//! partitions it owns; the metadata publisher calls [`on_image`] after each new view.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::ResponseError;
+use sluice_storage::AppendError;
+
+use crate::broker::{now_ms, ApiError, Broker, Replica, Topic, TopicsImage};
+use crate::group::offset_records::{self, RecordError};
+use crate::group::{GroupOffsets, OffsetsLog, Replicated, OFFSETS_TOPIC};
+use crate::replication;
+use crate::topic_config;
+
+/// Kafka's offsets.commit.timeout.ms: a commit not replicated by then is answered
+/// COORDINATOR_NOT_AVAILABLE (the client retries).
+const COMMIT_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes read per step while loading a partition (Kafka's offsets.load.buffer.size).
+const LOAD_READ_BYTES: usize = 5 * 1024 * 1024;
+
+/// Appends to this node's leader replicas of the offsets topic.
+pub struct ReplicatedOffsetsLog {
+    broker: Weak<Broker>,
+}
+
+impl ReplicatedOffsetsLog {
+    pub fn new(broker: &Arc<Broker>) -> ReplicatedOffsetsLog {
+        ReplicatedOffsetsLog {
+            broker: Arc::downgrade(broker),
+        }
+    }
+}
+
+impl OffsetsLog for ReplicatedOffsetsLog {
+    fn append(
+        &self,
+        partition: i32,
+        mut batch: BytesMut,
+    ) -> Result<(i64, Replicated), ResponseError> {
+        let broker = self
+            .broker
+            .upgrade()
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let image = broker.topics();
+        let found = image
+            .by_name
+            .get(OFFSETS_TOPIC)
+            .and_then(|topic| topic.partition(partition))
+            .ok_or(ResponseError::NotCoordinator)?;
+        let replica = found
+            .leader_replica(broker.node_id(), -1)
+            .map_err(|_| ResponseError::NotCoordinator)?
+            .clone();
+        let outcome = replica
+            .log
+            .append(&mut batch, found.leader_epoch(), now_ms())
+            .map_err(|error| append_error(&error))?;
+        replication::recompute_high_watermark(&replica);
+        // Followers' waiting fetches must see the batch for the commit to complete.
+        broker.notify_appended();
+        let last_offset = outcome.last_offset;
+        // min.insync.replicas 1, the default Kafka's offsets topic has too: the commit waits
+        // for the whole ISR, however small it has become.
+        let replicated = Box::pin(async move {
+            replication::wait_replicated(
+                &broker,
+                &replica,
+                last_offset,
+                COMMIT_REPLICATION_TIMEOUT,
+                1,
+            )
+            .await
+            .map_err(commit_error)
+        });
+        Ok((last_offset, replicated))
+    }
+}
+
+/// Kafka's mapping of append failures to OffsetCommit errors.
+fn append_error(error: &AppendError) -> ResponseError {
+    match error {
+        AppendError::LargerThanSegment { .. } | AppendError::Batch(_) => {
+            ResponseError::InvalidCommitOffsetSize
+        }
+        AppendError::Storage(_) => ResponseError::NotCoordinator,
+        other => {
+            tracing::error!(error = %other, "appending to the offsets topic");
+            ResponseError::UnknownServerError
+        }
+    }
+}
+
+fn commit_error(error: ResponseError) -> ResponseError {
+    match error {
+        ResponseError::NotLeaderOrFollower => ResponseError::NotCoordinator,
+        _ => ResponseError::CoordinatorNotAvailable,
+    }
+}
+
+/// The offsets topic, created through the controller if it does not exist yet (Kafka does
+/// this on the first FindCoordinator for a group). Its replication factor is capped at the
+/// brokers alive now, so a single dev node needs no flag.
+pub async fn ensure_created(broker: &Broker) -> Result<Arc<Topic>, ApiError> {
+    if let Some(topic) = broker.topics().by_name.get(OFFSETS_TOPIC) {
+        return Ok(topic.clone());
+    }
+    let live = broker
+        .topics()
+        .metadata
+        .cluster
+        .brokers
+        .values()
+        .filter(|registration| !registration.fenced)
+        .count()
+        .max(1);
+    let replication_factor = broker
+        .config
+        .offsets_topic_replication_factor
+        .min(i16::try_from(live).unwrap_or(i16::MAX));
+    // The log is never compacted yet, so nothing may be deleted by time or size either.
+    let overrides = BTreeMap::from([
+        (topic_config::RETENTION_MS.to_string(), "-1".to_string()),
+        (topic_config::RETENTION_BYTES.to_string(), "-1".to_string()),
+    ]);
+    let created = broker
+        .create_topic(
+            OFFSETS_TOPIC,
+            broker.config.offsets_topic_partitions,
+            replication_factor,
+            BTreeMap::new(),
+            overrides,
+            false,
+        )
+        .await;
+    match created {
+        Ok(topic) => Ok(topic),
+        // Another request created it meanwhile.
+        Err(error) if error.code == ResponseError::TopicAlreadyExists => broker
+            .topics()
+            .by_name
+            .get(OFFSETS_TOPIC)
+            .cloned()
+            .ok_or(error),
+        Err(error) => Err(error),
+    }
+}
+
+/// Creates the offsets topic and waits until this node (a single test broker) serves
+/// every group, as it does once clients have asked FindCoordinator.
+#[cfg(test)]
+pub async fn coordinate_all_for_test(broker: &Broker) {
+    let topic = ensure_created(broker).await.expect("offsets topic");
+    for partition in &topic.partitions {
+        let loaded = broker
+            .groups
+            .wait_loaded(partition.index, Duration::from_secs(10));
+        assert!(loaded.await, "offsets partition {} loads", partition.index);
+    }
+}
+
+/// Loads the offsets partitions this node now leads and unloads the ones it no longer does.
+pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {
+    let groups = &broker.groups;
+    let held = groups.ownership();
+    let Some(topic) = topics.by_name.get(OFFSETS_TOPIC) else {
+        for partition in held.keys() {
+            groups.unload(*partition);
+        }
+        return;
+    };
+    if let Ok(count @ 1..) = i32::try_from(topic.partitions.len()) {
+        groups.set_partition_count(count);
+    }
+    let node = broker.node_id();
+    for partition in &topic.partitions {
+        let leading = partition.registration.leader == node;
+        match (&partition.replica, leading) {
+            (Some(replica), true) => {
+                let epoch = partition.leader_epoch();
+                if groups.begin_load(partition.index, epoch) {
+                    spawn_load(broker.clone(), replica.clone(), epoch);
+                }
+            }
+            _ if held.contains_key(&partition.index) => groups.unload(partition.index),
+            _ => {}
+        }
+    }
+}
+
+/// Replays the partition on the blocking pool, then starts serving its groups.
+fn spawn_load(broker: Arc<Broker>, replica: Arc<Replica>, leader_epoch: i32) {
+    tokio::task::spawn_blocking(move || {
+        let partition = replica.index;
+        match load(&replica) {
+            Ok(loaded) => broker.groups.finish_load(partition, leader_epoch, loaded),
+            Err(error) => {
+                // Stays loading: its groups answer COORDINATOR_LOAD_IN_PROGRESS until the
+                // next leader change retries (serving without the offsets would lose them).
+                tracing::error!(%error, partition, "loading an offsets partition failed");
+            }
+        }
+    });
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error("reading the offsets log: {0}")]
+    Read(#[from] sluice_storage::ReadError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// Every committed offset in the partition, as of its log end now.
+pub(crate) fn load(replica: &Replica) -> Result<HashMap<String, GroupOffsets>, LoadError> {
+    let mut groups = HashMap::new();
+    let end = replica.log.log_end_offset();
+    let mut offset = replica.log.log_start_offset();
+    while offset < end {
+        let read = replica.log.read(offset, LOAD_READ_BYTES, true)?;
+        match offset_records::replay(read.records, &mut groups)? {
+            Some(next) if next > offset => offset = next,
+            _ => return Err(LoadError::Record(RecordError::Batch)),
+        }
+    }
+    Ok(groups)
+}
