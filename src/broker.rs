@@ -71,6 +71,13 @@ pub struct Endpoint {
     pub port: i32,
 }
 
+/// One advertised listener of this node: its name and what clients are handed for it.
+#[derive(Debug, Clone)]
+pub struct NamedEndpoint {
+    pub name: String,
+    pub endpoint: Endpoint,
+}
+
 /// This node's replica of a partition: its log, and (on the leader) replication progress.
 pub struct Replica {
     pub log: Log,
@@ -277,7 +284,10 @@ struct ProducerIdBlock {
 
 pub struct Broker {
     pub config: Config,
+    /// The first listener's advertised endpoint.
     pub advertised: Endpoint,
+    /// Every advertised listener, in --listeners order (the first is `advertised`).
+    pub advertised_listeners: Vec<NamedEndpoint>,
     pub cluster_id: String,
     /// Fresh for every process start: tells the controller this run from a previous one.
     pub incarnation_id: Uuid,
@@ -306,6 +316,32 @@ pub struct Broker {
     pub reassignment_throttle: crate::replication::ReassignmentThrottle,
     /// Held for the broker's life: a second process on the same data dir fails to start.
     _data_dir_lock: File,
+}
+
+impl Broker {
+    /// `user`'s SCRAM credential for `mechanism`, from the metadata image.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: crate::security::scram::ScramMechanism,
+    ) -> Option<crate::security::scram::ScramCredential> {
+        let image = self.topics();
+        let stored = image.metadata.scram.credential(user, mechanism.code())?;
+        Some(crate::security::scram::ScramCredential {
+            salt: stored.salt.clone(),
+            stored_key: stored.stored_key.clone(),
+            server_key: stored.server_key.clone(),
+            iterations: stored.iterations,
+        })
+    }
+
+    /// This node's advertised endpoint on listener `name`, if it has that listener.
+    pub fn advertised_on(&self, name: &str) -> Option<&Endpoint> {
+        self.advertised_listeners
+            .iter()
+            .find(|listener| listener.name == name)
+            .map(|listener| &listener.endpoint)
+    }
 }
 
 pub fn now_ms() -> i64 {
@@ -373,10 +409,15 @@ impl Broker {
         };
         let (appended, _) = watch::channel(0);
         let (published_index, _) = watch::channel(0);
+        let advertised_listeners = vec![NamedEndpoint {
+            name: crate::net::listeners::PLAINTEXT_NAME.to_string(),
+            endpoint: advertised.clone(),
+        }];
         let budget = NodeBudget::new(&config);
         Broker {
             config,
             advertised,
+            advertised_listeners,
             cluster_id,
             incarnation_id: Uuid::new_v4(),
             quorum,

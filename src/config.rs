@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::net::listeners::{self, ListenerSpec};
+
 /// Kafka's `socket.request.max.bytes`.
 pub const REQUEST_BYTES_MAX_DEFAULT: usize = 100 * 1024 * 1024;
 /// Kafka's `message.max.bytes` (the largest record batch a topic accepts by default).
@@ -52,6 +54,41 @@ pub struct Config {
     /// bound to all interfaces].
     #[arg(long, env = "SLUICE_ADVERTISED_ADDRESS")]
     pub advertised_address: Option<String>,
+
+    /// Named listeners, Kafka's `NAME://host:port,...` (e.g. `PLAINTEXT://127.0.0.1:9092,
+    /// SASL_SSL://127.0.0.1:9094`); the name is the security protocol unless
+    /// --listener-security-protocol-map maps it. When given, --listen-address is ignored.
+    #[arg(long, env = "SLUICE_LISTENERS")]
+    pub listeners: Option<String>,
+
+    /// Per listener name, what clients are handed, `NAME://host:port,...` [default: each
+    /// listener's bound address; 127.0.0.1 when bound to all interfaces]. Takes precedence
+    /// over --advertised-address, which applies to the first listener.
+    #[arg(long, env = "SLUICE_ADVERTISED_LISTENERS")]
+    pub advertised_listeners: Option<String>,
+
+    /// `NAME:PROTOCOL,...` for listener names that are not protocols themselves (protocols:
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL).
+    #[arg(long, env = "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP")]
+    pub listener_security_protocol_map: Option<String>,
+
+    /// PEM certificate chain of SSL and SASL_SSL listeners; re-read when its mtime changes.
+    #[arg(long, env = "SLUICE_SSL_CERTIFICATE_FILE")]
+    pub ssl_certificate_file: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --ssl-certificate-file.
+    #[arg(long, env = "SLUICE_SSL_KEY_FILE")]
+    pub ssl_key_file: Option<PathBuf>,
+
+    /// PEM CA certificates: when set, TLS clients must present a certificate they signed
+    /// (mTLS); the principal is `User:<subject CN>`.
+    #[arg(long, env = "SLUICE_SSL_CLIENT_CA_FILE")]
+    pub ssl_client_ca_file: Option<PathBuf>,
+
+    /// SASL/PLAIN users, one `user:password` a line (`#` comments); PLAIN is offered only
+    /// when this is set. Re-read when its mtime changes.
+    #[arg(long, env = "SLUICE_SASL_PLAIN_USERS_FILE")]
+    pub sasl_plain_users_file: Option<PathBuf>,
 
     /// Directory holding partition logs and the metadata store.
     #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
@@ -398,6 +435,7 @@ impl Config {
                 "--broker-rack must be 1 to {RACK_BYTES_MAX} bytes when given"
             ));
         }
+        self.validate_listeners()?;
         let utilization = self.network_target_utilization;
         if self.network_capacity_bytes_per_sec == 0 || !(utilization > 0.0 && utilization <= 1.0) {
             return Err("--network-capacity-bytes-per-sec must be at least 1 and \
@@ -405,6 +443,29 @@ impl Config {
                 .into());
         }
         self.validate_cluster()
+    }
+
+    /// The listeners to bind, from --listeners or --listen-address.
+    pub fn listener_specs(&self) -> Result<Vec<ListenerSpec>, String> {
+        listeners::listener_specs(
+            self.listeners.as_deref(),
+            self.listener_security_protocol_map.as_deref(),
+            self.listen_address,
+        )
+    }
+
+    fn validate_listeners(&self) -> Result<(), String> {
+        let specs = self.listener_specs()?;
+        if let Some(text) = &self.advertised_listeners {
+            listeners::advertised_overrides(text, &specs)?;
+        }
+        let tls = specs.iter().any(|spec| spec.protocol.uses_tls());
+        if tls && (self.ssl_certificate_file.is_none() || self.ssl_key_file.is_none()) {
+            return Err(
+                "SSL and SASL_SSL listeners need --ssl-certificate-file and --ssl-key-file".into(),
+            );
+        }
+        Ok(())
     }
 
     fn validate_cluster(&self) -> Result<(), String> {

@@ -23,8 +23,6 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 const CONTROLLED_SHUTDOWN_DURATION_MAX: Duration = Duration::from_secs(10);
 /// How often the active controller looks for expired broker sessions.
 const SESSION_CHECK_INTERVAL: Duration = Duration::from_millis(250);
-/// Kafka's listener name for plaintext clients.
-const LISTENER_NAME: &str = "PLAINTEXT";
 
 /// Registers this broker, then heartbeats until the controller unfences it. Returns once this
 /// node serves an image in which it is active. A broker whose advertised address fails the
@@ -62,14 +60,18 @@ pub async fn start(broker: &Broker) -> anyhow::Result<()> {
 }
 
 async fn register(broker: &Broker, deadline: Instant) -> anyhow::Result<()> {
+    let mut listeners = Vec::with_capacity(broker.advertised_listeners.len());
+    for advertised in &broker.advertised_listeners {
+        listeners.push(Listener {
+            name: advertised.name.clone(),
+            host: advertised.endpoint.host.clone(),
+            port: u16::try_from(advertised.endpoint.port).context("advertised port")?,
+        });
+    }
     let request = RegisterBrokerRequest {
         broker_id: broker.node_id(),
         incarnation_id: broker.incarnation_id,
-        listeners: vec![Listener {
-            name: LISTENER_NAME.to_string(),
-            host: broker.advertised.host.clone(),
-            port: u16::try_from(broker.advertised.port).context("advertised port")?,
-        }],
+        listeners,
         rack: broker.config.broker_rack.clone(),
     };
     loop {

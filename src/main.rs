@@ -20,6 +20,7 @@ mod net;
 mod offsets_import;
 mod offsets_topic;
 mod replication;
+mod security;
 mod topic_config;
 mod topic_name;
 
@@ -35,11 +36,11 @@ use tracing_subscriber::EnvFilter;
 
 use sluice_raft::quorum::{MetadataQuorum, QuorumConfig};
 
-use crate::broker::{Broker, Endpoint, LocalState};
+use crate::broker::{Broker, Endpoint, LocalState, NamedEndpoint};
 use crate::config::{Config, FlushPolicy};
 use crate::metrics::http::HttpState;
 use crate::metrics::Metrics;
-use crate::net::server::Server;
+use crate::net::server::{Listening, Server};
 
 /// The metadata quorum's files (Raft log, vote, snapshots) inside the data dir.
 const RAFT_DIR_NAME: &str = "__cluster_metadata";
@@ -83,11 +84,23 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen_address)
-        .await
-        .with_context(|| format!("binding {}", config.listen_address))?;
-    let bound = listener.local_addr().context("reading the bound address")?;
-    let advertised = advertised_endpoint(&config, bound)?;
+    let security = Arc::new(security::Security::open(&config)?);
+    let specs = config.listener_specs().map_err(anyhow::Error::msg)?;
+    let mut listening = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let socket = TcpListener::bind(spec.bind)
+            .await
+            .with_context(|| format!("binding listener {} on {}", spec.name, spec.bind))?;
+        listening.push(Listening { spec, socket });
+    }
+    let bound_all = listening
+        .iter()
+        .map(|l| Ok((l.spec.name.clone(), l.socket.local_addr()?)))
+        .collect::<std::io::Result<Vec<(String, SocketAddr)>>>()
+        .context("reading the bound addresses")?;
+    let bound = bound_all[0].1;
+    let advertised_listeners = advertised_endpoints(&config, &bound_all)?;
+    let advertised = advertised_listeners[0].endpoint.clone();
     let bound_address_file = config.bound_address_file.clone();
     // The HTTP listener serves /health from the start and /ready once the broker is active.
     let metrics = Arc::new(new_metrics(&config));
@@ -99,7 +112,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         write_atomically(path, &format!("{metrics_bound}\n"))?;
     }
     let (broker, publisher, legacy_topics) =
-        open_broker(config, advertised, metrics.clone()).await?;
+        open_broker(config, advertised, advertised_listeners, metrics.clone()).await?;
     let _ = broker_slot.set(broker.clone());
     warn_if_unreachable_from_peers(&broker);
     let quorum = broker.quorum.clone();
@@ -116,8 +129,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_sender.send(true);
     });
-    let server =
-        tokio::spawn(Server::new(broker.clone(), listener).run(stopped(stop_receiver.clone())));
+    let permits = Arc::new(tokio::sync::Semaphore::new(broker.config.max_connections));
+    let limits = Arc::new(net::limits::ConnectionLimits::new(
+        broker.config.max_connections_per_ip,
+        broker.config.max_connection_creation_rate,
+    ));
+    let servers: Vec<_> = listening
+        .into_iter()
+        .map(|listening| {
+            let server = Server::new(
+                broker.clone(),
+                listening,
+                security.clone(),
+                permits.clone(),
+                limits.clone(),
+            );
+            tokio::spawn(server.run(stopped(stop_receiver.clone())))
+        })
+        .collect();
     // A controller-only node never registers: it is no broker, and has nothing to heartbeat.
     let is_broker = broker.config.is_broker();
     let register = async {
@@ -140,6 +169,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
             background.push(replication::spawn_isr_maintenance(broker.clone()));
             if let Some(path) = &bound_address_file {
+                // The first listener's address, as before; every listener's in `<file>.listeners`.
+                let all: String = bound_all
+                    .iter()
+                    .map(|(name, address)| format!("{name}://{address}\n"))
+                    .collect();
+                let mut listeners_path = path.clone().into_os_string();
+                listeners_path.push(".listeners");
+                write_atomically(Path::new(&listeners_path), &all)?;
                 write_atomically(path, &format!("{bound}\n"))?;
             }
             tracing::info!(
@@ -155,8 +192,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Err(error) = server.await {
-        tracing::error!(%error, "the listener task failed");
+    for server in servers {
+        if let Err(error) = server.await {
+            tracing::error!(%error, "a listener task failed");
+        }
     }
     if let Some(heartbeats) = heartbeats {
         heartbeats.abort();
@@ -187,8 +226,13 @@ pub(crate) async fn start_broker(
     config: Config,
     advertised: Endpoint,
 ) -> anyhow::Result<(Arc<Broker>, tokio::task::JoinHandle<()>)> {
+    let listeners = vec![broker::NamedEndpoint {
+        name: net::listeners::PLAINTEXT_NAME.to_string(),
+        endpoint: advertised.clone(),
+    }];
     let metrics = Arc::new(new_metrics(&config));
-    let (broker, publisher, legacy_topics) = open_broker(config, advertised, metrics).await?;
+    let (broker, publisher, legacy_topics) =
+        open_broker(config, advertised, listeners, metrics).await?;
     lifecycle::start(&broker).await?;
     migration::import_legacy_topics(&broker, legacy_topics).await;
     offsets_import::import_legacy_offsets(&broker).await;
@@ -200,6 +244,7 @@ pub(crate) async fn start_broker(
 async fn open_broker(
     config: Config,
     advertised: Endpoint,
+    advertised_listeners: Vec<NamedEndpoint>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<(
     Arc<Broker>,
@@ -212,13 +257,9 @@ async fn open_broker(
         .context("opening the data dir")??;
     let legacy_topics = migration::legacy_topics(&local);
     let quorum = Arc::new(start_quorum(&config).await?);
-    let broker = Arc::new(Broker::new(
-        config,
-        advertised,
-        local,
-        quorum.clone(),
-        metrics,
-    ));
+    let mut broker = Broker::new(config, advertised, local, quorum.clone(), metrics);
+    broker.advertised_listeners = advertised_listeners;
+    let broker = Arc::new(broker);
     let offsets_log = offsets_topic::ReplicatedOffsetsLog::new(&broker);
     broker.groups.attach_log(Box::new(offsets_log));
     let publisher = tokio::spawn(metadata_publisher::run(broker.clone(), quorum.subscribe()));
@@ -293,6 +334,51 @@ async fn start_quorum(config: &Config) -> anyhow::Result<MetadataQuorum> {
                 config.raft_listen_address
             )
         })
+}
+
+/// Every listener's advertised endpoint, in --listeners order: --advertised-listeners where it
+/// names the listener, else (first listener) --advertised-address, else the bound address.
+fn advertised_endpoints(
+    config: &Config,
+    bound: &[(String, SocketAddr)],
+) -> anyhow::Result<Vec<NamedEndpoint>> {
+    let overrides = match &config.advertised_listeners {
+        Some(text) => {
+            let specs = config.listener_specs().map_err(anyhow::Error::msg)?;
+            net::listeners::advertised_overrides(text, &specs).map_err(anyhow::Error::msg)?
+        }
+        None => Vec::new(),
+    };
+    bound
+        .iter()
+        .enumerate()
+        .map(|(index, (name, address))| {
+            let endpoint = match overrides.iter().find(|(named, _, _)| named == name) {
+                Some((_, host, port)) => Endpoint {
+                    host: host.clone(),
+                    port: i32::from(*port),
+                },
+                None if index == 0 => advertised_endpoint(config, *address)?,
+                None => advertised_endpoint_of_bound(*address),
+            };
+            Ok(NamedEndpoint {
+                name: name.clone(),
+                endpoint,
+            })
+        })
+        .collect()
+}
+
+fn advertised_endpoint_of_bound(bound: SocketAddr) -> Endpoint {
+    let host = if bound.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        bound.ip().to_string()
+    };
+    Endpoint {
+        host,
+        port: i32::from(bound.port()),
+    }
 }
 
 /// Kafka clients connect to what Metadata advertises; an unroutable `0.0.0.0` must never be

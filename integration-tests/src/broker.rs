@@ -346,6 +346,20 @@ impl Broker {
         }
     }
 
+    /// The bound address of listener `name` (`--listeners NAME://...`), from the
+    /// `<bound-address-file>.listeners` file the broker writes beside the bound-address file.
+    pub fn listener_address(&self, name: &str) -> SocketAddr {
+        let path = self.scratch_dir.path().join("bound-address.listeners");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+        text.lines()
+            .find_map(|line| {
+                let (listener, address) = line.split_once("://")?;
+                (listener == name).then(|| address.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no listener {name} in {text:?}"))
+    }
+
     /// The bound address once the broker has written it and accepts a TCP connection on it.
     fn ready_address(&self) -> Option<SocketAddr> {
         let text = std::fs::read_to_string(self.bound_address_file()).ok()?;

@@ -12,6 +12,7 @@
 //! Nothing here sleeps blindly: every wait polls a condition against a deadline.
 
 mod broker;
+pub mod certs;
 pub mod cluster;
 pub mod compat;
 pub mod java_stream;

@@ -28,6 +28,7 @@ pub const REFUSAL_TAG: i32 = 0x51_1D;
 pub const DRAINING_TAG: i32 = 0x51_1E;
 
 use crate::broker::Broker;
+use crate::net::listeners::inter_broker_listener;
 
 /// How often the controller looks for brokers due a check.
 const TICK: Duration = Duration::from_millis(250);
@@ -88,15 +89,19 @@ async fn check_due_brokers(broker: &Broker, states: &mut HashMap<i32, CheckState
             continue;
         }
         state.last_checked = Some(now);
-        let Some(listener) = registration.listeners.first().cloned() else {
-            continue;
-        };
+        // Probe a PLAINTEXT listener (sluice has no TLS/SASL client); a broker with none is
+        // admitted unchecked.
+        let protocol_map = broker.config.listener_security_protocol_map.as_deref();
+        let listener = inter_broker_listener(protocol_map, &registration.listeners).cloned();
         let expected = Identity {
             node_id: registration.broker_id,
             incarnation_id: registration.incarnation_id,
         };
         probes.spawn(async move {
-            let result = probe::probe(&listener.host, listener.port, expected).await;
+            let result = match listener {
+                Some(listener) => probe::probe(&listener.host, listener.port, expected).await,
+                None => Ok(()),
+            };
             (expected, result)
         });
     }

@@ -5,6 +5,8 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::ResponseError;
 use sluice_raft::image::Admission;
 
+use crate::net::listeners::listener_named;
+
 use super::{str_bytes, RequestContext, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS_ALL};
 
 /// DescribeCluster endpoint types (KIP-919): brokers, or controllers.
@@ -36,7 +38,7 @@ pub fn handle(
         .brokers
         .values()
         .filter_map(|registration| {
-            let listener = registration.listeners.first()?;
+            let listener = listener_named(&registration.listeners, context.listener_name)?;
             let mut node = DescribeClusterBroker::default();
             node.broker_id = BrokerId(registration.broker_id);
             node.host = str_bytes(listener.host.clone());

@@ -141,10 +141,12 @@ fn broker_entries(context: &RequestContext<'_>, name: &str, keys: Option<&[StrBy
         ));
     }
     let config = &broker.config;
-    let advertised = format!(
-        "PLAINTEXT://{}:{}",
-        broker.advertised.host, broker.advertised.port
-    );
+    let advertised = broker
+        .advertised_listeners
+        .iter()
+        .map(|l| format!("{}://{}:{}", l.name, l.endpoint.host, l.endpoint.port))
+        .collect::<Vec<_>>()
+        .join(",");
     let values: [(&str, String, ConfigType); 10] = [
         ("node.id", config.node_id.to_string(), ConfigType::Int),
         ("advertised.listeners", advertised, ConfigType::List),

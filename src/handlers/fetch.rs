@@ -263,7 +263,13 @@ fn read_once(
                             && leader_hint::wanted_for(data.error_code)
                     });
                     if let Some(partition) = hinted {
-                        add_leader_hint(&image, partition, &mut data, &mut response);
+                        add_leader_hint(
+                            &image,
+                            partition,
+                            context.listener_name,
+                            &mut data,
+                            &mut response,
+                        );
                     }
                 }
                 Some(Ok((partition, serving))) => {
@@ -330,10 +336,11 @@ fn read_once(
 fn add_leader_hint(
     image: &TopicsImage,
     partition: &Partition,
+    listener_name: &str,
     data: &mut PartitionData,
     response: &mut FetchResponse,
 ) {
-    let hint = leader_hint::leader_hint(image, partition);
+    let hint = leader_hint::leader_hint(image, partition, listener_name);
     data.current_leader = LeaderIdAndEpoch::default()
         .with_leader_id(BrokerId(hint.leader_id))
         .with_leader_epoch(hint.leader_epoch);

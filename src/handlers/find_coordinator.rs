@@ -17,6 +17,7 @@ use sluice_raft::image::LEADER_NONE;
 
 use super::{str_bytes, RequestContext};
 use crate::group::offsets_partition_for;
+use crate::net::listeners::listener_named;
 use crate::offsets_topic;
 
 /// Kafka's CoordinatorType: GROUP, TRANSACTION (SHARE is not served).
@@ -116,7 +117,9 @@ async fn group_coordinator(
     }
     if leader == broker.node_id() {
         broker.groups.wait_loaded(index, LOAD_WAIT_MAX).await;
-        let advertised = &broker.advertised;
+        let advertised = broker
+            .advertised_on(context.listener_name)
+            .unwrap_or(&broker.advertised);
         return Ok((leader, advertised.host.clone(), advertised.port));
     }
     let image = broker.topics();
@@ -127,9 +130,7 @@ async fn group_coordinator(
         .get(&leader)
         .filter(|registration| !registration.fenced)
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
-    let listener = registration
-        .listeners
-        .first()
+    let listener = listener_named(&registration.listeners, context.listener_name)
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
     Ok((leader, listener.host.clone(), i32::from(listener.port)))
 }
@@ -139,7 +140,9 @@ async fn group_coordinator(
 fn coordinator_node(context: &RequestContext<'_>, key: &str) -> Endpoint {
     let broker = context.broker;
     let this_node = || {
-        let advertised = &broker.advertised;
+        let advertised = broker
+            .advertised_on(context.listener_name)
+            .unwrap_or(&broker.advertised);
         (broker.node_id(), advertised.host.clone(), advertised.port)
     };
     let image = broker.topics();
@@ -153,7 +156,7 @@ fn coordinator_node(context: &RequestContext<'_>, key: &str) -> Endpoint {
         if candidate.fenced {
             continue;
         }
-        if let Some(listener) = candidate.listeners.first() {
+        if let Some(listener) = listener_named(&candidate.listeners, context.listener_name) {
             return (
                 candidate.broker_id,
                 listener.host.clone(),

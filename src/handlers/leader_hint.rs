@@ -34,14 +34,14 @@ pub fn wanted_for(error_code: i16) -> bool {
 }
 
 /// The current leader of `partition` as `image` knows it.
-pub fn leader_hint(image: &TopicsImage, partition: &Partition) -> LeaderHint {
+pub fn leader_hint(image: &TopicsImage, partition: &Partition, listener_name: &str) -> LeaderHint {
     let registration = &partition.registration;
     let endpoint = image
         .metadata
         .cluster
         .broker(registration.leader)
         .and_then(|broker| {
-            let listener = broker.listeners.first()?;
+            let listener = crate::net::listeners::listener_named(&broker.listeners, listener_name)?;
             Some(LeaderEndpoint {
                 host: listener.host.clone(),
                 port: i32::from(listener.port),

@@ -16,6 +16,7 @@ use super::{
     TOPIC_OPERATIONS_ALL,
 };
 use crate::broker::Topic;
+use crate::net::listeners::listener_named;
 use crate::topic_name::validate_topic_name;
 
 /// Most topics one Metadata request may name; a longer list is answered for its first part.
@@ -32,7 +33,7 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
     let version = context.api_version;
     let mut response = MetadataResponse::default();
     let image = broker.topics();
-    response.brokers = live_brokers(&image.metadata);
+    response.brokers = live_brokers(&image.metadata, context.listener_name);
     response.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
     response.controller_id = BrokerId(controller_id(broker));
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
@@ -75,14 +76,14 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
 
 /// Registered, unfenced brokers with their first listener, as Kafka's metadata cache lists
 /// them (fenced brokers are left out).
-fn live_brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+fn live_brokers(image: &MetadataImage, listener_name: &str) -> Vec<MetadataResponseBroker> {
     image
         .cluster
         .brokers
         .values()
         .filter(|registration| !registration.fenced)
         .filter_map(|registration| {
-            let listener = registration.listeners.first()?;
+            let listener = listener_named(&registration.listeners, listener_name)?;
             let mut node = MetadataResponseBroker::default();
             node.node_id = BrokerId(registration.broker_id);
             node.host = str_bytes(listener.host.clone());

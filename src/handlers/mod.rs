@@ -47,6 +47,7 @@ mod read_replica;
 mod sync_group;
 pub(crate) mod throttle_configs;
 mod unregister_broker;
+mod user_scram_credentials;
 pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
 #[cfg(test)]
 mod version_matrix_tests;
@@ -57,6 +58,8 @@ pub struct RequestContext<'a> {
     pub api_version: i16,
     pub peer: SocketAddr,
     pub client_id: Option<String>,
+    /// The listener the request came in on: endpoints handed out are on the same listener.
+    pub listener_name: &'a str,
     /// The connection's share of the node budgets (and its throttle mute).
     pub connection: &'a ConnectionShare,
 }
@@ -167,6 +170,33 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
                 context, request,
             ))
         }
+        RequestKind::DescribeClientQuotas(_) => {
+            // No client quotas are enforced: an empty answer (kafka-configs --describe of
+            // users asks for quotas beside SCRAM credentials).
+            let mut response = kafka_protocol::messages::DescribeClientQuotasResponse::default();
+            response.entries = Some(Vec::new());
+            ResponseKind::DescribeClientQuotas(response)
+        }
+        RequestKind::DescribeUserScramCredentials(request) => {
+            ResponseKind::DescribeUserScramCredentials(user_scram_credentials::describe(
+                context, request,
+            ))
+        }
+        RequestKind::AlterUserScramCredentials(request) => ResponseKind::AlterUserScramCredentials(
+            user_scram_credentials::alter(context, request).await,
+        ),
+        RequestKind::SaslHandshake(_) => {
+            // Kafka: a handshake on a non-SASL listener, or a second one, is illegal.
+            let mut response = kafka_protocol::messages::SaslHandshakeResponse::default();
+            response.error_code = kafka_protocol::ResponseError::IllegalSaslState.code();
+            ResponseKind::SaslHandshake(response)
+        }
+        RequestKind::SaslAuthenticate(_) => {
+            let mut response = kafka_protocol::messages::SaslAuthenticateResponse::default();
+            response.error_code = kafka_protocol::ResponseError::IllegalSaslState.code();
+            response.error_message = Some(str_bytes("no SASL exchange in progress"));
+            ResponseKind::SaslAuthenticate(response)
+        }
         other => {
             // The wire table and this match must agree; a test checks every table entry.
             tracing::error!(peer = %context.peer, request = ?api_name(&other), "no handler");
@@ -176,7 +206,7 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
     Some(response)
 }
 
-fn api_name(body: &RequestKind) -> String {
+pub fn api_name(body: &RequestKind) -> String {
     let text = format!("{body:?}");
     text.split('(').next().unwrap_or_default().to_string()
 }
@@ -246,6 +276,11 @@ mod tests {
             ApiKey::ElectLeaders,
             ApiKey::AlterPartitionReassignments,
             ApiKey::ListPartitionReassignments,
+            ApiKey::SaslHandshake,
+            ApiKey::SaslAuthenticate,
+            ApiKey::DescribeUserScramCredentials,
+            ApiKey::DescribeClientQuotas,
+            ApiKey::AlterUserScramCredentials,
         ];
         for api in sluice_wire::versions::SUPPORTED_APIS {
             assert!(

@@ -94,7 +94,13 @@ pub async fn handle(
             let mut entry = partition_response(context.api_version, index, result);
             let hinted = topic.and_then(|t| t.partition(index));
             if let Some(partition) = hinted.filter(|_| wants_leader_hint(context, &entry)) {
-                add_leader_hint(&image, partition, &mut entry, &mut response);
+                add_leader_hint(
+                    &image,
+                    partition,
+                    context.listener_name,
+                    &mut entry,
+                    &mut response,
+                );
             }
             topic_response.partition_responses.push(entry);
         }
@@ -146,10 +152,11 @@ fn wants_leader_hint(context: &RequestContext<'_>, entry: &PartitionProduceRespo
 fn add_leader_hint(
     image: &TopicsImage,
     partition: &Partition,
+    listener_name: &str,
     entry: &mut PartitionProduceResponse,
     response: &mut ProduceResponse,
 ) {
-    let hint = leader_hint::leader_hint(image, partition);
+    let hint = leader_hint::leader_hint(image, partition, listener_name);
     entry.current_leader = LeaderIdAndEpoch::default()
         .with_leader_id(BrokerId(hint.leader_id))
         .with_leader_epoch(hint.leader_epoch);

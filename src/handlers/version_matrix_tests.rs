@@ -479,6 +479,42 @@ fn group_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKind> {
             r.include_authorized_operations = true;
             vec![RequestKind::ConsumerGroupDescribe(r)]
         }
+        other => security_requests(other),
+    }
+}
+
+/// SASL (outside a SASL exchange: ILLEGAL_SASL_STATE), SCRAM credentials and client quotas.
+fn security_requests(api: ApiKey) -> Vec<RequestKind> {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::{
+        ScramCredentialDeletion, ScramCredentialUpsertion,
+    };
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    match api {
+        ApiKey::SaslHandshake => vec![RequestKind::SaslHandshake(Default::default())],
+        ApiKey::SaslAuthenticate => vec![RequestKind::SaslAuthenticate(Default::default())],
+        ApiKey::DescribeClientQuotas => vec![RequestKind::DescribeClientQuotas(Default::default())],
+        ApiKey::DescribeUserScramCredentials => {
+            let mut named =
+                kafka_protocol::messages::DescribeUserScramCredentialsRequest::default();
+            named.users = Some(vec![UserName::default().with_name(text("alice"))]);
+            vec![
+                RequestKind::DescribeUserScramCredentials(Default::default()),
+                RequestKind::DescribeUserScramCredentials(named),
+            ]
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let mut r = kafka_protocol::messages::AlterUserScramCredentialsRequest::default();
+            r.upsertions = vec![ScramCredentialUpsertion::default()
+                .with_name(text("alice"))
+                .with_mechanism(2)
+                .with_iterations(4096)
+                .with_salt(bytes::Bytes::from_static(b"salt"))
+                .with_salted_password(bytes::Bytes::from_static(&[7; 64]))];
+            r.deletions = vec![ScramCredentialDeletion::default()
+                .with_name(text("bob"))
+                .with_mechanism(1)];
+            vec![RequestKind::AlterUserScramCredentials(r)]
+        }
         other => panic!("no test request for {other:?}"),
     }
 }
@@ -531,6 +567,7 @@ async fn every_response_encodes_at_every_advertised_version() {
                     api_version: version,
                     peer: "127.0.0.1:1".parse().expect("address"),
                     client_id: None,
+                    listener_name: "PLAINTEXT",
                     connection: &Default::default(),
                 };
                 let Some(response) = dispatch(&context, request).await else {

@@ -9,17 +9,28 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{RequestKind, ResponseKind};
 use sluice_wire::frame::{check_frame, FrameCheck, LENGTH_PREFIX_BYTES};
 use sluice_wire::legacy::encode_legacy_response;
 use sluice_wire::request::{decode_request, Decoded};
 use sluice_wire::response::{encode_api_versions_unsupported, encode_response};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::broadcast;
 
 use crate::broker::Broker;
 use crate::budget::ConnectionShare;
 use crate::handlers::{self, RequestContext};
+use crate::net::sasl::{After, SaslState};
+use crate::security::Security;
+
+/// Who is on the other end of a connection, and on which listener.
+pub struct Session {
+    pub listener_name: Arc<str>,
+    /// `User:ANONYMOUS`, `User:<certificate CN>` or `User:<SASL user>`.
+    pub principal: String,
+    pub sasl: SaslState,
+    pub security: Arc<Security>,
+}
 
 const READ_BUFFER_BYTES_INITIAL: usize = 64 * 1024;
 /// Buffers grown past this by one large request are released afterwards, so an idle
@@ -34,10 +45,11 @@ enum Next {
     Close,
 }
 
-pub async fn serve_connection(
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     broker: Arc<Broker>,
-    mut socket: TcpStream,
+    mut socket: S,
     peer: SocketAddr,
+    mut session: Session,
     mut stop: broadcast::Receiver<()>,
 ) -> std::io::Result<()> {
     let request_bytes_max = broker.config.max_request_bytes;
@@ -51,8 +63,15 @@ pub async fn serve_connection(
                 Ok(FrameCheck::Complete { frame_bytes }) => {
                     let mut frame = input.split_to(LENGTH_PREFIX_BYTES + frame_bytes);
                     frame.advance(LENGTH_PREFIX_BYTES);
-                    let next =
-                        serve_frame(&broker, peer, &share, frame.freeze(), &mut output).await;
+                    let next = serve_frame(
+                        &broker,
+                        peer,
+                        &share,
+                        &mut session,
+                        frame.freeze(),
+                        &mut output,
+                    )
+                    .await;
                     if matches!(next, Next::Close) {
                         write_out(&broker, &mut socket, &mut output).await?;
                         return Ok(());
@@ -109,14 +128,16 @@ fn frame_bytes_needed(input: &[u8]) -> usize {
     LENGTH_PREFIX_BYTES + usize::try_from(declared).unwrap_or(0)
 }
 
-async fn write_out(
+async fn write_out<S: AsyncWrite + Unpin>(
     broker: &Broker,
-    socket: &mut TcpStream,
+    socket: &mut S,
     output: &mut BytesMut,
 ) -> std::io::Result<()> {
     if !output.is_empty() {
         socket.write_all(output).await?;
         broker.metrics.node_bytes_out.inc_by(output.len() as u64);
+        // TLS streams buffer inside; a response must reach the socket now.
+        socket.flush().await?;
         output.clear();
     }
     release_if_large(output);
@@ -133,6 +154,7 @@ async fn serve_frame(
     broker: &Arc<Broker>,
     peer: SocketAddr,
     share: &ConnectionShare,
+    session: &mut Session,
     frame: bytes::Bytes,
     output: &mut BytesMut,
 ) -> Next {
@@ -150,20 +172,31 @@ async fn serve_frame(
                 tracing::error!(%peer, key = header.request_api_key, "decoded an unknown key");
                 return Next::Close;
             };
-            let context = RequestContext {
-                broker,
-                api_version: header.request_api_version,
-                peer,
-                client_id: header.client_id.as_ref().map(|id| id.to_string()),
-                connection: share,
-            };
-            let started = std::time::Instant::now();
-            let response = handlers::dispatch(&context, body).await;
-            broker
-                .metrics
-                .record_request(header.request_api_key, started.elapsed());
-            let Some(response) = response else {
-                return Next::Continue;
+            let (response, after) = if session.sasl.authenticated() {
+                let context = RequestContext {
+                    broker,
+                    api_version: header.request_api_version,
+                    peer,
+                    client_id: header.client_id.as_ref().map(|id| id.to_string()),
+                    listener_name: &session.listener_name,
+                    connection: share,
+                };
+                let started = std::time::Instant::now();
+                let response = handlers::dispatch(&context, body).await;
+                broker
+                    .metrics
+                    .record_request(header.request_api_key, started.elapsed());
+                let Some(response) = response else {
+                    return Next::Continue;
+                };
+                (response, After::Continue)
+            } else {
+                let api_version = header.request_api_version;
+                let answer = serve_unauthenticated(broker, peer, share, session, api_version, body);
+                let Some(answer) = answer.await else {
+                    return Next::Close;
+                };
+                answer
             };
             let version = header.request_api_version;
             let correlation_id = header.correlation_id;
@@ -172,7 +205,10 @@ async fn serve_frame(
                 tracing::error!(%peer, ?api_key, version, ?error, "encoding a response failed");
                 return Next::Close;
             }
-            Next::Continue
+            match after {
+                After::Continue => Next::Continue,
+                After::Close => Next::Close,
+            }
         }
         Decoded::ApiVersionsTooNew {
             correlation_id,
@@ -183,11 +219,16 @@ async fn serve_frame(
             Next::Continue
         }
         Decoded::Legacy { header, request } => {
+            if !session.sasl.authenticated() {
+                tracing::warn!(%peer, "pre-KIP-152 request before SASL authentication; closing");
+                return Next::Close;
+            }
             let context = RequestContext {
                 broker,
                 api_version: header.request_api_version,
                 peer,
                 client_id: header.client_id.as_ref().map(|id| id.to_string()),
+                listener_name: &session.listener_name,
                 connection: share,
             };
             let started = std::time::Instant::now();
@@ -205,6 +246,48 @@ async fn serve_frame(
                 return Next::Close;
             }
             Next::Continue
+        }
+    }
+}
+
+/// Before authentication on a SASL listener only ApiVersions, SaslHandshake and
+/// SaslAuthenticate are served; anything else closes the connection (`None`), as Kafka does.
+async fn serve_unauthenticated(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    share: &ConnectionShare,
+    session: &mut Session,
+    api_version: i16,
+    body: RequestKind,
+) -> Option<(ResponseKind, After)> {
+    match body {
+        RequestKind::ApiVersions(_) => {
+            let context = RequestContext {
+                broker,
+                api_version,
+                peer,
+                client_id: None,
+                listener_name: &session.listener_name,
+                connection: share,
+            };
+            let response = handlers::dispatch(&context, body).await?;
+            Some((response, After::Continue))
+        }
+        RequestKind::SaslHandshake(request) => {
+            let (response, after) = session.sasl.handshake(&session.security, &request);
+            Some((ResponseKind::SaslHandshake(response), after))
+        }
+        RequestKind::SaslAuthenticate(request) => {
+            let security = session.security.clone();
+            let (response, after) = session
+                .sasl
+                .authenticate(broker, &security, peer, &request, &mut session.principal)
+                .await;
+            Some((ResponseKind::SaslAuthenticate(response), after))
+        }
+        other => {
+            tracing::warn!(%peer, request = ?handlers::api_name(&other), "request before SASL authentication; closing");
+            None
         }
     }
 }

@@ -3,4 +3,6 @@
 
 pub mod connection;
 pub mod limits;
+pub mod listeners;
+pub mod sasl;
 pub mod server;

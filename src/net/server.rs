@@ -11,34 +11,56 @@ use tokio::sync::{broadcast, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
-use crate::net::connection;
+use crate::net::connection::{self, Session};
 use crate::net::limits::ConnectionLimits;
+use crate::net::listeners::ListenerSpec;
+use crate::net::sasl::SaslState;
+use crate::security::{cert_name, Security, ANONYMOUS};
 
 /// How long shutdown waits for connections to finish the request they are serving.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Back-off after accept fails (e.g. out of file descriptors), so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// A TLS handshake not done by then closes the connection (a client speaking plaintext to a
+/// TLS port, or one that stalls).
+const TLS_HANDSHAKE_DURATION_MAX: Duration = Duration::from_secs(10);
+
+/// One bound listener and what its connections need.
+pub struct Listening {
+    pub spec: ListenerSpec,
+    pub socket: TcpListener,
+}
 
 pub struct Server {
     broker: Arc<Broker>,
     listener: TcpListener,
+    spec: ListenerSpec,
+    listener_name: Arc<str>,
+    security: Arc<Security>,
+    /// Shared by every listener: --max-connections bounds them together.
     connection_permits: Arc<Semaphore>,
     limits: Arc<ConnectionLimits>,
 }
 
 impl Server {
-    pub fn new(broker: Arc<Broker>, listener: TcpListener) -> Server {
-        let permits = broker.config.max_connections;
-        assert!(permits > 0);
-        let limits = ConnectionLimits::new(
-            broker.config.max_connections_per_ip,
-            broker.config.max_connection_creation_rate,
-        );
+    /// `connection_permits` and `limits` are shared by every listener: --max-connections,
+    /// --max-connections-per-ip and --max-connection-creation-rate bound them together.
+    pub fn new(
+        broker: Arc<Broker>,
+        listening: Listening,
+        security: Arc<Security>,
+        connection_permits: Arc<Semaphore>,
+        limits: Arc<ConnectionLimits>,
+    ) -> Server {
+        assert!(!listening.spec.protocol.uses_tls() || security.tls.is_some());
         Server {
-            limits: Arc::new(limits),
+            limits,
             broker,
-            listener,
-            connection_permits: Arc::new(Semaphore::new(permits)),
+            listener: listening.socket,
+            listener_name: Arc::from(listening.spec.name.as_str()),
+            spec: listening.spec,
+            security,
+            connection_permits,
         }
     }
 
@@ -76,8 +98,25 @@ impl Server {
             }
             let broker = self.broker.clone();
             let stop = stop_sender.subscribe();
+            let session = Session {
+                listener_name: self.listener_name.clone(),
+                principal: ANONYMOUS.to_string(),
+                sasl: if self.spec.protocol.uses_sasl() {
+                    SaslState::AwaitingHandshake
+                } else {
+                    SaslState::Open
+                },
+                security: self.security.clone(),
+            };
+            let tls = self.spec.protocol.uses_tls();
             connections.spawn(async move {
-                serve(broker, socket, peer, stop).await;
+                // Boxed: the request future is deep enough to overflow the compiler's layout
+                // query limit when nested inline twice.
+                if tls {
+                    Box::pin(serve_tls(broker, socket, peer, session, stop)).await;
+                } else {
+                    Box::pin(serve(broker, socket, peer, session, stop)).await;
+                }
                 drop(slot);
                 drop(permit);
             });
@@ -101,15 +140,59 @@ impl Server {
     }
 }
 
-async fn serve(
+/// Completes the TLS handshake, then serves; the mTLS principal is `User:<subject CN>`.
+async fn serve_tls(
     broker: Arc<Broker>,
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
+    mut session: Session,
     stop: broadcast::Receiver<()>,
 ) {
-    tracing::debug!(%peer, "connection opened");
+    let Some(source) = session.security.tls.clone() else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(source.current());
+    let accepted = tokio::time::timeout(TLS_HANDSHAKE_DURATION_MAX, acceptor.accept(socket)).await;
+    let stream = match accepted {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::warn!(%peer, %error, "TLS handshake failed; closing the connection");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "TLS handshake timed out; closing the connection");
+            return;
+        }
+    };
+    if source.requires_client_certificates() {
+        let (_, connection) = stream.get_ref();
+        let name = connection
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|certificate| cert_name::subject_common_name(certificate));
+        let Some(name) = name else {
+            tracing::warn!(%peer, "client certificate has no subject CN; closing");
+            return;
+        };
+        tracing::info!(%peer, principal = %name, "TLS client authenticated");
+        session.principal = format!("User:{name}");
+    }
+    serve(broker, stream, peer, session, stop).await;
+}
+
+async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    broker: Arc<Broker>,
+    socket: S,
+    peer: SocketAddr,
+    session: Session,
+    stop: broadcast::Receiver<()>,
+) {
+    tracing::debug!(%peer, principal = %session.principal, "connection opened");
     let _counted = OpenConnection::new(broker.metrics.open_connections.clone());
-    match connection::serve_connection(broker, socket, peer, stop).await {
+    let serving = Box::pin(connection::serve_connection(
+        broker, socket, peer, session, stop,
+    ));
+    match serving.await {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
         Err(error) => tracing::debug!(%peer, %error, "connection ended with an I/O error"),
     }

@@ -53,7 +53,9 @@ fn still_following(replica: &Replica, leader: i32, leader_epoch: i32) -> bool {
 fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     let image = broker.topics();
     let registration = image.metadata.cluster.broker(leader)?;
-    let listener = registration.listeners.first()?;
+    let protocol_map = broker.config.listener_security_protocol_map.as_deref();
+    let listener =
+        crate::net::listeners::inter_broker_listener(protocol_map, &registration.listeners)?;
     Some(format!("{}:{}", listener.host, listener.port))
 }
 

@@ -89,6 +89,19 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::ConsumerGroupDescribe => {
             RequestKind::ConsumerGroupDescribe(m::ConsumerGroupDescribeRequest::default())
         }
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(m::SaslHandshakeRequest::default()),
+        ApiKey::SaslAuthenticate => {
+            RequestKind::SaslAuthenticate(m::SaslAuthenticateRequest::default())
+        }
+        ApiKey::DescribeClientQuotas => {
+            RequestKind::DescribeClientQuotas(m::DescribeClientQuotasRequest::default())
+        }
+        ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
+            m::DescribeUserScramCredentialsRequest::default(),
+        ),
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(m::AlterUserScramCredentialsRequest::default())
+        }
         ApiKey::ElectLeaders => RequestKind::ElectLeaders(m::ElectLeadersRequest::default()),
         ApiKey::AlterPartitionReassignments => RequestKind::AlterPartitionReassignments(
             m::AlterPartitionReassignmentsRequest::default(),

@@ -16,6 +16,7 @@ mod partitions;
 mod placement;
 mod producer_ids;
 mod reassignments;
+mod scram;
 mod topics;
 
 use uuid::Uuid;
@@ -39,6 +40,10 @@ pub use placement::{place_replicas, rack_alternated_brokers};
 pub use producer_ids::{allocate_producer_ids, AllocateProducerIdsRequest, ProducerIdBlock};
 pub use reassignments::{
     alter_reassignments, AlterReassignmentsRequest, ReassignmentResult, ReassignmentTarget,
+};
+pub use scram::{
+    alter_scram, AlterScramRequest, AlterScramResult, ScramUpsertion, SCRAM_ITERATIONS_MAX,
+    SCRAM_ITERATIONS_MIN,
 };
 pub use topics::{
     create_topics, delete_topics, CreatableTopic, CreateTopicsRequest, CreatedTopic,
@@ -123,6 +128,7 @@ pub enum Operation {
     AlterPartition(AlterPartitionRequest),
     AllocateProducerIds(AllocateProducerIdsRequest),
     AlterReassignments(AlterReassignmentsRequest),
+    AlterScram(AlterScramRequest),
 }
 
 /// The answer to an [`Operation`], variant for variant.
@@ -141,6 +147,7 @@ pub enum OperationResponse {
     AlterPartition(AlterPartitionResponse),
     AllocateProducerIds(ProducerIdBlock),
     AlterReassignments(Vec<ReassignmentResult>),
+    AlterScram(Vec<AlterScramResult>),
 }
 
 /// Runs one operation against `image`. `new_topic_id` supplies ids for created topics (random
@@ -214,6 +221,9 @@ pub fn execute(
             ),
             OperationResponse::AlterReassignments,
         ),
+        Operation::AlterScram(request) => {
+            wrap(alter_scram(image, request), OperationResponse::AlterScram)
+        }
     }
 }
 

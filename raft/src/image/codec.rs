@@ -197,6 +197,25 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
             w.i32_list(adding_replicas);
             w.i32_list(removing_replicas);
         }
+        MetadataRecord::ScramCredential {
+            user,
+            mechanism,
+            salt,
+            stored_key,
+            server_key,
+            iterations,
+        } => {
+            w.string(user);
+            w.u8(*mechanism as u8);
+            w.bytes(salt);
+            w.bytes(stored_key);
+            w.bytes(server_key);
+            w.i32(*iterations);
+        }
+        MetadataRecord::RemoveScramCredential { user, mechanism } => {
+            w.string(user);
+            w.u8(*mechanism as u8);
+        }
         MetadataRecord::QueueReassignment {
             topic_id,
             partition_index,
@@ -342,6 +361,18 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
             adding_replicas: r.i32_list()?,
             removing_replicas: r.i32_list()?,
         },
+        20 => MetadataRecord::ScramCredential {
+            user: r.string()?,
+            mechanism: r.u8()? as i8,
+            salt: r.bytes()?,
+            stored_key: r.bytes()?,
+            server_key: r.bytes()?,
+            iterations: r.i32()?,
+        },
+        21 => MetadataRecord::RemoveScramCredential {
+            user: r.string()?,
+            mechanism: r.u8()? as i8,
+        },
         12 => MetadataRecord::QueueReassignment {
             topic_id: r.uuid()?,
             partition_index: r.i32()?,
@@ -417,6 +448,13 @@ impl Writer<'_> {
         assert!(value.len() <= STRING_BYTES_MAX, "string over the limit");
         self.u16(value.len() as u16);
         self.out.extend_from_slice(value.as_bytes());
+    }
+
+    /// Bytes, bounded like strings.
+    fn bytes(&mut self, value: &[u8]) {
+        assert!(value.len() <= STRING_BYTES_MAX, "bytes over the limit");
+        self.u16(value.len() as u16);
+        self.out.extend_from_slice(value);
     }
 
     fn option_string(&mut self, value: Option<&str>) {
@@ -500,6 +538,18 @@ impl<'a> Reader<'a> {
         }
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8)
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
+        let len = self.u16()? as usize;
+        if len > STRING_BYTES_MAX {
+            return Err(DecodeError::TooLong {
+                what: "bytes",
+                len,
+                max: STRING_BYTES_MAX,
+            });
+        }
+        Ok(self.take(len)?.to_vec())
     }
 
     fn option_string(&mut self) -> Result<Option<String>, DecodeError> {

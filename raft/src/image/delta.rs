@@ -11,6 +11,7 @@ use super::codec::{LIST_LEN_MAX, STRING_BYTES_MAX};
 use super::configs::{ConfigResource, ConfigsImage};
 use super::producer_ids::ProducerIdsImage;
 use super::record::MetadataRecord;
+use super::scram::{ScramCredentialImage, ScramImage};
 use super::topics::{PartitionRegistration, TopicImage, TopicsImage, LEADER_NONE};
 use super::{MetadataImage, Provenance};
 
@@ -52,6 +53,7 @@ pub struct MetadataDelta {
     topics: Option<TopicsImage>,
     configs: Option<ConfigsImage>,
     producer_ids: Option<ProducerIdsImage>,
+    scram: Option<ScramImage>,
 }
 
 impl MetadataDelta {
@@ -63,6 +65,7 @@ impl MetadataDelta {
             topics: None,
             configs: None,
             producer_ids: None,
+            scram: None,
         }
     }
 
@@ -89,6 +92,31 @@ impl MetadataDelta {
     /// Replays one record. On error the delta is unchanged.
     pub fn replay(&mut self, record: &MetadataRecord) -> Result<(), ReplayError> {
         match record {
+            MetadataRecord::ScramCredential {
+                user,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                let credential = ScramCredentialImage {
+                    salt: salt.clone(),
+                    stored_key: stored_key.clone(),
+                    server_key: server_key.clone(),
+                    iterations: *iterations,
+                };
+                self.scram_mut()
+                    .credentials
+                    .insert((user.clone(), *mechanism), credential);
+                Ok(())
+            }
+            MetadataRecord::RemoveScramCredential { user, mechanism } => {
+                self.scram_mut()
+                    .credentials
+                    .remove(&(user.clone(), *mechanism));
+                Ok(())
+            }
             MetadataRecord::RegisterBroker {
                 broker_id,
                 incarnation_id,
@@ -199,6 +227,7 @@ impl MetadataDelta {
             producer_ids: self
                 .producer_ids
                 .map_or_else(|| base.producer_ids.clone(), Arc::new),
+            scram: self.scram.map_or_else(|| base.scram.clone(), Arc::new),
         }
     }
 
@@ -216,6 +245,11 @@ impl MetadataDelta {
         self.producer_ids
             .as_ref()
             .unwrap_or(&self.base.producer_ids)
+    }
+
+    fn scram_mut(&mut self) -> &mut ScramImage {
+        let base = &self.base;
+        self.scram.get_or_insert_with(|| (*base.scram).clone())
     }
 
     fn cluster_mut(&mut self) -> &mut ClusterImage {

@@ -10,6 +10,7 @@ mod configs;
 mod delta;
 mod producer_ids;
 mod record;
+mod scram;
 mod topics;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use configs::{ConfigResource, ConfigsImage};
 pub use delta::{MetadataDelta, ReplayError};
 pub use producer_ids::ProducerIdsImage;
 pub use record::MetadataRecord;
+pub use scram::{ScramCredentialImage, ScramImage, ScramMechanismCode};
 pub use topics::{PartitionRegistration, TopicImage, TopicsImage, LEADER_NONE};
 
 /// Where an image stands in the Raft log: the last entry it includes.
@@ -43,6 +45,7 @@ pub struct MetadataImage {
     pub topics: Arc<TopicsImage>,
     pub configs: Arc<ConfigsImage>,
     pub producer_ids: Arc<ProducerIdsImage>,
+    pub scram: Arc<ScramImage>,
 }
 
 impl MetadataImage {
@@ -94,6 +97,16 @@ impl MetadataImage {
                     value: Some(value.clone()),
                 });
             }
+        }
+        for ((user, mechanism), credential) in &self.scram.credentials {
+            records.push(MetadataRecord::ScramCredential {
+                user: user.clone(),
+                mechanism: *mechanism,
+                salt: credential.salt.clone(),
+                stored_key: credential.stored_key.clone(),
+                server_key: credential.server_key.clone(),
+                iterations: credential.iterations,
+            });
         }
         if self.producer_ids.next_producer_id != ProducerIdsImage::EMPTY.next_producer_id {
             records.push(MetadataRecord::ProducerIds {

@@ -89,6 +89,19 @@ pub enum MetadataRecord {
         incarnation_id: Uuid,
         refusal: Option<String>,
     },
+    /// Sets a user's SCRAM credential for one mechanism (1 = SHA-256, 2 = SHA-512).
+    ScramCredential {
+        user: String,
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    RemoveScramCredential {
+        user: String,
+        mechanism: i8,
+    },
     /// A producer-id block was handed to `broker_id`; the next block starts here.
     ProducerIds {
         broker_id: BrokerId,
@@ -113,6 +126,9 @@ impl MetadataRecord {
             MetadataRecord::PartitionReassignment { .. } => 11,
             MetadataRecord::QueueReassignment { .. } => 12,
             MetadataRecord::BrokerAdmission { .. } => 16,
+            // 20 and up: security (other branches take 12-19).
+            MetadataRecord::ScramCredential { .. } => 20,
+            MetadataRecord::RemoveScramCredential { .. } => 21,
         }
     }
 }

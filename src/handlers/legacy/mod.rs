@@ -49,6 +49,7 @@ fn modern_context<'a>(context: &RequestContext<'a>, api_version: i16) -> Request
         api_version,
         peer: context.peer,
         client_id: context.client_id.clone(),
+        listener_name: context.listener_name,
         connection: context.connection,
     }
 }

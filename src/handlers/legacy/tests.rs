@@ -69,6 +69,7 @@ impl Fixture {
             api_version,
             peer: "127.0.0.1:1".parse().expect("address"),
             client_id: Some("legacy-test".into()),
+            listener_name: "PLAINTEXT",
             connection: &Default::default(),
         };
         dispatch(&context, request).await

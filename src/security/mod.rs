@@ -1,0 +1,64 @@
+//! Authentication: TLS (with optional client certificates), SASL/PLAIN and SASL/SCRAM, and
+//! the rate limit on failed logins. Authorisation (ACLs) is not here yet.
+
+pub mod cert_name;
+pub mod plain;
+pub mod rate_limit;
+pub mod scram;
+pub mod tls;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+
+/// The principal every unauthenticated (PLAINTEXT, or SSL without client certificates)
+/// connection has, as Kafka names it.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// What every listener shares: certificates, PLAIN users, the failed-login limiter.
+pub struct Security {
+    pub tls: Option<Arc<tls::TlsSource>>,
+    pub plain_users: Option<plain::PlainUsers>,
+    pub failures: rate_limit::FailureLimiter,
+}
+
+impl Security {
+    pub fn open(config: &Config) -> anyhow::Result<Security> {
+        let tls = match (&config.ssl_certificate_file, &config.ssl_key_file) {
+            (Some(certificate), Some(key)) => {
+                let files = tls::TlsFiles {
+                    certificate: certificate.clone(),
+                    key: key.clone(),
+                    client_ca: config.ssl_client_ca_file.clone(),
+                };
+                Some(Arc::new(
+                    tls::TlsSource::open(files).context("loading TLS certificates")?,
+                ))
+            }
+            _ => None,
+        };
+        let plain_users = match &config.sasl_plain_users_file {
+            Some(path) => Some(
+                plain::PlainUsers::open(path.clone())
+                    .with_context(|| format!("reading {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Security {
+            tls,
+            plain_users,
+            failures: rate_limit::FailureLimiter::default(),
+        })
+    }
+
+    /// The SASL mechanisms offered, in Kafka's spelling.
+    pub fn mechanisms(&self) -> Vec<&'static str> {
+        let mut mechanisms = vec!["SCRAM-SHA-256", "SCRAM-SHA-512"];
+        if self.plain_users.is_some() {
+            mechanisms.push("PLAIN");
+        }
+        mechanisms
+    }
+}

@@ -1,0 +1,147 @@
+//! The TLS server configuration of SSL and SASL_SSL listeners, rebuilt from its PEM files
+//! when their modification times change (checked as each connection arrives), so certificates
+//! rotate without a restart. A rebuild that fails keeps the previous configuration.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+
+/// Most certificates read from one PEM file (chain or CA bundle).
+const PEM_CERTIFICATES_MAX: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading {path}: {source}")]
+    Pem {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{path} holds no certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path} holds more than {PEM_CERTIFICATES_MAX} certificates")]
+    TooManyCertificates { path: PathBuf },
+    #[error("building the TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client CA verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The PEM files a TLS configuration is built from.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+struct Loaded {
+    mtimes: Vec<Option<SystemTime>>,
+    config: Arc<ServerConfig>,
+}
+
+/// Hands out the current server configuration; reloads when a file changed.
+pub struct TlsSource {
+    files: TlsFiles,
+    loaded: Mutex<Loaded>,
+}
+
+impl TlsSource {
+    /// Loads the files once; a broker whose certificates do not load does not start.
+    pub fn open(files: TlsFiles) -> Result<TlsSource, TlsError> {
+        let mtimes = mtimes(&files);
+        let config = Arc::new(build(&files)?);
+        Ok(TlsSource {
+            files,
+            loaded: Mutex::new(Loaded { mtimes, config }),
+        })
+    }
+
+    /// Whether client certificates are required (mTLS).
+    pub fn requires_client_certificates(&self) -> bool {
+        self.files.client_ca.is_some()
+    }
+
+    /// The configuration for a new connection, rebuilt first if a file changed.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        let now = mtimes(&self.files);
+        let mut loaded = match self.loaded.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if now != loaded.mtimes {
+            // Remember the new times even when the build fails: a half-written file is
+            // retried on its next change, not on every connection.
+            loaded.mtimes = now;
+            match build(&self.files) {
+                Ok(config) => {
+                    tracing::info!(certificate = %self.files.certificate.display(), "TLS certificates reloaded");
+                    loaded.config = Arc::new(config);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "reloading TLS certificates failed; keeping the old ones")
+                }
+            }
+        }
+        loaded.config.clone()
+    }
+}
+
+fn mtimes(files: &TlsFiles) -> Vec<Option<SystemTime>> {
+    let mtime = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut times = vec![mtime(&files.certificate), mtime(&files.key)];
+    if let Some(ca) = &files.client_ca {
+        times.push(mtime(ca));
+    }
+    times
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem_error = |source| TlsError::Pem {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut certificates = Vec::new();
+    for certificate in CertificateDer::pem_file_iter(path).map_err(pem_error)? {
+        if certificates.len() == PEM_CERTIFICATES_MAX {
+            return Err(TlsError::TooManyCertificates {
+                path: path.to_path_buf(),
+            });
+        }
+        certificates.push(certificate.map_err(pem_error)?);
+    }
+    if certificates.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(certificates)
+}
+
+fn build(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certificates(&files.certificate)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsError::Pem {
+        path: files.key.clone(),
+        source,
+    })?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let builder = match &files.client_ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for certificate in certificates(path)? {
+                roots.add(certificate)?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(builder.with_single_cert(chain, key)?)
+}
