@@ -15,6 +15,7 @@ pub mod error_code;
 mod partitions;
 mod placement;
 mod producer_ids;
+mod quotas;
 mod reassignments;
 mod topics;
 
@@ -37,6 +38,10 @@ pub use partitions::{
 };
 pub use placement::{place_replicas, rack_alternated_brokers};
 pub use producer_ids::{allocate_producer_ids, AllocateProducerIdsRequest, ProducerIdBlock};
+pub use quotas::{
+    alter_client_quotas, AlterClientQuotasRequest, AlterClientQuotasResult, ClientQuotaAlteration,
+    QuotaOp,
+};
 pub use reassignments::{
     alter_reassignments, AlterReassignmentsRequest, ReassignmentResult, ReassignmentTarget,
 };
@@ -123,6 +128,7 @@ pub enum Operation {
     AlterPartition(AlterPartitionRequest),
     AllocateProducerIds(AllocateProducerIdsRequest),
     AlterReassignments(AlterReassignmentsRequest),
+    AlterClientQuotas(AlterClientQuotasRequest),
 }
 
 /// The answer to an [`Operation`], variant for variant.
@@ -141,6 +147,7 @@ pub enum OperationResponse {
     AlterPartition(AlterPartitionResponse),
     AllocateProducerIds(ProducerIdBlock),
     AlterReassignments(Vec<ReassignmentResult>),
+    AlterClientQuotas(Vec<AlterClientQuotasResult>),
 }
 
 /// Runs one operation against `image`. `new_topic_id` supplies ids for created topics (random
@@ -213,6 +220,10 @@ pub fn execute(
                 config,
             ),
             OperationResponse::AlterReassignments,
+        ),
+        Operation::AlterClientQuotas(request) => wrap(
+            alter_client_quotas(image, request),
+            OperationResponse::AlterClientQuotas,
         ),
     }
 }

@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use super::cluster::{BrokerId, Listener};
 use super::configs::ConfigResource;
+use super::quotas::{QuotaEntity, QuotaValue};
 
 /// One change to the cluster metadata, as written to the Raft log.
 ///
@@ -94,6 +95,13 @@ pub enum MetadataRecord {
         broker_id: BrokerId,
         next_producer_id: i64,
     },
+    /// Sets (`value: Some`) or removes (`None`) one quota of a client-quota entity (Kafka's
+    /// `ClientQuotaRecord`).
+    ClientQuota {
+        entity: QuotaEntity,
+        key: String,
+        value: Option<QuotaValue>,
+    },
 }
 
 impl MetadataRecord {
@@ -113,6 +121,7 @@ impl MetadataRecord {
             MetadataRecord::PartitionReassignment { .. } => 11,
             MetadataRecord::QueueReassignment { .. } => 12,
             MetadataRecord::BrokerAdmission { .. } => 16,
+            MetadataRecord::ClientQuota { .. } => 30,
         }
     }
 }
