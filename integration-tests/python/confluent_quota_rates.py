@@ -3,7 +3,7 @@
 usage: confluent_quota_rates.py BOOTSTRAP TOPIC produce|consume SECONDS CLIENT_ID...
 
 Every client (one thread each, with its own client.id) produces VALUE_BYTES values as fast as
-librdkafka lets it, or consumes TOPIC partition 0 from the beginning, for SECONDS. Printed:
+librdkafka lets it (at most PRODUCE_BYTES_MAX), or consumes TOPIC partition 0 from the beginning, for SECONDS. Printed:
 {"rates": {client_id: {"steady": bytes/s after WARMUP_S, "overall": bytes/s from the start
 to the last byte, "bytes": total}}}. Produced bytes count when acknowledged. librdkafka honours
 throttle_time_ms (it stops sending to a throttled broker), so a quota shows in these rates.
@@ -19,6 +19,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 from common import check, fail
 
 VALUE_BYTES = 10_000
+# An unthrottled producer stops here: enough to show its rate, without filling the disk.
+PRODUCE_BYTES_MAX = 32 * 1024 * 1024
 # The first seconds include the quota's burst allowance; the steady rate is measured after.
 WARMUP_S = 2.0
 
@@ -53,9 +55,11 @@ def produce(bootstrap, topic, client_id, seconds, meter, start):
             fail(f"{client_id}: delivery failed: {error}")
         meter.add(len(message.value()), time.monotonic())
 
-    while time.monotonic() - start < seconds:
+    queued = 0
+    while time.monotonic() - start < seconds and queued < PRODUCE_BYTES_MAX:
         try:
             producer.produce(topic, value, partition=0, on_delivery=delivered)
+            queued += len(value)
         except BufferError:
             producer.poll(0.05)
             continue

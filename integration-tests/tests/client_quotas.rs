@@ -170,7 +170,7 @@ fn raw_alter_and_describe_client_quotas_error_codes() {
 const QUOTA_BYTES_PER_SEC: f64 = 262_144.0;
 /// How far a throttled client's steady rate may be from its quota: a client is throttled
 /// after it overshoots, and the measurement window holds only a few throttle periods.
-const QUOTA_TOLERANCE: f64 = 0.35;
+const QUOTA_TOLERANCE: f64 = 0.25;
 /// An unthrottled client must move at least this many times the quota.
 const UNTHROTTLED_FACTOR_MIN: f64 = 4.0;
 const RUN_SECONDS: &str = "8";
