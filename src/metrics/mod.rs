@@ -436,6 +436,8 @@ fn api_name(api: ApiKey) -> &'static str {
         DeleteGroups => "DeleteGroups",
         IncrementalAlterConfigs => "IncrementalAlterConfigs",
         OffsetDelete => "OffsetDelete",
+        DescribeClientQuotas => "DescribeClientQuotas",
+        AlterClientQuotas => "AlterClientQuotas",
         DescribeCluster => "DescribeCluster",
         ConsumerGroupHeartbeat => "ConsumerGroupHeartbeat",
         ConsumerGroupDescribe => "ConsumerGroupDescribe",
