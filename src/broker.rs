@@ -164,6 +164,8 @@ pub struct FollowerProgress {
     pub last_caught_up_ms: i64,
     pub leader_end_at_last_fetch: i64,
     pub last_fetch_ms: i64,
+    /// The high watermark in the last fetch answer this follower got (-1: none yet).
+    pub high_watermark_sent: i64,
 }
 
 #[derive(Debug, Default)]

@@ -22,6 +22,8 @@ pub const NETWORK_CAPACITY_BYTES_PER_SEC_DEFAULT: u64 = 125_000_000;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Most controller voters: Raft quorums beyond a handful only slow commits down.
 const VOTERS_MAX: usize = 9;
+/// Longest --broker-rack: a rack is a short label (Kafka strings are i16-length-prefixed).
+const RACK_BYTES_MAX: usize = 255;
 
 /// When partition data reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -239,6 +241,21 @@ pub struct Config {
     #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Most client connections open at once from one IP address; a further one is closed at
+    /// once (Kafka's max.connections.per.ip). 0: no per-address limit.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+
+    /// Most new client connections this node accepts per second, from all addresses; one
+    /// beyond it is closed at once (Kafka's max.connection.creation.rate). 0: no limit.
+    #[arg(long, env = "SLUICE_MAX_CONNECTION_CREATION_RATE", default_value_t = 0)]
+    pub max_connection_creation_rate: u32,
+
+    /// This broker's rack (Kafka's broker.rack): replica placement spreads over racks, and
+    /// consumers that set client.rack are sent to an in-sync replica in their rack (KIP-392).
+    #[arg(long, env = "SLUICE_BROKER_RACK")]
+    pub broker_rack: Option<String>,
+
     /// Most partitions this node hosts (CreateTopics/CreatePartitions beyond it fail).
     #[arg(long, env = "SLUICE_MAX_PARTITIONS", default_value_t = 100_000)]
     pub max_partitions: usize,
@@ -365,6 +382,21 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
+        }
+        if self.max_connection_creation_rate > crate::net::limits::CREATION_RATE_MAX {
+            return Err(format!(
+                "--max-connection-creation-rate must be at most {}",
+                crate::net::limits::CREATION_RATE_MAX
+            ));
+        }
+        if self
+            .broker_rack
+            .as_deref()
+            .is_some_and(|rack| rack.is_empty() || rack.len() > RACK_BYTES_MAX)
+        {
+            return Err(format!(
+                "--broker-rack must be 1 to {RACK_BYTES_MAX} bytes when given"
+            ));
         }
         let utilization = self.network_target_utilization;
         if self.network_capacity_bytes_per_sec == 0 || !(utilization > 0.0 && utilization <= 1.0) {

@@ -70,7 +70,7 @@ async fn register(broker: &Broker, deadline: Instant) -> anyhow::Result<()> {
             host: broker.advertised.host.clone(),
             port: u16::try_from(broker.advertised.port).context("advertised port")?,
         }],
-        rack: None,
+        rack: broker.config.broker_rack.clone(),
     };
     loop {
         match broker

@@ -24,6 +24,8 @@ FEATURES = [
     ("consume_group", "consume (group)"),
     ("commit_fetch_offsets", "commit + fetch offsets"),
     ("idempotent_produce", "idempotent produce"),
+    ("reassign_partitions", "reassign partitions"),
+    ("elect_leaders", "leader election"),
 ]
 
 # Rows in this order first; any other client recorded follows alphabetically.

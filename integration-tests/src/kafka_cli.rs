@@ -27,6 +27,8 @@ pub const CONFIGS: &str = "kafka.admin.ConfigCommand";
 pub const GET_OFFSETS: &str = "org.apache.kafka.tools.GetOffsetShell";
 /// `kafka-delete-records.sh`.
 pub const DELETE_RECORDS: &str = "org.apache.kafka.tools.DeleteRecordsCommand";
+/// `kafka-cluster.sh`: cluster id, unregister.
+pub const CLUSTER: &str = "org.apache.kafka.tools.ClusterTool";
 
 /// How long one tool run may take before it is killed: a JVM start plus, for the console
 /// consumer, a group join, on a busy two-core machine.

@@ -53,13 +53,17 @@ fn partition_state(node: &Broker, topic: &str) -> Option<(i32, i32, BTreeSet<i32
 }
 
 fn create_topic(node: &Broker, topic: &str, min_insync: &str) {
+    create_topic_replicated(node, topic, min_insync, 3);
+}
+
+fn create_topic_replicated(node: &Broker, topic: &str, min_insync: &str, replicas: i16) {
     let mut config = CreatableTopicConfig::default();
     config.name = StrBytes::from_static_str("min.insync.replicas");
     config.value = Some(StrBytes::from_string(min_insync.to_string()));
     let mut creatable = CreatableTopic::default();
     creatable.name = TopicName(StrBytes::from_string(topic.to_string()));
     creatable.num_partitions = 1;
-    creatable.replication_factor = 3;
+    creatable.replication_factor = replicas;
     creatable.configs.push(config);
     let mut request = CreateTopicsRequest::default();
     request.topics.push(creatable);
@@ -189,9 +193,29 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
         .collect();
     assert_eq!(endpoints, [(leader, leader_host.to_string(), leader_port)]);
 
-    let mut request: FetchRequest = fetch_request(&topic, 0, 0);
-    request.topics[0].topic_id = topic_id;
-    let response = client.request(FETCH_HINT_VERSION, &request);
+    // A follower serves consumers' Fetches itself (KIP-392): a Fetch gets the hint from a
+    // node that holds no replica, of a one-replica topic.
+    let single = topic_name("leader-hint-single");
+    create_topic_replicated(cluster.node(1), &single, "1", 1);
+    let (single_leader, single_epoch, _) = wait_until(CLUSTER_DEADLINE, "a leader", || {
+        partition_state(cluster.node(1), &single)
+    });
+    let outsider = cluster
+        .ids()
+        .find(|id| *id != single_leader)
+        .expect("a node without the replica");
+    wait_until(CLUSTER_DEADLINE, "the outsider to know the leader", || {
+        partition_state(cluster.node(outsider), &single)
+            .filter(|(l, e, _)| (*l, *e) == (single_leader, single_epoch))
+    });
+    let single_id = metadata(cluster.node(1), &single).expect("metadata").topics[0].topic_id;
+    let single_address = cluster.node(single_leader).bootstrap();
+    let (single_host, single_port) = single_address.rsplit_once(':').expect("host:port");
+    let single_port: i32 = single_port.parse().expect("port");
+    let mut request: FetchRequest = fetch_request(&single, 0, 0);
+    request.topics[0].topic_id = single_id;
+    let mut outsider_client = RawClient::connect(&cluster.node(outsider).bootstrap());
+    let response = outsider_client.request(FETCH_HINT_VERSION, &request);
     let answer = &response.responses[0].partitions[0];
     assert_eq!(answer.error_code, ResponseError::NotLeaderOrFollower.code());
     assert_eq!(
@@ -199,14 +223,17 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
             answer.current_leader.leader_id.0,
             answer.current_leader.leader_epoch
         ),
-        (leader, epoch)
+        (single_leader, single_epoch)
     );
     let endpoints: Vec<(i32, String, i32)> = response
         .node_endpoints
         .iter()
         .map(|e| (e.node_id.0, e.host.to_string(), e.port))
         .collect();
-    assert_eq!(endpoints, [(leader, leader_host.to_string(), leader_port)]);
+    assert_eq!(
+        endpoints,
+        [(single_leader, single_host.to_string(), single_port)]
+    );
 
     // An epoch newer than the leader's is UNKNOWN_LEADER_EPOCH: no hint, as in Kafka.
     let mut leader_client = RawClient::connect(&leader_address);

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use sluice_integration_tests::cluster::{Cluster, ClusterPlan};
 use sluice_integration_tests::java_stream::{check_log_against_acks, read_partition, Stream};
+use sluice_integration_tests::kafka_cli::{kafka_tool_ok, CLUSTER};
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::{kcat, run_command, sluice_bin, topic_name, wait_until, Broker};
 
@@ -33,7 +34,7 @@ const MOVES_MAX: usize = 4;
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 const BULK_RECORDS: usize = 8_000;
 const BULK_VALUE_BYTES: usize = 1_000;
-const BALANCE_DEADLINE: Duration = Duration::from_secs(60);
+const BALANCE_DEADLINE: Duration = Duration::from_secs(180);
 const METADATA_VERSION: i16 = 12;
 
 /// Per broker: replicas held and partitions led, over `topics`; `None` unless every
@@ -102,6 +103,22 @@ fn balanced(node: &Broker, topics: &[&str], brokers: &[i32]) -> bool {
     })
 }
 
+/// Each node's last warnings and ISR changes, for failure messages.
+fn warnings(cluster: &Cluster) -> String {
+    let mut text = String::new();
+    for id in cluster.ids() {
+        let log = cluster.node(id).stderr_all();
+        let _ = std::fs::write(format!("/tmp/sluice-balance-node{id}.log"), &log);
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ISR") || l.contains("following"))
+            .collect();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        text.push_str(&format!("--- node {id} ---\n{}\n", tail.join("\n")));
+    }
+    text
+}
+
 /// Every partition's replicas, ISR and leader, for failure messages.
 fn describe(node: &Broker, topics: &[&str]) -> String {
     let mut client = RawClient::connect(&node.bootstrap());
@@ -134,6 +151,20 @@ fn describe(node: &Broker, topics: &[&str]) -> String {
         }
     }
     lines.join("\n")
+}
+
+/// `(id, fenced)` of every registered broker (DescribeCluster v2, fenced ones included).
+fn registered_brokers(node: &Broker) -> Vec<(i32, bool)> {
+    use kafka_protocol::messages::DescribeClusterRequest;
+    let mut client = RawClient::connect(&node.bootstrap());
+    let mut request = DescribeClusterRequest::default();
+    request.include_fenced_brokers = true;
+    let response = client.request(2, &request);
+    response
+        .brokers
+        .iter()
+        .map(|b| (b.broker_id.0, b.is_fenced))
+        .collect()
 }
 
 fn leader_of(node: &Broker, topic: &str, partition: i32) -> i32 {
@@ -211,10 +242,10 @@ fn wait_balanced(
         }
         assert!(
             started.elapsed() < BALANCE_DEADLINE,
-            "not balanced over {brokers:?} within {BALANCE_DEADLINE:?}: {:?}\n{}\n--- node 1 ---\n{}",
+            "not balanced over {brokers:?} within {BALANCE_DEADLINE:?}: {:?}\n{}\n{}",
             placement(cluster.node(1), topics),
             describe(cluster.node(1), topics),
-            cluster.node(1).stderr_tail()
+            warnings(cluster)
         );
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -315,6 +346,41 @@ fn a_joining_node_gets_its_share_throttled_and_a_drained_node_is_emptied() {
                 && now.consumed.len() > before_drain.consumed.len())
             .then_some(())
         },
+    );
+
+    // Decommission the drained node for good: stop it, unregister it with Kafka's tool; it
+    // leaves the brokers and, being a controller, the voters. The cluster goes on with two.
+    cluster.node_mut(2).stop();
+    let bootstrap_1 = cluster.node(1).bootstrap();
+    wait_until(BALANCE_DEADLINE, "node 2 fenced", || {
+        (!registered_brokers(cluster.node(1)).contains(&(2, false))).then_some(())
+    });
+    kafka_tool_ok(
+        CLUSTER,
+        &[
+            "unregister",
+            "--bootstrap-server",
+            &bootstrap_1,
+            "--id",
+            "2",
+        ],
+    );
+    wait_until(BALANCE_DEADLINE, "node 2 gone from every view", || {
+        let gone = |id: i32| {
+            registered_brokers(cluster.node(id))
+                .iter()
+                .all(|(b, _)| *b != 2)
+        };
+        (gone(1) && gone(3) && gone(4)).then_some(())
+    });
+    let after = topic_name("after-unregister");
+    let mut client = RawClient::connect(&bootstrap_1);
+    assert_eq!(client.create_topic_replicated(&after, 1, 3, &[]), 0);
+    let before_stop = stream.output();
+    wait_until(
+        BALANCE_DEADLINE,
+        "the stream to go on after the unregister",
+        || (stream.output().acked.len() >= before_stop.acked.len() + 100).then_some(()),
     );
 
     let output = stream.finish();

@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
+use sluice_integration_tests::compat::covers;
 use sluice_integration_tests::kafka_cli::{kafka_tool_ok, TOPICS};
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::{kcat, run_command, sluice_bin, topic_name, wait_until, Broker};
@@ -138,6 +139,11 @@ fn reassign(cluster: &Cluster, json: &Path, action: &[&str]) -> String {
 
 #[test]
 fn kafka_reassign_partitions_moves_replica_and_leader_within_the_throttle() {
+    let _matrix = covers(
+        "kafka CLI tools",
+        &["reassign_partitions"],
+        "kafka_reassign_partitions_moves_replica_and_leader_within_the_throttle",
+    );
     let cluster = Cluster::start(3);
     let topic = topic_name("reassign");
     // RF=2 on nodes 1 (preferred leader) and 2.
@@ -311,6 +317,11 @@ fn moves_beyond_the_limit_wait_in_the_queue_and_removed_followers_are_deleted() 
 
 #[test]
 fn kafka_leader_election_returns_leadership_to_the_preferred_replica() {
+    let _matrix = covers(
+        "kafka CLI tools",
+        &["elect_leaders"],
+        "kafka_leader_election_returns_leadership_to_the_preferred_replica",
+    );
     let mut cluster = Cluster::start(3);
     let topic = topic_name("elect");
     create_topic(&cluster, &topic, "1:2");

@@ -2,7 +2,7 @@
 //! any other node (Kafka's KIP-590 forwarding, over the Raft listener), and keeps the broker
 //! sessions the active controller fences on.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -298,6 +298,63 @@ impl Proposer {
                 Err(not_controller(&forward))
             }
             Err(error) => Err(ProposeError::Stopped(error.to_string())),
+        }
+    }
+
+    /// Whether `node_id` votes in the current membership.
+    pub fn is_voter(&self, node_id: NodeId) -> bool {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| id == node_id)
+    }
+
+    /// On the active controller: removes `node_id` from the voters (and the learners).
+    /// The last voter cannot be removed.
+    pub(crate) async fn remove_voter_local(&self, node_id: NodeId) -> Result<(), ProposeError> {
+        let voters: BTreeSet<NodeId> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        if !voters.contains(&node_id) {
+            return Ok(());
+        }
+        if voters.len() == 1 {
+            return Err(ProposeError::Rejected(
+                "the last voter cannot be removed".into(),
+            ));
+        }
+        let change = openraft::ChangeMembers::RemoveVoters(BTreeSet::from([node_id]));
+        match self.raft.change_membership(change, false).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(not_controller(&forward))
+            }
+            Err(error) => Err(ProposeError::Stopped(error.to_string())),
+        }
+    }
+
+    /// Removes `node_id` from the voters, on the active controller wherever it is.
+    pub async fn remove_voter(&self, node_id: NodeId) -> Result<(), ProposeError> {
+        match self.remove_voter_local(node_id).await {
+            Err(ProposeError::NotController {
+                leader_id: Some(leader_id),
+                leader_address: Some(address),
+            }) if leader_id != self.node_id => {
+                let request = RpcRequest::RemoveVoter { node_id };
+                match self.call_once(leader_id, &address, request).await? {
+                    RpcResponse::RemoveVoter(result) => result,
+                    _ => Err(ProposeError::Unreachable("response of another kind".into())),
+                }
+            }
+            other => other,
         }
     }
 

@@ -315,6 +315,16 @@ impl MetadataQuorum {
         self.proposer.expired_brokers(session_timeout)
     }
 
+    /// Whether `node_id` is a voter of the current membership.
+    pub fn is_voter(&self, node_id: NodeId) -> bool {
+        self.proposer.is_voter(node_id)
+    }
+
+    /// Removes a voter (a decommissioned controller) through the active controller.
+    pub async fn remove_voter(&self, node_id: NodeId) -> Result<(), ProposeError> {
+        self.proposer.remove_voter(node_id).await
+    }
+
     /// Partition loads reported in brokers' heartbeats (on the active controller).
     pub fn partition_loads(&self) -> crate::controller::balance::PartitionLoads {
         self.proposer.partition_loads()

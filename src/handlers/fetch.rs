@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
@@ -17,8 +17,9 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{BatchIter, ReadError};
 use tokio::time::Instant;
 
+use super::read_replica::{self, Serving};
 use super::{leader_hint, str_bytes, RequestContext};
-use crate::broker::{Partition, Topic, TopicsImage};
+use crate::broker::{Partition, Replica, Topic, TopicsImage};
 use crate::budget::{self, FetchKind};
 use crate::replication;
 
@@ -47,13 +48,16 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
             .budget
             .fetch_grant(kind, Instant::now().into_std());
         let (response, bytes) = read_once(context, &request, granted);
+        let follower_news = tells_follower_new_high_watermark(context, &request, &response);
         // Kafka answers at once when there is nothing to wait for: no partitions asked,
-        // min_bytes already met (0 included), an error, or no wait allowed. A closing broker
+        // min_bytes already met (0 included), an error, a high watermark the fetching
+        // follower does not know yet, or no wait allowed. A closing broker
         // answers at once too: its wake-up may have come before this request was read. An
         // empty budget answers at once as well: waiting cannot fill it, throttling does; and
         // min_bytes counts as met at what the budget grants.
         let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
         if nothing_asked
+            || follower_news
             || bytes >= min_bytes.min(granted)
             || granted == 0
             || has_errors(&response)
@@ -142,12 +146,79 @@ fn topic_name(
         .map_or_else(String::new, |t| t.name.clone())
 }
 
+/// Errors and KIP-392 redirections are answered at once (Kafka's `hasPreferredReadReplica`).
 fn has_errors(response: &FetchResponse) -> bool {
     response
         .responses
         .iter()
         .flat_map(|t| t.partitions.iter())
-        .any(|p| p.error_code != 0)
+        .any(|p| p.error_code != 0 || p.preferred_read_replica.0 >= 0)
+}
+
+/// Whether this answer to a follower's fetch carries a high watermark it has not been told
+/// (Kafka's `followerNeedsHwUpdate`). Checks every partition, recording each as told.
+fn tells_follower_new_high_watermark(
+    context: &RequestContext<'_>,
+    request: &FetchRequest,
+    response: &FetchResponse,
+) -> bool {
+    let follower = replica_id(context.api_version, request);
+    if follower < 0 {
+        return false;
+    }
+    let image = context.broker.topics();
+    let mut news = false;
+    for (fetch_topic, answer) in request.topics.iter().zip(&response.responses) {
+        let Some(topic) = find_topic(&image, context.api_version, fetch_topic) else {
+            continue;
+        };
+        for data in answer.partitions.iter().filter(|d| d.error_code == 0) {
+            let replica = topic
+                .partition(data.partition_index)
+                .and_then(|p| p.replica.as_ref());
+            if let Some(replica) = replica {
+                news |= replication::high_watermark_news(replica, follower, data.high_watermark);
+            }
+        }
+    }
+    news
+}
+
+/// KIP-392, on the leader: the in-sync follower in the consumer's rack to send it to.
+fn partition_preferred_read_replica(
+    context: &RequestContext<'_>,
+    image: &TopicsImage,
+    request: &FetchRequest,
+    wanted: &FetchPartition,
+    replica: &Replica,
+    serving: Serving,
+    follower: i32,
+) -> Option<i32> {
+    if serving != Serving::Leader
+        || follower >= 0
+        || context.api_version < read_replica::FETCH_VERSION_MIN
+    {
+        return None;
+    }
+    let topic = image.by_id.get(&replica.topic_id)?;
+    let partition = topic.partition(wanted.partition)?;
+    read_replica::preferred_read_replica(
+        image,
+        partition,
+        replica,
+        context.broker.node_id(),
+        request.rack_id.as_str(),
+        wanted.fetch_offset,
+    )
+}
+
+/// Kafka answers a redirected consumer with the partition's offsets and no records.
+fn answer_preferred_read_replica(data: &mut PartitionData, replica: &Replica, preferred: i32) {
+    data.preferred_read_replica = BrokerId(preferred);
+    data.high_watermark = replica.high_watermark();
+    data.last_stable_offset = data.high_watermark;
+    data.log_start_offset = replica.log.log_start_offset();
+    data.records = Some(Bytes::new());
 }
 
 /// One pass over every requested partition. Returns the response and its record bytes.
@@ -180,7 +251,17 @@ fn read_once(
             }
             let partition = topic.and_then(|t| t.partition(wanted.partition));
             let node = context.broker.node_id();
-            let replica = partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch));
+            let follower = replica_id(context.api_version, request);
+            let follower_may_serve =
+                follower < 0 && context.api_version >= read_replica::FETCH_VERSION_MIN;
+            let replica = partition.map(|p| {
+                read_replica::serving_replica(
+                    p,
+                    node,
+                    wanted.current_leader_epoch,
+                    follower_may_serve,
+                )
+            });
             match replica {
                 None => data.error_code = unknown_topic_error(context.api_version).code(),
                 Some(Err(error)) => {
@@ -193,8 +274,14 @@ fn read_once(
                         add_leader_hint(&image, partition, &mut data, &mut response);
                     }
                 }
-                Some(Ok(partition)) => {
-                    let follower = replica_id(context.api_version, request);
+                Some(Ok((partition, serving))) => {
+                    if let Some(preferred) = partition_preferred_read_replica(
+                        context, &image, request, wanted, partition, serving, follower,
+                    ) {
+                        answer_preferred_read_replica(&mut data, partition, preferred);
+                        topic_response.partitions.push(data);
+                        continue;
+                    }
                     if follower >= 0
                         && replication::record_follower_fetch(
                             partition,

@@ -46,8 +46,10 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod read_replica;
 mod sync_group;
 pub(crate) mod throttle_configs;
+mod unregister_broker;
 pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
 #[cfg(test)]
 mod version_matrix_tests;
@@ -139,6 +141,9 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         }
         RequestKind::DescribeCluster(request) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(context, request))
+        }
+        RequestKind::UnregisterBroker(request) => {
+            ResponseKind::UnregisterBroker(unregister_broker::handle(context, request).await)
         }
         RequestKind::OffsetForLeaderEpoch(request) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(context, request))
@@ -262,6 +267,7 @@ mod tests {
             ApiKey::AlterClientQuotas,
             ApiKey::DeleteRecords,
             ApiKey::DescribeCluster,
+            ApiKey::UnregisterBroker,
             ApiKey::OffsetForLeaderEpoch,
             ApiKey::InitProducerId,
             ApiKey::DescribeLogDirs,

@@ -235,6 +235,12 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
             r.topics = vec![wanted];
             vec![RequestKind::DeleteRecords(r)]
         }
+        ApiKey::UnregisterBroker => {
+            // An id nobody registered: answered BROKER_ID_NOT_REGISTERED at every version.
+            let mut r = kafka_protocol::messages::UnregisterBrokerRequest::default();
+            r.broker_id = kafka_protocol::messages::BrokerId(4242);
+            vec![RequestKind::UnregisterBroker(r)]
+        }
         ApiKey::DescribeCluster => {
             let mut r = DescribeClusterRequest::default();
             r.include_cluster_authorized_operations = true;

@@ -2,4 +2,5 @@
 //! sockets (the HTTP listener for metrics is `metrics::http`).
 
 pub mod connection;
+pub mod limits;
 pub mod server;

@@ -1,4 +1,5 @@
-//! Accepts client connections, bounds how many are served at once, and drains them on shutdown.
+//! Accepts client connections, bounds how many are served at once (node-wide, per address and
+//! per second: `limits`), and drains them on shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::net::connection;
+use crate::net::limits::ConnectionLimits;
 
 /// How long shutdown waits for connections to finish the request they are serving.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -21,13 +23,19 @@ pub struct Server {
     broker: Arc<Broker>,
     listener: TcpListener,
     connection_permits: Arc<Semaphore>,
+    limits: Arc<ConnectionLimits>,
 }
 
 impl Server {
     pub fn new(broker: Arc<Broker>, listener: TcpListener) -> Server {
         let permits = broker.config.max_connections;
         assert!(permits > 0);
+        let limits = ConnectionLimits::new(
+            broker.config.max_connections_per_ip,
+            broker.config.max_connection_creation_rate,
+        );
         Server {
+            limits: Arc::new(limits),
             broker,
             listener,
             connection_permits: Arc::new(Semaphore::new(permits)),
@@ -57,6 +65,11 @@ impl Server {
                     continue;
                 }
             };
+            // Over a limit: closed at once, before a byte is read (Kafka closes it too).
+            let Ok(slot) = self.limits.admit(peer.ip(), std::time::Instant::now()) else {
+                drop(socket);
+                continue;
+            };
             // Small responses (ApiVersions, acks) must not wait for Nagle.
             if let Err(error) = socket.set_nodelay(true) {
                 tracing::debug!(%error, %peer, "set_nodelay failed");
@@ -65,6 +78,7 @@ impl Server {
             let stop = stop_sender.subscribe();
             connections.spawn(async move {
                 serve(broker, socket, peer, stop).await;
+                drop(slot);
                 drop(permit);
             });
             // Reap finished connection tasks so the set does not grow with history.

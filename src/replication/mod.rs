@@ -119,6 +119,7 @@ fn become_leader(
                 last_caught_up_ms: now,
                 leader_end_at_last_fetch: replica.log.log_end_offset(),
                 last_fetch_ms: now,
+                high_watermark_sent: -1,
             },
         );
     }
@@ -148,6 +149,25 @@ pub fn recompute_high_watermark(replica: &Replica) -> bool {
     replica.advance_high_watermark(minimum)
 }
 
+/// Leader: whether an answer carrying `high_watermark` tells `follower` something new; if
+/// so it is recorded as told. Kafka answers a follower's fetch at once then, instead of
+/// waiting for records, so followers (and consumers reading from them, KIP-392) learn the
+/// high watermark within a round trip.
+pub fn high_watermark_news(replica: &Replica, follower: i32, high_watermark: i64) -> bool {
+    let mut progress = replica.progress();
+    if !matches!(progress.role, Role::Leader { .. }) {
+        return false;
+    }
+    let Some(entry) = progress.followers.get_mut(&follower) else {
+        return false;
+    };
+    if high_watermark <= entry.high_watermark_sent {
+        return false;
+    }
+    entry.high_watermark_sent = high_watermark;
+    true
+}
+
 /// Leader: a follower fetched from `fetch_offset`, so it holds everything below it.
 /// Returns whether the high watermark moved.
 pub fn record_follower_fetch(replica: &Replica, follower: i32, fetch_offset: i64) -> bool {
@@ -166,6 +186,7 @@ pub fn record_follower_fetch(replica: &Replica, follower: i32, fetch_offset: i64
                 last_caught_up_ms: 0,
                 leader_end_at_last_fetch: leader_end,
                 last_fetch_ms: now,
+                high_watermark_sent: -1,
             });
         if fetch_offset >= leader_end {
             entry.last_caught_up_ms = now;
@@ -218,5 +239,36 @@ pub async fn wait_replicated(
             Ok(Ok(())) => {}
             _ => return Err(ResponseError::RequestTimedOut),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_storage::{Log, LogConfig};
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn a_follower_is_told_each_high_watermark_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default(), 0, 0).unwrap();
+        let replica = Replica::new(log, "t".into(), Uuid::nil(), 0);
+        let isr = vec![1, 2];
+        {
+            let mut progress = replica.progress();
+            progress.role = Role::Leader {
+                leader_epoch: 0,
+                partition_epoch: 0,
+                isr: isr.clone(),
+            };
+            become_leader(&replica, &mut progress, 0, &isr, 1);
+        }
+        assert!(high_watermark_news(&replica, 2, 0));
+        assert!(!high_watermark_news(&replica, 2, 0));
+        assert!(high_watermark_news(&replica, 2, 7));
+        assert!(!high_watermark_news(&replica, 2, 5));
+        // Not a follower this leader knows.
+        assert!(!high_watermark_news(&replica, 3, 9));
     }
 }

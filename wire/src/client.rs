@@ -67,6 +67,9 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeCluster => {
             RequestKind::DescribeCluster(m::DescribeClusterRequest::default())
         }
+        ApiKey::UnregisterBroker => {
+            RequestKind::UnregisterBroker(m::UnregisterBrokerRequest::default())
+        }
         ApiKey::OffsetCommit => RequestKind::OffsetCommit(m::OffsetCommitRequest::default()),
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(m::OffsetFetchRequest::default()),
         ApiKey::FindCoordinator => {

@@ -64,6 +64,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeClientQuotas, 0, 1),
     api(ApiKey::AlterClientQuotas, 0, 1),
     api(ApiKey::DescribeCluster, 0, 2),
+    // `kafka-cluster unregister`: decommissions a stopped broker (and voter).
+    api(ApiKey::UnregisterBroker, 0, 0),
     // KIP-848. v1: the client generates the member id (KIP-1082) and may send a regex.
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),

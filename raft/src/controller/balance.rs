@@ -191,10 +191,14 @@ impl<'a> Planner<'a> {
 
     fn even_replicas(&mut self, moves_max: usize) {
         while self.room(moves_max) {
-            let Some((donor, receiver)) = self.extremes(&self.replica_counts) else {
-                return;
-            };
-            let Some(index) = self.partition_to_move(donor, receiver) else {
+            let found = self
+                .uneven_pairs(&self.replica_counts)
+                .into_iter()
+                .find_map(|(donor, receiver)| {
+                    let index = self.partition_to_move(donor, receiver)?;
+                    Some((donor, receiver, index))
+                });
+            let Some((donor, receiver, index)) = found else {
                 return;
             };
             let mut target = self.partitions[index].replicas.clone();
@@ -208,16 +212,19 @@ impl<'a> Planner<'a> {
     /// Preferred leaders: the first replica of each partition, spread like the replicas.
     fn even_leaders(&mut self, moves_max: usize) {
         while self.room(moves_max) {
-            let Some((donor, receiver)) = self.extremes(&self.leader_counts) else {
-                return;
-            };
-            let candidate = (0..self.partitions.len()).find(|index| {
-                let replicas = &self.partitions[*index].replicas;
-                !self.moved.contains(index)
-                    && replicas.first() == Some(&donor)
-                    && replicas.contains(&receiver)
-            });
-            let Some(index) = candidate else {
+            let found =
+                self.uneven_pairs(&self.leader_counts)
+                    .into_iter()
+                    .find_map(|(donor, receiver)| {
+                        let index = (0..self.partitions.len()).find(|index| {
+                            let replicas = &self.partitions[*index].replicas;
+                            !self.moved.contains(index)
+                                && replicas.first() == Some(&donor)
+                                && replicas.contains(&receiver)
+                        })?;
+                        Some((receiver, index))
+                    });
+            let Some((receiver, index)) = found else {
                 return;
             };
             let mut target = self.partitions[index].replicas.clone();
@@ -228,16 +235,28 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// The most and least loaded eligible brokers by `counts`, when they differ by more than
-    /// one (ties broken by weight, then id, so plans are deterministic).
-    fn extremes(&self, counts: &BTreeMap<BrokerId, usize>) -> Option<(BrokerId, BrokerId)> {
-        let key = |id: &BrokerId| (counts[id], self.weights[id], *id);
-        let donor = self.eligible.iter().max_by_key(|id| key(id))?;
-        let receiver = self
-            .eligible
-            .iter()
-            .min_by_key(|id| (counts[id], self.weights[id], std::cmp::Reverse(*id)))?;
-        (counts[donor] > counts[receiver] + 1).then_some((*donor, *receiver))
+    /// Every (donor, receiver) pair of eligible brokers whose `counts` differ by more than
+    /// one, widest gap first (ties by weight, then id, so plans are deterministic): when the
+    /// extremes share no movable partition, a narrower pair may still even things out.
+    fn uneven_pairs(&self, counts: &BTreeMap<BrokerId, usize>) -> Vec<(BrokerId, BrokerId)> {
+        let mut pairs = Vec::new();
+        for donor in &self.eligible {
+            for receiver in &self.eligible {
+                if counts[donor] > counts[receiver] + 1 {
+                    pairs.push((*donor, *receiver));
+                }
+            }
+        }
+        pairs.sort_by_key(|(donor, receiver)| {
+            (
+                std::cmp::Reverse(counts[donor] - counts[receiver]),
+                std::cmp::Reverse(self.weights[donor]),
+                self.weights[receiver],
+                *donor,
+                std::cmp::Reverse(*receiver),
+            )
+        });
+        pairs
     }
 
     /// A partition on `donor` that `receiver` does not hold: the one whose weight best halves

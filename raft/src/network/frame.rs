@@ -41,6 +41,10 @@ pub enum RpcRequest {
         node_id: NodeId,
         address: String,
     },
+    /// Removes a voter from the quorum (a decommissioned controller), on the leader.
+    RemoveVoter {
+        node_id: NodeId,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +56,7 @@ pub enum RpcResponse {
     ),
     Forward(Result<crate::proposer::Proposed, crate::quorum::ProposeError>),
     Join(Result<(), crate::quorum::ProposeError>),
+    RemoveVoter(Result<(), crate::quorum::ProposeError>),
 }
 
 #[derive(Debug, Error)]

@@ -120,6 +120,9 @@ async fn dispatch(context: &ServerContext, request: RpcRequest) -> RpcResponse {
         RpcRequest::Forward(operation) => {
             RpcResponse::Forward(context.proposer.propose_local(operation).await)
         }
+        RpcRequest::RemoveVoter { node_id } => {
+            RpcResponse::RemoveVoter(context.proposer.remove_voter_local(node_id).await)
+        }
         RpcRequest::Join { node_id, address } => {
             RpcResponse::Join(context.proposer.add_learner_local(node_id, address).await)
         }

@@ -278,3 +278,20 @@ fn leaders_away_from_their_preferred_replica_are_found() {
         vec![(Uuid::from_u128(1), 0)]
     );
 }
+
+#[test]
+fn leaders_even_out_when_the_extremes_share_no_partition() {
+    let mut records = vec![
+        broker(1, None),
+        broker(2, None),
+        broker(3, None),
+        broker(4, None),
+    ];
+    // Node 1 leads three partitions shared only with node 3; node 4 leads nothing.
+    let assignment = vec![vec![1, 3], vec![1, 3], vec![1, 3], vec![2, 4], vec![2, 4]];
+    records.extend(topic(1, "t", &assignment));
+    let (image, _) = settle(image_of(&records), &BTreeSet::new());
+    let (replicas, leaders) = counts(&image);
+    assert_within_one(&leaders, &[1, 2, 3, 4]);
+    assert_within_one(&replicas, &[1, 2, 3, 4]);
+}
