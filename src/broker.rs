@@ -312,6 +312,8 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// Egress and ingress budgets (shaping and throttling Fetch and Produce).
     pub budget: NodeBudget,
+    /// Client-quota token buckets (producer_byte_rate, consumer_byte_rate) per quota entity.
+    pub client_quotas: crate::budget::ClientQuotaBuckets,
     /// Paces the catch-up fetches of replicas a reassignment is adding to this node.
     pub reassignment_throttle: crate::replication::ReassignmentThrottle,
     /// Held for the broker's life: a second process on the same data dir fails to start.
@@ -431,6 +433,7 @@ impl Broker {
             groups: local.groups,
             metrics,
             budget,
+            client_quotas: crate::budget::ClientQuotaBuckets::default(),
             reassignment_throttle: crate::replication::ReassignmentThrottle::new(),
             _data_dir_lock: local.lock,
         }

@@ -30,20 +30,37 @@ pub async fn run(broker: Arc<Broker>, mut images: watch::Receiver<Arc<MetadataIm
         let image = images.borrow_and_update().clone();
         let index = image.provenance.last_applied_index;
         let publishing = broker.clone();
+        let started = std::time::Instant::now();
         // Opening logs reads and fsyncs files: keep it off the async workers.
         let done = tokio::task::spawn_blocking(move || publish(&publishing, &image)).await;
         if let Err(error) = done {
             tracing::error!(%error, "metadata publisher pass failed");
         }
+        warn_if_slow(started, index, "installing the view");
         // Leaders and followers switch roles in image order, after the view is installed.
         let topics = broker.topics();
+        let started = std::time::Instant::now();
         crate::replication::on_image(&broker, &topics);
+        warn_if_slow(started, index, "switching replica roles");
         // Group coordination follows the leadership of the offsets partitions.
+        let started = std::time::Instant::now();
         crate::offsets_topic::on_image(&broker, &topics);
+        warn_if_slow(started, index, "moving group coordination");
         broker.mark_published(index);
         if images.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// A publisher step this slow holds back every change after it (requests waiting for their
+/// change to be visible here time out): say which step, so a stall can be found.
+const PUBLISH_STEP_SLOW: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn warn_if_slow(started: std::time::Instant, index: u64, step: &str) {
+    let elapsed = started.elapsed();
+    if elapsed > PUBLISH_STEP_SLOW {
+        tracing::warn!(?elapsed, index, step, "metadata publisher step was slow");
     }
 }
 

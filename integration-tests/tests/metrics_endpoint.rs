@@ -80,6 +80,8 @@ fn metrics_count_exactly_what_clients_did() {
     }
     let fetched = client.fetch(&topic, 0, 0);
     assert_eq!(fetched.records.as_ref().map(|r| r.len()), Some(first.len()));
+    // The group's coordinator exists once the offsets topic does (FindCoordinator creates it).
+    client.wait_group_coordinators(&["lag-group"], std::time::Duration::from_secs(30));
     commit(&mut client, "lag-group", &topic, &[(0, 4), (1, 5)]);
 
     let text = broker.scrape();

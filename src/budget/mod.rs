@@ -22,12 +22,14 @@
 //! - Ingress: Produce is appended, then charged to the ingress bucket and paced the same way.
 
 mod bucket;
+mod client_quotas;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use bucket::TokenBucket;
+pub use client_quotas::{ClientQuotaBuckets, QuotaKind, ANONYMOUS_USER};
 
 use crate::config::Config;
 

@@ -90,9 +90,17 @@ fn charged(
 ) -> FetchResponse {
     let broker = context.broker;
     let now = std::time::Instant::now();
-    let throttle = broker
+    let node_throttle = broker
         .budget
         .charge_fetch(kind, context.connection, bytes, granted, now);
+    // Replication is never client-quota'd, as in Kafka.
+    let quota_throttle = match kind {
+        FetchKind::Consumer => {
+            super::client_quota_throttle(context, budget::QuotaKind::Fetch, bytes, now)
+        }
+        FetchKind::Replication => std::time::Duration::ZERO,
+    };
+    let throttle = node_throttle.max(quota_throttle);
     match kind {
         FetchKind::Replication => {
             broker.metrics.replication_bytes_out.inc_by(bytes as u64);

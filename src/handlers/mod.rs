@@ -10,9 +10,11 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::budget::ConnectionShare;
 
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod api_versions;
+mod client_quota_entity;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
 mod create_partitions;
@@ -20,6 +22,7 @@ mod create_topics;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -64,6 +67,36 @@ pub struct RequestContext<'a> {
     pub connection: &'a ConnectionShare,
 }
 
+/// Charges `bytes` to the client quota that applies to this request (Kafka's precedence over
+/// user and client-id entities) and counts any throttle; returns the throttle (zero within
+/// quota). The caller combines it with the node budget's throttle and mutes the connection.
+pub fn client_quota_throttle(
+    context: &RequestContext<'_>,
+    kind: crate::budget::QuotaKind,
+    bytes: usize,
+    now: std::time::Instant,
+) -> std::time::Duration {
+    let broker = context.broker;
+    let metadata = broker.topics().metadata.clone();
+    let client_id = context.client_id.as_deref().unwrap_or("");
+    // Users come with SASL; until then every request is the anonymous principal's.
+    let user = crate::budget::ANONYMOUS_USER;
+    let throttle =
+        broker
+            .client_quotas
+            .charge(&metadata.client_quotas, kind, user, client_id, bytes, now);
+    if !throttle.is_zero() {
+        let api = match kind {
+            crate::budget::QuotaKind::Produce => kafka_protocol::messages::ApiKey::Produce,
+            crate::budget::QuotaKind::Fetch => kafka_protocol::messages::ApiKey::Fetch,
+        };
+        broker
+            .metrics
+            .record_client_quota_throttle(api, client_id, throttle);
+    }
+    throttle
+}
+
 /// Serves one request. `None` means no response is sent (Produce with acks=0).
 pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option<ResponseKind> {
     let response = match body {
@@ -96,6 +129,12 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         }
         RequestKind::AlterConfigs(request) => {
             ResponseKind::AlterConfigs(alter_configs::handle(context, request).await)
+        }
+        RequestKind::DescribeClientQuotas(request) => {
+            ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(context, request))
+        }
+        RequestKind::AlterClientQuotas(request) => {
+            ResponseKind::AlterClientQuotas(alter_client_quotas::handle(context, request).await)
         }
         RequestKind::IncrementalAlterConfigs(request) => ResponseKind::IncrementalAlterConfigs(
             incremental_alter_configs::handle(context, request).await,
@@ -169,13 +208,6 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
             ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(
                 context, request,
             ))
-        }
-        RequestKind::DescribeClientQuotas(_) => {
-            // No client quotas are enforced: an empty answer (kafka-configs --describe of
-            // users asks for quotas beside SCRAM credentials).
-            let mut response = kafka_protocol::messages::DescribeClientQuotasResponse::default();
-            response.entries = Some(Vec::new());
-            ResponseKind::DescribeClientQuotas(response)
         }
         RequestKind::DescribeUserScramCredentials(request) => {
             ResponseKind::DescribeUserScramCredentials(user_scram_credentials::describe(
@@ -254,6 +286,8 @@ mod tests {
             ApiKey::DescribeConfigs,
             ApiKey::AlterConfigs,
             ApiKey::IncrementalAlterConfigs,
+            ApiKey::DescribeClientQuotas,
+            ApiKey::AlterClientQuotas,
             ApiKey::DeleteRecords,
             ApiKey::DescribeCluster,
             ApiKey::UnregisterBroker,
@@ -279,7 +313,6 @@ mod tests {
             ApiKey::SaslHandshake,
             ApiKey::SaslAuthenticate,
             ApiKey::DescribeUserScramCredentials,
-            ApiKey::DescribeClientQuotas,
             ApiKey::AlterUserScramCredentials,
         ];
         for api in sluice_wire::versions::SUPPORTED_APIS {

@@ -125,10 +125,13 @@ pub async fn handle(
 /// connection is muted for that long.
 fn throttle(context: &RequestContext<'_>, response: &mut ProduceResponse, bytes: usize) {
     let now = std::time::Instant::now();
-    let throttle = context
+    let node_throttle = context
         .broker
         .budget
         .charge_produce(context.connection, bytes, now);
+    let quota_throttle =
+        super::client_quota_throttle(context, crate::budget::QuotaKind::Produce, bytes, now);
+    let throttle = node_throttle.max(quota_throttle);
     if throttle.is_zero() {
         return;
     }

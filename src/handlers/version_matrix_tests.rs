@@ -200,6 +200,30 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
             r.resources = vec![resource];
             vec![RequestKind::IncrementalAlterConfigs(r)]
         }
+        ApiKey::DescribeClientQuotas => {
+            let mut component = describe_client_quotas_request::ComponentData::default();
+            component.entity_type = text("client-id");
+            component.match_type = 0;
+            component._match = Some(text("slow"));
+            let mut r = DescribeClientQuotasRequest::default();
+            r.components = vec![component];
+            vec![RequestKind::DescribeClientQuotas(r)]
+        }
+        ApiKey::AlterClientQuotas => {
+            let mut entity = alter_client_quotas_request::EntityData::default();
+            entity.entity_type = text("client-id");
+            entity.entity_name = Some(text("slow"));
+            let mut op = alter_client_quotas_request::OpData::default();
+            op.key = text("producer_byte_rate");
+            op.value = 1024.0;
+            let mut entry = alter_client_quotas_request::EntryData::default();
+            entry.entity = vec![entity];
+            entry.ops = vec![op];
+            let mut r = AlterClientQuotasRequest::default();
+            r.entries = vec![entry];
+            r.validate_only = true;
+            vec![RequestKind::AlterClientQuotas(r)]
+        }
         ApiKey::DeleteRecords => {
             let mut partition = delete_records_request::DeleteRecordsPartition::default();
             partition.partition_index = 0;

@@ -26,6 +26,10 @@ use crate::broker::Broker;
 pub const LAG_GROUPS_EXPORTED_MAX: usize = 200;
 /// API keys are small numbers; any key at or above this has no per-API series.
 const API_KEY_LIMIT: usize = 128;
+/// Client ids with a series of their own in `sluice_client_quota_throttle_ms`; later ones
+/// are counted under [`CLIENT_ID_OTHER`] so the scrape stays bounded.
+pub const QUOTA_CLIENT_IDS_EXPORTED_MAX: usize = 1_000;
+pub const CLIENT_ID_OTHER: &str = "<other>";
 /// Latency buckets: 0.5 ms doubling to ~16 s (long-polling Fetches sit at the top).
 const LATENCY_BUCKET_FIRST_SECONDS: f64 = 0.0005;
 const LATENCY_BUCKET_COUNT: u16 = 16;
@@ -38,6 +42,12 @@ const UTILIZATION_WINDOW: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
     api: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuotaLabels {
+    pub client_id: String,
+    pub api: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -78,6 +88,9 @@ pub struct Metrics {
     topic_bytes_out: Family<TopicLabels, Counter>,
     apis: Vec<Option<ApiMetrics>>,
     throttle_time: HistogramFamily<ApiLabels>,
+    client_quota_throttle_ms: Family<QuotaLabels, Counter>,
+    /// Client ids that have their own quota series (at most QUOTA_CLIENT_IDS_EXPORTED_MAX).
+    quota_client_ids: Mutex<std::collections::HashSet<String>>,
     pub isr_shrinks: Counter,
     pub isr_expands: Counter,
     pub open_connections: Gauge,
@@ -222,6 +235,13 @@ impl Metrics {
             "Bytes of this node's replica of each partition",
             log_size.clone(),
         );
+        let client_quota_throttle_ms = Family::<QuotaLabels, Counter>::default();
+        registry.register(
+            "sluice_client_quota_throttle_ms",
+            "Throttle time from client quotas (producer_byte_rate, consumer_byte_rate), by \
+             client id (first QUOTA_CLIENT_IDS_EXPORTED_MAX ids, the rest as <other>) and API",
+            client_quota_throttle_ms.clone(),
+        );
         let consumer_lag = Family::<LagLabels, Gauge>::default();
         registry.register(
             "sluice_consumer_lag_records",
@@ -238,6 +258,8 @@ impl Metrics {
             topic_bytes_out,
             apis,
             throttle_time,
+            client_quota_throttle_ms,
+            quota_client_ids: Mutex::new(std::collections::HashSet::new()),
             isr_shrinks,
             isr_expands,
             open_connections,
@@ -265,6 +287,32 @@ impl Metrics {
         self.throttle_time
             .get_or_create(&labels)
             .observe(throttle.as_secs_f64());
+    }
+
+    /// Throttle time a client quota gave `client_id` on one request of `api`.
+    pub fn record_client_quota_throttle(&self, api: ApiKey, client_id: &str, throttle: Duration) {
+        let client_id = {
+            let mut known = self
+                .quota_client_ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if known.contains(client_id) {
+                client_id
+            } else if known.len() < QUOTA_CLIENT_IDS_EXPORTED_MAX {
+                known.insert(client_id.to_string());
+                client_id
+            } else {
+                CLIENT_ID_OTHER
+            }
+        };
+        let labels = QuotaLabels {
+            client_id: client_id.to_string(),
+            api: api_name(api),
+        };
+        let millis = u64::try_from(throttle.as_millis()).unwrap_or(u64::MAX);
+        self.client_quota_throttle_ms
+            .get_or_create(&labels)
+            .inc_by(millis);
     }
 
     /// Record bytes produced to `topic` by one request.
@@ -388,6 +436,8 @@ fn api_name(api: ApiKey) -> &'static str {
         DeleteGroups => "DeleteGroups",
         IncrementalAlterConfigs => "IncrementalAlterConfigs",
         OffsetDelete => "OffsetDelete",
+        DescribeClientQuotas => "DescribeClientQuotas",
+        AlterClientQuotas => "AlterClientQuotas",
         DescribeCluster => "DescribeCluster",
         ConsumerGroupHeartbeat => "ConsumerGroupHeartbeat",
         ConsumerGroupDescribe => "ConsumerGroupDescribe",

@@ -83,6 +83,12 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::ListGroups => RequestKind::ListGroups(m::ListGroupsRequest::default()),
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(m::DeleteGroupsRequest::default()),
         ApiKey::OffsetDelete => RequestKind::OffsetDelete(m::OffsetDeleteRequest::default()),
+        ApiKey::DescribeClientQuotas => {
+            RequestKind::DescribeClientQuotas(m::DescribeClientQuotasRequest::default())
+        }
+        ApiKey::AlterClientQuotas => {
+            RequestKind::AlterClientQuotas(m::AlterClientQuotasRequest::default())
+        }
         ApiKey::ConsumerGroupHeartbeat => {
             RequestKind::ConsumerGroupHeartbeat(m::ConsumerGroupHeartbeatRequest::default())
         }
@@ -92,9 +98,6 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::SaslHandshake => RequestKind::SaslHandshake(m::SaslHandshakeRequest::default()),
         ApiKey::SaslAuthenticate => {
             RequestKind::SaslAuthenticate(m::SaslAuthenticateRequest::default())
-        }
-        ApiKey::DescribeClientQuotas => {
-            RequestKind::DescribeClientQuotas(m::DescribeClientQuotasRequest::default())
         }
         ApiKey::DescribeUserScramCredentials => RequestKind::DescribeUserScramCredentials(
             m::DescribeUserScramCredentialsRequest::default(),

@@ -15,6 +15,7 @@ pub mod error_code;
 mod partitions;
 mod placement;
 mod producer_ids;
+mod quotas;
 mod reassignments;
 mod scram;
 mod topics;
@@ -38,6 +39,10 @@ pub use partitions::{
 };
 pub use placement::{place_replicas, rack_alternated_brokers};
 pub use producer_ids::{allocate_producer_ids, AllocateProducerIdsRequest, ProducerIdBlock};
+pub use quotas::{
+    alter_client_quotas, AlterClientQuotasRequest, AlterClientQuotasResult, ClientQuotaAlteration,
+    QuotaOp,
+};
 pub use reassignments::{
     alter_reassignments, AlterReassignmentsRequest, ReassignmentResult, ReassignmentTarget,
 };
@@ -129,6 +134,7 @@ pub enum Operation {
     AllocateProducerIds(AllocateProducerIdsRequest),
     AlterReassignments(AlterReassignmentsRequest),
     AlterScram(AlterScramRequest),
+    AlterClientQuotas(AlterClientQuotasRequest),
 }
 
 /// The answer to an [`Operation`], variant for variant.
@@ -148,6 +154,7 @@ pub enum OperationResponse {
     AllocateProducerIds(ProducerIdBlock),
     AlterReassignments(Vec<ReassignmentResult>),
     AlterScram(Vec<AlterScramResult>),
+    AlterClientQuotas(Vec<AlterClientQuotasResult>),
 }
 
 /// Runs one operation against `image`. `new_topic_id` supplies ids for created topics (random
@@ -224,6 +231,10 @@ pub fn execute(
         Operation::AlterScram(request) => {
             wrap(alter_scram(image, request), OperationResponse::AlterScram)
         }
+        Operation::AlterClientQuotas(request) => wrap(
+            alter_client_quotas(image, request),
+            OperationResponse::AlterClientQuotas,
+        ),
     }
 }
 

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::cluster::Listener;
 use super::configs::ConfigResource;
+use super::quotas::{EntityName, QuotaEntity, QuotaValue};
 use super::record::MetadataRecord;
 
 /// The one batch format this code writes and reads.
@@ -237,7 +238,54 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
             w.uuid(incarnation_id);
             w.option_string(refusal.as_deref());
         }
+        MetadataRecord::ClientQuota { entity, key, value } => {
+            encode_entity_name(entity.user.as_ref(), &mut w);
+            encode_entity_name(entity.client_id.as_ref(), &mut w);
+            w.string(key);
+            w.bool(value.is_some());
+            if let Some(value) = value {
+                w.i64(value.to_bits() as i64);
+            }
+        }
     }
+}
+
+const ENTITY_ABSENT: u8 = 0;
+const ENTITY_DEFAULT: u8 = 1;
+const ENTITY_NAMED: u8 = 2;
+
+fn encode_entity_name(name: Option<&EntityName>, w: &mut Writer<'_>) {
+    match name {
+        None => w.u8(ENTITY_ABSENT),
+        Some(EntityName::Default) => w.u8(ENTITY_DEFAULT),
+        Some(EntityName::Named(name)) => {
+            w.u8(ENTITY_NAMED);
+            w.string(name);
+        }
+    }
+}
+
+fn decode_entity_name(r: &mut Reader<'_>) -> Result<Option<EntityName>, DecodeError> {
+    match r.u8()? {
+        ENTITY_ABSENT => Ok(None),
+        ENTITY_DEFAULT => Ok(Some(EntityName::Default)),
+        ENTITY_NAMED => Ok(Some(EntityName::Named(r.string()?))),
+        other => Err(DecodeError::InvalidFlag(other)),
+    }
+}
+
+fn decode_client_quota(r: &mut Reader<'_>) -> Result<MetadataRecord, DecodeError> {
+    let entity = QuotaEntity {
+        user: decode_entity_name(r)?,
+        client_id: decode_entity_name(r)?,
+    };
+    let key = r.string()?;
+    let value = if r.bool()? {
+        Some(QuotaValue::from_bits(r.i64()? as u64))
+    } else {
+        None
+    };
+    Ok(MetadataRecord::ClientQuota { entity, key, value })
 }
 
 fn encode_register_broker(record: &MetadataRecord, w: &mut Writer<'_>) {
@@ -383,6 +431,7 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
             incarnation_id: r.uuid()?,
             refusal: r.option_string()?,
         },
+        30 => decode_client_quota(r)?,
         other => return Err(DecodeError::UnknownType(other)),
     };
     Ok(record)
@@ -677,6 +726,19 @@ mod tests {
                 broker_id: 1,
                 incarnation_id: Uuid::from_u128(7),
                 refusal: None,
+            },
+            MetadataRecord::ClientQuota {
+                entity: QuotaEntity::client_id(EntityName::Named("slow".into())),
+                key: "producer_byte_rate".into(),
+                value: QuotaValue::new(1024.0),
+            },
+            MetadataRecord::ClientQuota {
+                entity: QuotaEntity {
+                    user: Some(EntityName::Default),
+                    client_id: Some(EntityName::Named("c".into())),
+                },
+                key: "request_percentage".into(),
+                value: None,
             },
             MetadataRecord::RemoveTopic { topic_id },
         ]

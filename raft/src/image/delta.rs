@@ -10,6 +10,7 @@ use super::cluster::{Admission, BrokerId, BrokerRegistration, ClusterImage};
 use super::codec::{LIST_LEN_MAX, STRING_BYTES_MAX};
 use super::configs::{ConfigResource, ConfigsImage};
 use super::producer_ids::ProducerIdsImage;
+use super::quotas::{ClientQuotasImage, EntityName, QuotaEntity, QuotaValue, QUOTA_KEYS};
 use super::record::MetadataRecord;
 use super::scram::{ScramCredentialImage, ScramImage};
 use super::topics::{PartitionRegistration, TopicImage, TopicsImage, LEADER_NONE};
@@ -54,6 +55,7 @@ pub struct MetadataDelta {
     configs: Option<ConfigsImage>,
     producer_ids: Option<ProducerIdsImage>,
     scram: Option<ScramImage>,
+    client_quotas: Option<ClientQuotasImage>,
 }
 
 impl MetadataDelta {
@@ -66,6 +68,7 @@ impl MetadataDelta {
             configs: None,
             producer_ids: None,
             scram: None,
+            client_quotas: None,
         }
     }
 
@@ -79,6 +82,7 @@ impl MetadataDelta {
             && self.topics.is_none()
             && self.configs.is_none()
             && self.producer_ids.is_none()
+            && self.client_quotas.is_none()
     }
 
     pub fn set_provenance(&mut self, provenance: Provenance) {
@@ -213,6 +217,9 @@ impl MetadataDelta {
                 self.producer_ids_mut().next_producer_id = *next_producer_id;
                 Ok(())
             }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                self.replay_client_quota(entity, key, *value)
+            }
         }
     }
 
@@ -228,6 +235,9 @@ impl MetadataDelta {
                 .producer_ids
                 .map_or_else(|| base.producer_ids.clone(), Arc::new),
             scram: self.scram.map_or_else(|| base.scram.clone(), Arc::new),
+            client_quotas: self
+                .client_quotas
+                .map_or_else(|| base.client_quotas.clone(), Arc::new),
         }
     }
 
@@ -506,6 +516,52 @@ impl MetadataDelta {
         let topic = self.topics_mut().by_id.get_mut(&topic_id);
         let topic = topic.unwrap_or_else(|| panic!("topic {topic_id} checked before change"));
         Arc::make_mut(topic)
+    }
+
+    fn replay_client_quota(
+        &mut self,
+        entity: &QuotaEntity,
+        key: &str,
+        value: Option<QuotaValue>,
+    ) -> Result<(), ReplayError> {
+        if !entity.is_valid() {
+            return Err(ReplayError::Invalid(
+                "quota entity without user or client-id",
+            ));
+        }
+        let name_too_long = |name: &Option<EntityName>| matches!(name, Some(EntityName::Named(name)) if name.len() > STRING_BYTES_MAX);
+        if name_too_long(&entity.user) || name_too_long(&entity.client_id) {
+            return Err(ReplayError::Invalid("quota entity name too long"));
+        }
+        if !QUOTA_KEYS.contains(&key) {
+            return Err(ReplayError::Invalid("unknown quota key"));
+        }
+        if value.is_some_and(|value| QuotaValue::new(value.get()).is_none()) {
+            return Err(ReplayError::Invalid("quota value not finite and positive"));
+        }
+        let base = &self.base;
+        let entities = &mut self
+            .client_quotas
+            .get_or_insert_with(|| ClientQuotasImage::clone(&base.client_quotas))
+            .entities;
+        match value {
+            Some(value) => {
+                entities
+                    .entry(entity.clone())
+                    .or_default()
+                    .insert(key.to_string(), value);
+            }
+            None => {
+                if let Some(quotas) = entities.get_mut(entity) {
+                    quotas.remove(key);
+                    // No empty maps: the image equals its replay from records.
+                    if quotas.is_empty() {
+                        entities.remove(entity);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn replay_config(

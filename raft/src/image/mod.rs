@@ -9,6 +9,7 @@ mod codec;
 mod configs;
 mod delta;
 mod producer_ids;
+mod quotas;
 mod record;
 mod scram;
 mod topics;
@@ -23,6 +24,10 @@ pub use codec::{
 pub use configs::{ConfigResource, ConfigsImage};
 pub use delta::{MetadataDelta, ReplayError};
 pub use producer_ids::ProducerIdsImage;
+pub use quotas::{
+    quota_key_is_integer, ClientQuotasImage, EntityName, QuotaEntity, QuotaValue,
+    CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, QUOTA_KEYS, REQUEST_PERCENTAGE,
+};
 pub use record::MetadataRecord;
 pub use scram::{ScramCredentialImage, ScramImage, ScramMechanismCode};
 pub use topics::{PartitionRegistration, TopicImage, TopicsImage, LEADER_NONE};
@@ -46,6 +51,7 @@ pub struct MetadataImage {
     pub configs: Arc<ConfigsImage>,
     pub producer_ids: Arc<ProducerIdsImage>,
     pub scram: Arc<ScramImage>,
+    pub client_quotas: Arc<ClientQuotasImage>,
 }
 
 impl MetadataImage {
@@ -113,6 +119,15 @@ impl MetadataImage {
                 broker_id: -1,
                 next_producer_id: self.producer_ids.next_producer_id,
             });
+        }
+        for (entity, quotas) in &self.client_quotas.entities {
+            for (key, value) in quotas {
+                records.push(MetadataRecord::ClientQuota {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: Some(*value),
+                });
+            }
         }
         records
     }

@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use super::cluster::{BrokerId, Listener};
 use super::configs::ConfigResource;
+use super::quotas::{QuotaEntity, QuotaValue};
 
 /// One change to the cluster metadata, as written to the Raft log.
 ///
@@ -107,6 +108,13 @@ pub enum MetadataRecord {
         broker_id: BrokerId,
         next_producer_id: i64,
     },
+    /// Sets (`value: Some`) or removes (`None`) one quota of a client-quota entity (Kafka's
+    /// `ClientQuotaRecord`).
+    ClientQuota {
+        entity: QuotaEntity,
+        key: String,
+        value: Option<QuotaValue>,
+    },
 }
 
 impl MetadataRecord {
@@ -129,6 +137,7 @@ impl MetadataRecord {
             // 20 and up: security (other branches take 12-19).
             MetadataRecord::ScramCredential { .. } => 20,
             MetadataRecord::RemoveScramCredential { .. } => 21,
+            MetadataRecord::ClientQuota { .. } => 30,
         }
     }
 }
