@@ -28,6 +28,8 @@ WORKDIR /var/lib/sluice
 VOLUME ["/var/lib/sluice"]
 EXPOSE 9092
 # bash's /dev/tcp: the image needs no client tool to know the listener accepts connections.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9092"]
+# Healthy = ready: registered, admitted and unfenced (the metrics listener's /ready), not just
+# listening, so nothing is sent to a broker that cannot hand itself out yet.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9644 && printf 'GET /ready HTTP/1.0\\r\\n\\r\\n' >&3 && head -c 12 <&3 | grep -q ' 200'"]
 ENTRYPOINT ["sluice"]
 CMD ["--listen-address", "0.0.0.0:9092", "--advertised-address", "127.0.0.1:9092", "--data-dir", "/var/lib/sluice"]
