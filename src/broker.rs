@@ -305,6 +305,10 @@ pub struct Broker {
     /// Set when shutdown starts, so long-polling Fetches answer at once instead of holding
     /// the drain for up to their max_wait_ms.
     closing: std::sync::atomic::AtomicBool,
+    /// False until this node is registered and unfenced: before that only ApiVersions is
+    /// answered (the controller's address check needs it), as a Kafka broker serves no
+    /// requests before it is unfenced.
+    serving_clients: std::sync::atomic::AtomicBool,
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
@@ -429,6 +433,7 @@ impl Broker {
             store: local.store,
             appended,
             closing: std::sync::atomic::AtomicBool::new(false),
+            serving_clients: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             groups: local.groups,
             metrics,
@@ -512,6 +517,17 @@ impl Broker {
         self.closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.notify_appended();
+    }
+
+    /// Opens the node to every request (once registered and unfenced).
+    pub fn start_serving_clients(&self) {
+        self.serving_clients
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_serving_clients(&self) -> bool {
+        self.serving_clients
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn is_closing(&self) -> bool {

@@ -163,6 +163,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let heartbeats = match started {
         Some(started) => {
             started?;
+            broker.start_serving_clients();
             if is_broker {
                 migration::import_legacy_topics(&broker, legacy_topics).await;
                 offsets_import::import_legacy_offsets(&broker).await;
@@ -234,6 +235,7 @@ pub(crate) async fn start_broker(
     let (broker, publisher, legacy_topics) =
         open_broker(config, advertised, listeners, metrics).await?;
     lifecycle::start(&broker).await?;
+    broker.start_serving_clients();
     migration::import_legacy_topics(&broker, legacy_topics).await;
     offsets_import::import_legacy_offsets(&broker).await;
     Ok((broker, publisher))

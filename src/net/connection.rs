@@ -172,6 +172,13 @@ async fn serve_frame(
                 tracing::error!(%peer, key = header.request_api_key, "decoded an unknown key");
                 return Next::Close;
             };
+            if api_key != ApiKey::ApiVersions && !broker.is_serving_clients() {
+                // A client here now would get Metadata without this node (not admitted yet)
+                // and some (librdkafka) then lose their only bootstrap address: closing makes
+                // them retry, as a Kafka broker that is not unfenced yet does.
+                tracing::debug!(%peer, ?api_key, "not serving before unfenced; closing");
+                return Next::Close;
+            }
             let (response, after) = if session.sasl.authenticated() {
                 let context = RequestContext {
                     broker,
@@ -219,6 +226,10 @@ async fn serve_frame(
             Next::Continue
         }
         Decoded::Legacy { header, request } => {
+            if !broker.is_serving_clients() {
+                tracing::debug!(%peer, "not serving before unfenced; closing");
+                return Next::Close;
+            }
             if !session.sasl.authenticated() {
                 tracing::warn!(%peer, "pre-KIP-152 request before SASL authentication; closing");
                 return Next::Close;
