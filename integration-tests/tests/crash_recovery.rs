@@ -26,8 +26,9 @@ const ACKS_DURATION_MAX: Duration = Duration::from_secs(180);
 const PRODUCER_EXIT_DURATION_MAX: Duration = Duration::from_secs(30);
 
 /// Numbers of the records of round `r` start at `r * ROUND_NUMBERS`, so every key names its
-/// round and no two rounds share a key.
-const ROUND_NUMBERS: u64 = 1_000_000;
+/// round and no two rounds share a key. Far apart: on a loaded machine a producer queues over
+/// a million records before its first acknowledgement arrives.
+const ROUND_NUMBERS: u64 = 1_000_000_000;
 
 /// Records produced after the last restart, by a producer that runs to completion.
 const FINAL_RECORDS: u64 = 50;
