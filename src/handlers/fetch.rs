@@ -17,6 +17,8 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{BatchIter, ReadError};
 use tokio::time::Instant;
 
+use sluice_raft::image::acls::operation;
+
 use super::read_replica::{self, Serving};
 use super::{leader_hint, str_bytes, RequestContext};
 use crate::broker::{Partition, Replica, Topic, TopicsImage};
@@ -38,6 +40,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
     } else {
         FetchKind::Consumer
     };
+    let denied = denied_topics(context, &request);
     let mut appended = context.broker.subscribe_appends();
     loop {
         // Mark the current generation seen before reading, so an append between the read and
@@ -47,7 +50,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
             .broker
             .budget
             .fetch_grant(kind, Instant::now().into_std());
-        let (response, bytes) = read_once(context, &request, granted);
+        let (response, bytes) = read_once(context, &request, &denied, granted);
         let follower_news = tells_follower_new_high_watermark(context, &request, &response);
         // Kafka answers at once when there is nothing to wait for: no partitions asked,
         // min_bytes already met (0 included), an error, a high watermark the fetching
@@ -73,7 +76,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
                 .broker
                 .budget
                 .fetch_grant(kind, Instant::now().into_std());
-            let (response, bytes) = read_once(context, &request, granted);
+            let (response, bytes) = read_once(context, &request, &denied, granted);
             return charged(context, kind, response, bytes, granted);
         }
     }
@@ -223,9 +226,33 @@ fn answer_preferred_read_replica(data: &mut PartitionData, replica: &Replica, pr
 
 /// One pass over every requested partition. Returns the response and its record bytes.
 /// `granted` is what the node budget allows; with 0 nothing is read, not even one batch.
+/// Per requested topic, whether this principal may not read it (Kafka checks once per
+/// request): a follower's fetch needs CLUSTER_ACTION on the cluster, a consumer's READ on
+/// each topic. A topic id this node does not know has no name to check and stays unknown.
+fn denied_topics(context: &RequestContext<'_>, request: &FetchRequest) -> Vec<bool> {
+    if context.authorizer.is_none() {
+        return vec![false; request.topics.len()];
+    }
+    if replica_id(context.api_version, request) >= 0 {
+        let denied = !context.authorize_cluster(operation::CLUSTER_ACTION);
+        return vec![denied; request.topics.len()];
+    }
+    let image = context.broker.topics();
+    request
+        .topics
+        .iter()
+        .map(|fetch_topic| {
+            let name = find_topic(&image, context.api_version, fetch_topic)
+                .map_or_else(|| fetch_topic.topic.0.to_string(), |t| t.name.clone());
+            !name.is_empty() && !context.authorize_topic(operation::READ, &name)
+        })
+        .collect()
+}
+
 fn read_once(
     context: &RequestContext<'_>,
     request: &FetchRequest,
+    denied: &[bool],
     granted: usize,
 ) -> (FetchResponse, usize) {
     let image = context.broker.topics();
@@ -234,7 +261,7 @@ fn read_once(
     let mut total = 0usize;
     let mut response = FetchResponse::default();
     response.session_id = 0;
-    for fetch_topic in &request.topics {
+    for (fetch_topic, denied) in request.topics.iter().zip(denied) {
         let topic = find_topic(&image, context.api_version, fetch_topic);
         let mut topic_response = FetchableTopicResponse::default();
         topic_response.topic = fetch_topic.topic.clone();
@@ -248,6 +275,11 @@ fn read_once(
             data.log_start_offset = -1;
             if request.isolation_level == READ_COMMITTED {
                 data.aborted_transactions = Some(Vec::new());
+            }
+            if *denied {
+                data.error_code = ResponseError::TopicAuthorizationFailed.code();
+                topic_response.partitions.push(data);
+                continue;
             }
             let partition = topic.and_then(|t| t.partition(wanted.partition));
             let node = context.broker.node_id();

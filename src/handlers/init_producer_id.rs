@@ -10,7 +10,7 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use super::RequestContext;
+use super::{authz, RequestContext};
 
 /// A request field's "none" (Kafka's `RecordBatch.NO_PRODUCER_ID` / `NO_PRODUCER_EPOCH`).
 const NO_PRODUCER_ID: i64 = -1;
@@ -23,6 +23,16 @@ pub async fn handle(
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(NO_PRODUCER_ID);
     response.producer_epoch = NO_PRODUCER_EPOCH;
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.to_string());
+    if let Some(id) = &transactional_id {
+        if !authz::authorize_transactional_id(context, id) {
+            response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            return response;
+        }
+    } else if !authz::authorize_idempotent_write(context) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return response;
+    }
     if request.transactional_id.is_some() {
         // Not a coordinator for transactions yet: clients report it and stop, not retry forever.
         response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();

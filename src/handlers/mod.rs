@@ -10,10 +10,12 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::budget::ConnectionShare;
 
+mod acls;
 mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod api_versions;
+pub mod authz;
 mod client_quota_entity;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -65,6 +67,10 @@ pub struct RequestContext<'a> {
     pub listener_name: &'a str,
     /// The connection's share of the node budgets (and its throttle mute).
     pub connection: &'a ConnectionShare,
+    /// `User:ANONYMOUS`, `User:<certificate CN>` or `User:<SASL user>`.
+    pub principal: &'a str,
+    /// `Some` when ACLs apply (see [`authz`]).
+    pub authorizer: Option<&'a crate::security::authorizer::Authorizer>,
 }
 
 /// Charges `bytes` to the client quota that applies to this request (Kafka's precedence over
@@ -217,6 +223,15 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         RequestKind::AlterUserScramCredentials(request) => ResponseKind::AlterUserScramCredentials(
             user_scram_credentials::alter(context, request).await,
         ),
+        RequestKind::DescribeAcls(request) => {
+            ResponseKind::DescribeAcls(acls::describe(context, request))
+        }
+        RequestKind::CreateAcls(request) => {
+            ResponseKind::CreateAcls(acls::create(context, request).await)
+        }
+        RequestKind::DeleteAcls(request) => {
+            ResponseKind::DeleteAcls(acls::delete(context, request).await)
+        }
         RequestKind::SaslHandshake(_) => {
             // Kafka: a handshake on a non-SASL listener, or a second one, is illegal.
             let mut response = kafka_protocol::messages::SaslHandshakeResponse::default();
@@ -314,6 +329,9 @@ mod tests {
             ApiKey::SaslAuthenticate,
             ApiKey::DescribeUserScramCredentials,
             ApiKey::AlterUserScramCredentials,
+            ApiKey::DescribeAcls,
+            ApiKey::CreateAcls,
+            ApiKey::DeleteAcls,
         ];
         for api in sluice_wire::versions::SUPPORTED_APIS {
             assert!(

@@ -19,7 +19,9 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::{AppendError, AppendOutcome};
 
-use super::{leader_hint, str_bytes, RequestContext};
+use sluice_raft::image::acls::operation;
+
+use super::{authz, leader_hint, str_bytes, RequestContext};
 use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
 use crate::group::OFFSETS_TOPIC;
 use crate::replication;
@@ -43,6 +45,17 @@ pub async fn handle(
         );
         return Some(response);
     }
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.to_string());
+    if let Some(id) = transactional_id.filter(|id| !authz::authorize_transactional_id(context, id))
+    {
+        tracing::debug!(principal = %context.principal, transactional_id = %id, "produce refused");
+        response.responses = error_for_all(
+            context.api_version,
+            &request,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        );
+        return Some(response);
+    }
     if request.transactional_id.is_some() {
         response.responses = error_for_all(
             context.api_version,
@@ -56,6 +69,10 @@ pub async fn handle(
     let mut appended_bytes = 0usize;
     for topic_data in request.topic_data {
         let topic = find_topic(&image, context.api_version, &topic_data);
+        // Kafka authorises by name before looking the partition up; an unknown topic id has
+        // no name to authorise and stays UNKNOWN_TOPIC_ID.
+        let name = topic.map_or_else(|| topic_data.name.0.to_string(), |t| t.name.clone());
+        let denied = !name.is_empty() && !context.authorize_topic(operation::WRITE, &name);
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic_data.name.clone();
         topic_response.topic_id = topic_data.topic_id;
@@ -65,6 +82,7 @@ pub async fn handle(
             let record_bytes = partition_data.records.as_ref().map_or(0, Bytes::len);
             let partition = topic.and_then(|t| t.partition(index)).cloned();
             let mut result = match (partition, partition_data.records) {
+                _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
                 (Some(partition), Some(records)) => {

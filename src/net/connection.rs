@@ -187,6 +187,8 @@ async fn serve_frame(
                     client_id: header.client_id.as_ref().map(|id| id.to_string()),
                     listener_name: &session.listener_name,
                     connection: share,
+                    principal: &session.principal,
+                    authorizer: session.security.authorizer.as_ref(),
                 };
                 let started = std::time::Instant::now();
                 let response = handlers::dispatch(&context, body).await;
@@ -241,6 +243,8 @@ async fn serve_frame(
                 client_id: header.client_id.as_ref().map(|id| id.to_string()),
                 listener_name: &session.listener_name,
                 connection: share,
+                principal: &session.principal,
+                authorizer: session.security.authorizer.as_ref(),
             };
             let started = std::time::Instant::now();
             let response = handlers::legacy::dispatch(&context, request).await;
@@ -280,6 +284,8 @@ async fn serve_unauthenticated(
                 client_id: None,
                 listener_name: &session.listener_name,
                 connection: share,
+                principal: &session.principal,
+                authorizer: session.security.authorizer.as_ref(),
             };
             let response = handlers::dispatch(&context, body).await?;
             Some((response, After::Continue))
