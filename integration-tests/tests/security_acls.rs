@@ -1,0 +1,405 @@
+//! ACL authorisation with real clients: Kafka's kafka-acls tool (over SASL_SSL/SCRAM as the
+//! super user `admin`) grants, denies and revokes; the Java client as other principals gets
+//! TOPIC_AUTHORIZATION_FAILED and no records without READ, does not see a topic without
+//! DESCRIBE, loses READ to a DENY, and gets GROUP_AUTHORIZATION_FAILED without READ on its
+//! group; raw requests show a revoked principal refused on its next request on the same
+//! connection, ACL APIs refused to non-admins, and confluent-kafka refused a write.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, MetadataRequest, MetadataResponse,
+    SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use serde_json::{json, Value};
+use sluice_integration_tests::certs::Certs;
+use sluice_integration_tests::kafka_cli::{kafka_tool_ok, CONFIGS};
+use sluice_integration_tests::raw_client::RawClient;
+use sluice_integration_tests::{run_java, run_python, topic_name, Broker};
+
+/// `kafka-acls.sh`.
+const ACLS: &str = "org.apache.kafka.tools.AclCommand";
+const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+const USERS: &str = "admin:admin-secret\nalice:alice-secret\nbob:bob-secret\n";
+const RECORD_COUNT: usize = 5;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+
+/// ACL codes (Kafka's ResourceType, PatternType, AclOperation, AclPermissionType).
+const TOPIC: i8 = 2;
+const LITERAL: i8 = 3;
+const DESCRIBE: i8 = 8;
+const ALLOW: i8 = 3;
+const ANY: i8 = 1;
+
+/// An authorising broker with PLAINTEXT, SASL_SSL and SASL_PLAINTEXT listeners; `admin` is
+/// the super user, every user can log in with PLAIN.
+fn acl_broker(certs: &Certs) -> Broker {
+    let users = certs.dir().join("users");
+    std::fs::write(&users, USERS).expect("write users");
+    let certificate = certs.server_certificate();
+    let key = certs.server_key();
+    Broker::start_with(&[
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "--ssl-certificate-file",
+        certificate.to_str().expect("utf-8 path"),
+        "--ssl-key-file",
+        key.to_str().expect("utf-8 path"),
+        "--sasl-plain-users-file",
+        users.to_str().expect("utf-8 path"),
+        "--authorizer-class-name",
+        STANDARD_AUTHORIZER,
+        "--super-users",
+        "User:admin",
+    ])
+}
+
+/// Java client properties for `user` over SASL_SSL, written to a file.
+fn client_properties(certs: &Certs, user: &str, mechanism: &str) -> PathBuf {
+    let module = if mechanism == "PLAIN" {
+        "plain.PlainLoginModule"
+    } else {
+        "scram.ScramLoginModule"
+    };
+    let ca = certs.ca();
+    let properties = format!(
+        "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+         sasl.mechanism={mechanism}\n\
+         sasl.jaas.config=org.apache.kafka.common.security.{module} required \
+         username=\"{user}\" password=\"{user}-secret\";\n",
+        ca.display()
+    );
+    let file = certs.dir().join(format!("{user}-{mechanism}.properties"));
+    std::fs::write(&file, properties).expect("write client properties");
+    file
+}
+
+/// Runs kafka-acls as `admin` with `args`; returns stdout.
+fn kafka_acls(bootstrap: &str, admin: &std::path::Path, args: &[&str]) -> String {
+    let admin = admin.to_str().expect("utf-8 path");
+    let base = ["--bootstrap-server", bootstrap, "--command-config", admin];
+    kafka_tool_ok(ACLS, &[&base[..], args].concat())
+}
+
+/// One AclProbe action; returns its JSON summary.
+fn probe(bootstrap: &str, properties: &std::path::Path, action: &[&str]) -> Value {
+    let properties = properties.to_str().expect("utf-8 path");
+    let output = run_java("AclProbe", &[&[bootstrap, properties][..], action].concat());
+    serde_json::from_str(output.trim()).unwrap_or_else(|error| panic!("{error}: {output}"))
+}
+
+fn values(topic: &str) -> Value {
+    json!((0..RECORD_COUNT)
+        .map(|index| format!("{topic}-acl-{index}"))
+        .collect::<Vec<_>>())
+}
+
+#[test]
+fn kafka_acls_grants_denies_and_revokes_for_java_clients() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let bootstrap = broker.listener_address("SASL_SSL").to_string();
+    // The super user logs in with PLAIN to give itself a SCRAM credential, then uses SCRAM.
+    let admin_plain = client_properties(&certs, "admin", "PLAIN");
+    let added = kafka_tool_ok(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--command-config",
+            admin_plain.to_str().expect("utf-8 path"),
+            "--alter",
+            "--add-config",
+            "SCRAM-SHA-512=[password=admin-secret]",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "admin",
+        ],
+    );
+    assert_eq!(added.trim(), "Completed updating config for user admin.");
+    let admin = client_properties(&certs, "admin", "SCRAM-SHA-512");
+    let alice = client_properties(&certs, "alice", "PLAIN");
+    let bob = client_properties(&certs, "bob", "PLAIN");
+    let topic = topic_name("acl-orders");
+    let group = format!("{topic}-group");
+    let count = RECORD_COUNT.to_string();
+
+    // The super user creates the topic (auto-creation) and writes it.
+    let produced = probe(&bootstrap, &admin, &["produce", &topic, &count]);
+    assert_eq!(produced, json!({"values": values(&topic), "error": null}));
+
+    // Nothing granted: alice neither sees nor reads the topic.
+    let listed = probe(&bootstrap, &alice, &["list-topics", "-", "0"]);
+    assert_eq!(listed, json!({"topics": []}));
+    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
+    assert_eq!(
+        read,
+        json!({"values": [], "error": "TopicAuthorizationException"})
+    );
+
+    // DESCRIBE only: alice sees the topic (bob still does not) but reads nothing.
+    let topic_args = ["--topic", topic.as_str()];
+    let describe = [
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Describe",
+        ][..],
+        &topic_args[..],
+    ]
+    .concat();
+    kafka_acls(&bootstrap, &admin, &describe);
+    let listed = probe(&bootstrap, &alice, &["list-topics", "-", "0"]);
+    assert_eq!(listed, json!({"topics": [topic]}));
+    let listed = probe(&bootstrap, &bob, &["list-topics", "-", "0"]);
+    assert_eq!(listed, json!({"topics": []}));
+    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
+    assert_eq!(
+        read,
+        json!({"values": [], "error": "TopicAuthorizationException"})
+    );
+
+    // READ on the topic but not on the group: GROUP_AUTHORIZATION_FAILED.
+    let read_topic = [
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+        ][..],
+        &topic_args[..],
+    ]
+    .concat();
+    kafka_acls(&bootstrap, &admin, &read_topic);
+    let grouped = probe(&bootstrap, &alice, &["group-read", &topic, &count, &group]);
+    assert_eq!(
+        grouped,
+        json!({"values": [], "error": "GroupAuthorizationException"})
+    );
+    // READ on both (the group by prefix): every record back, in a group and without one.
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--group",
+            &topic,
+            "--resource-pattern-type",
+            "prefixed",
+        ],
+    );
+    let grouped = probe(&bootstrap, &alice, &["group-read", &topic, &count, &group]);
+    assert_eq!(grouped, json!({"values": values(&topic), "error": null}));
+    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
+    assert_eq!(read, json!({"values": values(&topic), "error": null}));
+
+    // A DENY beats the ALLOW.
+    let deny = [
+        &["--deny-principal", "User:alice", "--operation", "Read"][..],
+        &topic_args[..],
+    ]
+    .concat();
+    kafka_acls(&bootstrap, &admin, &[&["--add"][..], &deny].concat());
+    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
+    assert_eq!(
+        read,
+        json!({"values": [], "error": "TopicAuthorizationException"})
+    );
+    let listed = kafka_acls(&bootstrap, &admin, &[&["--list"][..], &topic_args].concat());
+    let mut lines: Vec<&str> = listed
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('('))
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "(principal=User:alice, host=*, operation=DESCRIBE, permissionType=ALLOW)",
+            "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)",
+            "(principal=User:alice, host=*, operation=READ, permissionType=DENY)",
+        ],
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!(
+            "Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name={topic}, patternType=LITERAL)`:"
+        )),
+        "{listed}"
+    );
+
+    // Revoking the DENY restores READ.
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[&["--remove", "--force"][..], &deny].concat(),
+    );
+    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
+    assert_eq!(read, json!({"values": values(&topic), "error": null}));
+    // Removing every ACL of the topic: alice no longer sees it.
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[&["--remove", "--force"][..], &topic_args].concat(),
+    );
+    let listed = probe(&bootstrap, &alice, &["list-topics", "-", "0"]);
+    assert_eq!(listed, json!({"topics": []}));
+}
+
+/// A raw client logged in with SASL/PLAIN on a SASL_PLAINTEXT listener.
+fn login(address: &str, user: &str) -> RawClient {
+    let mut client = RawClient::connect(address);
+    let mut handshake = SaslHandshakeRequest::default();
+    handshake.mechanism = StrBytes::from_static_str("PLAIN");
+    assert_eq!(client.request(1, &handshake).error_code, 0);
+    let mut authenticate = SaslAuthenticateRequest::default();
+    authenticate.auth_bytes = Bytes::from(format!("\0{user}\0{user}-secret"));
+    let answer = client.request(2, &authenticate);
+    assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+    client
+}
+
+fn metadata(client: &mut RawClient, topic: Option<&str>, create: bool) -> MetadataResponse {
+    let mut request = MetadataRequest::default();
+    request.topics = topic.map(|name| {
+        vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))]
+    });
+    request.allow_auto_topic_creation = create;
+    client.request(12, &request)
+}
+
+fn topic_names(response: &MetadataResponse) -> Vec<String> {
+    response
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect()
+}
+
+fn describe_grant(topic: &str, principal: &str) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(TOPIC)
+        .with_resource_name(StrBytes::from_string(topic.to_string()))
+        .with_resource_pattern_type(LITERAL)
+        .with_principal(StrBytes::from_string(principal.to_string()))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(DESCRIBE)
+        .with_permission_type(ALLOW)
+}
+
+fn any_filter() -> DescribeAclsRequest {
+    DescribeAclsRequest::default()
+        .with_resource_type_filter(ANY)
+        .with_resource_name_filter(None)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_pattern_type_filter(ANY)
+        .with_operation(ANY)
+        .with_permission_type(ANY)
+}
+
+#[test]
+fn revoked_principal_is_refused_on_its_next_request() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let address = broker.listener_address("SASL_PLAINTEXT").to_string();
+    let topic = topic_name("acl-revoke");
+    let mut admin = login(&address, "admin");
+    let created = metadata(&mut admin, Some(&topic), true);
+    assert_eq!(created.topics[0].error_code, 0);
+
+    // ACL APIs need ALTER / DESCRIBE on the cluster.
+    let mut bob = login(&address, "bob");
+    let grant =
+        CreateAclsRequest::default().with_creations(vec![describe_grant(&topic, "User:bob")]);
+    let refused = bob.request(3, &grant);
+    assert_eq!(refused.results[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(
+        bob.request(3, &any_filter()).error_code,
+        CLUSTER_AUTHORIZATION_FAILED
+    );
+    assert_eq!(
+        metadata(&mut bob, Some(&topic), false).topics[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+
+    let granted = admin.request(3, &grant);
+    assert_eq!(granted.results[0].error_code, 0);
+    let described = admin.request(3, &any_filter());
+    assert_eq!(described.error_code, 0);
+    assert_eq!(described.resources.len(), 1);
+    assert_eq!(described.resources[0].resource_name.as_str(), topic);
+    assert_eq!(described.resources[0].acls.len(), 1);
+    assert_eq!(
+        described.resources[0].acls[0].principal.as_str(),
+        "User:bob"
+    );
+    assert_eq!(
+        metadata(&mut bob, Some(&topic), false).topics[0].error_code,
+        0
+    );
+    assert_eq!(
+        topic_names(&metadata(&mut bob, None, false)),
+        [topic.clone()]
+    );
+
+    // Revoked while bob's connection stays open: his very next request is refused.
+    let filter = DeleteAclsFilter::default()
+        .with_resource_type_filter(ANY)
+        .with_resource_name_filter(None)
+        .with_host_filter(None)
+        .with_pattern_type_filter(ANY)
+        .with_principal_filter(Some(StrBytes::from_static_str("User:bob")))
+        .with_operation(ANY)
+        .with_permission_type(ANY);
+    let deleted = admin.request(3, &DeleteAclsRequest::default().with_filters(vec![filter]));
+    assert_eq!(deleted.filter_results[0].error_code, 0);
+    assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
+    assert_eq!(
+        metadata(&mut bob, Some(&topic), false).topics[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+    assert!(topic_names(&metadata(&mut bob, None, false)).is_empty());
+    assert!(admin.request(3, &any_filter()).resources.is_empty());
+
+    // Anonymous PLAINTEXT clients are not super users either.
+    let mut anonymous = RawClient::connect(&broker.bootstrap());
+    assert_eq!(
+        metadata(&mut anonymous, Some(&topic), false).topics[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+
+    // librdkafka: a write without WRITE fails delivery with TOPIC_AUTHORIZATION_FAILED.
+    let settings = json!({
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": "bob",
+        "sasl.password": "bob-secret",
+        "ssl.ca.location": certs.ca().to_str().expect("utf-8 path"),
+    });
+    let bootstrap = broker.listener_address("SASL_SSL").to_string();
+    let output = run_python(
+        "acl_clients.py",
+        &["produce", &bootstrap, &topic, "3", &settings.to_string()],
+    );
+    let output: Value = serde_json::from_str(output.trim()).expect("JSON summary");
+    assert_eq!(
+        output,
+        json!({"values": [], "error": "TOPIC_AUTHORIZATION_FAILED"})
+    );
+}
