@@ -355,7 +355,7 @@ fn revoked_principal_is_refused_on_its_next_request() {
     );
     assert_eq!(
         topic_names(&metadata(&mut bob, None, false)),
-        [topic.clone()]
+        std::slice::from_ref(&topic)
     );
 
     // Revoked while bob's connection stays open: his very next request is refused.
