@@ -267,9 +267,6 @@ fn fastest_rate(samples: &[(Instant, u64)]) -> f64 {
 }
 
 #[test]
-#[ignore = "about one run in four a node's metadata publisher stalls under this load (its \
-            image stops advancing: heartbeats and ISR changes time out); under investigation, \
-            run with --ignored"]
 fn a_joining_node_gets_its_share_throttled_and_a_drained_node_is_emptied() {
     let plan = ClusterPlan::with_brokers_only(3, 1).with_balancer(1_000);
     let voters = std::thread::scope(|scope| {
