@@ -90,6 +90,12 @@ pub struct Config {
     #[arg(long, env = "SLUICE_SASL_PLAIN_USERS_FILE")]
     pub sasl_plain_users_file: Option<PathBuf>,
 
+    /// Kafka's `connections.max.reauth.ms` (KIP-368): a SASL session lasts this long
+    /// (announced in SaslAuthenticate v1+); a client must re-authenticate on its connection
+    /// before then, or the connection is closed at its next request. 0: sessions never expire.
+    #[arg(long, env = "SLUICE_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
+    pub connections_max_reauth_ms: u64,
+
     /// Kafka's `authorizer.class.name`: `org.apache.kafka.metadata.authorizer.StandardAuthorizer`
     /// (or `kafka.security.authorizer.AclAuthorizer`) turns ACL authorisation on: every
     /// request is checked against the ACLs in the cluster metadata (managed with CreateAcls,
