@@ -3,24 +3,28 @@
 //! TOPIC_AUTHORIZATION_FAILED and no records without READ, does not see a topic without
 //! DESCRIBE, loses READ to a DENY, and gets GROUP_AUTHORIZATION_FAILED without READ on its
 //! group; raw requests show a revoked principal refused on its next request on the same
-//! connection, ACL APIs refused to non-admins, and confluent-kafka refused a write.
+//! connection, ACL APIs refused to non-admins, and confluent-kafka refused a write; a 3-node
+//! cluster whose nodes replicate as the PLAINTEXT super user keeps its ISR full.
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, MetadataRequest, MetadataResponse,
-    SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
+    CreateAclsRequest, CreateTopicsRequest, DeleteAclsRequest, DescribeAclsRequest,
+    DescribeClusterRequest, MetadataRequest, MetadataResponse, SaslAuthenticateRequest,
+    SaslHandshakeRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
 use sluice_integration_tests::certs::Certs;
+use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::kafka_cli::{kafka_tool_ok, CONFIGS};
-use sluice_integration_tests::raw_client::RawClient;
-use sluice_integration_tests::{run_java, run_python, topic_name, Broker};
+use sluice_integration_tests::raw_client::{record_batch, RawClient, TestRecord};
+use sluice_integration_tests::{run_java, run_python, topic_name, wait_until, Broker};
 
 /// `kafka-acls.sh`.
 const ACLS: &str = "org.apache.kafka.tools.AclCommand";
@@ -353,6 +357,21 @@ fn revoked_principal_is_refused_on_its_next_request() {
         metadata(&mut bob, Some(&topic), false).topics[0].error_code,
         0
     );
+    // Authorised operations come from the ACLs: DESCRIBE only for bob, everything for admin.
+    let mut asking = MetadataRequest::default();
+    asking.topics = Some(vec![MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.clone()))))]);
+    asking.include_topic_authorized_operations = true;
+    let operations =
+        |client: &mut RawClient| client.request(12, &asking).topics[0].topic_authorized_operations;
+    assert_eq!(operations(&mut bob), 1 << DESCRIBE);
+    let topic_operations_all = [3, 4, 5, 6, 7, 8, 10, 11]
+        .iter()
+        .fold(0, |bits, op| bits | (1 << op));
+    assert_eq!(operations(&mut admin), topic_operations_all);
+    let cluster =
+        DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+    assert_eq!(bob.request(1, &cluster).cluster_authorized_operations, 0);
     assert_eq!(
         topic_names(&metadata(&mut bob, None, false)),
         std::slice::from_ref(&topic)
@@ -402,4 +421,64 @@ fn revoked_principal_is_refused_on_its_next_request() {
         output,
         json!({"values": [], "error": "TOPIC_AUTHORIZATION_FAILED"})
     );
+}
+
+/// `(leader, isr)` of partition 0 of `topic` as `node` sees it, once it has a leader.
+fn partition_state(node: &Broker, topic: &str) -> Option<(i32, Vec<i32>)> {
+    let mut client = RawClient::try_connect(&node.bootstrap()).ok()?;
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]);
+    let response = client.try_request(12, &request).ok()?;
+    let partition = response.topics.first()?.partitions.first()?;
+    let isr = partition.isr_nodes.iter().map(|id| id.0).collect();
+    (partition.leader_id.0 > 0).then_some((partition.leader_id.0, isr))
+}
+
+#[test]
+fn nodes_replicate_as_a_super_user_with_the_authoriser_on() {
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--authorizer-class-name",
+            STANDARD_AUTHORIZER,
+            "--super-users",
+            "User:ANONYMOUS",
+        ],
+    );
+    let topic = topic_name("acl-replicated");
+    wait_until(CLUSTER_DEADLINE, "3 brokers", || {
+        let mut client = RawClient::try_connect(&cluster.node(1).bootstrap()).ok()?;
+        let response = client.try_request(12, &MetadataRequest::default()).ok()?;
+        (response.brokers.len() == 3).then_some(())
+    });
+    let config = CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str("min.insync.replicas"))
+        .with_value(Some(StrBytes::from_static_str("3")));
+    let creatable = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.clone())))
+        .with_num_partitions(1)
+        .with_replication_factor(3)
+        .with_configs(vec![config]);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![creatable])
+        .with_timeout_ms(30_000);
+    let created = RawClient::connect(&cluster.node(1).bootstrap()).request(7, &request);
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let (leader, _) = wait_until(CLUSTER_DEADLINE, "the full ISR at the leader", || {
+        let (leader, _) = partition_state(cluster.node(1), &topic)?;
+        partition_state(cluster.node(leader), &topic).filter(|(_, isr)| isr.len() == 3)
+    });
+    // acks=all with min.insync.replicas = 3: answered only once both followers' (authorised)
+    // replica fetches carried the records.
+    let mut client = RawClient::connect(&cluster.node(leader).bootstrap());
+    for (index, value) in ["first", "second"].into_iter().enumerate() {
+        let records = record_batch(&[TestRecord::new(b"k", value.as_bytes())]);
+        let answer = client
+            .produce(&topic, 0, -1, records)
+            .expect("acks=all answers");
+        assert_eq!((answer.error_code, answer.base_offset), (0, index as i64));
+    }
+    let (_, isr) = partition_state(cluster.node(leader), &topic).expect("metadata");
+    assert_eq!(isr.len(), 3, "a follower fell out of the ISR: {isr:?}");
 }
