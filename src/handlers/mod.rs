@@ -87,8 +87,12 @@ pub fn client_quota_throttle(
     let broker = context.broker;
     let metadata = broker.topics().metadata.clone();
     let client_id = context.client_id.as_deref().unwrap_or("");
-    // Users come with SASL; until then every request is the anonymous principal's.
-    let user = crate::budget::ANONYMOUS_USER;
+    // The quota user is the principal's name: the SASL user, the certificate's CN, or
+    // ANONYMOUS.
+    let user = context
+        .principal
+        .strip_prefix("User:")
+        .unwrap_or(crate::budget::ANONYMOUS_USER);
     let throttle =
         broker
             .client_quotas
