@@ -211,6 +211,23 @@ fn kafka_acls_grants_denies_and_revokes_for_java_clients() {
     let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
     assert_eq!(read, json!({"values": values(&topic), "error": null}));
 
+    // WRITE on the topic: alice's (idempotent) Java producer gets a producer id (WRITE on a
+    // topic stands for IDEMPOTENT_WRITE) and writes.
+    let write = [
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+        ][..],
+        &topic_args[..],
+    ]
+    .concat();
+    kafka_acls(&bootstrap, &admin, &write);
+    let produced = probe(&bootstrap, &alice, &["produce", &topic, &count]);
+    assert_eq!(produced, json!({"values": values(&topic), "error": null}));
+
     // A DENY beats the ALLOW.
     let deny = [
         &["--deny-principal", "User:alice", "--operation", "Read"][..],
@@ -236,6 +253,7 @@ fn kafka_acls_grants_denies_and_revokes_for_java_clients() {
             "(principal=User:alice, host=*, operation=DESCRIBE, permissionType=ALLOW)",
             "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)",
             "(principal=User:alice, host=*, operation=READ, permissionType=DENY)",
+            "(principal=User:alice, host=*, operation=WRITE, permissionType=ALLOW)",
         ],
         "{listed}"
     );
@@ -252,8 +270,12 @@ fn kafka_acls_grants_denies_and_revokes_for_java_clients() {
         &admin,
         &[&["--remove", "--force"][..], &deny].concat(),
     );
-    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
-    assert_eq!(read, json!({"values": values(&topic), "error": null}));
+    // Both rounds of records: the super user's and alice's.
+    let both = (2 * RECORD_COUNT).to_string();
+    let read = probe(&bootstrap, &alice, &["read", &topic, &both]);
+    let mut written = values(&topic).as_array().expect("list").clone();
+    written.extend(written.clone());
+    assert_eq!(read, json!({"values": written, "error": null}));
     // Removing every ACL of the topic: alice no longer sees it.
     kafka_acls(
         &bootstrap,
