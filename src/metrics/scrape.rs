@@ -20,10 +20,14 @@ pub(super) fn refresh(metrics: &Metrics, broker: &Broker) {
 fn refresh_partitions(metrics: &Metrics, node: i32, topics: &TopicsImage) {
     let mut under_replicated = 0i64;
     let mut offline = 0i64;
+    let mut reassigning = 0i64;
     metrics.log_size.clear();
     for topic in topics.by_name.values() {
         for partition in &topic.partitions {
             let registration = &partition.registration;
+            if registration.is_reassigning() {
+                reassigning += 1;
+            }
             if registration.leader == node && registration.isr.len() < registration.replicas.len() {
                 under_replicated += 1;
             }
@@ -43,6 +47,11 @@ fn refresh_partitions(metrics: &Metrics, node: i32, topics: &TopicsImage) {
     }
     metrics.under_replicated_partitions.set(under_replicated);
     metrics.offline_partitions.set(offline);
+    metrics.partitions_reassigning.set(reassigning);
+    let queued = topics.metadata.topics.queued_reassignments.len();
+    metrics
+        .partitions_reassignment_queued
+        .set(i64::try_from(queued).unwrap_or(i64::MAX));
 }
 
 /// Lag = the partition's high watermark (what a consumer can read up to) minus the group's
