@@ -51,6 +51,11 @@ pub struct QuotaLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BrokerLabels {
+    pub broker_id: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
     pub topic: String,
 }
@@ -99,6 +104,7 @@ pub struct Metrics {
     pub balancer_preferred_elections: Counter,
     partitions_reassigning: Gauge,
     partitions_reassignment_queued: Gauge,
+    broker_admission_refused: Family<BrokerLabels, Gauge>,
     pub open_connections: Gauge,
     egress_utilization: Gauge<f64, AtomicU64>,
     ingress_utilization: Gauge<f64, AtomicU64>,
@@ -196,6 +202,13 @@ impl Metrics {
             "sluice_partitions_reassigning",
             "Partitions of the cluster being reassigned (replicas catching up or switching)",
             partitions_reassigning.clone(),
+        );
+        let broker_admission_refused = Family::<BrokerLabels, Gauge>::default();
+        registry.register(
+            "sluice_broker_admission_refused",
+            "1 for each registered broker whose advertised address failed the admission check \
+             (kept fenced, out of clients' Metadata); the reason is in `sluice brokers`",
+            broker_admission_refused.clone(),
         );
         let partitions_reassignment_queued = Gauge::default();
         registry.register(
@@ -295,6 +308,7 @@ impl Metrics {
             balancer_preferred_elections,
             partitions_reassigning,
             partitions_reassignment_queued,
+            broker_admission_refused,
             open_connections,
             egress_utilization,
             ingress_utilization,
