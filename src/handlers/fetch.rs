@@ -251,9 +251,8 @@ fn read_once(
             data.high_watermark = -1;
             data.last_stable_offset = -1;
             data.log_start_offset = -1;
-            if request.isolation_level == READ_COMMITTED {
-                data.aborted_transactions = Some(Vec::new());
-            }
+            // Kafka: null for read_uncommitted, a (possibly empty) list for read_committed.
+            data.aborted_transactions = (request.isolation_level == READ_COMMITTED).then(Vec::new);
             let partition = topic.and_then(|t| t.partition(wanted.partition));
             let node = context.broker.node_id();
             let follower = replica_id(context.api_version, request);
