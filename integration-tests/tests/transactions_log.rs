@@ -2,7 +2,9 @@
 //! transactional batches sent as raw Produce requests, markers written with WriteTxnMarkers
 //! (as a coordinator sends them), then read_committed Fetch and ListOffsets checked exactly,
 //! kcat (librdkafka) consuming read_committed and read_uncommitted, the marker errors, and all
-//! of it again after kill -9 of the broker, including a transaction left open across it.
+//! of it again after kill -9 of the broker, including a transaction left open across it;
+//! and on 3 nodes, that followers hold the same transactions and a new leader after a kill -9
+//! of the old one ends a transaction the old one saw begin.
 
 use std::process::Command;
 
@@ -20,10 +22,11 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use kafka_protocol::ResponseError;
+use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::raw_client::{
     fetch_request, RawClient, FETCH_VERSION, LIST_OFFSETS_VERSION, OFFSET_LATEST,
 };
-use sluice_integration_tests::{kcat, run_command, topic_name, Broker};
+use sluice_integration_tests::{kcat, run_command, topic_name, wait_until, Broker};
 
 const READ_COMMITTED: i8 = 1;
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
@@ -323,4 +326,92 @@ fn markers_and_control_batches_get_kafkas_errors() {
     assert_eq!(refused.0, ResponseError::InvalidTxnState.code());
     let end = fetch(&mut client, &topic, 0, 0).high_watermark;
     assert_eq!(end, 3, "only the two batches and the commit marker");
+}
+
+/// (leader, ISR size) of partition 0 of `topic` as `node` sees it.
+fn partition_state(node: &Broker, topic: &str) -> Option<(i32, usize)> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::MetadataRequest;
+    let mut client = RawClient::try_connect(&node.bootstrap()).ok()?;
+    let mut wanted = MetadataRequestTopic::default();
+    wanted.name = Some(TopicName(StrBytes::from_string(topic.to_string())));
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![wanted]);
+    let response = client.try_request(12, &request).ok()?;
+    let partition = response.topics.first()?.partitions.first()?;
+    (partition.error_code == 0 && partition.leader_id.0 > 0)
+        .then(|| (partition.leader_id.0, partition.isr_nodes.len()))
+}
+
+/// Waits until `node` answers a read_committed fetch with high watermark `end`; returns it.
+fn committed_at(node: &Broker, topic: &str, end: i64) -> PartitionData {
+    wait_until(
+        CLUSTER_DEADLINE,
+        "a read_committed answer at the end",
+        || {
+            let mut client = RawClient::try_connect(&node.bootstrap()).ok()?;
+            let mut request = fetch_request(topic, 0, 0);
+            request.isolation_level = READ_COMMITTED;
+            let response = client.try_request(FETCH_VERSION, &request).ok()?;
+            let data = response.responses.first()?.partitions.first()?.clone();
+            (data.error_code == 0 && data.high_watermark == end).then_some(data)
+        },
+    )
+}
+
+#[test]
+fn replicas_keep_transactions_through_a_leader_failover() {
+    let mut cluster = Cluster::start(3);
+    let topic = topic_name("txn-cluster");
+    let created = wait_until(CLUSTER_DEADLINE, "the topic created", || {
+        let mut client = RawClient::try_connect(&cluster.node(1).bootstrap()).ok()?;
+        let code = client.create_topic_replicated(&topic, 1, 3, &[("min.insync.replicas", "2")]);
+        (code == 0).then_some(code)
+    });
+    assert_eq!(created, 0);
+    let (leader, _) = wait_until(CLUSTER_DEADLINE, "RF=3 partition in sync", || {
+        partition_state(cluster.node(1), &topic).filter(|(_, isr)| *isr == 3)
+    });
+    let mut client = RawClient::connect(&cluster.node(leader).bootstrap());
+    let first = client.init_producer_id(-1, -1).producer_id;
+    let second = client.init_producer_id(-1, -1).producer_id;
+    let third = client.init_producer_id(-1, -1).producer_id;
+    write_interleaved(&mut client, &topic, (first, second));
+    let c = transactional_batch(third, 0, 0, &["c-0"]);
+    assert_eq!(produce(&mut client, &topic, c), (0, 7));
+    // Every replica (followers serve consumers too, KIP-392) holds the same transactions.
+    for id in cluster.ids().collect::<Vec<_>>() {
+        let data = committed_at(cluster.node(id), &topic, 8);
+        assert_eq!(data.last_stable_offset, 7, "node {id}");
+        assert_eq!(aborted(&data), vec![(first, 0)], "node {id}");
+    }
+
+    cluster.node_mut(leader).kill9();
+    let survivor = cluster.ids().find(|id| *id != leader).expect("a survivor");
+    let (new_leader, _) = wait_until(CLUSTER_DEADLINE, "a new leader", || {
+        partition_state(cluster.node(survivor), &topic).filter(|(l, _)| *l != leader)
+    });
+    let mut client = RawClient::connect(&cluster.node(new_leader).bootstrap());
+    let open = committed_at(cluster.node(new_leader), &topic, 8);
+    assert_eq!(open.last_stable_offset, 7, "producer 3 is still open");
+    // The coordinator aborts producer 3 at the new leader.
+    let errors = wait_until(CLUSTER_DEADLINE, "the abort marker written", || {
+        let errors = write_markers(&mut client, vec![marker(third, 1, false, &topic)]);
+        (errors == vec![0]).then_some(errors)
+    });
+    assert_eq!(errors, vec![0]);
+    let done = committed_at(cluster.node(new_leader), &topic, 9);
+    assert_eq!(done.last_stable_offset, 9);
+    assert_eq!(aborted(&done), vec![(first, 0), (third, 7)]);
+    let committed = "b-0@2\nplain@6\n";
+    assert_eq!(
+        kcat_values(cluster.node(new_leader), &topic, "read_committed"),
+        committed
+    );
+
+    // The old leader returns as a follower and agrees.
+    cluster.node_mut(leader).restart();
+    let rejoined = committed_at(cluster.node(leader), &topic, 9);
+    assert_eq!(rejoined.last_stable_offset, 9);
+    assert_eq!(aborted(&rejoined), vec![(first, 0), (third, 7)]);
 }
