@@ -340,7 +340,7 @@ fn partition_state(node: &Broker, topic: &str) -> Option<(i32, usize)> {
     let response = client.try_request(12, &request).ok()?;
     let partition = response.topics.first()?.partitions.first()?;
     (partition.error_code == 0 && partition.leader_id.0 > 0)
-        .then(|| (partition.leader_id.0, partition.isr_nodes.len()))
+        .then_some((partition.leader_id.0, partition.isr_nodes.len()))
 }
 
 /// Waits until `node` answers a read_committed fetch with high watermark `end`; returns it.
