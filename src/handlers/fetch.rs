@@ -100,9 +100,13 @@ fn charged(
         .charge_fetch(kind, context.connection, bytes, granted, now);
     // Replication is never client-quota'd, as in Kafka.
     let quota_throttle = match kind {
-        FetchKind::Consumer => {
-            super::client_quota_throttle(context, budget::QuotaKind::Fetch, bytes, now)
-        }
+        FetchKind::Consumer => super::client_quota_throttle(
+            context,
+            kafka_protocol::messages::ApiKey::Fetch,
+            budget::QuotaKind::Fetch,
+            bytes,
+            now,
+        ),
         FetchKind::Replication => std::time::Duration::ZERO,
     };
     let throttle = node_throttle.max(quota_throttle);
@@ -388,6 +392,11 @@ fn add_leader_hint(
             .with_port(endpoint.port)
             .with_rack(endpoint.rack.map(str_bytes)),
     );
+}
+
+/// Whether a follower (not a consumer) sends `request`.
+pub fn is_replica_fetch(version: i16, request: &FetchRequest) -> bool {
+    replica_id(version, request) >= 0
 }
 
 /// The fetching follower's broker id, or -1 for a consumer (v15+ moved it into

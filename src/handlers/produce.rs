@@ -129,8 +129,13 @@ fn throttle(context: &RequestContext<'_>, response: &mut ProduceResponse, bytes:
         .broker
         .budget
         .charge_produce(context.connection, bytes, now);
-    let quota_throttle =
-        super::client_quota_throttle(context, crate::budget::QuotaKind::Produce, bytes, now);
+    let quota_throttle = super::client_quota_throttle(
+        context,
+        kafka_protocol::messages::ApiKey::Produce,
+        crate::budget::QuotaKind::Produce,
+        bytes,
+        now,
+    );
     let throttle = node_throttle.max(quota_throttle);
     if throttle.is_zero() {
         return;

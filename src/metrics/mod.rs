@@ -238,7 +238,8 @@ impl Metrics {
         let client_quota_throttle_ms = Family::<QuotaLabels, Counter>::default();
         registry.register(
             "sluice_client_quota_throttle_ms",
-            "Throttle time from client quotas (producer_byte_rate, consumer_byte_rate), by \
+            "Throttle time from client quotas (producer_byte_rate, consumer_byte_rate, \
+             request_percentage), by \
              client id (first QUOTA_CLIENT_IDS_EXPORTED_MAX ids, the rest as <other>) and API",
             client_quota_throttle_ms.clone(),
         );
