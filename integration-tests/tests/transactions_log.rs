@@ -1,7 +1,8 @@
 //! The transactional data path against a real broker, without a transaction coordinator:
 //! transactional batches sent as raw Produce requests, markers written with WriteTxnMarkers
 //! (as a coordinator sends them), then read_committed Fetch and ListOffsets checked exactly,
-//! kcat (librdkafka) consuming read_committed and read_uncommitted, the marker errors, and all
+//! kcat (librdkafka) and the Java consumer reading read_committed and read_uncommitted
+//! (aborted records dropped, markers skipped), the marker errors, and all
 //! of it again after kill -9 of the broker, including a transaction left open across it;
 //! and on 3 nodes, that followers hold the same transactions and a new leader after a kill -9
 //! of the old one ends a transaction the old one saw begin.
@@ -26,7 +27,7 @@ use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::raw_client::{
     fetch_request, RawClient, FETCH_VERSION, LIST_OFFSETS_VERSION, OFFSET_LATEST,
 };
-use sluice_integration_tests::{kcat, run_command, topic_name, wait_until, Broker};
+use sluice_integration_tests::{kcat, run_command, run_java, topic_name, wait_until, Broker};
 
 const READ_COMMITTED: i8 = 1;
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
@@ -170,6 +171,14 @@ fn kcat_values(broker: &Broker, topic: &str, isolation_level: &str) -> String {
     run_command(command, b"", "kcat -C")
 }
 
+/// What the Java consumer reads of partition 0 (`value@offset` lines, then `end=N`).
+fn java_values(broker: &Broker, topic: &str, isolation_level: &str) -> String {
+    run_java(
+        "IsolationDump",
+        &[&broker.bootstrap(), topic, isolation_level],
+    )
+}
+
 /// Producer 1 writes a-0, a-1 (offsets 0-1) and a-2 (3) and aborts (marker 4); producer 2
 /// writes b-0 (2) and commits (marker 5); then a plain record at 6.
 fn write_interleaved(client: &mut RawClient, topic: &str, producers: (i64, i64)) {
@@ -229,6 +238,14 @@ fn read_committed_sees_committed_transactions_only_and_survives_kill_9() {
     let everything = "a-0@0\na-1@1\nb-0@2\na-2@3\nplain@6\n";
     assert_eq!(kcat_values(&broker, &topic, "read_committed"), committed);
     assert_eq!(kcat_values(&broker, &topic, "read_uncommitted"), everything);
+    assert_eq!(
+        java_values(&broker, &topic, "read_committed"),
+        format!("{committed}end=7\n")
+    );
+    assert_eq!(
+        java_values(&broker, &topic, "read_uncommitted"),
+        format!("{everything}end=7\n")
+    );
 
     // A third producer's transaction stays open across a crash.
     let third = client.init_producer_id(-1, -1).producer_id;
@@ -240,6 +257,10 @@ fn read_committed_sees_committed_transactions_only_and_survives_kill_9() {
     assert_eq!((open.high_watermark, open.last_stable_offset), (8, 7));
     assert_eq!(aborted(&open), vec![(first, 0)]);
     assert_eq!(kcat_values(&broker, &topic, "read_committed"), committed);
+    assert_eq!(
+        java_values(&broker, &topic, "read_committed"),
+        format!("{committed}end=7\n")
+    );
     // The coordinator fences producer 3 (epoch 1) and aborts its transaction.
     assert_eq!(
         write_markers(&mut client, vec![marker(third, 1, false, &topic)]),
@@ -257,6 +278,10 @@ fn read_committed_sees_committed_transactions_only_and_survives_kill_9() {
     assert_eq!(
         kcat_values(&broker, &topic, "read_uncommitted"),
         format!("{everything}c-0@7\n")
+    );
+    assert_eq!(
+        java_values(&broker, &topic, "read_committed"),
+        format!("{committed}end=9\n")
     );
 }
 

@@ -927,9 +927,17 @@ impl Log {
 
     /// The last stable offset given the replica's `high_watermark`: no read_committed
     /// consumer sees an offset at or above it. Transactions whose markers the high watermark
-    /// passed are forgotten here.
+    /// passed are forgotten here. Never below the log start (Kafka's
+    /// `updateFirstUnstableOffset`): a transaction whose start was deleted (DeleteRecords,
+    /// retention) holds back only what is still in the log.
     pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
-        lock(&self.transactions).last_stable_offset(high_watermark)
+        let last_stable = lock(&self.transactions).last_stable_offset(high_watermark);
+        let log_start_offset = self.log_start_offset();
+        if last_stable < log_start_offset {
+            log_start_offset.min(high_watermark)
+        } else {
+            last_stable
+        }
     }
 
     /// The aborted transactions overlapping `[from, to)` (Kafka's

@@ -282,6 +282,31 @@ mod tests {
     }
 
     #[test]
+    fn version_1_snapshots_from_before_transactions_are_read() {
+        let mut v1 = vec![SNAPSHOT_VERSION_BEFORE_TXNS];
+        v1.extend_from_slice(&12i64.to_be_bytes());
+        v1.extend_from_slice(&1u32.to_be_bytes());
+        v1.extend_from_slice(&5i64.to_be_bytes()); // producer id
+        v1.extend_from_slice(&3i16.to_be_bytes()); // epoch
+        v1.extend_from_slice(&99i64.to_be_bytes()); // last append ms
+        v1.push(1);
+        for value in [0i32, 1] {
+            v1.extend_from_slice(&value.to_be_bytes());
+        }
+        for value in [10i64, 11, 7_000] {
+            v1.extend_from_slice(&value.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_be_bytes());
+        let producers = decode(&v1, 12).unwrap();
+        let entry = producers.get(5).unwrap();
+        assert_eq!(entry.producer_epoch, 3);
+        assert_eq!((entry.last_sequence(), entry.last_offset()), (1, 11));
+        assert_eq!(entry.coordinator_epoch, NO_COORDINATOR_EPOCH);
+        assert_eq!(entry.current_txn_first_offset, None);
+    }
+
+    #[test]
     fn files_are_named_like_kafkas_and_listed_in_order() {
         let dir = tempfile::tempdir().unwrap();
         for offset in [20, 3, 100] {

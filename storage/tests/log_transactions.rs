@@ -313,3 +313,21 @@ fn a_follower_keeps_the_same_transactions() {
         vec![aborted(1, 0), aborted(3, 6)]
     );
 }
+
+#[test]
+fn the_last_stable_offset_never_falls_below_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config(), 0, NOW_MS).unwrap();
+    assert_eq!(produce(&log, 1, 0, 0, 2), 0);
+    assert_eq!(produce(&log, 2, 0, 0, 1), 2);
+    assert_eq!(log.last_stable_offset(3), 0);
+    assert_eq!(log.delete_records_before(1).unwrap(), 1);
+    assert_eq!(log.last_stable_offset(3), 1);
+    assert_eq!(
+        log.last_stable_offset(0),
+        0,
+        "never above the high watermark"
+    );
+    end_txn(&log, 1, 0, true);
+    assert_eq!(log.last_stable_offset(4), 2);
+}
