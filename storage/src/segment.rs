@@ -156,10 +156,11 @@ impl Segment {
     }
 
     /// Records (durably) a transaction aborted by a marker just written to this segment.
+    /// Only the log's writer calls this (and the replace below), so the file and the list
+    /// change in the same order; readers never wait for the file I/O.
     pub(crate) fn push_aborted_txn(&self, entry: TxnIndexEntry) -> io::Result<()> {
-        let mut entries = write(&self.aborted_txns);
         txn_index::append_entry(&self.txn_index_path(), &entry)?;
-        entries.push(entry);
+        write(&self.aborted_txns).push(entry);
         Ok(())
     }
 
@@ -170,16 +171,16 @@ impl Segment {
         offset: i64,
         replayed: &[TxnIndexEntry],
     ) -> io::Result<()> {
-        let mut entries = write(&self.aborted_txns);
-        let mut rebuilt: Vec<TxnIndexEntry> = entries
+        let current = self.aborted_txns();
+        let mut rebuilt: Vec<TxnIndexEntry> = current
             .iter()
             .filter(|entry| entry.last_offset < offset)
             .copied()
             .collect();
         rebuilt.extend_from_slice(replayed);
-        if rebuilt != *entries {
+        if rebuilt != current {
             txn_index::rewrite(&self.txn_index_path(), &rebuilt)?;
-            *entries = rebuilt;
+            *write(&self.aborted_txns) = rebuilt;
         }
         Ok(())
     }
