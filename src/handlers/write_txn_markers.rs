@@ -88,13 +88,16 @@ pub async fn write_markers_here(
     if !waiting.is_empty() {
         broker.notify_appended();
     }
-    // The waits overlap: every marker was appended before the first wait began.
+    // The waits overlap: every marker was appended before the first wait began, and they
+    // share one deadline.
+    let deadline = tokio::time::Instant::now() + MARKER_REPLICATION_WAIT;
     for appended in waiting {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let replicated = replication::wait_replicated(
             broker,
             &appended.replica,
             appended.offset,
-            MARKER_REPLICATION_WAIT,
+            left,
             appended.min_insync,
         )
         .await;
