@@ -331,3 +331,182 @@ fn the_last_stable_offset_never_falls_below_the_log_start() {
     end_txn(&log, 1, 0, true);
     assert_eq!(log.last_stable_offset(4), 2);
 }
+
+/// One step of the property test.
+#[derive(Debug, Clone)]
+enum Op {
+    /// A transactional batch of producer `0` with `1` records.
+    Data(i64, usize),
+    Plain,
+    Marker(i64, bool),
+    /// Reopen: cleanly (close first) or after a crash, optionally without snapshots.
+    Reopen {
+        clean: bool,
+        drop_snapshots: bool,
+    },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (1i64..=3, 1usize..=3).prop_map(|(producer, count)| Op::Data(producer, count)),
+        2 => Just(Op::Plain),
+        4 => (1i64..=3, any::<bool>()).prop_map(|(producer, commit)| Op::Marker(producer, commit)),
+        1 => (any::<bool>(), any::<bool>())
+            .prop_map(|(clean, drop_snapshots)| Op::Reopen { clean, drop_snapshots }),
+    ]
+}
+
+/// What the log must show: each data batch (base offset, producer, transaction number) and
+/// how each transaction ended.
+#[derive(Default)]
+struct Model {
+    batches: Vec<(i64, i64, Option<usize>)>,
+    /// producer → (first offset, transaction number) of its open transaction.
+    open: std::collections::HashMap<i64, (i64, usize)>,
+    committed: Vec<bool>,
+    next_sequence: std::collections::HashMap<i64, i32>,
+    end: i64,
+}
+
+impl Model {
+    fn last_stable_offset(&self) -> i64 {
+        self.open
+            .values()
+            .map(|(first, _)| *first)
+            .fold(self.end, i64::min)
+    }
+
+    /// Base offsets of the batches a read_committed consumer delivers.
+    fn committed_batches(&self) -> Vec<i64> {
+        let stable = self.last_stable_offset();
+        self.batches
+            .iter()
+            .filter(|(base, _, txn)| *base < stable && txn.is_none_or(|txn| self.committed[txn]))
+            .map(|(base, _, _)| *base)
+            .collect()
+    }
+}
+
+/// Kafka's consumer (`CompletedFetch.nextFetchedRecord`): an aborted transaction's producer is
+/// skipped from its first offset until its abort marker. Returns delivered batch base offsets.
+fn consume_read_committed(log: &Log) -> Vec<i64> {
+    let end = log.log_end_offset();
+    let stable = log.last_stable_offset(end);
+    let mut aborted = log.aborted_transactions(0, stable);
+    aborted.sort_by_key(|txn| txn.first_offset);
+    let mut aborted = std::collections::VecDeque::from(aborted);
+    let mut aborting = std::collections::HashSet::new();
+    let mut delivered = Vec::new();
+    let mut offset = 0;
+    while offset < stable {
+        let records = log.read(offset, 1 << 20, true).unwrap().records;
+        for item in BatchIter::new(&records) {
+            let (position, header) = item.unwrap();
+            offset = header.last_offset() + 1;
+            if header.base_offset >= stable {
+                offset = stable;
+                break;
+            }
+            if header.is_control() {
+                let batch = &records[position..position + header.size_bytes()];
+                let marker = sluice_storage::control::parse_marker(&header, batch).unwrap();
+                if !marker.commit {
+                    aborting.remove(&header.producer_id);
+                }
+                continue;
+            }
+            while aborted
+                .front()
+                .is_some_and(|txn| txn.first_offset <= header.last_offset())
+            {
+                aborting.insert(aborted.pop_front().unwrap().producer_id);
+            }
+            if header.is_transactional() && aborting.contains(&header.producer_id) {
+                continue;
+            }
+            delivered.push(header.base_offset);
+        }
+    }
+    delivered
+}
+
+fn apply(log: Log, dir: &Path, model: &mut Model, op: &Op) -> Log {
+    match *op {
+        Op::Data(producer, count) => {
+            let sequence = *model.next_sequence.get(&producer).unwrap_or(&0);
+            let base = produce(&log, producer, 0, sequence, count);
+            assert_eq!(base, model.end);
+            model
+                .next_sequence
+                .insert(producer, sequence + count as i32);
+            let txn = match model.open.get(&producer) {
+                Some((_, txn)) => *txn,
+                None => {
+                    model.committed.push(false);
+                    let txn = model.committed.len() - 1;
+                    model.open.insert(producer, (base, txn));
+                    txn
+                }
+            };
+            model.batches.push((base, producer, Some(txn)));
+            model.end += count as i64;
+        }
+        Op::Plain => {
+            let mut payload = simple_batch(1, 10, 5_000);
+            assert_eq!(
+                log.append(&mut payload, 0, NOW_MS).unwrap().base_offset,
+                model.end
+            );
+            model.batches.push((model.end, -1, None));
+            model.end += 1;
+        }
+        Op::Marker(producer, commit) => {
+            assert_eq!(end_txn(&log, producer, 0, commit), model.end);
+            if let Some((_, txn)) = model.open.remove(&producer) {
+                model.committed[txn] = commit;
+            }
+            model.end += 1;
+        }
+        Op::Reopen {
+            clean,
+            drop_snapshots,
+        } => {
+            if clean {
+                log.close().unwrap();
+            }
+            drop(log);
+            if drop_snapshots {
+                remove_matching(dir, "snapshot");
+            }
+            return Log::open(dir, config(), 0, NOW_MS).unwrap();
+        }
+    }
+    log
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn read_committed_matches_a_model_of_transactions(
+        ops in proptest::collection::vec(op(), 1..40)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::open(dir.path(), config(), 0, NOW_MS).unwrap();
+        let mut model = Model::default();
+        for op in &ops {
+            log = apply(log, dir.path(), &mut model, op);
+            let end = log.log_end_offset();
+            proptest::prop_assert_eq!(end, model.end);
+            proptest::prop_assert_eq!(log.last_stable_offset(end), model.last_stable_offset());
+            for producer in 1..=3 {
+                proptest::prop_assert_eq!(
+                    log.has_ongoing_txn(producer),
+                    model.open.contains_key(&producer)
+                );
+            }
+            proptest::prop_assert_eq!(consume_read_committed(&log), model.committed_batches());
+        }
+    }
+}
