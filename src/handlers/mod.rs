@@ -51,6 +51,7 @@ mod sync_group;
 pub(crate) mod throttle_configs;
 mod unregister_broker;
 mod user_scram_credentials;
+pub mod write_txn_markers;
 pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
 #[cfg(test)]
 mod version_matrix_tests;
@@ -185,6 +186,9 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         }
         RequestKind::InitProducerId(request) => {
             ResponseKind::InitProducerId(init_producer_id::handle(context, request).await)
+        }
+        RequestKind::WriteTxnMarkers(request) => {
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(context, request).await)
         }
         RequestKind::DescribeLogDirs(request) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(context, request))
@@ -325,6 +329,7 @@ mod tests {
             ApiKey::UnregisterBroker,
             ApiKey::OffsetForLeaderEpoch,
             ApiKey::InitProducerId,
+            ApiKey::WriteTxnMarkers,
             ApiKey::DescribeLogDirs,
             ApiKey::FindCoordinator,
             ApiKey::JoinGroup,

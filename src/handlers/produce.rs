@@ -275,6 +275,11 @@ fn append_error_code(error: &AppendError) -> ResponseError {
         // retriable INVALID_PRODUCER_EPOCH (fencing is for transactional ids).
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         AppendError::InvalidSequence { .. } => ResponseError::InvalidRecord,
+        // Kafka: a client's control batch is an invalid record; markers come from
+        // WriteTxnMarkers only.
+        AppendError::ControlBatchFromClient => ResponseError::InvalidRecord,
+        AppendError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        AppendError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
         AppendError::Storage(_) => ResponseError::KafkaStorageError,
     }
 }
