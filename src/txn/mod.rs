@@ -1,0 +1,381 @@
+//! The transaction coordinator (KIP-98, transaction version 1): transactional ids, their
+//! producer ids and epochs, and the state of each one's current transaction.
+//!
+//! A transactional id belongs to partition `abs(java_hash(id)) % partitions` of the internal
+//! topic `__transaction_state` and is coordinated by that partition's leader, as a group is by
+//! its `__consumer_offsets` partition. Every state change is a record in Kafka's schema
+//! (`records`), appended to the leader replica and acknowledged only once the whole ISR has it;
+//! the in-memory map is changed after that (an id with a write in flight is "pending": other
+//! requests for it get CONCURRENT_TRANSACTIONS, as Kafka's `pendingState` does). The decisions
+//! themselves are pure functions (`state`). On leadership of a partition its log is replayed
+//! (`topic::on_image`), and transactions found preparing get their markers sent again
+//! (`markers`): PrepareCommit/PrepareAbort survive coordinator failover and restarts.
+
+pub mod markers;
+pub mod records;
+pub mod standin;
+pub mod state;
+pub mod topic;
+pub mod verify;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+
+use crate::broker::{now_ms, Broker};
+use crate::group::offsets_partition_for;
+pub use state::{TxnMetadata, TxnPartition, TxnState};
+
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+/// Kafka's limit on transactional id length follows from the record's i16 string length.
+pub const TRANSACTIONAL_ID_BYTES_MAX: usize = i16::MAX as usize;
+
+/// One `__transaction_state` partition this node leads.
+struct Owned {
+    /// The partition's leader epoch when this node took it: markers carry it, and a write
+    /// at another epoch is refused (the coordinator moved).
+    coordinator_epoch: i32,
+    loaded: bool,
+    txns: HashMap<String, Entry>,
+}
+
+#[derive(Default)]
+struct Entry {
+    metadata: Option<TxnMetadata>,
+    /// A write for this id is in flight.
+    pending: bool,
+}
+
+/// A decided write: what to append, and where it must still be coordinated when it lands.
+pub struct Ticket {
+    pub transactional_id: String,
+    pub partition: i32,
+    pub coordinator_epoch: i32,
+    pub metadata: TxnMetadata,
+}
+
+pub struct TxnCoordinator {
+    owned: Mutex<HashMap<i32, Owned>>,
+    partition_count: AtomicI32,
+    /// Bumped when a partition finishes loading (FindCoordinator waits on it).
+    loads: watch::Sender<u64>,
+}
+
+impl Default for TxnCoordinator {
+    fn default() -> Self {
+        TxnCoordinator::new()
+    }
+}
+
+impl TxnCoordinator {
+    pub fn new() -> TxnCoordinator {
+        TxnCoordinator {
+            owned: Mutex::new(HashMap::new()),
+            partition_count: AtomicI32::new(0),
+            loads: watch::channel(0).0,
+        }
+    }
+
+    fn owned(&self) -> MutexGuard<'_, HashMap<i32, Owned>> {
+        // A panic while holding the lock is a bug elsewhere; the map itself stays usable.
+        self.owned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set_partition_count(&self, count: i32) {
+        self.partition_count.store(count, Ordering::Relaxed);
+    }
+
+    /// The `__transaction_state` partition of `transactional_id` (None: no topic yet).
+    pub fn partition_for(&self, transactional_id: &str) -> Option<i32> {
+        let count = self.partition_count.load(Ordering::Relaxed);
+        (count > 0).then(|| offsets_partition_for(transactional_id, count))
+    }
+
+    /// Partition → coordinator epoch of every partition held (loaded or loading).
+    pub fn ownership(&self) -> HashMap<i32, i32> {
+        self.owned()
+            .iter()
+            .map(|(partition, owned)| (*partition, owned.coordinator_epoch))
+            .collect()
+    }
+
+    /// Starts holding `partition` at `epoch`; false if already held at that epoch.
+    pub fn begin_load(&self, partition: i32, epoch: i32) -> bool {
+        let mut owned = self.owned();
+        if owned
+            .get(&partition)
+            .is_some_and(|held| held.coordinator_epoch == epoch)
+        {
+            return false;
+        }
+        owned.insert(
+            partition,
+            Owned {
+                coordinator_epoch: epoch,
+                loaded: false,
+                txns: HashMap::new(),
+            },
+        );
+        true
+    }
+
+    /// Installs the replayed ids; returns those whose markers must be sent (preparing).
+    pub fn finish_load(
+        &self,
+        partition: i32,
+        epoch: i32,
+        txns: HashMap<String, TxnMetadata>,
+    ) -> Vec<String> {
+        let mut owned = self.owned();
+        let Some(held) = owned
+            .get_mut(&partition)
+            .filter(|held| held.coordinator_epoch == epoch && !held.loaded)
+        else {
+            return Vec::new();
+        };
+        let preparing = txns
+            .iter()
+            .filter(|(_, metadata)| metadata.state.is_preparing())
+            .map(|(id, _)| id.clone())
+            .collect();
+        held.txns = txns
+            .into_iter()
+            .map(|(id, metadata)| {
+                let entry = Entry {
+                    metadata: Some(metadata),
+                    pending: false,
+                };
+                (id, entry)
+            })
+            .collect();
+        held.loaded = true;
+        drop(owned);
+        self.loads.send_modify(|count| *count += 1);
+        preparing
+    }
+
+    pub fn unload(&self, partition: i32) {
+        self.owned().remove(&partition);
+    }
+
+    /// True while `partition` is held, loaded, at `epoch`.
+    pub fn coordinating(&self, partition: i32, epoch: i32) -> bool {
+        self.owned()
+            .get(&partition)
+            .is_some_and(|held| held.loaded && held.coordinator_epoch == epoch)
+    }
+
+    /// Waits (at most `within`) until `partition` is loaded here; false if it is not.
+    pub async fn wait_loaded(&self, partition: i32, within: Duration) -> bool {
+        let mut loads = self.loads.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            loads.borrow_and_update();
+            match self.owned().get(&partition) {
+                None => return false,
+                Some(held) if held.loaded => return true,
+                Some(_) => {}
+            }
+            if tokio::time::timeout_at(deadline, loads.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+
+    /// Runs `decide` on the id's metadata under the lock. When it returns metadata to write,
+    /// the id becomes pending and the ticket must be passed to [`write`].
+    pub fn decide<R>(
+        &self,
+        transactional_id: &str,
+        decide: impl FnOnce(Option<&TxnMetadata>) -> Result<(Option<TxnMetadata>, R), ResponseError>,
+    ) -> Result<(Option<Ticket>, R), ResponseError> {
+        let partition = self
+            .partition_for(transactional_id)
+            .ok_or(ResponseError::NotCoordinator)?;
+        let mut owned = self.owned();
+        let held = owned
+            .get_mut(&partition)
+            .ok_or(ResponseError::NotCoordinator)?;
+        if !held.loaded {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        let current = held.txns.get(transactional_id);
+        if current.is_some_and(|entry| entry.pending) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        let (write, answer) = decide(current.and_then(|entry| entry.metadata.as_ref()))?;
+        let ticket = write.map(|metadata| {
+            held.txns
+                .entry(transactional_id.to_string())
+                .or_default()
+                .pending = true;
+            Ticket {
+                transactional_id: transactional_id.to_string(),
+                partition,
+                coordinator_epoch: held.coordinator_epoch,
+                metadata,
+            }
+        });
+        Ok((ticket, answer))
+    }
+
+    /// KIP-890 verification: the partitions not in the producer's ongoing transaction.
+    pub fn verify(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TxnPartition],
+    ) -> Result<Vec<TxnPartition>, ResponseError> {
+        let (_, missing) = self.decide(transactional_id, |current| {
+            let missing =
+                state::verify_partitions(current, producer_id, producer_epoch, partitions)?;
+            Ok((None, missing))
+        })?;
+        Ok(missing)
+    }
+
+    /// Ends a write: installs the metadata if it is durable and the partition is still
+    /// coordinated at the ticket's epoch; clears the pending mark either way.
+    fn finish_write(&self, ticket: &Ticket, durable: bool) -> bool {
+        let mut owned = self.owned();
+        let Some(held) = owned
+            .get_mut(&ticket.partition)
+            .filter(|held| held.coordinator_epoch == ticket.coordinator_epoch)
+        else {
+            return false;
+        };
+        let entry = held
+            .txns
+            .entry(ticket.transactional_id.clone())
+            .or_default();
+        entry.pending = false;
+        if durable {
+            entry.metadata = Some(ticket.metadata.clone());
+        } else if entry.metadata.is_none() {
+            held.txns.remove(&ticket.transactional_id);
+        }
+        durable
+    }
+
+    /// The metadata of one id, if this node coordinates it.
+    pub fn describe(&self, transactional_id: &str) -> Result<Option<TxnMetadata>, ResponseError> {
+        let partition = self
+            .partition_for(transactional_id)
+            .ok_or(ResponseError::NotCoordinator)?;
+        let owned = self.owned();
+        let held = owned.get(&partition).ok_or(ResponseError::NotCoordinator)?;
+        if !held.loaded {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        Ok(held
+            .txns
+            .get(transactional_id)
+            .and_then(|entry| entry.metadata.clone()))
+    }
+
+    /// Every id this node coordinates (loaded partitions), with its metadata.
+    pub fn list(&self) -> Vec<(String, TxnMetadata)> {
+        let owned = self.owned();
+        let mut all: Vec<_> = owned
+            .values()
+            .filter(|held| held.loaded)
+            .flat_map(|held| held.txns.iter())
+            .filter_map(|(id, entry)| Some((id.clone(), entry.metadata.clone()?)))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// (id, partition, epoch) of ongoing transactions past their timeout.
+    fn overdue(&self, now_ms: i64) -> Vec<String> {
+        let owned = self.owned();
+        owned
+            .values()
+            .filter(|held| held.loaded)
+            .flat_map(|held| held.txns.iter())
+            .filter(|(_, entry)| !entry.pending)
+            .filter(|(_, entry)| {
+                entry
+                    .metadata
+                    .as_ref()
+                    .is_some_and(|metadata| state::abort_expired(metadata, now_ms).is_some())
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// Appends the ticket's record and waits until the ISR has it; then the new metadata is
+/// what the coordinator serves. Errors are the ones Kafka's clients retry on.
+pub async fn write(broker: &Arc<Broker>, ticket: &Ticket) -> Result<(), ResponseError> {
+    let appended = topic::append(broker, ticket).await;
+    let installed = broker.txns.finish_write(ticket, appended.is_ok());
+    match appended {
+        Ok(()) if installed => Ok(()),
+        Ok(()) => Err(ResponseError::NotCoordinator),
+        Err(error) => Err(error),
+    }
+}
+
+/// Decides and, if needed, writes; then starts the markers of a transaction that the write
+/// moved to PrepareCommit/PrepareAbort.
+pub async fn transition<R>(
+    broker: &Arc<Broker>,
+    transactional_id: &str,
+    decide: impl FnOnce(Option<&TxnMetadata>) -> Result<(Option<TxnMetadata>, R), ResponseError>,
+) -> Result<R, ResponseError> {
+    let (ticket, answer) = broker.txns.decide(transactional_id, decide)?;
+    if let Some(ticket) = ticket {
+        write(broker, &ticket).await?;
+        if ticket.metadata.state.is_preparing() {
+            markers::spawn_completion(
+                broker.clone(),
+                ticket.transactional_id.clone(),
+                ticket.partition,
+                ticket.coordinator_epoch,
+            );
+        }
+    }
+    Ok(answer)
+}
+
+/// Every `--transaction-abort-interval-ms`: aborts transactions past their timeout, fencing
+/// their producer (Kafka's `abortTimedOutTransactions`).
+pub fn spawn_expiry(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
+    let period = Duration::from_millis(broker.config.transaction_abort_interval_ms);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            for id in broker.txns.overdue(now_ms()) {
+                let aborted = transition(&broker, &id, |current| {
+                    let next =
+                        current.and_then(|metadata| state::abort_expired(metadata, now_ms()));
+                    let due = next.is_some();
+                    Ok((next, due))
+                })
+                .await;
+                match aborted {
+                    Ok(true) => {
+                        tracing::info!(transactional_id = %id, "timed-out transaction aborted")
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::debug!(transactional_id = %id, ?error, "timed-out abort deferred")
+                    }
+                }
+            }
+        }
+    })
+}
