@@ -1,0 +1,422 @@
+//! The transaction coordinator driven with raw requests against a real broker: transactional
+//! ids get producer ids and epochs (each InitProducerId fences the previous instance), the
+//! Kafka state table of AddPartitionsToTxn / EndTxn with its errors, KIP-890 verification of
+//! transactional produces, timed-out transactions aborted by the coordinator, and the state
+//! surviving a kill -9 of the broker.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+    FindCoordinatorRequest, GroupId, InitProducerIdRequest, ListTransactionsRequest, ProducerId,
+    TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kafka_protocol::ResponseError;
+use sluice_integration_tests::raw_client::RawClient;
+use sluice_integration_tests::{topic_name, wait_until, Broker};
+
+const WAIT: Duration = Duration::from_secs(30);
+const INIT_PRODUCER_ID_VERSION: i16 = 4;
+const ADD_PARTITIONS_VERSION: i16 = 3;
+const END_TXN_VERSION: i16 = 3;
+const ADD_OFFSETS_VERSION: i16 = 3;
+const FIND_COORDINATOR_VERSION: i16 = 3;
+const TIMEOUT_MS: i32 = 60_000;
+
+fn text(value: &str) -> StrBytes {
+    StrBytes::from_string(value.to_string())
+}
+
+fn code(error: ResponseError) -> i16 {
+    error.code()
+}
+
+/// FindCoordinator for a transactional id until it names a node (creating the topic).
+fn find_coordinator(client: &mut RawClient, transactional_id: &str) -> i32 {
+    wait_until(WAIT, "a transaction coordinator", || {
+        let mut request = FindCoordinatorRequest::default();
+        request.key = text(transactional_id);
+        request.key_type = 1;
+        let response = client.request(FIND_COORDINATOR_VERSION, &request);
+        (response.error_code == 0).then_some(response.node_id.0)
+    })
+}
+
+/// InitProducerId: (error, producer id, epoch).
+fn init(client: &mut RawClient, id: &str, timeout_ms: i32) -> (i16, i64, i16) {
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id = Some(TransactionalId(text(id)));
+    request.transaction_timeout_ms = timeout_ms;
+    request.producer_id = ProducerId(-1);
+    request.producer_epoch = -1;
+    let response = client.request(INIT_PRODUCER_ID_VERSION, &request);
+    (
+        response.error_code,
+        response.producer_id.0,
+        response.producer_epoch,
+    )
+}
+
+/// InitProducerId retried while the coordinator aborts an ongoing transaction.
+fn init_settled(client: &mut RawClient, id: &str) -> (i64, i16) {
+    wait_until(WAIT, "InitProducerId", || {
+        let (error, producer_id, epoch) = init(client, id, TIMEOUT_MS);
+        assert!(
+            error == 0 || error == code(ResponseError::ConcurrentTransactions),
+            "InitProducerId error {error}"
+        );
+        (error == 0).then_some((producer_id, epoch))
+    })
+}
+
+/// AddPartitionsToTxn v3: every partition's error code, in request order.
+fn add_partitions(
+    client: &mut RawClient,
+    id: &str,
+    producer: (i64, i16),
+    partitions: &[(&str, i32)],
+) -> Vec<i16> {
+    let mut request = AddPartitionsToTxnRequest::default();
+    request.v3_and_below_transactional_id = TransactionalId(text(id));
+    request.v3_and_below_producer_id = ProducerId(producer.0);
+    request.v3_and_below_producer_epoch = producer.1;
+    for (topic, partition) in partitions {
+        let mut entry = AddPartitionsToTxnTopic::default();
+        entry.name = TopicName(text(topic));
+        entry.partitions = vec![*partition];
+        request.v3_and_below_topics.push(entry);
+    }
+    let response = client.request(ADD_PARTITIONS_VERSION, &request);
+    response
+        .results_by_topic_v3_and_below
+        .iter()
+        .flat_map(|topic| &topic.results_by_partition)
+        .map(|partition| partition.partition_error_code)
+        .collect()
+}
+
+fn end_txn(client: &mut RawClient, id: &str, producer: (i64, i16), commit: bool) -> i16 {
+    let mut request = EndTxnRequest::default();
+    request.transactional_id = TransactionalId(text(id));
+    request.producer_id = ProducerId(producer.0);
+    request.producer_epoch = producer.1;
+    request.committed = commit;
+    client.request(END_TXN_VERSION, &request).error_code
+}
+
+/// (error, state, producer epoch, partitions) of one id.
+fn describe(client: &mut RawClient, id: &str) -> (i16, String, i16, Vec<(String, i32)>) {
+    let mut request = DescribeTransactionsRequest::default();
+    request.transactional_ids = vec![TransactionalId(text(id))];
+    let response = client.request(0, &request);
+    let state = &response.transaction_states[0];
+    let partitions = state
+        .topics
+        .iter()
+        .flat_map(|topic| {
+            topic
+                .partitions
+                .iter()
+                .map(|partition| (topic.topic.0.to_string(), *partition))
+        })
+        .collect();
+    (
+        state.error_code,
+        state.transaction_state.to_string(),
+        state.producer_epoch,
+        partitions,
+    )
+}
+
+fn wait_state(
+    client: &mut RawClient,
+    id: &str,
+    want: &str,
+) -> (i16, String, i16, Vec<(String, i32)>) {
+    wait_until(WAIT, want, || {
+        let described = describe(client, id);
+        (described.1 == want).then_some(described)
+    })
+}
+
+/// A transactional batch of `values` from `producer` with sequences from `base_sequence`.
+fn transactional_batch(producer: (i64, i16), base_sequence: i32, values: &[&str]) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            timestamp_type: TimestampType::Creation,
+            offset: index as i64,
+            sequence: base_sequence + index as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut out = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut out, &records, &options).expect("encode");
+    out.freeze()
+}
+
+/// A transactional Produce (acks=all): the partition's error code.
+fn produce_transactional(client: &mut RawClient, id: &str, topic: &str, batch: Bytes) -> i16 {
+    let mut request =
+        sluice_integration_tests::raw_client::produce_request(topic, 0, -1, Some(batch));
+    request.transactional_id = Some(TransactionalId(text(id)));
+    let response = client.request(
+        sluice_integration_tests::raw_client::PRODUCE_VERSION,
+        &request,
+    );
+    response.responses[0].partition_responses[0].error_code
+}
+
+fn setup(broker: &Broker, test: &str) -> (RawClient, String, String) {
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let topic = topic_name(test);
+    assert_eq!(client.create_topic(&topic, 2, &[]), 0);
+    let id = format!("{topic}-txn");
+    find_coordinator(&mut client, &id);
+    (client, topic, id)
+}
+
+#[test]
+fn each_init_bumps_the_epoch_and_fences_the_previous_producer() {
+    let broker = Broker::start();
+    let (mut client, topic, id) = setup(&broker, "txn-fence");
+    let (error, producer_id, epoch) = init(&mut client, &id, TIMEOUT_MS);
+    assert_eq!((error, epoch), (0, 0));
+    assert!(producer_id >= 0);
+    let zombie = (producer_id, 0);
+    assert_eq!(init(&mut client, &id, TIMEOUT_MS), (0, producer_id, 1));
+    let current = (producer_id, 1);
+    // The old instance can neither add partitions nor end a transaction.
+    let fenced = code(ResponseError::ProducerFenced);
+    assert_eq!(
+        add_partitions(&mut client, &id, zombie, &[(&topic, 0)]),
+        vec![fenced]
+    );
+    assert_eq!(end_txn(&mut client, &id, zombie, true), fenced);
+    // Its transactional writes are refused: the partition is not in its transaction.
+    let batch = transactional_batch(zombie, 0, &["zombie"]);
+    assert_eq!(
+        produce_transactional(&mut client, &id, &topic, batch),
+        code(ResponseError::InvalidProducerEpoch)
+    );
+    assert_eq!(
+        add_partitions(&mut client, &id, current, &[(&topic, 0)]),
+        vec![0]
+    );
+    // Nothing the zombie sent is in the log.
+    assert_eq!(client.fetch_all_from(&topic, 0, 0).len(), 0);
+}
+
+#[test]
+fn bad_transactional_requests_get_kafkas_errors() {
+    let broker = Broker::start_with(&["--transaction-max-timeout-ms", "100000"]);
+    let (mut client, topic, id) = setup(&broker, "txn-bad");
+    assert_eq!(
+        init(&mut client, &id, 100_001).0,
+        code(ResponseError::InvalidTransactionTimeout)
+    );
+    assert_eq!(
+        init(&mut client, &id, 0).0,
+        code(ResponseError::InvalidTransactionTimeout)
+    );
+    // Unknown id.
+    assert_eq!(
+        end_txn(&mut client, &id, (12345, 0), true),
+        code(ResponseError::InvalidProducerIdMapping)
+    );
+    let (error, producer_id, epoch) = init(&mut client, &id, 100_000);
+    assert_eq!((error, epoch), (0, 0));
+    let producer = (producer_id, 0);
+    // EndTxn with no transaction begun.
+    assert_eq!(
+        end_txn(&mut client, &id, producer, true),
+        code(ResponseError::InvalidTxnState)
+    );
+    // Another producer id for the same transactional id.
+    assert_eq!(
+        add_partitions(&mut client, &id, (producer_id + 1, 0), &[(&topic, 0)]),
+        vec![code(ResponseError::InvalidProducerIdMapping)]
+    );
+    // An unknown partition fails the request; the others are not attempted.
+    assert_eq!(
+        add_partitions(&mut client, &id, producer, &[(&topic, 0), (&topic, 7)]),
+        vec![
+            code(ResponseError::OperationNotAttempted),
+            code(ResponseError::UnknownTopicOrPartition)
+        ]
+    );
+    assert_eq!(describe(&mut client, &id).1, "Empty");
+    // Commit, then abort of the same (completed) transaction.
+    assert_eq!(
+        add_partitions(&mut client, &id, producer, &[(&topic, 0)]),
+        vec![0]
+    );
+    assert_eq!(end_txn(&mut client, &id, producer, true), 0);
+    wait_state(&mut client, &id, "CompleteCommit");
+    assert_eq!(
+        end_txn(&mut client, &id, producer, true),
+        0,
+        "a retried commit is OK"
+    );
+    assert_eq!(
+        end_txn(&mut client, &id, producer, false),
+        code(ResponseError::InvalidTxnState)
+    );
+    // Old versions say INVALID_PRODUCER_EPOCH for a fenced producer.
+    let mut request = EndTxnRequest::default();
+    request.transactional_id = TransactionalId(text(&id));
+    request.producer_id = ProducerId(producer_id);
+    request.producer_epoch = 9;
+    assert_eq!(
+        client.request(1, &request).error_code,
+        code(ResponseError::InvalidProducerEpoch)
+    );
+    let mut unknown = DescribeTransactionsRequest::default();
+    unknown.transactional_ids = vec![TransactionalId(text("never-used"))];
+    let response = client.request(0, &unknown);
+    let found = response.transaction_states[0].error_code;
+    assert!(
+        found == code(ResponseError::TransactionalIdNotFound)
+            || found == code(ResponseError::NotCoordinator),
+        "{found}"
+    );
+}
+
+#[test]
+fn a_transaction_commits_only_the_partitions_added_to_it() {
+    let broker = Broker::start();
+    let (mut client, topic, id) = setup(&broker, "txn-commit");
+    let (_, producer_id, epoch) = init(&mut client, &id, TIMEOUT_MS);
+    let producer = (producer_id, epoch);
+    // KIP-890: a transactional write before the partition is added is refused.
+    let early = transactional_batch(producer, 0, &["early"]);
+    assert_eq!(
+        produce_transactional(&mut client, &id, &topic, early),
+        code(ResponseError::InvalidTxnState)
+    );
+    assert_eq!(
+        add_partitions(&mut client, &id, producer, &[(&topic, 0)]),
+        vec![0]
+    );
+    let mut offsets = AddOffsetsToTxnRequest::default();
+    offsets.transactional_id = TransactionalId(text(&id));
+    offsets.producer_id = ProducerId(producer_id);
+    offsets.producer_epoch = epoch;
+    offsets.group_id = GroupId(text("txn-group"));
+    assert_eq!(client.request(ADD_OFFSETS_VERSION, &offsets).error_code, 0);
+    let batch = transactional_batch(producer, 0, &["a", "b"]);
+    assert_eq!(produce_transactional(&mut client, &id, &topic, batch), 0);
+    let (error, state, described_epoch, partitions) = describe(&mut client, &id);
+    assert_eq!(
+        (error, state.as_str(), described_epoch),
+        (0, "Ongoing", epoch)
+    );
+    assert_eq!(partitions.len(), 2, "{partitions:?}");
+    assert!(partitions.contains(&(topic.clone(), 0)));
+    assert!(partitions
+        .iter()
+        .any(|(name, _)| name == "__consumer_offsets"));
+    let mut ongoing = ListTransactionsRequest::default();
+    ongoing.state_filters = vec![text("Ongoing")];
+    let listed = client.request(1, &ongoing);
+    assert_eq!(listed.transaction_states.len(), 1, "{listed:?}");
+    assert_eq!(listed.transaction_states[0].transactional_id.0.as_str(), id);
+    assert_eq!(end_txn(&mut client, &id, producer, true), 0);
+    let (_, _, _, partitions) = wait_state(&mut client, &id, "CompleteCommit");
+    assert!(partitions.is_empty());
+    // The next transaction starts fresh: partition 0 must be added again.
+    let again = transactional_batch(producer, 2, &["c"]);
+    assert_eq!(
+        produce_transactional(&mut client, &id, &topic, again),
+        code(ResponseError::InvalidTxnState)
+    );
+}
+
+#[test]
+fn the_coordinator_aborts_a_transaction_past_its_timeout() {
+    let broker = Broker::start_with(&["--transaction-abort-interval-ms", "100"]);
+    let (mut client, topic, id) = setup(&broker, "txn-timeout");
+    let (_, producer_id, _) = init(&mut client, &id, 500);
+    let producer = (producer_id, 0);
+    assert_eq!(
+        add_partitions(&mut client, &id, producer, &[(&topic, 1)]),
+        vec![0]
+    );
+    let (_, _, epoch, partitions) = wait_state(&mut client, &id, "CompleteAbort");
+    // Aborted with a bumped epoch: the timed-out producer is fenced.
+    assert_eq!(epoch, 1);
+    assert!(partitions.is_empty());
+    assert_eq!(
+        end_txn(&mut client, &id, producer, true),
+        code(ResponseError::ProducerFenced)
+    );
+    assert_eq!(init(&mut client, &id, 500), (0, producer_id, 2));
+}
+
+#[test]
+fn init_aborts_an_ongoing_transaction_before_granting_a_new_epoch() {
+    let broker = Broker::start();
+    let (mut client, topic, id) = setup(&broker, "txn-init-abort");
+    let (_, producer_id, _) = init(&mut client, &id, TIMEOUT_MS);
+    assert_eq!(
+        add_partitions(&mut client, &id, (producer_id, 0), &[(&topic, 0)]),
+        vec![0]
+    );
+    // The first answer is CONCURRENT_TRANSACTIONS (the abort is under way), then epoch 2:
+    // 1 went to the abort's fence.
+    assert_eq!(
+        init(&mut client, &id, TIMEOUT_MS).0,
+        code(ResponseError::ConcurrentTransactions)
+    );
+    assert_eq!(init_settled(&mut client, &id), (producer_id, 2));
+    assert_eq!(describe(&mut client, &id).1, "Empty");
+}
+
+#[test]
+fn transaction_state_survives_kill_9() {
+    let mut broker = Broker::start();
+    let (mut client, topic, id) = setup(&broker, "txn-restart");
+    let (_, producer_id, _) = init(&mut client, &id, TIMEOUT_MS);
+    let producer = (producer_id, 0);
+    assert_eq!(
+        add_partitions(&mut client, &id, producer, &[(&topic, 0), (&topic, 1)]),
+        vec![0, 0]
+    );
+    broker.kill9();
+    broker.restart();
+    let mut client = RawClient::connect(&broker.bootstrap());
+    find_coordinator(&mut client, &id);
+    let (_, state, epoch, partitions) = wait_state(&mut client, &id, "Ongoing");
+    assert_eq!((state.as_str(), epoch), ("Ongoing", 0));
+    assert_eq!(partitions, vec![(topic.clone(), 0), (topic.clone(), 1)]);
+    // The producer carries on after the restart and commits.
+    assert_eq!(end_txn(&mut client, &id, producer, true), 0);
+    wait_state(&mut client, &id, "CompleteCommit");
+    broker.kill9();
+    broker.restart();
+    let mut client = RawClient::connect(&broker.bootstrap());
+    find_coordinator(&mut client, &id);
+    wait_state(&mut client, &id, "CompleteCommit");
+    // Epochs continue from the log: never handed out twice.
+    assert_eq!(init(&mut client, &id, TIMEOUT_MS), (0, producer_id, 1));
+}
