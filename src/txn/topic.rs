@@ -145,7 +145,7 @@ fn spawn_load(broker: Arc<Broker>, replica: Arc<Replica>, epoch: i32) {
             Ok(Ok(txns)) => {
                 let count = txns.len();
                 let preparing = broker.txns.finish_load(partition, epoch, txns);
-                tracing::info!(
+                tracing::debug!(
                     partition,
                     epoch,
                     count,
