@@ -112,9 +112,9 @@ async fn transactional(
                     .map_err(|error| error.code)?;
                 fresh = Some(id);
             }
-            Step::NeedProducerId => {
-                unreachable!("init_producer_id always uses a fresh producer id it is given")
-            }
+            // A fresh id is always used when given; asking twice would be a bug, answered
+            // as a retriable error rather than a loop.
+            Step::NeedProducerId => return Err(ResponseError::ConcurrentTransactions),
         }
     }
 }

@@ -328,25 +328,35 @@ pub async fn write(broker: &Arc<Broker>, ticket: &Ticket) -> Result<(), Response
 }
 
 /// Decides and, if needed, writes; then starts the markers of a transaction that the write
-/// moved to PrepareCommit/PrepareAbort.
+/// moved to PrepareCommit/PrepareAbort. The write runs in its own task: a request future
+/// dropped mid-write (connection closed, shutdown) must not leave the id pending forever.
 pub async fn transition<R>(
     broker: &Arc<Broker>,
     transactional_id: &str,
     decide: impl FnOnce(Option<&TxnMetadata>) -> Result<(Option<TxnMetadata>, R), ResponseError>,
 ) -> Result<R, ResponseError> {
     let (ticket, answer) = broker.txns.decide(transactional_id, decide)?;
-    if let Some(ticket) = ticket {
-        write(broker, &ticket).await?;
+    let Some(ticket) = ticket else {
+        return Ok(answer);
+    };
+    let writing = broker.clone();
+    let written = tokio::spawn(async move {
+        write(&writing, &ticket).await?;
         if ticket.metadata.state.is_preparing() {
             markers::spawn_completion(
-                broker.clone(),
+                writing.clone(),
                 ticket.transactional_id.clone(),
                 ticket.partition,
                 ticket.coordinator_epoch,
             );
         }
+        Ok::<(), ResponseError>(())
+    });
+    match written.await {
+        Ok(Ok(())) => Ok(answer),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(ResponseError::UnknownServerError),
     }
-    Ok(answer)
 }
 
 /// Every `--transaction-abort-interval-ms`: aborts transactions past their timeout, fencing
