@@ -35,10 +35,10 @@ pub fn handle(
                 .producer_id_filters
                 .iter()
                 .any(|filter| filter.0 == metadata.producer_id);
-        // KIP-994: only transactions running longer than the filter (ongoing ones).
+        // KIP-994: transactions started at least this long ago (Kafka compares the start
+        // time whatever the state; -1 = no filter).
         let duration_ok = request.duration_filter < 0
-            || (metadata.state == TxnState::Ongoing
-                && now.saturating_sub(metadata.start_ms) >= request.duration_filter);
+            || now.saturating_sub(metadata.start_ms) >= request.duration_filter;
         if state_ok && producer_ok && duration_ok {
             let mut entry = TransactionState::default();
             entry.transactional_id = TransactionalId(str_bytes(id));
