@@ -389,3 +389,124 @@ pub fn spawn_expiry(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn metadata(epoch: i16, state: TxnState) -> TxnMetadata {
+        TxnMetadata {
+            producer_id: 3,
+            producer_epoch: epoch,
+            timeout_ms: 1_000,
+            state,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            last_update_ms: 0,
+        }
+    }
+
+    /// A coordinator holding every partition of a 1-partition topic at `epoch`, loaded with `txns`.
+    fn coordinator(epoch: i32, txns: &[(&str, TxnMetadata)]) -> TxnCoordinator {
+        let coordinator = TxnCoordinator::new();
+        coordinator.set_partition_count(1);
+        assert!(coordinator.begin_load(0, epoch));
+        let loaded = txns
+            .iter()
+            .map(|(id, metadata)| (id.to_string(), metadata.clone()))
+            .collect();
+        coordinator.finish_load(0, epoch, loaded);
+        coordinator
+    }
+
+    fn write_empty(
+        current: Option<&TxnMetadata>,
+    ) -> Result<(Option<TxnMetadata>, ()), ResponseError> {
+        assert!(current.is_none());
+        Ok((Some(metadata(0, TxnState::Empty)), ()))
+    }
+
+    #[test]
+    fn ids_are_served_only_when_loaded_here() {
+        let coordinator = TxnCoordinator::new();
+        assert_eq!(
+            coordinator.describe("tx").err(),
+            Some(ResponseError::NotCoordinator)
+        );
+        coordinator.set_partition_count(1);
+        assert!(coordinator.begin_load(0, 4));
+        assert!(!coordinator.begin_load(0, 4), "same epoch: already held");
+        assert_eq!(
+            coordinator.describe("tx").err(),
+            Some(ResponseError::CoordinatorLoadInProgress)
+        );
+        let preparing = coordinator.finish_load(
+            0,
+            4,
+            HashMap::from([
+                ("a".to_string(), metadata(0, TxnState::PrepareCommit)),
+                ("b".to_string(), metadata(0, TxnState::Ongoing)),
+            ]),
+        );
+        assert_eq!(preparing, vec!["a".to_string()]);
+        assert!(coordinator.coordinating(0, 4));
+        assert_eq!(coordinator.list().len(), 2);
+        coordinator.unload(0);
+        assert_eq!(
+            coordinator.describe("a").err(),
+            Some(ResponseError::NotCoordinator)
+        );
+    }
+
+    #[test]
+    fn an_id_with_a_write_in_flight_is_pending_until_it_lands() {
+        let coordinator = coordinator(1, &[]);
+        let (ticket, ()) = coordinator.decide("tx", write_empty).unwrap();
+        let ticket = ticket.expect("a write");
+        assert_eq!((ticket.partition, ticket.coordinator_epoch), (0, 1));
+        assert_eq!(
+            coordinator.decide("tx", write_empty).err(),
+            Some(ResponseError::ConcurrentTransactions)
+        );
+        // Nothing installed before the write is durable.
+        assert_eq!(coordinator.describe("tx"), Ok(None));
+        assert!(coordinator.finish_write(&ticket, true));
+        assert_eq!(
+            coordinator.describe("tx"),
+            Ok(Some(metadata(0, TxnState::Empty)))
+        );
+    }
+
+    #[test]
+    fn a_failed_write_or_a_moved_partition_installs_nothing() {
+        let coordinator = coordinator(1, &[]);
+        let (ticket, ()) = coordinator.decide("tx", write_empty).unwrap();
+        assert!(!coordinator.finish_write(&ticket.unwrap(), false));
+        assert_eq!(coordinator.describe("tx"), Ok(None));
+        // Pending cleared: the next decision runs.
+        let (ticket, ()) = coordinator.decide("tx", write_empty).unwrap();
+        let ticket = ticket.unwrap();
+        // The partition moved away and came back at a newer epoch meanwhile.
+        assert!(coordinator.begin_load(0, 2));
+        coordinator.finish_load(0, 2, HashMap::new());
+        assert!(!coordinator.finish_write(&ticket, true));
+        assert_eq!(coordinator.describe("tx"), Ok(None));
+    }
+
+    #[test]
+    fn overdue_lists_only_idle_ongoing_transactions_past_their_timeout() {
+        let mut ongoing = metadata(0, TxnState::Ongoing);
+        ongoing.start_ms = 100;
+        let coordinator = coordinator(
+            1,
+            &[
+                ("late", ongoing.clone()),
+                ("idle", metadata(0, TxnState::Empty)),
+            ],
+        );
+        assert!(coordinator.overdue(1_100).is_empty());
+        assert_eq!(coordinator.overdue(1_101), vec!["late".to_string()]);
+    }
+}
