@@ -75,12 +75,26 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    abort_on_panic();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice")
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(run(config))
+}
+
+/// A panic is a bug, and a task that died of one (the metadata publisher, a replica fetcher)
+/// would leave a process that looks alive but never moves on: every change after it times out
+/// on this node. Stop the whole process instead; restarted, it recovers from its disk and the
+/// quorum, as after kill -9.
+fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        tracing::error!(%info, "panicked: aborting the process");
+        std::process::abort();
+    }));
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -148,6 +148,24 @@ impl ClassicGroup {
         self.subscribed_topics.as_ref()
     }
 
+    /// This node stopped coordinating the group (its offsets partition moved away): members
+    /// are forgotten here, their waiting JoinGroup/SyncGroup answered NOT_COORDINATOR, so they
+    /// find the new coordinator and rejoin there.
+    pub fn unload(&mut self) {
+        for (_, mut member) in std::mem::take(&mut self.members) {
+            member.stop_timer();
+            if let Some((reply, _)) = member.awaiting_join.take() {
+                let outcome = JoinOutcome::error(&member.member_id, ResponseError::NotCoordinator);
+                let _ = reply.send(outcome);
+            }
+            if let Some(reply) = member.awaiting_sync.take() {
+                let _ = reply.send(SyncOutcome::error(ResponseError::NotCoordinator));
+            }
+        }
+        self.static_members.clear();
+        self.mark_dead();
+    }
+
     /// Deleted: timers stop and every waiting request is told to find the coordinator again.
     pub fn mark_dead(&mut self) {
         assert!(self.members.is_empty(), "only an empty group is deleted");

@@ -124,6 +124,16 @@ impl ConsumerGroup {
         self.subscribed.keys().cloned().collect()
     }
 
+    /// This node stopped coordinating the group (its offsets partition moved away): members
+    /// are forgotten here and heartbeat the new coordinator, which rebuilds the group.
+    pub fn unload(&mut self) {
+        for (_, mut member) in std::mem::take(&mut self.members) {
+            member.stop_timer();
+        }
+        self.static_members.clear();
+        self.mark_dead();
+    }
+
     /// Deleted: every later request is told to find the coordinator again.
     pub fn mark_dead(&mut self) {
         assert!(self.members.is_empty(), "only an empty group is deleted");

@@ -243,6 +243,14 @@ impl Group {
         }
     }
 
+    /// Coordination moved to another node; the group may still have members.
+    fn unload(&mut self) {
+        match &mut self.membership {
+            Membership::Classic(classic) => classic.unload(),
+            Membership::Consumer(consumer) => consumer.unload(),
+        }
+    }
+
     /// Kafka's state names (ListGroups, DescribeGroups, ConsumerGroupDescribe).
     pub fn state_name(&self) -> &'static str {
         match &self.membership {
@@ -487,8 +495,8 @@ impl GroupCoordinator {
             if offsets_partition_for(id, count) != partition {
                 return true;
             }
-            // Stops its timers; waiting joins and syncs are answered as the group is gone.
-            lock_group(slot).mark_dead();
+            // Stops its timers; waiting joins and syncs are told to find the new coordinator.
+            lock_group(slot).unload();
             false
         });
     }

@@ -624,3 +624,23 @@ async fn only_the_partition_leader_coordinates_and_a_new_leader_replays_the_offs
     assert_eq!(offsets(&next), [8]);
     assert_eq!(next.list()[0].group_id, GROUP);
 }
+
+#[tokio::test(start_paused = true)]
+async fn unloading_a_group_with_members_sends_them_to_the_new_coordinator() {
+    let f = fixture();
+    let (a, b) = stable_pair(&f).await;
+    // a rejoins: the group rebalances and a's JoinGroup waits for b.
+    let waiting = spawn_join(&f, join_request(&a, None, &["range"]));
+    while state(&f) != "PreparingRebalance" {
+        tokio::task::yield_now().await;
+    }
+    // The offsets partition moved to another node while members are in the group.
+    f.coordinator.unload(0);
+    let answered = waiting.await.unwrap();
+    assert_eq!(answered.error, Some(ResponseError::NotCoordinator));
+    assert_eq!(
+        f.coordinator.heartbeat(GROUP, &member(&b, 1)),
+        Err(ResponseError::NotCoordinator)
+    );
+    assert!(f.coordinator.list().is_empty());
+}

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -18,6 +20,9 @@ use crate::raft_types::{NodeId, TypeConfig};
 
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause before redialing a peer that refused the connection: short, since a restarted
+/// peer should rejoin quickly, but long enough that a dead one costs no CPU.
+const PEER_DOWN_BACKOFF: Duration = Duration::from_millis(100);
 
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -87,12 +92,23 @@ impl PeerClient {
         result
     }
 
+    /// A peer that refuses connections (down, or not started yet) is Unreachable, so openraft
+    /// backs off ([`PEER_DOWN_BACKOFF`]) instead of redialing in a tight loop; any other
+    /// failure is a NetworkError, retried at once.
     fn unreachable<E: std::error::Error>(
         &self,
         error: &FrameError,
     ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
         tracing::debug!(target = self.target, %error, "raft rpc failed");
-        RPCError::Network(NetworkError::new(error))
+        let refused = matches!(
+            error,
+            FrameError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused
+        );
+        if refused {
+            RPCError::Unreachable(Unreachable::new(error))
+        } else {
+            RPCError::Network(NetworkError::new(error))
+        }
     }
 
     fn remote<E: std::error::Error>(
@@ -113,6 +129,10 @@ fn timed_out(what: &str) -> std::io::Error {
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(PEER_DOWN_BACKOFF))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
