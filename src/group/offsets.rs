@@ -217,4 +217,33 @@ mod tests {
         assert_eq!(offsets.remove("t", 0).map(|c| c.offset), Some(5));
         assert_eq!(offsets.len(), 1);
     }
+
+    #[test]
+    fn a_marker_ends_only_the_records_written_before_it() {
+        let mut offsets = GroupOffsets::default();
+        offsets.put("t".into(), 0, committed(1, 0), 0);
+        offsets.put_pending(7, "t".into(), 0, committed(5, 0), 3);
+        offsets.put_pending(7, "t".into(), 1, committed(6, 0), 9);
+        offsets.put_pending(8, "t".into(), 1, committed(2, 0), 4);
+        assert!(offsets.has_pending("t", 0) && offsets.has_pending("t", 1));
+        // The marker at 6 ends producer 7's records at 3, not the next transaction's at 9.
+        assert_eq!(offsets.complete_transaction(7, true, 6), 1);
+        assert_eq!(offsets.get("t", 0).map(|c| c.offset), Some(5));
+        assert!(!offsets.has_pending("t", 0));
+        assert!(offsets.has_pending_of(7) && offsets.has_pending_of(8));
+        assert_eq!(offsets.complete_transaction(8, false, 10), 1);
+        assert_eq!(offsets.get("t", 1), None);
+        // A tombstone drops the committed offset and every pending one of the partition.
+        offsets.remove("t", 1);
+        assert!(!offsets.has_pending_of(7));
+        assert_eq!(offsets.pending_keys(), Vec::new());
+        // Pending offsets keep a committed one from expiring.
+        offsets.put_pending(9, "t".into(), 0, committed(8, 0), 11);
+        assert_eq!(offsets.expired(i64::MAX, 1, None), Vec::new());
+        assert_eq!(offsets.complete_transaction(9, false, 12), 1);
+        assert_eq!(
+            offsets.expired(i64::MAX, 1, None),
+            vec![("t".to_string(), 0)]
+        );
+    }
 }
