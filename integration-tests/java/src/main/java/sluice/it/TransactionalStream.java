@@ -136,7 +136,12 @@ public final class TransactionalStream {
         config.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, "30000");
         config.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "30000");
         KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(config);
-        producer.initTransactions();
+        try {
+            producer.initTransactions();
+        } catch (KafkaException error) {
+            producer.close(Duration.ZERO);
+            throw error;
+        }
         return producer;
     }
 
@@ -205,6 +210,9 @@ public final class TransactionalStream {
             }
             producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
             if (abort) {
+                // Sent records not yet written would be dropped by the abort; flushed first,
+                // every one of them is in the log for read_uncommitted to find.
+                producer.flush();
                 producer.abortTransaction();
                 aborted.put(number, sent);
                 System.out.println("aborted " + number + " " + sent.size());
