@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -26,6 +27,7 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -197,13 +199,14 @@ public final class TransactionalStream {
         long number = ++transactions;
         boolean abort = number % 3 == 0;
         List<String> sent = new ArrayList<>();
+        List<Future<RecordMetadata>> writes = new ArrayList<>();
         try {
             producer.beginTransaction();
             Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
             for (ConsumerRecord<byte[], byte[]> record : records) {
                 String in = new String(record.value(), StandardCharsets.UTF_8);
                 String out = "out-" + in.substring("in-".length()) + "@" + number;
-                producer.send(new ProducerRecord<>(output, record.partition(), null, bytes(out)));
+                writes.add(producer.send(new ProducerRecord<>(output, record.partition(), null, bytes(out))));
                 sent.add(out);
                 offsets.put(new TopicPartition(record.topic(), record.partition()),
                         new OffsetAndMetadata(record.offset() + 1));
@@ -213,8 +216,14 @@ public final class TransactionalStream {
                 // Sent records not yet written would be dropped by the abort; flushed first,
                 // every one of them is in the log for read_uncommitted to find.
                 producer.flush();
+                List<String> written = new ArrayList<>();
+                for (int at = 0; at < sent.size(); at++) {
+                    if (writes.get(at).isDone() && !isFailed(writes.get(at))) {
+                        written.add(sent.get(at));
+                    }
+                }
                 producer.abortTransaction();
-                aborted.put(number, sent);
+                aborted.put(number, written);
                 System.out.println("aborted " + number + " " + sent.size());
                 rewind(consumer, deadline);
             } else {
@@ -235,6 +244,15 @@ public final class TransactionalStream {
             KafkaProducer<byte[], byte[]> replacement = retryUntil(deadline, "a producer", this::newProducer);
             rewind(consumer, deadline);
             return replacement;
+        }
+    }
+
+    private static boolean isFailed(Future<RecordMetadata> write) {
+        try {
+            write.get();
+            return false;
+        } catch (InterruptedException | ExecutionException error) {
+            return true;
         }
     }
 
