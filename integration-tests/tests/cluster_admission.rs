@@ -11,6 +11,7 @@ use kafka_protocol::messages::MetadataRequest;
 use sluice_integration_tests::cluster::{
     Cluster, ClusterPlan, CLUSTER_DEADLINE, FAST_FAILURE_DETECTION, LAB_CLIENT_PORT, LAB_RAFT_PORT,
 };
+use sluice_integration_tests::metrics::sample;
 use sluice_integration_tests::netns::NetworkLab;
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::tcp_proxy::TcpProxy;
@@ -48,6 +49,16 @@ fn advertised_ports(node: &Broker) -> BTreeSet<(i32, i32)> {
         .iter()
         .map(|b| (b.node_id.0, b.port))
         .collect()
+}
+
+/// `sluice_broker_admission_refused` for broker `id`, as `node` exports it.
+fn admission_refused(node: &Broker, id: i32) -> Option<f64> {
+    let id = id.to_string();
+    sample(
+        &node.scrape(),
+        "sluice_broker_admission_refused",
+        &[("broker_id", &id)],
+    )
 }
 
 fn sluice_brokers(node: &Broker) -> String {
@@ -131,6 +142,11 @@ fn unreachable_advertised_addresses_never_reach_clients() {
         let log = node_3.stderr_tail();
         (log.contains("not admitted: staying fenced") && log.contains("127.0.0.77")).then_some(())
     });
+    assert_eq!(
+        admission_refused(&node_2, 3),
+        Some(1.0),
+        "the refusal is a metric"
+    );
     // Never handed to a client by any node; node 3 itself answers nothing but ApiVersions
     // until it is admitted (it closes the connection). The cluster keeps serving.
     wait_for_ids(&[&node_1, &node_2], &[1, 2], "Metadata without node 3");
@@ -172,6 +188,7 @@ fn unreachable_advertised_addresses_never_reach_clients() {
     node_3.restart();
     wait_for_ids(&[&node_1, &node_2, &node_3], &[1, 2, 3], "node 3 admitted");
     assert!(broker_line(&node_1, 3, "active", "-").is_some());
+    assert_eq!(admission_refused(&node_2, 3), Some(0.0));
     let cluster = Cluster::from_nodes(vec![node_1, node_2, node_3]);
     produce_and_consume(cluster.node(3), &topic_name("admission-fixed"));
 }

@@ -11,6 +11,8 @@ use crate::broker::Broker;
 use crate::budget::ConnectionShare;
 
 mod acls;
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
@@ -29,7 +31,9 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 pub(crate) mod find_coordinator;
 mod heartbeat;
@@ -42,6 +46,7 @@ pub mod legacy;
 mod list_groups;
 mod list_offsets;
 mod list_partition_reassignments;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -51,8 +56,10 @@ mod produce;
 mod read_replica;
 mod sync_group;
 pub(crate) mod throttle_configs;
+mod txn_offset_commit;
 mod unregister_broker;
 mod user_scram_credentials;
+pub mod write_txn_markers;
 pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
 #[cfg(test)]
 mod version_matrix_tests;
@@ -196,6 +203,9 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         RequestKind::InitProducerId(request) => {
             ResponseKind::InitProducerId(init_producer_id::handle(context, request).await)
         }
+        RequestKind::WriteTxnMarkers(request) => {
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(context, request).await)
+        }
         RequestKind::DescribeLogDirs(request) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(context, request))
         }
@@ -216,6 +226,9 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         }
         RequestKind::OffsetCommit(request) => {
             ResponseKind::OffsetCommit(offset_commit::handle(context, request).await)
+        }
+        RequestKind::TxnOffsetCommit(request) => {
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(context, request).await)
         }
         RequestKind::OffsetFetch(request) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(context, request))
@@ -267,6 +280,21 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         }
         RequestKind::DeleteAcls(request) => {
             ResponseKind::DeleteAcls(acls::delete(context, request).await)
+        }
+        RequestKind::AddPartitionsToTxn(request) => {
+            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(context, request).await)
+        }
+        RequestKind::AddOffsetsToTxn(request) => {
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(context, request).await)
+        }
+        RequestKind::EndTxn(request) => {
+            ResponseKind::EndTxn(end_txn::handle(context, request).await)
+        }
+        RequestKind::DescribeTransactions(request) => {
+            ResponseKind::DescribeTransactions(describe_transactions::handle(context, request))
+        }
+        RequestKind::ListTransactions(request) => {
+            ResponseKind::ListTransactions(list_transactions::handle(context, request))
         }
         RequestKind::SaslHandshake(_) => {
             // Kafka: a handshake on a non-SASL listener, or a second one, is illegal.
@@ -344,6 +372,7 @@ mod tests {
             ApiKey::UnregisterBroker,
             ApiKey::OffsetForLeaderEpoch,
             ApiKey::InitProducerId,
+            ApiKey::WriteTxnMarkers,
             ApiKey::DescribeLogDirs,
             ApiKey::FindCoordinator,
             ApiKey::JoinGroup,
@@ -352,6 +381,7 @@ mod tests {
             ApiKey::LeaveGroup,
             ApiKey::OffsetCommit,
             ApiKey::OffsetFetch,
+            ApiKey::TxnOffsetCommit,
             ApiKey::DescribeGroups,
             ApiKey::ListGroups,
             ApiKey::DeleteGroups,
@@ -368,6 +398,11 @@ mod tests {
             ApiKey::DescribeAcls,
             ApiKey::CreateAcls,
             ApiKey::DeleteAcls,
+            ApiKey::AddPartitionsToTxn,
+            ApiKey::AddOffsetsToTxn,
+            ApiKey::EndTxn,
+            ApiKey::DescribeTransactions,
+            ApiKey::ListTransactions,
         ];
         for api in sluice_wire::versions::SUPPORTED_APIS {
             assert!(

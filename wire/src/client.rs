@@ -48,6 +48,9 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::DeleteTopics => RequestKind::DeleteTopics(m::DeleteTopicsRequest::default()),
         ApiKey::DeleteRecords => RequestKind::DeleteRecords(m::DeleteRecordsRequest::default()),
         ApiKey::InitProducerId => RequestKind::InitProducerId(m::InitProducerIdRequest::default()),
+        ApiKey::WriteTxnMarkers => {
+            RequestKind::WriteTxnMarkers(m::WriteTxnMarkersRequest::default())
+        }
         ApiKey::OffsetForLeaderEpoch => {
             RequestKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest::default())
         }
@@ -72,6 +75,9 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         }
         ApiKey::OffsetCommit => RequestKind::OffsetCommit(m::OffsetCommitRequest::default()),
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(m::OffsetFetchRequest::default()),
+        ApiKey::TxnOffsetCommit => {
+            RequestKind::TxnOffsetCommit(m::TxnOffsetCommitRequest::default())
+        }
         ApiKey::FindCoordinator => {
             RequestKind::FindCoordinator(m::FindCoordinatorRequest::default())
         }
@@ -114,6 +120,19 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ),
         ApiKey::ListPartitionReassignments => {
             RequestKind::ListPartitionReassignments(m::ListPartitionReassignmentsRequest::default())
+        }
+        ApiKey::AddPartitionsToTxn => {
+            RequestKind::AddPartitionsToTxn(m::AddPartitionsToTxnRequest::default())
+        }
+        ApiKey::AddOffsetsToTxn => {
+            RequestKind::AddOffsetsToTxn(m::AddOffsetsToTxnRequest::default())
+        }
+        ApiKey::EndTxn => RequestKind::EndTxn(m::EndTxnRequest::default()),
+        ApiKey::DescribeTransactions => {
+            RequestKind::DescribeTransactions(m::DescribeTransactionsRequest::default())
+        }
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(m::ListTransactionsRequest::default())
         }
         _ => return None,
     };
