@@ -4,7 +4,8 @@
 //! DESCRIBE, loses READ to a DENY, and gets GROUP_AUTHORIZATION_FAILED without READ on its
 //! group; raw requests show a revoked principal refused on its next request on the same
 //! connection, ACL APIs refused to non-admins, and confluent-kafka refused a write; a 3-node
-//! cluster whose nodes replicate as the PLAINTEXT super user keeps its ISR full.
+//! cluster whose nodes replicate as the PLAINTEXT super user keeps its ISR full; a Java
+//! transactional producer needs WRITE on its transactional id.
 
 use std::path::PathBuf;
 
@@ -503,4 +504,57 @@ fn nodes_replicate_as_a_super_user_with_the_authoriser_on() {
     }
     let (_, isr) = partition_state(cluster.node(leader), &topic).expect("metadata");
     assert_eq!(isr.len(), 3, "a follower fell out of the ISR: {isr:?}");
+}
+
+#[test]
+fn a_transactional_producer_needs_write_on_its_transactional_id() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let bootstrap = broker.listener_address("SASL_SSL").to_string();
+    let admin = client_properties(&certs, "admin", "PLAIN");
+    let alice = client_properties(&certs, "alice", "PLAIN");
+    let topic = topic_name("acl-txn");
+    let count = RECORD_COUNT.to_string();
+    let transactional_id = format!("{topic}-tx");
+    let produced = probe(&bootstrap, &admin, &["produce", &topic, &count]);
+    assert_eq!(produced, json!({"values": values(&topic), "error": null}));
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+            "--topic",
+            &topic,
+        ],
+    );
+    let txn = [
+        "txn-produce",
+        topic.as_str(),
+        count.as_str(),
+        &transactional_id,
+    ];
+    let refused = probe(&bootstrap, &alice, &txn);
+    assert_eq!(
+        refused,
+        json!({"values": [], "error": "TransactionalIdAuthorizationException"})
+    );
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+            "--transactional-id",
+            &transactional_id,
+        ],
+    );
+    let committed = probe(&bootstrap, &alice, &txn);
+    assert_eq!(committed, json!({"values": values(&topic), "error": null}));
 }

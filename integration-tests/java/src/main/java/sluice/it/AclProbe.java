@@ -25,8 +25,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * One client action as a principal, reporting what an authoriser let through: the records
  * produced or consumed, and the name of the exception that stopped it (null when none).
  *
- * <p>usage: AclProbe BOOTSTRAP PROPERTIES_FILE ACTION TOPIC COUNT [GROUP]. ACTION: produce
- * (COUNT values TOPIC-acl-i), read (assign partition 0 from the start, no group), group-read
+ * <p>usage: AclProbe BOOTSTRAP PROPERTIES_FILE ACTION TOPIC COUNT [GROUP | TRANSACTIONAL_ID].
+ * ACTION: produce (COUNT values TOPIC-acl-i), txn-produce (the same in one committed
+ * transaction), read (assign partition 0 from the start, no group), group-read
  * (subscribe in GROUP), list-topics (Admin listTopics). Prints {"values": [...], "error":
  * name-or-null} or {"topics": [...]}.
  */
@@ -47,7 +48,8 @@ public final class AclProbe {
         Throwable error = null;
         try {
             switch (action) {
-                case "produce" -> produce(bootstrap, security, topic, count, values);
+                case "produce" -> produce(bootstrap, security, topic, count, null, values);
+                case "txn-produce" -> produce(bootstrap, security, topic, count, args[5], values);
                 case "read" -> consume(bootstrap, security, topic, count, null, values);
                 case "group-read" -> consume(bootstrap, security, topic, count, args[5], values);
                 case "list-topics" -> {
@@ -69,20 +71,37 @@ public final class AclProbe {
     }
 
     private static void produce(
-            String bootstrap, Properties security, String topic, int count, List<String> values)
+            String bootstrap,
+            Properties security,
+            String topic,
+            int count,
+            String transactionalId,
+            List<String> values)
             throws Exception {
         Properties props = new Properties();
         props.putAll(security);
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.ACKS_CONFIG, "all");
         props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "20000");
+        if (transactionalId != null) {
+            props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
+        }
         try (KafkaProducer<String, String> producer =
                 new KafkaProducer<>(props, new StringSerializer(), new StringSerializer())) {
+            if (transactionalId != null) {
+                producer.initTransactions();
+                producer.beginTransaction();
+            }
+            List<String> sent = new ArrayList<>();
             for (int i = 0; i < count; i++) {
                 String value = topic + "-acl-" + i;
                 producer.send(new ProducerRecord<>(topic, value)).get();
-                values.add(value);
+                sent.add(value);
             }
+            if (transactionalId != null) {
+                producer.commitTransaction();
+            }
+            values.addAll(sent);
         }
     }
 
