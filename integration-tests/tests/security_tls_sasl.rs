@@ -640,3 +640,45 @@ fn certificates_are_reloaded_without_a_restart() {
         "still serving the old certificate"
     );
 }
+
+#[test]
+fn java_clients_reauthenticate_before_their_sessions_expire() {
+    let certs = Certs::generate();
+    let users = certs.dir().join("users");
+    std::fs::write(&users, USERS).expect("write users");
+    let certificate = certs.server_certificate();
+    let key = certs.server_key();
+    let broker = Broker::start_with(&[
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        "--ssl-certificate-file",
+        certificate.to_str().expect("utf-8 path"),
+        "--ssl-key-file",
+        key.to_str().expect("utf-8 path"),
+        "--sasl-plain-users-file",
+        users.to_str().expect("utf-8 path"),
+        "--connections-max-reauth-ms",
+        "2000",
+    ]);
+    let bootstrap = broker.listener_address("SASL_SSL").to_string();
+    let ca = certs.ca();
+    let properties = format!(
+        "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+         sasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.\
+         PlainLoginModule required username=\"alice\" password=\"alice-secret\";\n",
+        ca.display()
+    );
+    // Producing and consuming in a group outlasts a 2 s session several times over.
+    java_round_trip(&certs, &bootstrap, &topic_name("java-reauth"), &properties);
+    let log = broker.stderr_all();
+    assert!(
+        log.contains("SASL re-authentication started"),
+        "the Java client never re-authenticated:\n{}",
+        broker.stderr_tail()
+    );
+    assert!(
+        !log.contains("SASL session expired"),
+        "{}",
+        broker.stderr_tail()
+    );
+}

@@ -211,6 +211,9 @@ async fn serve_frame(
             }
             let reauth_ms = broker.config.connections_max_reauth_ms;
             let reauth_start = api_key == ApiKey::SaslHandshake && session.begin_reauth(reauth_ms);
+            if reauth_start {
+                tracing::info!(%peer, principal = %session.principal, "SASL re-authentication started");
+            }
             if !reauth_start
                 && session.sasl.authenticated()
                 && session.expired(std::time::Instant::now())
