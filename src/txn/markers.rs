@@ -120,7 +120,7 @@ async fn send_round(
     for (leader, partitions) in by_leader {
         let request = marker_request(metadata, coordinator_epoch, &partitions);
         let response = if leader == broker.node_id() {
-            Ok(super::standin::write_markers_here(broker, request).await)
+            Ok(crate::handlers::write_txn_markers::write_markers_here(broker, request).await)
         } else {
             send_remote(broker, leader, request).await
         };

@@ -13,7 +13,6 @@
 
 pub mod markers;
 pub mod records;
-pub mod standin;
 pub mod state;
 pub mod topic;
 pub mod verify;
