@@ -12,6 +12,7 @@
 //! (`markers`): PrepareCommit/PrepareAbort survive coordinator failover and restarts.
 
 pub mod markers;
+pub mod peers;
 pub mod records;
 pub mod state;
 pub mod topic;
@@ -62,6 +63,8 @@ pub struct TxnCoordinator {
     partition_count: AtomicI32,
     /// Bumped when a partition finishes loading (FindCoordinator waits on it).
     loads: watch::Sender<u64>,
+    /// Connections to other brokers for markers and verification.
+    pub peers: peers::PeerPool,
 }
 
 impl Default for TxnCoordinator {
@@ -76,6 +79,7 @@ impl TxnCoordinator {
             owned: Mutex::new(HashMap::new()),
             partition_count: AtomicI32::new(0),
             loads: watch::channel(0).0,
+            peers: peers::PeerPool::default(),
         }
     }
 
