@@ -167,6 +167,13 @@ impl TxnCoordinator {
         self.owned().remove(&partition);
     }
 
+    /// True while `partition` is held at `epoch` and still loading.
+    pub fn loading(&self, partition: i32, epoch: i32) -> bool {
+        self.owned()
+            .get(&partition)
+            .is_some_and(|held| !held.loaded && held.coordinator_epoch == epoch)
+    }
+
     /// True while `partition` is held, loaded, at `epoch`.
     pub fn coordinating(&self, partition: i32, epoch: i32) -> bool {
         self.owned()
