@@ -16,13 +16,15 @@ use sluice_storage::AppendError;
 
 use crate::broker::{now_ms, ApiError, Broker, Replica, Topic, TopicsImage};
 use crate::group::offset_records::{self, RecordError};
-use crate::group::{GroupOffsets, OffsetsLog, Replicated, OFFSETS_TOPIC};
+use crate::group::{GroupOffsets, OffsetsLog, Ownership, Replicated, OFFSETS_TOPIC};
 use crate::replication;
 use crate::topic_config;
 
 /// Kafka's offsets.commit.timeout.ms: a commit not replicated by then is answered
 /// COORDINATOR_NOT_AVAILABLE (the client retries).
 const COMMIT_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause before replaying a partition again after a failed load.
+const LOAD_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Bytes read per step while loading a partition (Kafka's offsets.load.buffer.size).
 const LOAD_READ_BYTES: usize = 5 * 1024 * 1024;
 
@@ -39,12 +41,12 @@ impl ReplicatedOffsetsLog {
     }
 }
 
-impl OffsetsLog for ReplicatedOffsetsLog {
-    fn append(
+impl ReplicatedOffsetsLog {
+    /// This node's leader replica of offsets partition `partition`, with its leader epoch.
+    fn leader_replica(
         &self,
         partition: i32,
-        mut batch: BytesMut,
-    ) -> Result<(i64, Replicated), ResponseError> {
+    ) -> Result<(Arc<Broker>, Arc<Replica>, i32), ResponseError> {
         let broker = self
             .broker
             .upgrade()
@@ -59,9 +61,41 @@ impl OffsetsLog for ReplicatedOffsetsLog {
             .leader_replica(broker.node_id(), -1)
             .map_err(|_| ResponseError::NotCoordinator)?
             .clone();
+        let leader_epoch = found.leader_epoch();
+        Ok((broker, replica, leader_epoch))
+    }
+}
+
+impl OffsetsLog for ReplicatedOffsetsLog {
+    fn next_sequence(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<i32, ResponseError> {
+        let (_, replica, _) = self.leader_replica(partition)?;
+        // The coordinator writes a producer's batches here, so their sequences only have to
+        // continue what the log holds (Kafka skips the check for coordinator appends).
+        match replica.log.producer_entry(producer_id) {
+            Some(entry) if entry.producer_epoch > producer_epoch => {
+                Err(ResponseError::InvalidProducerEpoch)
+            }
+            Some(entry) if entry.producer_epoch == producer_epoch => Ok(
+                sluice_storage::producer_state::next_sequence(entry.last_sequence()),
+            ),
+            _ => Ok(0),
+        }
+    }
+
+    fn append(
+        &self,
+        partition: i32,
+        mut batch: BytesMut,
+    ) -> Result<(i64, Replicated), ResponseError> {
+        let (broker, replica, leader_epoch) = self.leader_replica(partition)?;
         let outcome = replica
             .log
-            .append(&mut batch, found.leader_epoch(), now_ms())
+            .append(&mut batch, leader_epoch, now_ms())
             .map_err(|error| append_error(&error))?;
         replication::recompute_high_watermark(&replica);
         // Followers' waiting fetches must see the batch for the commit to complete.
@@ -91,6 +125,8 @@ fn append_error(error: &AppendError) -> ResponseError {
             ResponseError::InvalidCommitOffsetSize
         }
         AppendError::Storage(_) => ResponseError::NotCoordinator,
+        // A transactional commit of a producer an InitProducerId has fenced since.
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         other => {
             tracing::error!(error = %other, "appending to the offsets topic");
             ResponseError::UnknownServerError
@@ -195,16 +231,29 @@ pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {
     }
 }
 
-/// Replays the partition on the blocking pool, then starts serving its groups.
+/// Replays the partition on the blocking pool, then starts serving its groups. A failed
+/// replay (a read error) is retried while this node still loads the partition at this
+/// epoch: its groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile (serving without the
+/// offsets would lose them), and clients retry.
 fn spawn_load(broker: Arc<Broker>, replica: Arc<Replica>, leader_epoch: i32) {
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
         let partition = replica.index;
-        match load(&replica) {
-            Ok(loaded) => broker.groups.finish_load(partition, leader_epoch, loaded),
-            Err(error) => {
-                // Stays loading: its groups answer COORDINATOR_LOAD_IN_PROGRESS until the
-                // next leader change retries (serving without the offsets would lose them).
-                tracing::error!(%error, partition, "loading an offsets partition failed");
+        loop {
+            let reading = replica.clone();
+            let loaded = tokio::task::spawn_blocking(move || load(&reading)).await;
+            let error = match loaded {
+                Ok(Ok(loaded)) => {
+                    broker.groups.finish_load(partition, leader_epoch, loaded);
+                    return;
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(error) => error.to_string(),
+            };
+            tracing::error!(%error, partition, "loading an offsets partition failed; retrying");
+            tokio::time::sleep(LOAD_RETRY_PAUSE).await;
+            let wanted = Ownership::Loading { leader_epoch };
+            if broker.groups.ownership().get(&partition) != Some(&wanted) {
+                return;
             }
         }
     });

@@ -54,6 +54,7 @@ mod produce;
 mod read_replica;
 mod sync_group;
 pub(crate) mod throttle_configs;
+mod txn_offset_commit;
 mod unregister_broker;
 mod user_scram_credentials;
 pub mod write_txn_markers;
@@ -216,6 +217,9 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         RequestKind::OffsetCommit(request) => {
             ResponseKind::OffsetCommit(offset_commit::handle(context, request).await)
         }
+        RequestKind::TxnOffsetCommit(request) => {
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(context, request).await)
+        }
         RequestKind::OffsetFetch(request) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(context, request))
         }
@@ -358,6 +362,7 @@ mod tests {
             ApiKey::LeaveGroup,
             ApiKey::OffsetCommit,
             ApiKey::OffsetFetch,
+            ApiKey::TxnOffsetCommit,
             ApiKey::DescribeGroups,
             ApiKey::ListGroups,
             ApiKey::DeleteGroups,

@@ -414,6 +414,25 @@ fn group_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKind> {
             r.topics = vec![wanted];
             vec![RequestKind::OffsetCommit(r)]
         }
+        ApiKey::TxnOffsetCommit => {
+            let mut partition =
+                txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+            partition.partition_index = 0;
+            partition.committed_offset = 1;
+            partition.committed_metadata = Some(text("meta"));
+            let mut missing = partition.clone();
+            missing.partition_index = 9;
+            let mut wanted = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+            wanted.name = topic_name(topic);
+            wanted.partitions = vec![partition, missing];
+            let mut r = TxnOffsetCommitRequest::default();
+            r.transactional_id = TransactionalId(text("txn"));
+            r.group_id = group_id("simple");
+            r.producer_id = ProducerId(7);
+            r.producer_epoch = 0;
+            r.topics = vec![wanted];
+            vec![RequestKind::TxnOffsetCommit(r)]
+        }
         ApiKey::OffsetFetch => {
             let mut r = OffsetFetchRequest::default();
             let all = OffsetFetchRequest::default();

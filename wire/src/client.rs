@@ -75,6 +75,9 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         }
         ApiKey::OffsetCommit => RequestKind::OffsetCommit(m::OffsetCommitRequest::default()),
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(m::OffsetFetchRequest::default()),
+        ApiKey::TxnOffsetCommit => {
+            RequestKind::TxnOffsetCommit(m::TxnOffsetCommitRequest::default())
+        }
         ApiKey::FindCoordinator => {
             RequestKind::FindCoordinator(m::FindCoordinatorRequest::default())
         }

@@ -59,6 +59,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::EndTxn, 0, 4),
     // Only 1: Kafka 4 removed v0 (KIP-896) and kafka-protocol decodes 1 alone.
     api(ApiKey::WriteTxnMarkers, 1, 1),
+    // Sent to the group coordinator inside a transaction (KIP-98; v3+: KIP-447 member fields).
+    api(ApiKey::TxnOffsetCommit, 0, 5),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::DescribeLogDirs, 1, 4),
