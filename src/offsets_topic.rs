@@ -39,12 +39,12 @@ impl ReplicatedOffsetsLog {
     }
 }
 
-impl OffsetsLog for ReplicatedOffsetsLog {
-    fn append(
+impl ReplicatedOffsetsLog {
+    /// This node's leader replica of offsets partition `partition`, with its leader epoch.
+    fn leader_replica(
         &self,
         partition: i32,
-        mut batch: BytesMut,
-    ) -> Result<(i64, Replicated), ResponseError> {
+    ) -> Result<(Arc<Broker>, Arc<Replica>, i32), ResponseError> {
         let broker = self
             .broker
             .upgrade()
@@ -59,9 +59,41 @@ impl OffsetsLog for ReplicatedOffsetsLog {
             .leader_replica(broker.node_id(), -1)
             .map_err(|_| ResponseError::NotCoordinator)?
             .clone();
+        let leader_epoch = found.leader_epoch();
+        Ok((broker, replica, leader_epoch))
+    }
+}
+
+impl OffsetsLog for ReplicatedOffsetsLog {
+    fn next_sequence(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<i32, ResponseError> {
+        let (_, replica, _) = self.leader_replica(partition)?;
+        // The coordinator writes a producer's batches here, so their sequences only have to
+        // continue what the log holds (Kafka skips the check for coordinator appends).
+        match replica.log.producer_entry(producer_id) {
+            Some(entry) if entry.producer_epoch > producer_epoch => {
+                Err(ResponseError::InvalidProducerEpoch)
+            }
+            Some(entry) if entry.producer_epoch == producer_epoch => Ok(
+                sluice_storage::producer_state::next_sequence(entry.last_sequence()),
+            ),
+            _ => Ok(0),
+        }
+    }
+
+    fn append(
+        &self,
+        partition: i32,
+        mut batch: BytesMut,
+    ) -> Result<(i64, Replicated), ResponseError> {
+        let (broker, replica, leader_epoch) = self.leader_replica(partition)?;
         let outcome = replica
             .log
-            .append(&mut batch, found.leader_epoch(), now_ms())
+            .append(&mut batch, leader_epoch, now_ms())
             .map_err(|error| append_error(&error))?;
         replication::recompute_high_watermark(&replica);
         // Followers' waiting fetches must see the batch for the commit to complete.
@@ -91,6 +123,8 @@ fn append_error(error: &AppendError) -> ResponseError {
             ResponseError::InvalidCommitOffsetSize
         }
         AppendError::Storage(_) => ResponseError::NotCoordinator,
+        // A transactional commit of a producer an InitProducerId has fenced since.
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         other => {
             tracing::error!(error = %other, "appending to the offsets topic");
             ResponseError::UnknownServerError

@@ -849,6 +849,40 @@ impl ClassicGroup {
         Ok(())
     }
 
+    /// TxnOffsetCommit (Kafka's `validateOffsetCommit` with `isTransactional`): the member
+    /// fields are optional (clients before KIP-447 send none), and a rebalance in progress
+    /// does not refuse it.
+    pub fn validate_txn_commit(&mut self, member: &MemberRef) -> Result<(), ResponseError> {
+        if self.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if member.generation_id < 0 && self.state == GroupState::Empty {
+            return Ok(());
+        }
+        let named = member.generation_id >= 0
+            || !member.member_id.is_empty()
+            || member.group_instance_id.is_some();
+        if !named {
+            return Ok(());
+        }
+        if let Some(instance_id) = &member.group_instance_id {
+            match self.static_members.get(instance_id) {
+                None => return Err(ResponseError::UnknownMemberId),
+                Some(current) if *current != member.member_id => {
+                    return Err(ResponseError::FencedInstanceId)
+                }
+                Some(_) => {}
+            }
+        }
+        if !self.members.contains_key(&member.member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if member.generation_id != self.generation_id {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
     pub fn describe(&self) -> GroupDescription {
         let stable = self.state == GroupState::Stable;
         let protocol_name = if stable {

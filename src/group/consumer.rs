@@ -663,6 +663,21 @@ impl ConsumerGroup {
         Ok(())
     }
 
+    /// TxnOffsetCommit: as an offset commit, except that a request naming no member at all
+    /// (clients before KIP-447) is accepted.
+    pub fn validate_txn_commit(
+        &self,
+        member_id: &str,
+        member_epoch: i32,
+        group_instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        let anonymous = member_epoch == -1 && member_id.is_empty() && group_instance_id.is_none();
+        if anonymous && !self.dead {
+            return Ok(());
+        }
+        self.validate_commit(member_id, member_epoch)
+    }
+
     /// OffsetFetch v9+ naming a member (Kafka's `validateOffsetFetch`).
     pub fn validate_fetch(
         &self,

@@ -33,7 +33,10 @@ mod test_log;
 mod tests;
 #[cfg(test)]
 mod tests_consumer;
+#[cfg(test)]
+mod tests_txn;
 mod timers;
+mod txn;
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -53,6 +56,7 @@ use consumer_outcome::{
 };
 use offset_records::{OffsetKey, OffsetRecord};
 pub use offsets::{CommittedOffset, GroupOffsets};
+pub use txn::FetchedOffset;
 
 use crate::broker::ApiError;
 use outcome::{
@@ -97,6 +101,34 @@ pub trait OffsetsLog: Send + Sync {
     /// returns the offset of its last record and what resolves once every ISR member holds
     /// it. NOT_COORDINATOR when this node does not lead the partition.
     fn append(&self, partition: i32, batch: BytesMut) -> Result<(i64, Replicated), ResponseError>;
+
+    /// The sequence the leader replica of `partition` expects next from `producer_id` at
+    /// `producer_epoch` (0 for a producer it does not know or at a newer epoch);
+    /// INVALID_PRODUCER_EPOCH when the log has seen a newer epoch (a fenced producer).
+    fn next_sequence(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<i32, ResponseError>;
+}
+
+/// A transaction's end reached an offsets partition while it was loading: applied once the
+/// load finishes (the replay may or may not have seen the marker; applying it twice is safe).
+#[derive(Debug, Clone, Copy)]
+struct LateMarker {
+    producer_id: i64,
+    commit: bool,
+    marker_offset: i64,
+}
+
+/// A TxnOffsetCommit as the handler validated it.
+#[derive(Debug, Clone)]
+pub struct TxnOffsetCommit {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub member: MemberRef,
+    pub offsets: Vec<OffsetCommit>,
 }
 
 /// This node's part in one offsets partition it leads, at one leader epoch.
@@ -310,6 +342,13 @@ pub struct GroupCoordinator {
     log: OnceLock<Box<dyn OffsetsLog>>,
     /// Bumped whenever a partition finishes loading (FindCoordinator waits on it).
     loaded: tokio::sync::watch::Sender<u64>,
+    /// Held from reading a producer's next sequence until its batch is appended, so two
+    /// transactional commits of one producer cannot take the same sequence. Taken after a
+    /// group lock, never before.
+    txn_appends: Mutex<()>,
+    /// Per loading partition, transaction ends that arrived during the load. Taken after
+    /// `owned`.
+    late_markers: Mutex<HashMap<i32, Vec<LateMarker>>>,
 }
 
 impl GroupCoordinator {
@@ -323,6 +362,8 @@ impl GroupCoordinator {
             partition_count: AtomicI32::new(partition_count),
             log: OnceLock::new(),
             loaded: tokio::sync::watch::channel(0).0,
+            txn_appends: Mutex::new(()),
+            late_markers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -391,6 +432,7 @@ impl GroupCoordinator {
             return false;
         }
         self.drop_groups_of(partition);
+        self.late_markers().remove(&partition);
         owned.insert(partition, Ownership::Loading { leader_epoch });
         true
     }
@@ -407,9 +449,17 @@ impl GroupCoordinator {
         if owned.get(&partition) != Some(&Ownership::Loading { leader_epoch }) {
             return;
         }
+        let late = self.late_markers().remove(&partition).unwrap_or_default();
         let mut groups = self.groups();
         let group_count = loaded.len();
-        for (id, offsets) in loaded {
+        for (id, mut offsets) in loaded {
+            for marker in &late {
+                offsets.complete_transaction(
+                    marker.producer_id,
+                    marker.commit,
+                    marker.marker_offset,
+                );
+            }
             let mut group = Group::new(id.clone());
             group.offsets = offsets;
             groups.insert(id, Arc::new(Mutex::new(group)));
@@ -432,6 +482,7 @@ impl GroupCoordinator {
     pub fn unload(&self, partition: i32) {
         let mut owned = self.owned();
         if owned.remove(&partition).is_some() {
+            self.late_markers().remove(&partition);
             self.drop_groups_of(partition);
             tracing::info!(partition, "offsets partition unloaded");
         }
@@ -483,6 +534,10 @@ impl GroupCoordinator {
         let (last_offset, replicated) = log.append(partition, batch)?;
         let first_offset = last_offset - (records.len() as i64 - 1);
         Ok((first_offset, replicated))
+    }
+
+    fn late_markers(&self) -> MutexGuard<'_, HashMap<i32, Vec<LateMarker>>> {
+        self.late_markers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn groups(&self) -> MutexGuard<'_, HashMap<String, GroupSlot>> {
@@ -691,29 +746,11 @@ impl GroupCoordinator {
         group_id: &str,
         wanted: Option<&[(String, i32)]>,
     ) -> Result<Vec<(String, i32, Option<CommittedOffset>)>, ResponseError> {
-        self.coordinated(group_id)?;
-        let slot = self.slot(group_id);
-        let group = slot.as_ref().map(|slot| lock_group(slot));
-        let offsets = group.as_ref().map(|group| &group.offsets);
-        Ok(match wanted {
-            Some(wanted) => wanted
-                .iter()
-                .map(|(topic, partition)| {
-                    let found = offsets.and_then(|o| o.get(topic, *partition)).cloned();
-                    (topic.clone(), *partition, found)
-                })
-                .collect(),
-            None => offsets
-                .map(|offsets| {
-                    offsets
-                        .iter()
-                        .map(|(topic, partition, c)| {
-                            (topic.to_string(), partition, Some(c.clone()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        })
+        let fetched = self.fetch_offsets_stable(group_id, wanted, false)?;
+        Ok(fetched
+            .into_iter()
+            .map(|(topic, partition, committed, _)| (topic, partition, committed))
+            .collect())
     }
 
     /// ConsumerGroupHeartbeat (KIP-848): joins, heartbeats and leaves of consumer groups.
@@ -873,10 +910,22 @@ impl GroupCoordinator {
         if !group.is_empty_state() {
             return Err(ResponseError::NonEmptyGroup);
         }
-        let tombstones: Vec<OffsetRecord> = group
+        // Pending transactional offsets go too (Kafka writes their tombstones as well).
+        let partitions: BTreeSet<(String, i32)> = group
             .offsets
             .iter()
-            .map(|(topic, topic_partition, _)| tombstone(group_id, topic, topic_partition))
+            .map(|(topic, topic_partition, _)| (topic.to_string(), topic_partition))
+            .chain(
+                group
+                    .offsets
+                    .pending_keys()
+                    .into_iter()
+                    .map(|(_, topic, topic_partition)| (topic, topic_partition)),
+            )
+            .collect();
+        let tombstones: Vec<OffsetRecord> = partitions
+            .iter()
+            .map(|(topic, topic_partition)| tombstone(group_id, topic, *topic_partition))
             .collect();
         let replicated = if tombstones.is_empty() {
             None
@@ -937,7 +986,9 @@ impl GroupCoordinator {
                 results.push(Err(ResponseError::GroupSubscribedToTopic));
                 continue;
             }
-            if group.offsets.get(topic, *partition).is_some() {
+            let held = group.offsets.get(topic, *partition).is_some()
+                || group.offsets.has_pending(topic, *partition);
+            if held {
                 tombstones.push(tombstone(group_id, topic, *partition));
             }
             results.push(Ok(()));

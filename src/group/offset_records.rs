@@ -6,6 +6,10 @@
 //! i64 offset, i32 leader_epoch, string metadata, i64 commit_timestamp`. A record without a
 //! value (a tombstone) deletes the key. Strings are an `i16` length then UTF-8 bytes. Keys of
 //! other kinds (version 2: group metadata, which we do not persist) are skipped on replay.
+//!
+//! A transactional commit (TxnOffsetCommit) is the same records in a transactional batch of
+//! the committing producer; it stays pending until a control batch of that producer (Kafka's
+//! `EndTransactionMarker`, key `i16 version, i16 type`: 0 abort, 1 commit) ends it.
 
 use std::collections::HashMap;
 
@@ -79,24 +83,60 @@ pub fn encode_value(value: &CommittedOffset) -> Bytes {
     Bytes::from(out)
 }
 
+/// Kafka's control record types (`ControlRecordType`).
+const CONTROL_TYPE_ABORT: i16 = 0;
+const CONTROL_TYPE_COMMIT: i16 = 1;
+
+/// The producer a transactional batch is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The sequence the log expects next from the producer on this partition.
+    pub base_sequence: i32,
+}
+
 /// One uncompressed v2 batch holding `records` (offsets 0.., stamped by the log).
 pub fn encode_batch(records: &[OffsetRecord], now_ms: i64) -> Result<BytesMut, RecordError> {
+    encode(records, None, now_ms)
+}
+
+/// One transactional batch of `producer` holding `records` (TxnOffsetCommit).
+pub fn encode_txn_batch(
+    records: &[OffsetRecord],
+    producer: TxnProducer,
+    now_ms: i64,
+) -> Result<BytesMut, RecordError> {
+    assert!(producer.producer_id >= 0 && producer.base_sequence >= 0);
+    encode(records, Some(producer), now_ms)
+}
+
+fn encode(
+    records: &[OffsetRecord],
+    producer: Option<TxnProducer>,
+    now_ms: i64,
+) -> Result<BytesMut, RecordError> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(index, record)| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: producer.map_or(-1, |p| p.producer_id),
+            producer_epoch: producer.map_or(-1, |p| p.producer_epoch),
             timestamp_type: TimestampType::Creation,
             offset: index as i64,
             // The encoder keeps records in one batch only while `offset - sequence` stays
             // constant; starting at -1 leaves the batch's base sequence -1 (no producer),
             // as Kafka's coordinator writes it.
-            sequence: index as i32 - 1,
+            sequence: match producer {
+                // Near i32::MAX this would wrap inside the batch, which the encoder splits
+                // into two batches; `encode` refuses that below.
+                Some(p) => p.base_sequence.saturating_add(index as i32),
+                None => index as i32 - 1,
+            },
             timestamp: now_ms,
             key: Some(encode_key(&record.key)),
             value: record.value.as_ref().map(encode_value),
@@ -110,6 +150,11 @@ pub fn encode_batch(records: &[OffsetRecord], now_ms: i64) -> Result<BytesMut, R
     let mut out = BytesMut::new();
     RecordBatchEncoder::encode(&mut out, &records, &options).map_err(|_| RecordError::Batch)?;
     let batch_count = sluice_storage::BatchIter::new(&out).count();
+    if producer.is_some_and(|p| p.base_sequence > i32::MAX - records.len() as i32) {
+        // The sequence wraps inside the batch: the client's producer id has run that long;
+        // it gets an error and starts over with a new epoch (sequence 0).
+        return Err(RecordError::Batch);
+    }
     assert_eq!(batch_count, 1, "offset records must go in one batch");
     Ok(out)
 }
@@ -210,6 +255,7 @@ pub fn replay(
     let sets = RecordBatchDecoder::decode_all(&mut buffer).map_err(|_| RecordError::Batch)?;
     for record in sets.iter().flat_map(|set| &set.records) {
         if record.control {
+            replay_control(record, groups);
             continue;
         }
         let Some(key) = record.key.as_deref() else {
@@ -232,6 +278,15 @@ pub fn replay(
                     }
                 }
             }
+            Some(Ok(value)) if record.transactional => {
+                groups.entry(key.group).or_default().put_pending(
+                    record.producer_id,
+                    key.topic,
+                    key.partition,
+                    value,
+                    record.offset,
+                );
+            }
             Some(Ok(value)) => {
                 groups.entry(key.group).or_default().put(
                     key.topic,
@@ -246,6 +301,38 @@ pub fn replay(
         }
     }
     Ok(next_offset)
+}
+
+/// The outcome a control record (transaction marker) carries: `Some(true)` commit,
+/// `Some(false)` abort, `None` for other control records.
+pub fn decode_control_key(bytes: &[u8]) -> Result<Option<bool>, RecordError> {
+    let mut reader = Reader { bytes };
+    let _version = reader.i16()?;
+    match reader.i16()? {
+        CONTROL_TYPE_ABORT => Ok(Some(false)),
+        CONTROL_TYPE_COMMIT => Ok(Some(true)),
+        _ => Ok(None),
+    }
+}
+
+/// A transaction marker ends its producer's pending offsets in every group.
+fn replay_control(record: &Record, groups: &mut HashMap<String, GroupOffsets>) {
+    let outcome = record.key.as_deref().map(decode_control_key);
+    let commit = match outcome {
+        Some(Ok(Some(commit))) => commit,
+        Some(Ok(None)) => return,
+        Some(Err(error)) => {
+            tracing::warn!(%error, offset = record.offset, "skipping a control record");
+            return;
+        }
+        None => return,
+    };
+    groups.retain(|_, offsets| {
+        if offsets.has_pending_of(record.producer_id) {
+            offsets.complete_transaction(record.producer_id, commit, record.offset);
+        }
+        !offsets.is_empty()
+    });
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! coordinating the partition and updated once each commit is replicated. Every entry keeps
 //! the offset of the record that wrote it, so commits completing out of order still leave the
 //! view equal to a replay of the log (the later record wins).
+//!
+//! Transactional commits (TxnOffsetCommit) are held apart, per producer, until the producer's
+//! transaction ends: a commit marker makes them committed offsets (unless a later record
+//! already wrote the partition), an abort marker drops them. Kafka's `OffsetMetadataManager`
+//! keeps the same two stores.
 
 use std::collections::BTreeMap;
 
@@ -15,10 +20,14 @@ pub struct CommittedOffset {
     pub commit_timestamp_ms: i64,
 }
 
+/// (topic, partition) → (committed position, offset of its record in the offsets topic).
+type Entries = BTreeMap<(String, i32), (CommittedOffset, i64)>;
+
 #[derive(Default)]
 pub struct GroupOffsets {
-    /// (topic, partition) → (committed position, offset of its record in the offsets topic).
-    entries: BTreeMap<(String, i32), (CommittedOffset, i64)>,
+    entries: Entries,
+    /// Producer id → the offsets its ongoing transaction committed (not visible yet).
+    pending: BTreeMap<i64, Entries>,
 }
 
 impl GroupOffsets {
@@ -45,14 +54,94 @@ impl GroupOffsets {
         }
     }
 
+    /// A tombstone: drops the committed offset and, as Kafka does, every transaction's
+    /// pending offset of the partition.
     pub fn remove(&mut self, topic: &str, partition: i32) -> Option<CommittedOffset> {
-        self.entries
-            .remove(&(topic.to_string(), partition))
-            .map(|(committed, _)| committed)
+        let key = (topic.to_string(), partition);
+        for pending in self.pending.values_mut() {
+            pending.remove(&key);
+        }
+        self.pending.retain(|_, pending| !pending.is_empty());
+        self.entries.remove(&key).map(|(committed, _)| committed)
     }
 
+    /// No committed and no pending offsets.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.pending.is_empty()
+    }
+
+    /// Records a transactional commit of `producer_id`, written at `record_offset`; it stays
+    /// invisible until the transaction ends. A later commit of the same transaction replaces it.
+    pub fn put_pending(
+        &mut self,
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+        committed: CommittedOffset,
+        record_offset: i64,
+    ) {
+        let pending = self.pending.entry(producer_id).or_default();
+        let entry = pending
+            .entry((topic, partition))
+            .or_insert((committed.clone(), record_offset));
+        if entry.1 <= record_offset {
+            *entry = (committed, record_offset);
+        }
+    }
+
+    /// Whether some transaction has an offset of the partition pending (OffsetFetch with
+    /// `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending(&self, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.pending
+            .values()
+            .any(|pending| pending.contains_key(&key))
+    }
+
+    /// Whether `producer_id` has pending offsets here.
+    pub fn has_pending_of(&self, producer_id: i64) -> bool {
+        self.pending.contains_key(&producer_id)
+    }
+
+    /// The end of `producer_id`'s transaction, whose marker is at `marker_offset`: on commit
+    /// its pending offsets written before the marker become committed (each unless a later
+    /// record already wrote its partition), on abort they go. Returns how many were pending.
+    /// Completing twice (a replay, then the live hook) changes nothing the second time.
+    pub fn complete_transaction(
+        &mut self,
+        producer_id: i64,
+        commit: bool,
+        marker_offset: i64,
+    ) -> usize {
+        let Some(pending) = self.pending.remove(&producer_id) else {
+            return 0;
+        };
+        // Records after the marker belong to the producer's next transaction.
+        let (ended, later): (Entries, Entries) = pending
+            .into_iter()
+            .partition(|(_, (_, record_offset))| *record_offset < marker_offset);
+        if !later.is_empty() {
+            self.pending.insert(producer_id, later);
+        }
+        let ended_count = ended.len();
+        if commit {
+            for ((topic, partition), (committed, record_offset)) in ended {
+                self.put(topic, partition, committed, record_offset);
+            }
+        }
+        ended_count
+    }
+
+    /// Every pending offset: (producer id, topic, partition).
+    pub fn pending_keys(&self) -> Vec<(i64, String, i32)> {
+        self.pending
+            .iter()
+            .flat_map(|(producer_id, pending)| {
+                pending
+                    .keys()
+                    .map(move |(topic, partition)| (*producer_id, topic.clone(), *partition))
+            })
+            .collect()
     }
 
     #[cfg(test)]
@@ -78,6 +167,8 @@ impl GroupOffsets {
     ) -> Vec<(String, i32)> {
         self.entries
             .iter()
+            // Kafka keeps an offset while a transaction has one pending for its partition.
+            .filter(|((topic, partition), _)| !self.has_pending(topic, *partition))
             .filter(|(_, (committed, _))| {
                 let since = committed
                     .commit_timestamp_ms
@@ -125,5 +216,34 @@ mod tests {
         assert_eq!(offsets.expired(18_000, 10_000, Some(8_000)).len(), 2);
         assert_eq!(offsets.remove("t", 0).map(|c| c.offset), Some(5));
         assert_eq!(offsets.len(), 1);
+    }
+
+    #[test]
+    fn a_marker_ends_only_the_records_written_before_it() {
+        let mut offsets = GroupOffsets::default();
+        offsets.put("t".into(), 0, committed(1, 0), 0);
+        offsets.put_pending(7, "t".into(), 0, committed(5, 0), 3);
+        offsets.put_pending(7, "t".into(), 1, committed(6, 0), 9);
+        offsets.put_pending(8, "t".into(), 1, committed(2, 0), 4);
+        assert!(offsets.has_pending("t", 0) && offsets.has_pending("t", 1));
+        // The marker at 6 ends producer 7's records at 3, not the next transaction's at 9.
+        assert_eq!(offsets.complete_transaction(7, true, 6), 1);
+        assert_eq!(offsets.get("t", 0).map(|c| c.offset), Some(5));
+        assert!(!offsets.has_pending("t", 0));
+        assert!(offsets.has_pending_of(7) && offsets.has_pending_of(8));
+        assert_eq!(offsets.complete_transaction(8, false, 10), 1);
+        assert_eq!(offsets.get("t", 1), None);
+        // A tombstone drops the committed offset and every pending one of the partition.
+        offsets.remove("t", 1);
+        assert!(!offsets.has_pending_of(7));
+        assert_eq!(offsets.pending_keys(), Vec::new());
+        // Pending offsets keep a committed one from expiring.
+        offsets.put_pending(9, "t".into(), 0, committed(8, 0), 11);
+        assert_eq!(offsets.expired(i64::MAX, 1, None), Vec::new());
+        assert_eq!(offsets.complete_transaction(9, false, 12), 1);
+        assert_eq!(
+            offsets.expired(i64::MAX, 1, None),
+            vec![("t".to_string(), 0)]
+        );
     }
 }

@@ -1,10 +1,10 @@
 //! OffsetFetch: committed offsets of one group (v1-7) or of several groups (v8+); from v9 a
 //! consumer group member is checked against its group (member id and epoch).
 //!
-//! Offsets are never unstable here (no transactional commits yet), so `require_stable` needs
-//! no waiting.
+//! With `require_stable` (v7+, sent by read_committed consumers) a partition for which a
+//! transaction has an offset pending answers UNSTABLE_OFFSET_COMMIT; the client retries until
+//! the transaction ends (Kafka does not wait either).
 
-use crate::group::CommittedOffset;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -19,10 +19,11 @@ const NO_OFFSET: i64 = -1;
 const NO_LEADER_EPOCH: i32 = -1;
 
 /// One partition's answer: (topic, partition, committed, error).
-type Fetched = (String, i32, Option<CommittedOffset>, Option<ResponseError>);
+type Fetched = crate::group::FetchedOffset;
 
 pub fn handle(context: &RequestContext<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let version = context.api_version;
+    let require_stable = version >= 7 && request.require_stable;
     let mut response = OffsetFetchResponse::default();
     if version >= 8 {
         response.groups = request
@@ -56,7 +57,7 @@ pub fn handle(context: &RequestContext<'_>, request: OffsetFetchRequest) -> Offs
                     refused.error_code = error.code();
                     return refused;
                 }
-                group_response(context, group.group_id, wanted)
+                group_response(context, group.group_id, wanted, require_stable)
             })
             .collect();
         return response;
@@ -72,7 +73,7 @@ pub fn handle(context: &RequestContext<'_>, request: OffsetFetchRequest) -> Offs
             })
             .collect::<Vec<_>>()
     });
-    let (fetched, group_error) = fetch(context, &request.group_id.0, wanted);
+    let (fetched, group_error) = fetch(context, &request.group_id.0, wanted, require_stable);
     if version >= 2 {
         response.error_code = group_error.map_or(0, |error| error.code());
     }
@@ -108,8 +109,9 @@ fn group_response(
     context: &RequestContext<'_>,
     group_id: GroupId,
     wanted: Option<Vec<(String, i32)>>,
+    require_stable: bool,
 ) -> OffsetFetchResponseGroup {
-    let (fetched, group_error) = fetch(context, &group_id.0, wanted);
+    let (fetched, group_error) = fetch(context, &group_id.0, wanted, require_stable);
     let mut group = OffsetFetchResponseGroup::default();
     group.group_id = group_id;
     group.error_code = group_error.map_or(0, |error| error.code());
@@ -140,19 +142,14 @@ fn fetch(
     context: &RequestContext<'_>,
     group_id: &str,
     wanted: Option<Vec<(String, i32)>>,
+    require_stable: bool,
 ) -> (Vec<Fetched>, Option<ResponseError>) {
     match context
         .broker
         .groups
-        .fetch_offsets(group_id, wanted.as_deref())
+        .fetch_offsets_stable(group_id, wanted.as_deref(), require_stable)
     {
-        Ok(found) => {
-            let fetched = found
-                .into_iter()
-                .map(|(topic, partition, committed)| (topic, partition, committed, None))
-                .collect();
-            (fetched, None)
-        }
+        Ok(fetched) => (fetched, None),
         Err(error) => {
             let fetched = wanted
                 .unwrap_or_default()

@@ -75,6 +75,9 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         }
         ApiKey::OffsetCommit => RequestKind::OffsetCommit(m::OffsetCommitRequest::default()),
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(m::OffsetFetchRequest::default()),
+        ApiKey::TxnOffsetCommit => {
+            RequestKind::TxnOffsetCommit(m::TxnOffsetCommitRequest::default())
+        }
         ApiKey::FindCoordinator => {
             RequestKind::FindCoordinator(m::FindCoordinatorRequest::default())
         }
@@ -114,6 +117,19 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ),
         ApiKey::ListPartitionReassignments => {
             RequestKind::ListPartitionReassignments(m::ListPartitionReassignmentsRequest::default())
+        }
+        ApiKey::AddPartitionsToTxn => {
+            RequestKind::AddPartitionsToTxn(m::AddPartitionsToTxnRequest::default())
+        }
+        ApiKey::AddOffsetsToTxn => {
+            RequestKind::AddOffsetsToTxn(m::AddOffsetsToTxnRequest::default())
+        }
+        ApiKey::EndTxn => RequestKind::EndTxn(m::EndTxnRequest::default()),
+        ApiKey::DescribeTransactions => {
+            RequestKind::DescribeTransactions(m::DescribeTransactionsRequest::default())
+        }
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(m::ListTransactionsRequest::default())
         }
         _ => return None,
     };

@@ -1,0 +1,169 @@
+//! Transactional offset commits on the wire with our own client: TxnOffsetCommit keeps the
+//! offsets pending (OffsetFetch require_stable answers UNSTABLE_OFFSET_COMMIT, a plain fetch
+//! the previous offset) across a kill -9, a fenced producer epoch is refused, bad input gets
+//! Kafka's errors.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    GroupId, OffsetCommitRequest, OffsetFetchRequest, ProducerId, TopicName, TransactionalId,
+    TxnOffsetCommitRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use sluice_integration_tests::raw_client::RawClient;
+use sluice_integration_tests::{topic_name, Broker};
+
+const GROUP: &str = "txn-group";
+const TXN_OFFSET_COMMIT_VERSION: i16 = 3;
+const OFFSET_FETCH_VERSION: i16 = 8;
+const OFFSET_COMMIT_VERSION: i16 = 8;
+const COORDINATOR_WAIT: Duration = Duration::from_secs(30);
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// TxnOffsetCommit of `offsets` (partition, offset) of `topic`; the partitions' error codes.
+fn txn_commit(
+    client: &mut RawClient,
+    topic: &str,
+    producer: (i64, i16),
+    offsets: &[(i32, i64)],
+) -> Vec<i16> {
+    let mut request = TxnOffsetCommitRequest::default();
+    request.transactional_id = TransactionalId(text("txn-1"));
+    request.group_id = GroupId(text(GROUP));
+    request.producer_id = ProducerId(producer.0);
+    request.producer_epoch = producer.1;
+    request.generation_id = -1;
+    let mut entry = TxnOffsetCommitRequestTopic::default();
+    entry.name = TopicName(text(topic));
+    for (partition, offset) in offsets {
+        let mut p = TxnOffsetCommitRequestPartition::default();
+        p.partition_index = *partition;
+        p.committed_offset = *offset;
+        p.committed_leader_epoch = -1;
+        p.committed_metadata = Some(text("txn"));
+        entry.partitions.push(p);
+    }
+    request.topics.push(entry);
+    let response = client.request(TXN_OFFSET_COMMIT_VERSION, &request);
+    assert_eq!(response.topics.len(), 1);
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
+}
+
+/// OffsetFetch of partitions 0 and 1: (partition, committed offset, error code) each.
+fn fetch(client: &mut RawClient, topic: &str, require_stable: bool) -> Vec<(i32, i64, i16)> {
+    let mut request = OffsetFetchRequest::default();
+    request.require_stable = require_stable;
+    let mut wanted = OffsetFetchRequestTopics::default();
+    wanted.name = TopicName(text(topic));
+    wanted.partition_indexes = vec![0, 1];
+    let mut group = OffsetFetchRequestGroup::default();
+    group.group_id = GroupId(text(GROUP));
+    group.topics = Some(vec![wanted]);
+    request.groups.push(group);
+    let response = client.request(OFFSET_FETCH_VERSION, &request);
+    assert_eq!(response.groups[0].error_code, 0, "{response:?}");
+    response.groups[0].topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset, p.error_code))
+        .collect()
+}
+
+fn plain_commit(client: &mut RawClient, topic: &str, partition: i32, offset: i64) {
+    let mut request = OffsetCommitRequest::default();
+    request.group_id = GroupId(text(GROUP));
+    request.generation_id_or_member_epoch = -1;
+    let mut entry = OffsetCommitRequestTopic::default();
+    entry.name = TopicName(text(topic));
+    let mut p = OffsetCommitRequestPartition::default();
+    p.partition_index = partition;
+    p.committed_offset = offset;
+    entry.partitions.push(p);
+    request.topics.push(entry);
+    let response = client.request(OFFSET_COMMIT_VERSION, &request);
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+}
+
+#[test]
+fn transactional_offsets_stay_pending_across_a_crash_and_fenced_epochs_are_refused() {
+    let unstable = ResponseError::UnstableOffsetCommit.code();
+    let mut broker = Broker::start();
+    let topic = topic_name("txn-in");
+    let mut client = RawClient::connect(&broker.bootstrap());
+    assert_eq!(client.create_topic(&topic, 2, &[]), 0);
+    client.wait_group_coordinators(&[GROUP], COORDINATOR_WAIT);
+    let grant = client.init_producer_id(-1, -1);
+    assert_eq!(grant.error_code, 0);
+    let producer = (grant.producer_id, grant.producer_epoch);
+
+    plain_commit(&mut client, &topic, 0, 5);
+    assert_eq!(
+        txn_commit(&mut client, &topic, producer, &[(0, 10), (1, 3), (7, 1)]),
+        [0, 0, ResponseError::UnknownTopicOrPartition.code()]
+    );
+    assert_eq!(fetch(&mut client, &topic, false), [(0, 5, 0), (1, -1, 0)]);
+    assert_eq!(
+        fetch(&mut client, &topic, true),
+        [(0, -1, unstable), (1, -1, unstable)]
+    );
+
+    // A newer epoch of the producer commits; the older one is fenced from then on.
+    let newer = (producer.0, producer.1 + 1);
+    assert_eq!(txn_commit(&mut client, &topic, newer, &[(0, 12)]), [0]);
+    assert_eq!(
+        txn_commit(&mut client, &topic, producer, &[(0, 99)]),
+        [ResponseError::InvalidProducerEpoch.code()]
+    );
+
+    // The pending offsets are in the offsets topic: a crash keeps them pending.
+    broker.kill9();
+    broker.restart();
+    let mut client = RawClient::connect(&broker.bootstrap());
+    client.wait_group_coordinators(&[GROUP], COORDINATOR_WAIT);
+    assert_eq!(fetch(&mut client, &topic, false), [(0, 5, 0), (1, -1, 0)]);
+    assert_eq!(
+        fetch(&mut client, &topic, true),
+        [(0, -1, unstable), (1, -1, unstable)]
+    );
+    assert_eq!(
+        txn_commit(&mut client, &topic, producer, &[(0, 99)]),
+        [ResponseError::InvalidProducerEpoch.code()]
+    );
+
+    // Bad input: no transactional id, an empty group id.
+    let mut request = TxnOffsetCommitRequest::default();
+    request.group_id = GroupId(text(GROUP));
+    request.producer_id = ProducerId(newer.0);
+    request.producer_epoch = newer.1;
+    let mut entry = TxnOffsetCommitRequestTopic::default();
+    entry.name = TopicName(text(&topic));
+    entry
+        .partitions
+        .push(TxnOffsetCommitRequestPartition::default());
+    request.topics.push(entry);
+    let response = client.request(TXN_OFFSET_COMMIT_VERSION, &request);
+    let error = response.topics[0].partitions[0].error_code;
+    assert_eq!(error, ResponseError::InvalidRequest.code());
+    request.transactional_id = TransactionalId(text("txn-1"));
+    request.group_id = GroupId(text(""));
+    let response = client.request(TXN_OFFSET_COMMIT_VERSION, &request);
+    let error = response.topics[0].partitions[0].error_code;
+    assert_eq!(error, ResponseError::InvalidGroupId.code());
+}

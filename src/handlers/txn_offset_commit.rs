@@ -1,0 +1,124 @@
+//! TxnOffsetCommit (API 28, v0-5): a transactional producer commits a consumer group's
+//! offsets inside its transaction (`sendOffsetsToTransaction`). Sent to the group
+//! coordinator after AddOffsetsToTxn; answered once the transactional batch is on every ISR
+//! member of the group's offsets partition. The offsets become visible to OffsetFetch only
+//! when the transaction commits (`GroupCoordinator::complete_transaction`).
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+use crate::broker::{now_ms, TopicsImage};
+use crate::group::outcome::MemberRef;
+use crate::group::{CommittedOffset, OffsetCommit, TxnOffsetCommit, OFFSET_METADATA_BYTES_MAX};
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let version = context.api_version;
+    let image = context.broker.topics();
+    let now = now_ms();
+    // Per partition: its own refusal, or `None` when it goes to the coordinator.
+    let mut results: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
+    let mut offsets = Vec::new();
+    for (topic_index, topic) in request.topics.iter().enumerate() {
+        for partition in &topic.partitions {
+            let metadata = partition.committed_metadata.as_ref().map(|m| m.as_str());
+            let refusal = refusal(&image, &topic.name.0, partition.partition_index, metadata);
+            if refusal.is_none() {
+                offsets.push(OffsetCommit {
+                    topic: topic.name.0.to_string(),
+                    partition: partition.partition_index,
+                    committed: CommittedOffset {
+                        offset: partition.committed_offset,
+                        leader_epoch: if version >= 2 {
+                            partition.committed_leader_epoch
+                        } else {
+                            -1
+                        },
+                        metadata: metadata.unwrap_or_default().to_string(),
+                        commit_timestamp_ms: now,
+                    },
+                });
+            }
+            results.push((topic_index, partition.partition_index, refusal));
+        }
+    }
+    let committed = match request_refusal(&request) {
+        Some(error) => Err(error),
+        None => {
+            let commit = TxnOffsetCommit {
+                producer_id: request.producer_id.0,
+                producer_epoch: request.producer_epoch,
+                // v0-2 name no member (KIP-447 added them in v3): -1 and "" as Kafka reads them.
+                member: MemberRef {
+                    member_id: request.member_id.to_string(),
+                    group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
+                    generation_id: if version >= 3 {
+                        request.generation_id
+                    } else {
+                        -1
+                    },
+                },
+                offsets,
+            };
+            context
+                .broker
+                .groups
+                .commit_transactional(&request.group_id.0, commit)
+                .await
+        }
+    };
+    let mut response = TxnOffsetCommitResponse::default();
+    response.topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let mut entry = TxnOffsetCommitResponseTopic::default();
+            entry.name = topic.name.clone();
+            entry
+        })
+        .collect();
+    for (topic_index, partition_index, refusal) in results {
+        let mut entry = TxnOffsetCommitResponsePartition::default();
+        entry.partition_index = partition_index;
+        let error = refusal.or(committed.err());
+        entry.error_code = error.map_or(0, |error| error.code());
+        response.topics[topic_index].partitions.push(entry);
+    }
+    response
+}
+
+/// What refuses the whole request before the coordinator sees it.
+fn request_refusal(request: &TxnOffsetCommitRequest) -> Option<ResponseError> {
+    if request.transactional_id.0.is_empty() {
+        return Some(ResponseError::InvalidRequest);
+    }
+    if request.producer_id.0 < 0 || request.producer_epoch < 0 {
+        return Some(ResponseError::InvalidProducerIdMapping);
+    }
+    None
+}
+
+fn refusal(
+    image: &TopicsImage,
+    topic: &str,
+    partition: i32,
+    metadata: Option<&str>,
+) -> Option<ResponseError> {
+    let exists = image
+        .by_name
+        .get(topic)
+        .is_some_and(|t| t.partition(partition).is_some());
+    if !exists {
+        return Some(ResponseError::UnknownTopicOrPartition);
+    }
+    if metadata.is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
+        return Some(ResponseError::OffsetMetadataTooLarge);
+    }
+    None
+}
