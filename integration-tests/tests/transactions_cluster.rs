@@ -104,7 +104,6 @@ fn remote_leaders_verify_transactional_produces_with_the_coordinator() {
 }
 
 #[test]
-#[ignore = "needs WriteTxnMarkers on the partition leaders (helper txnlog)"]
 fn a_transaction_survives_kill_9_of_its_coordinator_and_completes() {
     let mut cluster = Cluster::start(3);
     let mut client = RawClient::connect(&cluster.node(1).bootstrap());

@@ -275,7 +275,6 @@ fn kcat_values(broker: &Broker, topic: &str, partition: i32, isolation: &str) ->
 /// after each restart the coordinator completes or keeps the transaction, and read_committed
 /// readers see exactly the committed records.
 #[test]
-#[ignore = "needs the read_committed data path (helper txnlog)"]
 fn kill_9_after_commit_and_mid_transaction_keeps_exactly_the_committed_records() {
     let mut broker = Broker::start();
     let (mut client, topic, id) = setup(&broker, "txn-kill-commit");

@@ -1,40 +1,24 @@
-//! Stand-ins for the data path's transaction API (helper txnlog's `Log::has_ongoing_txn` and
-//! `handlers::write_txn_markers::write_markers_here`) until it is merged; deleted then.
+//! The data path's transaction API as the coordinator calls it: `Log::has_ongoing_txn` and
+//! `handlers::write_txn_markers::write_markers_here` (helper txnlog). These were stand-ins
+//! until the data path was merged; they now delegate, and callers may call the real ones
+//! directly and delete this module.
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::write_txn_markers_response::{
-    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
-};
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use crate::broker::Broker;
 
-/// Answers every marker OK without writing it.
+/// Writes the markers to this node's leader replicas and waits for their replication.
 pub async fn write_markers_here(
-    _broker: &Arc<Broker>,
+    broker: &Arc<Broker>,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
-    let mut response = WriteTxnMarkersResponse::default();
-    for marker in request.markers {
-        let mut result = WritableTxnMarkerResult::default();
-        result.producer_id = marker.producer_id;
-        for topic in marker.topics {
-            let mut topic_result = WritableTxnMarkerTopicResult::default();
-            topic_result.name = topic.name;
-            for index in topic.partition_indexes {
-                let mut partition = WritableTxnMarkerPartitionResult::default();
-                partition.partition_index = index;
-                topic_result.partitions.push(partition);
-            }
-            result.topics.push(topic_result);
-        }
-        response.markers.push(result);
-    }
-    response
+    crate::handlers::write_txn_markers::write_markers_here(broker, request).await
 }
 
-/// No transaction state in the log yet: every transactional batch is verified.
-pub fn has_ongoing_txn(_log: &sluice_storage::Log, _producer_id: i64) -> bool {
-    false
+/// Whether `producer_id` has a transaction open in this partition (KIP-890: a batch of an
+/// open transaction needs no verification with the coordinator).
+pub fn has_ongoing_txn(log: &sluice_storage::Log, producer_id: i64) -> bool {
+    log.has_ongoing_txn(producer_id)
 }
