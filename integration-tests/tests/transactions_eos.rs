@@ -192,8 +192,6 @@ fn transaction_coordinator(bootstrap: &str, transactional_id: &str) -> i32 {
 }
 
 #[test]
-#[ignore = "waits for the transaction coordinator (helper txncoord) and markers + \
-            read_committed Fetch + WriteTxnMarkers (helper txnlog) in main"]
 fn java_exactly_once_stream_survives_broker_kill9s() {
     let mut broker = Broker::start();
     let mut stream = Stream::start(&broker.bootstrap(), "eos-group", 1);
@@ -206,8 +204,6 @@ fn java_exactly_once_stream_survives_broker_kill9s() {
 }
 
 #[test]
-#[ignore = "waits for the transaction coordinator (helper txncoord) and markers + \
-            read_committed Fetch + WriteTxnMarkers (helper txnlog) in main"]
 fn java_exactly_once_stream_survives_kill9s_of_the_transaction_coordinators_node() {
     let mut cluster = Cluster::start(3);
     let group = "eos-cluster-group";
