@@ -72,12 +72,16 @@ async fn balance_once(broker: &Broker) {
             targets,
             allow_replication_factor_change: false,
         };
-        if let Err(error) = broker
+        let submitted = targets_len(&request);
+        match broker
             .quorum
             .propose(Operation::AlterReassignments(request))
             .await
         {
-            tracing::warn!(%error, "balancer: submitting moves failed");
+            Ok(_) => {
+                broker.metrics.balancer_moves.inc_by(submitted);
+            }
+            Err(error) => tracing::warn!(%error, "balancer: submitting moves failed"),
         }
     }
     let drifted: Vec<_> = preferred_leader_drift(&image)
@@ -89,18 +93,27 @@ async fn balance_once(broker: &Broker) {
             partitions = drifted.len(),
             "balancer: preferred leader elections"
         );
+        let drifted_len = drifted.len();
         let request = ElectLeadersRequest {
             election_type: ElectionType::Preferred,
             partitions: Some(drifted),
         };
-        if let Err(error) = broker
+        let count = drifted_len as u64;
+        match broker
             .quorum
             .propose(Operation::ElectLeaders(request))
             .await
         {
-            tracing::warn!(%error, "balancer: preferred elections failed");
+            Ok(_) => {
+                broker.metrics.balancer_preferred_elections.inc_by(count);
+            }
+            Err(error) => tracing::warn!(%error, "balancer: preferred elections failed"),
         }
     }
+}
+
+fn targets_len(request: &AlterReassignmentsRequest) -> u64 {
+    u64::try_from(request.targets.len()).unwrap_or(u64::MAX)
 }
 
 /// Brokers whose `sluice.drain` config is `true`.

@@ -83,6 +83,18 @@ impl Broker {
         broker
     }
 
+    /// [`Broker::start_unadmitted`] run through `command_prefix` (inside a network namespace).
+    pub fn start_unadmitted_with_prefix(command_prefix: &[String], args: &[&str]) -> Broker {
+        let data_dir = tempfile::Builder::new()
+            .prefix("sluice-data-")
+            .tempdir()
+            .expect("tempdir");
+        let path = data_dir.path().to_path_buf();
+        let mut broker = Broker::unstarted(path, Some(data_dir), command_prefix, args);
+        broker.launch_unadmitted();
+        broker
+    }
+
     /// Replaces the extra flags used by the next (re)start.
     pub fn set_args(&mut self, args: &[&str]) {
         self.args_extra = args.iter().map(|arg| arg.to_string()).collect();

@@ -10,15 +10,15 @@ use crate::Broker;
 /// How long a test waits for a cluster to form or to recover.
 pub const CLUSTER_DEADLINE: Duration = Duration::from_secs(60);
 /// A node's client and Raft ports inside its own network namespace.
-const LAB_CLIENT_PORT: u16 = 9092;
-const LAB_RAFT_PORT: u16 = 9093;
+pub const LAB_CLIENT_PORT: u16 = 9092;
+pub const LAB_RAFT_PORT: u16 = 9093;
 /// Ports below the kernel's ephemeral range: a peer dialing a port that is not listening yet
 /// could otherwise be handed that very port as its source and connect to itself.
 const PORT_FIRST: u16 = 20_000;
 const PORT_LAST: u16 = 32_000;
 
 /// Flags every test cluster gets: failure detection fast enough for tests.
-const FAST_FAILURE_DETECTION: [&str; 6] = [
+pub const FAST_FAILURE_DETECTION: [&str; 6] = [
     "--broker-session-timeout-ms",
     "2000",
     "--broker-heartbeat-interval-ms",

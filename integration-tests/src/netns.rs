@@ -28,6 +28,8 @@ const BRIDGE_PREFIX: &str = "sb";
 const VETH_PREFIX: &str = "sv";
 /// Labs per test process (the counter is one hex digit in interface names).
 const LABS_PER_PROCESS_MAX: u32 = 16;
+/// Where `ip netns exec` finds a namespace's own `/etc` files.
+const NETNS_ETC: &str = "/etc/netns";
 /// Nodes per lab (one decimal digit in interface names; addresses .11 to .19).
 pub const LAB_NODES_MAX: i32 = 9;
 /// Candidate third octets of `10.213.X.0/24`.
@@ -97,6 +99,21 @@ impl NetworkLab {
         command
     }
 
+    /// Every namespace resolves exactly `hosts` (plus localhost); other names fail.
+    pub fn set_hosts(&self, hosts: &[(&str, Ipv4Addr)]) {
+        let mut table = String::from("127.0.0.1 localhost\n");
+        for (name, address) in hosts {
+            table.push_str(&format!("{address} {name}\n"));
+        }
+        for namespace in &self.namespaces {
+            let dir = std::path::Path::new(NETNS_ETC).join(namespace);
+            std::fs::create_dir_all(&dir).expect("create /etc/netns/<namespace>");
+            std::fs::write(dir.join("hosts"), &table).expect("write the lab's hosts");
+            let resolver = "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n";
+            std::fs::write(dir.join("resolv.conf"), resolver).expect("write resolv.conf");
+        }
+    }
+
     /// Isolates node `id` from everyone: its bridge port goes down.
     pub fn cut(&self, id: i32) {
         ip(&["link", "set", self.veth(id), "down"]);
@@ -163,6 +180,7 @@ impl Drop for NetworkLab {
         // Deleting a namespace deletes its veth end, and with it the pair.
         for namespace in &self.namespaces {
             let _ = ip_quiet(&["netns", "delete", namespace]);
+            let _ = std::fs::remove_dir_all(std::path::Path::new(NETNS_ETC).join(namespace));
         }
         for veth in &self.veths {
             let _ = ip_quiet(&["link", "delete", veth]);
@@ -226,6 +244,7 @@ fn sweep_stale_labs() {
             .and_then(|hex| u32::from_str_radix(hex, 16).ok());
         if pid.is_some_and(is_dead) {
             let _ = ip_quiet(&["netns", "delete", name]);
+            let _ = std::fs::remove_dir_all(std::path::Path::new(NETNS_ETC).join(name));
         }
     }
     let links = ip_quiet(&["-o", "link", "show"]).unwrap_or_default();

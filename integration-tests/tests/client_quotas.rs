@@ -243,3 +243,65 @@ fn clients_over_their_quota_are_throttled_to_it_and_others_are_not() {
     let lifted = rates(&broker, &topic, "produce", &["slow"]);
     assert_unthrottled(&lifted, "slow");
 }
+
+/// Metadata round trips `client` makes in `duration`; the largest throttle_time_ms answered,
+/// and whether every request after a throttled answer waited out its throttle.
+fn metadata_storm(client: &mut RawClient, duration: std::time::Duration) -> (usize, i32, bool) {
+    use kafka_protocol::messages::MetadataRequest;
+    let started = std::time::Instant::now();
+    let (mut requests, mut throttle_max, mut honoured) = (0, 0, true);
+    let mut owed = std::time::Duration::ZERO;
+    while started.elapsed() < duration {
+        let sent = std::time::Instant::now();
+        let response = client.request(12, &MetadataRequest::default());
+        // The broker muted the connection after a throttled answer: this request was read
+        // only once the throttle had passed (a little slack for timer granularity).
+        let slack = std::time::Duration::from_millis(5);
+        honoured &= sent.elapsed() + slack >= owed;
+        owed = std::time::Duration::from_millis(response.throttle_time_ms as u64);
+        throttle_max = throttle_max.max(response.throttle_time_ms);
+        requests += 1;
+    }
+    (requests, throttle_max, honoured)
+}
+
+#[test]
+fn a_client_over_its_request_percentage_is_throttled() {
+    let broker = Broker::start();
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let window = std::time::Duration::from_secs(2);
+    let (free_requests, free_throttle, _) = metadata_storm(&mut client, window);
+    assert_eq!(free_throttle, 0, "no quota, no throttle");
+
+    // 1 % of a worker's time: 10 ms of request handling per second.
+    let raw_client_id = sluice_integration_tests::raw_client::CLIENT_ID;
+    let add = "--alter --add-config request_percentage=1";
+    client_configs(&broker, raw_client_id, add).success("alter");
+    let (limited_requests, throttle_max, honoured) = metadata_storm(&mut client, window);
+    assert!(
+        throttle_max > 0,
+        "over its quota, the client is told to back off"
+    );
+    assert!(
+        honoured,
+        "a throttled connection is muted for the throttle time"
+    );
+    assert!(
+        limited_requests * 2 < free_requests,
+        "the quota cuts the request rate: {limited_requests} vs {free_requests} unthrottled"
+    );
+    let metrics = broker.scrape();
+    let throttled_ms = sample(
+        &metrics,
+        "sluice_client_quota_throttle_ms_total",
+        &[("api", "Metadata"), ("client_id", raw_client_id)],
+    );
+    assert!(throttled_ms.is_some_and(|ms| ms > 0.0), "{metrics}");
+
+    // Removing the quota frees it again.
+    let delete = "--alter --delete-config request_percentage";
+    client_configs(&broker, raw_client_id, delete).success("delete-config");
+    let mut fresh = RawClient::connect(&broker.bootstrap());
+    let (_, after_throttle, _) = metadata_storm(&mut fresh, std::time::Duration::from_millis(500));
+    assert_eq!(after_throttle, 0);
+}

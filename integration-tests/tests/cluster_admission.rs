@@ -1,6 +1,6 @@
 //! Reachable-address admission on a 3-node cluster of real processes: a node whose advertised
 //! address cannot be reached (wrong host, wrong port, or a path that stops answering while the
-//! node itself runs) is never in any client's Metadata, says why in its log and in
+//! node itself runs, or a name that does not resolve) is never in any client's Metadata, says why in its log and in
 //! `sluice brokers`, and the cluster keeps serving; fixing the address admits it.
 
 use std::collections::BTreeSet;
@@ -8,7 +8,11 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use kafka_protocol::messages::MetadataRequest;
-use sluice_integration_tests::cluster::{Cluster, ClusterPlan, CLUSTER_DEADLINE};
+use sluice_integration_tests::cluster::{
+    Cluster, ClusterPlan, CLUSTER_DEADLINE, FAST_FAILURE_DETECTION, LAB_CLIENT_PORT, LAB_RAFT_PORT,
+};
+use sluice_integration_tests::metrics::sample;
+use sluice_integration_tests::netns::NetworkLab;
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::tcp_proxy::TcpProxy;
 use sluice_integration_tests::{kcat, run_command, sluice_bin, topic_name, wait_until, Broker};
@@ -45,6 +49,16 @@ fn advertised_ports(node: &Broker) -> BTreeSet<(i32, i32)> {
         .iter()
         .map(|b| (b.node_id.0, b.port))
         .collect()
+}
+
+/// `sluice_broker_admission_refused` for broker `id`, as `node` exports it.
+fn admission_refused(node: &Broker, id: i32) -> Option<f64> {
+    let id = id.to_string();
+    sample(
+        &node.scrape(),
+        "sluice_broker_admission_refused",
+        &[("broker_id", &id)],
+    )
 }
 
 fn sluice_brokers(node: &Broker) -> String {
@@ -128,6 +142,11 @@ fn unreachable_advertised_addresses_never_reach_clients() {
         let log = node_3.stderr_tail();
         (log.contains("not admitted: staying fenced") && log.contains("127.0.0.77")).then_some(())
     });
+    assert_eq!(
+        admission_refused(&node_2, 3),
+        Some(1.0),
+        "the refusal is a metric"
+    );
     // Never handed to a client by any node; node 3 itself answers nothing but ApiVersions
     // until it is admitted (it closes the connection). The cluster keeps serving.
     wait_for_ids(&[&node_1, &node_2], &[1, 2], "Metadata without node 3");
@@ -169,6 +188,7 @@ fn unreachable_advertised_addresses_never_reach_clients() {
     node_3.restart();
     wait_for_ids(&[&node_1, &node_2, &node_3], &[1, 2, 3], "node 3 admitted");
     assert!(broker_line(&node_1, 3, "active", "-").is_some());
+    assert_eq!(admission_refused(&node_2, 3), Some(0.0));
     let cluster = Cluster::from_nodes(vec![node_1, node_2, node_3]);
     produce_and_consume(cluster.node(3), &topic_name("admission-fixed"));
 }
@@ -230,4 +250,88 @@ fn a_node_that_stops_answering_at_its_address_is_fenced_until_it_answers_again()
         &[1, 2, 3],
         "node 3 admitted again",
     );
+}
+
+/// A node whose advertised name does not resolve (in a network lab where names come from the
+/// lab's own hosts table and no DNS query can leave) stays out of every client's Metadata; the
+/// cluster keeps serving; advertised under its right name, it is admitted.
+#[test]
+fn a_node_advertising_a_name_that_does_not_resolve_is_kept_out() {
+    let lab = NetworkLab::new(3);
+    let names: Vec<String> = (1..=3).map(|id| format!("node{id}.sluice.test")).collect();
+    let hosts: Vec<(&str, std::net::Ipv4Addr)> = (1..=3)
+        .map(|id| (names[id - 1].as_str(), lab.node_ip(id as i32)))
+        .collect();
+    lab.set_hosts(&hosts);
+    // Nodes 1 and 2: the quorum, advertised by address. Node 3: a broker that joins it.
+    let mut cluster = Cluster::start_in_lab(&lab, 2, &["--default-replication-factor", "2"]);
+    let voters: Vec<String> = (1..=2)
+        .map(|id| format!("{id}@{}:{LAB_RAFT_PORT}", lab.node_ip(id)))
+        .collect();
+    let node_3_args = |advertised: &str| -> Vec<String> {
+        let ip = lab.node_ip(3);
+        let mut args: Vec<String> = [
+            "--node-id",
+            "3",
+            "--process-roles",
+            "broker",
+            "--voters",
+            &voters.join(","),
+            "--listen-address",
+            &format!("{ip}:{LAB_CLIENT_PORT}"),
+            "--raft-listen-address",
+            &format!("{ip}:{LAB_RAFT_PORT}"),
+            "--advertised-address",
+            &format!("{advertised}:{LAB_CLIENT_PORT}"),
+        ]
+        .map(str::to_string)
+        .to_vec();
+        args.extend(FAST_FAILURE_DETECTION.iter().map(|arg| arg.to_string()));
+        args
+    };
+    let bogus = node_3_args("bogus.sluice.test");
+    let mut node_3 = Broker::start_unadmitted_with_prefix(&lab.exec_prefix(3), &as_strs(&bogus));
+
+    let line = wait_until(CLUSTER_DEADLINE, "node 3 refused for its name", || {
+        broker_line(cluster.node(1), 3, "fenced", "cannot resolve")
+    });
+    assert!(line.contains("bogus.sluice.test"), "{line}");
+    wait_until(CLUSTER_DEADLINE, "node 3 logs its refusal", || {
+        let log = node_3.stderr_tail();
+        (log.contains("not admitted: staying fenced") && log.contains("bogus.sluice.test"))
+            .then_some(())
+    });
+    wait_for_ids(
+        &[cluster.node(1), cluster.node(2)],
+        &[1, 2],
+        "Metadata without node 3",
+    );
+    assert!(
+        refuses_metadata(&node_3),
+        "an unadmitted node answered Metadata"
+    );
+    produce_and_consume(cluster.node(1), &topic_name("unresolved"));
+
+    // Advertised under its real name: admitted, and handed out under that name.
+    node_3.set_args(&as_strs(&node_3_args(&names[2])));
+    node_3.restart_unadmitted();
+    cluster.add(node_3);
+    wait_for_ids(
+        &[cluster.node(1), cluster.node(2)],
+        &[1, 2, 3],
+        "node 3 admitted",
+    );
+    let mut client = RawClient::connect(&cluster.node(1).bootstrap());
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![]);
+    let response = client.request(METADATA_VERSION, &request);
+    let host_3 = response
+        .brokers
+        .iter()
+        .find(|b| b.node_id.0 == 3)
+        .map(|b| b.host.to_string());
+    assert_eq!(host_3.as_deref(), Some(names[2].as_str()));
+    // Nodes before the lab: brokers die before their namespaces go.
+    drop(cluster);
+    drop(lab);
 }

@@ -1,7 +1,8 @@
 //! Transactional offset commits on the wire with our own client: TxnOffsetCommit keeps the
 //! offsets pending (OffsetFetch require_stable answers UNSTABLE_OFFSET_COMMIT, a plain fetch
 //! the previous offset) across a kill -9, a fenced producer epoch is refused, bad input gets
-//! Kafka's errors.
+//! Kafka's errors; a commit marker (WriteTxnMarkers, as the transaction coordinator sends it)
+//! makes them the group's offsets, an abort marker drops them, and both survive a restart.
 
 use std::time::Duration;
 
@@ -14,9 +15,12 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use kafka_protocol::messages::{
     GroupId, OffsetCommitRequest, OffsetFetchRequest, ProducerId, TopicName, TransactionalId,
-    TxnOffsetCommitRequest,
+    TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -27,7 +31,37 @@ const GROUP: &str = "txn-group";
 const TXN_OFFSET_COMMIT_VERSION: i16 = 3;
 const OFFSET_FETCH_VERSION: i16 = 8;
 const OFFSET_COMMIT_VERSION: i16 = 8;
+const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 const COORDINATOR_WAIT: Duration = Duration::from_secs(30);
+/// The broker's default `--offsets-topic-partitions`.
+const OFFSETS_PARTITIONS: i32 = 10;
+
+/// Kafka's `abs(groupId.hashCode) % partitions`: the group's offsets partition.
+fn offsets_partition(group: &str) -> i32 {
+    let hash = group.encode_utf16().fold(0i32, |hash, unit| {
+        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive % OFFSETS_PARTITIONS
+}
+
+/// A transaction marker for the group's offsets partition, as the coordinator writes it.
+fn end_transaction(client: &mut RawClient, producer: (i64, i16), commit: bool) {
+    let mut topic = WritableTxnMarkerTopic::default();
+    topic.name = TopicName(text("__consumer_offsets"));
+    topic.partition_indexes = vec![offsets_partition(GROUP)];
+    let mut marker = WritableTxnMarker::default();
+    marker.producer_id = ProducerId(producer.0);
+    marker.producer_epoch = producer.1;
+    marker.transaction_result = commit;
+    marker.coordinator_epoch = 0;
+    marker.topics = vec![topic];
+    let mut request = WriteTxnMarkersRequest::default();
+    request.markers = vec![marker];
+    let response = client.request(WRITE_TXN_MARKERS_VERSION, &request);
+    let code = response.markers[0].topics[0].partitions[0].error_code;
+    assert_eq!(code, 0, "{response:?}");
+}
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -102,7 +136,7 @@ fn plain_commit(client: &mut RawClient, topic: &str, partition: i32, offset: i64
 }
 
 #[test]
-fn transactional_offsets_stay_pending_across_a_crash_and_fenced_epochs_are_refused() {
+fn transactional_offsets_wait_for_their_marker_across_crashes_and_fenced_epochs_are_refused() {
     let unstable = ResponseError::UnstableOffsetCommit.code();
     let mut broker = Broker::start();
     let topic = topic_name("txn-in");
@@ -146,6 +180,29 @@ fn transactional_offsets_stay_pending_across_a_crash_and_fenced_epochs_are_refus
         txn_commit(&mut client, &topic, producer, &[(0, 99)]),
         [ResponseError::InvalidProducerEpoch.code()]
     );
+
+    // The commit marker makes the newest pending offsets the group's; the abort marker of the
+    // next transaction leaves them.
+    end_transaction(&mut client, newer, true);
+    assert_eq!(fetch(&mut client, &topic, true), [(0, 12, 0), (1, 3, 0)]);
+    assert_eq!(txn_commit(&mut client, &topic, newer, &[(1, 40)]), [0]);
+    assert_eq!(
+        fetch(&mut client, &topic, true),
+        [(0, 12, 0), (1, -1, unstable)]
+    );
+    end_transaction(&mut client, newer, false);
+    assert_eq!(fetch(&mut client, &topic, true), [(0, 12, 0), (1, 3, 0)]);
+    // A plain commit after a transactional one and before its commit marker stays (Kafka
+    // keeps the later record).
+    assert_eq!(txn_commit(&mut client, &topic, newer, &[(0, 50)]), [0]);
+    plain_commit(&mut client, &topic, 0, 60);
+    end_transaction(&mut client, newer, true);
+    assert_eq!(fetch(&mut client, &topic, true), [(0, 60, 0), (1, 3, 0)]);
+    broker.kill9();
+    broker.restart();
+    let mut client = RawClient::connect(&broker.bootstrap());
+    client.wait_group_coordinators(&[GROUP], COORDINATOR_WAIT);
+    assert_eq!(fetch(&mut client, &topic, true), [(0, 60, 0), (1, 3, 0)]);
 
     // Bad input: no transactional id, an empty group id.
     let mut request = TxnOffsetCommitRequest::default();

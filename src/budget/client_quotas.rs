@@ -1,16 +1,20 @@
-//! Kafka's client quotas (`producer_byte_rate`, `consumer_byte_rate`) enforced per quota
-//! entity: every client whose requests resolve to the same entity (Kafka's precedence, see
-//! `ClientQuotasImage::applying`) shares one token bucket, so a default quota is shared by
-//! all clients without a more specific one, exactly as Kafka shares its quota sensors.
+//! Kafka's client quotas (`producer_byte_rate`, `consumer_byte_rate`, `request_percentage`)
+//! enforced per quota entity: every client whose requests resolve to the same entity (Kafka's
+//! precedence, see `ClientQuotasImage::applying`) shares one token bucket, so a default quota
+//! is shared by all clients without a more specific one, exactly as Kafka shares its quota
+//! sensors.
 //!
-//! `request_percentage` is stored and described but not enforced: sluice has no request
-//! handler thread pool whose time it could share out.
+//! `request_percentage` is, as in Kafka, a percentage of one thread's time: 100 lets the
+//! entity's requests keep one worker busy all the time, 50 half of it. Its bucket counts
+//! microseconds of busy time (`BusyTime`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sluice_raft::image::{ClientQuotasImage, QuotaEntity, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
+use sluice_raft::image::{
+    ClientQuotasImage, QuotaEntity, CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, REQUEST_PERCENTAGE,
+};
 
 use super::bucket::TokenBucket;
 
@@ -27,18 +31,34 @@ const QUOTA_BURST_SECONDS: f64 = 1.0;
 /// Kafka clients read throttle_time_ms as an i32; a day is far beyond anything useful.
 const QUOTA_THROTTLE_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Which byte-rate quota a request is charged to.
+/// Which quota a request is charged to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QuotaKind {
+    /// Bytes produced.
     Produce,
+    /// Bytes fetched.
     Fetch,
+    /// Microseconds of busy time, any request.
+    RequestTime,
 }
+
+/// Microseconds per second of busy time that a `request_percentage` of 1 allows.
+const MICROS_PER_SEC_PER_PERCENT: f64 = 1_000_000.0 / 100.0;
 
 impl QuotaKind {
     fn key(self) -> &'static str {
         match self {
             QuotaKind::Produce => PRODUCER_BYTE_RATE,
             QuotaKind::Fetch => CONSUMER_BYTE_RATE,
+            QuotaKind::RequestTime => REQUEST_PERCENTAGE,
+        }
+    }
+
+    /// The quota's value as units per second of what is charged.
+    fn units_per_sec(self, value: f64) -> f64 {
+        match self {
+            QuotaKind::Produce | QuotaKind::Fetch => value,
+            QuotaKind::RequestTime => value * MICROS_PER_SEC_PER_PERCENT,
         }
     }
 }
@@ -55,8 +75,9 @@ pub struct ClientQuotaBuckets {
 }
 
 impl ClientQuotaBuckets {
-    /// Charges `bytes` moved for `client_id` (as `user`) to the quota that applies, if any;
-    /// returns how long the client must wait (zero when within its quota).
+    /// Charges `bytes` moved (microseconds busy, for [`QuotaKind::RequestTime`]) for
+    /// `client_id` (as `user`) to the quota that applies, if any; returns how long the client
+    /// must wait (zero when within its quota).
     pub fn charge(
         &self,
         quotas: &ClientQuotasImage,
@@ -66,9 +87,10 @@ impl ClientQuotaBuckets {
         bytes: usize,
         now: Instant,
     ) -> Duration {
-        let Some((entity, rate)) = quotas.applying(user, client_id, kind.key()) else {
+        let Some((entity, value)) = quotas.applying(user, client_id, kind.key()) else {
             return Duration::ZERO;
         };
+        let rate = kind.units_per_sec(value);
         if bytes == 0 {
             return Duration::ZERO;
         }
@@ -166,6 +188,26 @@ mod tests {
         let raised = quotas(EntityName::Default, CONSUMER_BYTE_RATE, 200.0);
         assert_eq!(charge(&raised, "a"), Duration::ZERO);
         assert_eq!(buckets.len(), 1);
+    }
+
+    #[test]
+    fn request_percentage_is_a_share_of_one_workers_time() {
+        // 10 %: 100 ms of busy time per second, a second's worth as burst.
+        let image = quotas(EntityName::Named("busy".into()), REQUEST_PERCENTAGE, 10.0);
+        let buckets = ClientQuotaBuckets::default();
+        let now = Instant::now();
+        let charge = |micros| {
+            buckets.charge(
+                &image,
+                QuotaKind::RequestTime,
+                ANONYMOUS_USER,
+                "busy",
+                micros,
+                now,
+            )
+        };
+        assert_eq!(charge(100_000), Duration::ZERO);
+        assert_eq!(charge(50_000), Duration::from_millis(500));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! - Ingress: Produce is appended, then charged to the ingress bucket and paced the same way.
 
 mod bucket;
+mod busy_time;
 mod client_quotas;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use bucket::TokenBucket;
+pub use busy_time::BusyTime;
 pub use client_quotas::{ClientQuotaBuckets, QuotaKind, ANONYMOUS_USER};
 
 use crate::config::Config;

@@ -3,6 +3,11 @@
 //!
 //! Fetch sessions (KIP-227) are answered sessionless (session id 0): clients then send full
 //! requests, which is what they do with any broker that declines a session.
+//!
+//! READ_COMMITTED (KIP-98): consumers see batches only below the last stable offset, and
+//! the answer lists the aborted transactions overlapping the returned batches (from the
+//! segments' transaction indexes) so the client drops their records; followers always read
+//! to the log end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +15,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use sluice_storage::{BatchIter, ReadError};
 use tokio::time::Instant;
@@ -95,9 +100,13 @@ fn charged(
         .charge_fetch(kind, context.connection, bytes, granted, now);
     // Replication is never client-quota'd, as in Kafka.
     let quota_throttle = match kind {
-        FetchKind::Consumer => {
-            super::client_quota_throttle(context, budget::QuotaKind::Fetch, bytes, now)
-        }
+        FetchKind::Consumer => super::client_quota_throttle(
+            context,
+            kafka_protocol::messages::ApiKey::Fetch,
+            budget::QuotaKind::Fetch,
+            bytes,
+            now,
+        ),
         FetchKind::Replication => std::time::Duration::ZERO,
     };
     let throttle = node_throttle.max(quota_throttle);
@@ -216,7 +225,7 @@ fn partition_preferred_read_replica(
 fn answer_preferred_read_replica(data: &mut PartitionData, replica: &Replica, preferred: i32) {
     data.preferred_read_replica = BrokerId(preferred);
     data.high_watermark = replica.high_watermark();
-    data.last_stable_offset = data.high_watermark;
+    data.last_stable_offset = replica.log.last_stable_offset(data.high_watermark);
     data.log_start_offset = replica.log.log_start_offset();
     data.records = Some(Bytes::new());
 }
@@ -246,9 +255,8 @@ fn read_once(
             data.high_watermark = -1;
             data.last_stable_offset = -1;
             data.log_start_offset = -1;
-            if request.isolation_level == READ_COMMITTED {
-                data.aborted_transactions = Some(Vec::new());
-            }
+            // Kafka: null for read_uncommitted, a (possibly empty) list for read_committed.
+            data.aborted_transactions = (request.isolation_level == READ_COMMITTED).then(Vec::new);
             let partition = topic.and_then(|t| t.partition(wanted.partition));
             let node = context.broker.node_id();
             let follower = replica_id(context.api_version, request);
@@ -308,17 +316,31 @@ fn read_once(
                         .read(wanted.fetch_offset, max_bytes, min_one_batch)
                     {
                         Ok(mut read) => {
-                            // Consumers never see records above the high watermark; followers
-                            // replicate everything.
+                            let last_stable = partition.log.last_stable_offset(high_watermark);
+                            let read_committed = request.isolation_level == READ_COMMITTED;
+                            // Consumers never see records above the high watermark (read
+                            // committed: the LSO); followers replicate everything.
                             if follower < 0 {
-                                read.records = below_offset(read.records, high_watermark);
+                                let visible_end = if read_committed {
+                                    last_stable
+                                } else {
+                                    high_watermark
+                                };
+                                read.records = below_offset(read.records, visible_end);
+                            }
+                            if read_committed && follower < 0 {
+                                data.aborted_transactions = Some(aborted_transactions(
+                                    partition,
+                                    wanted.fetch_offset,
+                                    &read.records,
+                                ));
                             }
                             let length = read.records.len();
                             if follower < 0 {
                                 partition.record_traffic(length);
                             }
                             data.high_watermark = high_watermark;
-                            data.last_stable_offset = high_watermark;
+                            data.last_stable_offset = last_stable;
                             data.log_start_offset = read.log_start_offset;
                             data.records = Some(read.records);
                             total += length;
@@ -327,7 +349,8 @@ fn read_once(
                         Err(error) => {
                             data.error_code = read_error_code(&error).code();
                             data.high_watermark = partition.high_watermark();
-                            data.last_stable_offset = data.high_watermark;
+                            data.last_stable_offset =
+                                partition.log.last_stable_offset(data.high_watermark);
                             data.log_start_offset = partition.log.log_start_offset();
                         }
                     }
@@ -371,6 +394,11 @@ fn add_leader_hint(
     );
 }
 
+/// Whether a follower (not a consumer) sends `request`.
+pub fn is_replica_fetch(version: i16, request: &FetchRequest) -> bool {
+    replica_id(version, request) >= 0
+}
+
 /// The fetching follower's broker id, or -1 for a consumer (v15+ moved it into
 /// `replica_state`, KIP-903).
 fn replica_id(version: i16, request: &FetchRequest) -> i32 {
@@ -379,6 +407,32 @@ fn replica_id(version: i16, request: &FetchRequest) -> i32 {
     } else {
         request.replica_id.0
     }
+}
+
+/// The aborted transactions a read_committed consumer needs for `records` read from
+/// `fetch_offset`: those overlapping `[fetch_offset, last returned offset]`.
+fn aborted_transactions(
+    replica: &Replica,
+    fetch_offset: i64,
+    records: &Bytes,
+) -> Vec<AbortedTransaction> {
+    let last_offset = BatchIter::new(records)
+        .map_while(Result::ok)
+        .last()
+        .map(|(_, header)| header.last_offset());
+    let Some(last_offset) = last_offset else {
+        return Vec::new();
+    };
+    replica
+        .log
+        .aborted_transactions(fetch_offset, last_offset + 1)
+        .into_iter()
+        .map(|aborted| {
+            AbortedTransaction::default()
+                .with_producer_id(ProducerId(aborted.producer_id))
+                .with_first_offset(aborted.first_offset)
+        })
+        .collect()
 }
 
 /// The whole batches of `records` that start below `end_offset`. The high watermark always

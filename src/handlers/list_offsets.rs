@@ -1,4 +1,8 @@
 //! ListOffsets: earliest, latest, max-timestamp, and the first offset at or after a timestamp.
+//!
+//! "Latest" is what a consumer can fetch (Kafka's `lastFetchableOffset`): the high watermark,
+//! or with READ_COMMITTED the last stable offset; a time lookup finding an offset at or past
+//! it finds nothing.
 
 use bytes::Bytes;
 use kafka_protocol::messages::list_offsets_response::{
@@ -18,10 +22,13 @@ const EARLIEST_TIMESTAMP: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
+/// Kafka's READ_COMMITTED isolation level.
+const READ_COMMITTED: i8 = 1;
 
 pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let image = context.broker.topics();
     let mut response = ListOffsetsResponse::default();
+    let read_committed = request.isolation_level == READ_COMMITTED;
     for wanted_topic in request.topics {
         let topic = image.by_name.get(wanted_topic.name.0.as_str());
         let mut topic_response = ListOffsetsTopicResponse::default();
@@ -36,17 +43,19 @@ pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> List
             let partition = topic.and_then(|t| t.partition(wanted.partition_index));
             let replica = partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch));
             match (partition, replica) {
-                (Some(partition), Some(Ok(replica))) => match lookup(replica, wanted.timestamp) {
-                    Ok(Some((timestamp, offset))) => {
-                        entry.timestamp = timestamp;
-                        entry.offset = offset;
-                        if context.api_version >= 4 {
-                            entry.leader_epoch = partition.leader_epoch();
+                (Some(partition), Some(Ok(replica))) => {
+                    match lookup(replica, wanted.timestamp, read_committed) {
+                        Ok(Some((timestamp, offset))) => {
+                            entry.timestamp = timestamp;
+                            entry.offset = offset;
+                            if context.api_version >= 4 {
+                                entry.leader_epoch = partition.leader_epoch();
+                            }
                         }
+                        Ok(None) => {}
+                        Err(error) => entry.error_code = error.code(),
                     }
-                    Ok(None) => {}
-                    Err(error) => entry.error_code = error.code(),
-                },
+                }
                 (_, Some(Err(error))) => entry.error_code = error.code(),
                 _ => entry.error_code = ResponseError::UnknownTopicOrPartition.code(),
             }
@@ -58,11 +67,21 @@ pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> List
 }
 
 /// (timestamp, offset) for one partition, or `None` when no record qualifies.
-fn lookup(partition: &Replica, target: i64) -> Result<Option<(i64, i64)>, ResponseError> {
+fn lookup(
+    partition: &Replica,
+    target: i64,
+    read_committed: bool,
+) -> Result<Option<(i64, i64)>, ResponseError> {
     let log = &partition.log;
+    let high_watermark = partition.high_watermark();
+    let fetchable_end = if read_committed {
+        log.last_stable_offset(high_watermark)
+    } else {
+        high_watermark
+    };
     match target {
-        // Consumers' end: the high watermark, not the log end.
-        LATEST_TIMESTAMP => Ok(Some((-1, partition.high_watermark()))),
+        // Consumers' end: the high watermark (or LSO), not the log end.
+        LATEST_TIMESTAMP => Ok(Some((-1, fetchable_end))),
         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => Ok(Some((-1, log.log_start_offset()))),
         LATEST_TIERED_TIMESTAMP => Ok(None),
         MAX_TIMESTAMP => match log.max_timestamp() {
@@ -79,8 +98,9 @@ fn lookup(partition: &Replica, target: i64) -> Result<Option<(i64, i64)>, Respon
                 ResponseError::KafkaStorageError
             })?;
             Ok(batch.and_then(|batch| {
-                record_with_timestamp(batch, |t| t >= target)
-                    .filter(|(_, offset)| *offset >= log.log_start_offset())
+                record_with_timestamp(batch, |t| t >= target).filter(|(_, offset)| {
+                    *offset >= log.log_start_offset() && *offset < fetchable_end
+                })
             }))
         }
         _ => Err(ResponseError::InvalidRequest),

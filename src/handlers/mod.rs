@@ -52,6 +52,7 @@ pub(crate) mod throttle_configs;
 mod txn_offset_commit;
 mod unregister_broker;
 mod user_scram_credentials;
+pub mod write_txn_markers;
 pub use throttle_configs::FOLLOWER_THROTTLED_RATE;
 #[cfg(test)]
 mod version_matrix_tests;
@@ -68,13 +69,15 @@ pub struct RequestContext<'a> {
     pub connection: &'a ConnectionShare,
 }
 
-/// Charges `bytes` to the client quota that applies to this request (Kafka's precedence over
-/// user and client-id entities) and counts any throttle; returns the throttle (zero within
-/// quota). The caller combines it with the node budget's throttle and mutes the connection.
+/// Charges `amount` (bytes, or microseconds busy) to the client quota of `kind` that applies
+/// to this request (Kafka's precedence over user and client-id entities) and counts any
+/// throttle against `api`; returns the throttle (zero within quota). The caller combines it
+/// with the node budget's throttle and mutes the connection.
 pub fn client_quota_throttle(
     context: &RequestContext<'_>,
+    api: kafka_protocol::messages::ApiKey,
     kind: crate::budget::QuotaKind,
-    bytes: usize,
+    amount: usize,
     now: std::time::Instant,
 ) -> std::time::Duration {
     let broker = context.broker;
@@ -85,17 +88,47 @@ pub fn client_quota_throttle(
     let throttle =
         broker
             .client_quotas
-            .charge(&metadata.client_quotas, kind, user, client_id, bytes, now);
+            .charge(&metadata.client_quotas, kind, user, client_id, amount, now);
     if !throttle.is_zero() {
-        let api = match kind {
-            crate::budget::QuotaKind::Produce => kafka_protocol::messages::ApiKey::Produce,
-            crate::budget::QuotaKind::Fetch => kafka_protocol::messages::ApiKey::Fetch,
-        };
         broker
             .metrics
             .record_client_quota_throttle(api, client_id, throttle);
     }
     throttle
+}
+
+/// Serves one request, then charges the time it kept a worker busy to the client's
+/// `request_percentage` quota: over it, the response carries throttle_time_ms and the
+/// connection is muted for that long (Kafka's ClientRequestQuotaManager). Replica fetches
+/// and ApiVersions are exempt, as Kafka exempts inter-broker traffic and the handshake.
+pub async fn dispatch_within_request_quota(
+    context: &RequestContext<'_>,
+    api_key: kafka_protocol::messages::ApiKey,
+    body: RequestKind,
+) -> Option<ResponseKind> {
+    let exempt = match &body {
+        RequestKind::ApiVersions(_) => true,
+        RequestKind::Fetch(request) => fetch::is_replica_fetch(context.api_version, request),
+        _ => false,
+    };
+    let serving = std::pin::pin!(dispatch(context, body));
+    let (mut response, busy) = crate::budget::BusyTime::new(serving).await;
+    if exempt {
+        return response;
+    }
+    let micros = usize::try_from(busy.as_micros()).unwrap_or(usize::MAX);
+    let now = std::time::Instant::now();
+    let kind = crate::budget::QuotaKind::RequestTime;
+    let throttle = client_quota_throttle(context, api_key, kind, micros, now);
+    if throttle.is_zero() {
+        return response;
+    }
+    if let Some(answer) = response.as_mut() {
+        let throttle_ms = crate::budget::throttle_ms(throttle);
+        sluice_wire::raise_throttle_time_ms(answer, context.api_version, throttle_ms);
+    }
+    context.connection.mute_for(throttle, now);
+    response
 }
 
 /// Serves one request. `None` means no response is sent (Produce with acks=0).
@@ -154,6 +187,9 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         }
         RequestKind::InitProducerId(request) => {
             ResponseKind::InitProducerId(init_producer_id::handle(context, request).await)
+        }
+        RequestKind::WriteTxnMarkers(request) => {
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(context, request).await)
         }
         RequestKind::DescribeLogDirs(request) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(context, request))
@@ -297,6 +333,7 @@ mod tests {
             ApiKey::UnregisterBroker,
             ApiKey::OffsetForLeaderEpoch,
             ApiKey::InitProducerId,
+            ApiKey::WriteTxnMarkers,
             ApiKey::DescribeLogDirs,
             ApiKey::FindCoordinator,
             ApiKey::JoinGroup,

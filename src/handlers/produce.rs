@@ -129,8 +129,13 @@ fn throttle(context: &RequestContext<'_>, response: &mut ProduceResponse, bytes:
         .broker
         .budget
         .charge_produce(context.connection, bytes, now);
-    let quota_throttle =
-        super::client_quota_throttle(context, crate::budget::QuotaKind::Produce, bytes, now);
+    let quota_throttle = super::client_quota_throttle(
+        context,
+        kafka_protocol::messages::ApiKey::Produce,
+        crate::budget::QuotaKind::Produce,
+        bytes,
+        now,
+    );
     let throttle = node_throttle.max(quota_throttle);
     if throttle.is_zero() {
         return;
@@ -270,6 +275,11 @@ fn append_error_code(error: &AppendError) -> ResponseError {
         // retriable INVALID_PRODUCER_EPOCH (fencing is for transactional ids).
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         AppendError::InvalidSequence { .. } => ResponseError::InvalidRecord,
+        // Kafka: a client's control batch is an invalid record; markers come from
+        // WriteTxnMarkers only.
+        AppendError::ControlBatchFromClient => ResponseError::InvalidRecord,
+        AppendError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        AppendError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
         AppendError::Storage(_) => ResponseError::KafkaStorageError,
     }
 }

@@ -260,6 +260,21 @@ fn requests(api: ApiKey, version: i16, topic: &str, id: Uuid) -> Vec<RequestKind
             vec![RequestKind::OffsetForLeaderEpoch(r)]
         }
         ApiKey::InitProducerId => vec![RequestKind::InitProducerId(Default::default())],
+        ApiKey::WriteTxnMarkers => {
+            let mut wanted = write_txn_markers_request::WritableTxnMarkerTopic::default();
+            wanted.name = topic_name(topic);
+            wanted.partition_indexes = vec![0, 7];
+            let mut missing = write_txn_markers_request::WritableTxnMarkerTopic::default();
+            missing.name = topic_name("missing");
+            missing.partition_indexes = vec![0];
+            let mut marker = write_txn_markers_request::WritableTxnMarker::default();
+            marker.producer_id = ProducerId(77);
+            marker.transaction_result = false;
+            marker.topics = vec![wanted, missing];
+            let mut r = WriteTxnMarkersRequest::default();
+            r.markers = vec![marker];
+            vec![RequestKind::WriteTxnMarkers(r)]
+        }
         ApiKey::DescribeLogDirs => vec![RequestKind::DescribeLogDirs(Default::default())],
         other => reassignment_requests(other, version, topic),
     }
@@ -631,8 +646,9 @@ async fn every_response_encodes_at_every_advertised_version() {
         }
     }
     assert!(encoded > 100, "only {encoded} responses checked");
-    // The produces above landed: one record per Produce version.
+    // The produces above landed: one record per Produce version, plus the abort marker of
+    // WriteTxnMarkers.
     let partition = topic.partition(0).expect("partition 0");
     let replica = partition.replica.as_ref().expect("local replica");
-    assert_eq!(replica.log.log_end_offset(), 11);
+    assert_eq!(replica.log.log_end_offset(), 12);
 }

@@ -51,6 +51,11 @@ pub struct QuotaLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BrokerLabels {
+    pub broker_id: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
     pub topic: String,
 }
@@ -93,6 +98,13 @@ pub struct Metrics {
     quota_client_ids: Mutex<std::collections::HashSet<String>>,
     pub isr_shrinks: Counter,
     pub isr_expands: Counter,
+    /// Reassignments the balancer submitted while this node was the active controller.
+    pub balancer_moves: Counter,
+    /// Preferred leader elections the balancer asked for.
+    pub balancer_preferred_elections: Counter,
+    partitions_reassigning: Gauge,
+    partitions_reassignment_queued: Gauge,
+    broker_admission_refused: Family<BrokerLabels, Gauge>,
     pub open_connections: Gauge,
     egress_utilization: Gauge<f64, AtomicU64>,
     ingress_utilization: Gauge<f64, AtomicU64>,
@@ -175,6 +187,35 @@ impl Metrics {
             "sluice_isr_expands",
             "ISR expands this node asked for as leader and got",
         );
+        let balancer_moves = counter(
+            &mut registry,
+            "sluice_balancer_moves",
+            "Partition moves (reassignments) the balancer submitted as the active controller",
+        );
+        let balancer_preferred_elections = counter(
+            &mut registry,
+            "sluice_balancer_preferred_elections",
+            "Partitions the balancer moved back to their preferred leader",
+        );
+        let partitions_reassigning = Gauge::default();
+        registry.register(
+            "sluice_partitions_reassigning",
+            "Partitions of the cluster being reassigned (replicas catching up or switching)",
+            partitions_reassigning.clone(),
+        );
+        let broker_admission_refused = Family::<BrokerLabels, Gauge>::default();
+        registry.register(
+            "sluice_broker_admission_refused",
+            "1 for each registered broker whose advertised address failed the admission check \
+             (kept fenced, out of clients' Metadata); the reason is in `sluice brokers`",
+            broker_admission_refused.clone(),
+        );
+        let partitions_reassignment_queued = Gauge::default();
+        registry.register(
+            "sluice_partitions_reassignment_queued",
+            "Reassignments waiting for a slot (--reassignment-moves-max)",
+            partitions_reassignment_queued.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "sluice_open_connections",
@@ -238,7 +279,8 @@ impl Metrics {
         let client_quota_throttle_ms = Family::<QuotaLabels, Counter>::default();
         registry.register(
             "sluice_client_quota_throttle_ms",
-            "Throttle time from client quotas (producer_byte_rate, consumer_byte_rate), by \
+            "Throttle time from client quotas (producer_byte_rate, consumer_byte_rate, \
+             request_percentage), by \
              client id (first QUOTA_CLIENT_IDS_EXPORTED_MAX ids, the rest as <other>) and API",
             client_quota_throttle_ms.clone(),
         );
@@ -262,6 +304,11 @@ impl Metrics {
             quota_client_ids: Mutex::new(std::collections::HashSet::new()),
             isr_shrinks,
             isr_expands,
+            balancer_moves,
+            balancer_preferred_elections,
+            partitions_reassigning,
+            partitions_reassignment_queued,
+            broker_admission_refused,
             open_connections,
             egress_utilization,
             ingress_utilization,

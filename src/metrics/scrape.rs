@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use sluice_raft::image::LEADER_NONE;
+use sluice_raft::image::{Admission, LEADER_NONE};
 
-use super::{LagLabels, Metrics, PartitionLabels, LAG_GROUPS_EXPORTED_MAX};
+use super::{BrokerLabels, LagLabels, Metrics, PartitionLabels, LAG_GROUPS_EXPORTED_MAX};
 use crate::broker::{Broker, TopicsImage};
 
 /// A committed offset: topic, partition, offset.
@@ -14,16 +14,21 @@ type CommittedAt = (String, i32, i64);
 pub(super) fn refresh(metrics: &Metrics, broker: &Broker) {
     let topics = broker.topics();
     refresh_partitions(metrics, broker.node_id(), &topics);
+    refresh_admission(metrics, &topics);
     refresh_lag(metrics, broker, &topics);
 }
 
 fn refresh_partitions(metrics: &Metrics, node: i32, topics: &TopicsImage) {
     let mut under_replicated = 0i64;
     let mut offline = 0i64;
+    let mut reassigning = 0i64;
     metrics.log_size.clear();
     for topic in topics.by_name.values() {
         for partition in &topic.partitions {
             let registration = &partition.registration;
+            if registration.is_reassigning() {
+                reassigning += 1;
+            }
             if registration.leader == node && registration.isr.len() < registration.replicas.len() {
                 under_replicated += 1;
             }
@@ -43,6 +48,25 @@ fn refresh_partitions(metrics: &Metrics, node: i32, topics: &TopicsImage) {
     }
     metrics.under_replicated_partitions.set(under_replicated);
     metrics.offline_partitions.set(offline);
+    metrics.partitions_reassigning.set(reassigning);
+    let queued = topics.metadata.topics.queued_reassignments.len();
+    metrics
+        .partitions_reassignment_queued
+        .set(i64::try_from(queued).unwrap_or(i64::MAX));
+}
+
+fn refresh_admission(metrics: &Metrics, topics: &TopicsImage) {
+    metrics.broker_admission_refused.clear();
+    for (broker_id, registration) in &topics.metadata.cluster.brokers {
+        let refused = matches!(registration.admission, Admission::Refused(_));
+        let labels = BrokerLabels {
+            broker_id: *broker_id,
+        };
+        metrics
+            .broker_admission_refused
+            .get_or_create(&labels)
+            .set(i64::from(refused));
+    }
 }
 
 /// Lag = the partition's high watermark (what a consumer can read up to) minus the group's

@@ -189,7 +189,8 @@ async fn serve_frame(
                     connection: share,
                 };
                 let started = std::time::Instant::now();
-                let response = handlers::dispatch(&context, body).await;
+                let response =
+                    handlers::dispatch_within_request_quota(&context, api_key, body).await;
                 broker
                     .metrics
                     .record_request(header.request_api_key, started.elapsed());

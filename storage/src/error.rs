@@ -60,6 +60,25 @@ pub enum AppendError {
     /// An idempotent batch with a negative base sequence: Kafka INVALID_RECORD.
     #[error("invalid sequence number {sequence} in a batch of producer {producer_id}")]
     InvalidSequence { producer_id: i64, sequence: i32 },
+    /// A client sent a control batch; only the broker writes transaction markers: Kafka
+    /// INVALID_RECORD.
+    #[error("control batches are written by the broker only")]
+    ControlBatchFromClient,
+    /// A non-transactional batch of a producer whose transaction is open in this partition:
+    /// Kafka INVALID_TXN_STATE.
+    #[error("producer {producer_id} has an ongoing transaction; expected a transactional batch")]
+    InvalidTxnState { producer_id: i64 },
+    /// A marker from a transaction coordinator older than the one that wrote the producer's
+    /// last marker: Kafka TRANSACTION_COORDINATOR_FENCED.
+    #[error(
+        "coordinator epoch {coordinator_epoch} for producer {producer_id} is older than \
+         {current_coordinator_epoch}"
+    )]
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current_coordinator_epoch: i32,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

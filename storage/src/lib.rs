@@ -11,6 +11,9 @@
 //! - Retention (time, size), DeleteRecords, truncation.
 //! - Idempotent producers: per-partition producer state (epoch, last five batch sequences)
 //!   checked on append, snapshotted to `<offset>.snapshot` files and rebuilt on open.
+//! - Transactions (KIP-98): each producer's ongoing transaction, the markers that end it
+//!   (`Log::append_txn_marker`), the last stable offset, and an aborted-transaction index
+//!   per segment (`.txnindex`, Kafka's format) for read_committed reads.
 //! - `MetadataStore`: topics, log start offsets, cluster id and producer id blocks in redb.
 //!
 //! What it must not know: Kafka requests and responses, client sessions, Raft or any other
@@ -22,6 +25,7 @@
 mod active_segment;
 pub mod batch;
 mod checkpoint;
+pub mod control;
 mod error;
 mod fs_util;
 mod index_file;
@@ -38,11 +42,14 @@ pub mod producer_state;
 mod recovery;
 pub mod segment;
 pub mod time_index;
+pub mod transactions;
+pub mod txn_index;
 
 pub use batch::{
     validate_batches, BatchError, BatchHeader, BatchIter, BatchesSummary, CorruptReason,
     TimestampType,
 };
+pub use control::TxnMarker;
 pub use error::{AppendError, ReadError, StorageError};
 pub use index_file::IndexDamage;
 pub use legacy_offsets::{read_legacy_offsets, LegacyOffset, LegacyOffsetsError};
@@ -50,9 +57,10 @@ pub use loader::OpenReport;
 pub use log::{AppendOutcome, Log, LogConfig, ReadOutcome, RetentionOutcome};
 pub use metadata_store::{DecodeError, MetadataStore, MetadataStoreError, TopicRecord};
 pub use producer_state::{
-    BatchMetadata, ProducerEntry, ProducerStateMap, PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+    BatchMetadata, CompletedTxn, ProducerEntry, ProducerStateMap, PRODUCER_ID_EXPIRATION_MS_DEFAULT,
 };
 pub use recovery::{ScanDamage, ScanOutcome};
+pub use txn_index::AbortedTxn;
 
 #[cfg(test)]
 #[path = "../tests/common/mod.rs"]

@@ -23,6 +23,7 @@ use crate::offset_index::{OffsetIndex, OFFSET_INDEX_ENTRY_BYTES};
 use crate::recovery::scan_segment;
 use crate::segment::{Segment, TimestampOffset};
 use crate::time_index::{TimeIndex, TIME_INDEX_ENTRY_BYTES};
+use crate::txn_index::TXN_INDEX_EXTENSION;
 
 /// What opening a log found and did (for logs, metrics and tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,6 +111,7 @@ fn clean_directory(dir: &Path) -> io::Result<Vec<i64>> {
             bases.insert(base);
         } else if let Some(base) = fs_util::parse_segment_file_name(&name, OFFSET_INDEX_EXTENSION)
             .or_else(|| fs_util::parse_segment_file_name(&name, TIME_INDEX_EXTENSION))
+            .or_else(|| fs_util::parse_segment_file_name(&name, TXN_INDEX_EXTENSION))
         {
             index_files.push((base, entry.path()));
         }
@@ -265,6 +267,7 @@ pub(crate) fn delete_segment_files(segment: &Segment) -> Result<(), StorageError
         segment.log_path().to_path_buf(),
         segment.offset_index_path(),
         segment.time_index_path(),
+        segment.txn_index_path(),
     ];
     let mut renamed = Vec::with_capacity(paths.len());
     for path in &paths {

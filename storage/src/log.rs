@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crate::active_segment::ActiveSegment;
 use crate::batch::{stamp_batches, validate_batches, TimestampType};
 use crate::checkpoint;
+use crate::control::{encode_marker_batch, TxnMarker};
 use crate::error::{AppendError, IoContext, ReadError, StorageError};
 use crate::fs_util;
 use crate::leader_epoch_cache::LeaderEpochCache;
@@ -25,6 +26,8 @@ use crate::producer_state::{
     AppendPlan, ProducerEntry, ProducerStateMap, PRODUCER_ID_EXPIRATION_MS_DEFAULT,
 };
 use crate::segment::{Segment, SEGMENT_BYTES_LIMIT};
+use crate::transactions::Transactions;
+use crate::txn_index::{AbortedTxn, TxnIndexEntry};
 
 /// Per-log settings, named and defaulted like Kafka's topic configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +161,9 @@ pub struct Log {
     dir: PathBuf,
     writer: Mutex<Writer>,
     view: Mutex<View>,
+    /// Open and not yet replicated transactions (the LSO). Changed only under the writer
+    /// lock, before the view publishes the batch that changed it; read by Fetch alone.
+    transactions: Mutex<Transactions>,
     open_report: OpenReport,
     /// The persisted high watermark found at open, bounded by the log.
     high_watermark_at_open: i64,
@@ -246,6 +252,7 @@ impl Log {
                 high_watermark_persisted,
             }),
             view: Mutex::new(view),
+            transactions: Mutex::new(rebuilt.transactions),
             open_report: loaded.report,
             high_watermark_at_open,
         })
@@ -370,6 +377,11 @@ impl Log {
         let path = active.segment.log_path().to_path_buf();
         let end = active.append(batches, now_ms).context("append", &path)?;
         if !pending.is_empty() {
+            let mut transactions = lock(&self.transactions);
+            for &(producer_id, first_offset) in pending.started_txns() {
+                transactions.start(producer_id, first_offset);
+            }
+            drop(transactions);
             writer.producers.apply(pending);
             writer.producers_dirty = true;
         }
@@ -479,6 +491,7 @@ impl Log {
             writer.now_ms_latest,
         )?;
         writer.producers = rebuilt.producers;
+        *lock(&self.transactions) = rebuilt.transactions;
         writer.producer_snapshot_offset = rebuilt.snapshot_offset;
         writer.producers_dirty = rebuilt.snapshot_offset != Some(view.log_end_offset);
         Ok(())
@@ -787,10 +800,27 @@ impl Log {
             .context("append", &path)?;
         // The leader checked these batches: record them unchecked (Kafka's replication
         // origin), so that this replica dedups retries and checks sequences exactly as the
-        // leader would once it leads.
-        for item in crate::batch::BatchIter::new(batches) {
-            let (_, header) = item?;
-            writer.producers.replay_batch(&header, now_ms);
+        // leader would once it leads, and keeps the same transactions and aborted index.
+        let mut aborted = Vec::new();
+        {
+            let mut transactions = lock(&self.transactions);
+            for item in crate::batch::BatchIter::new(batches) {
+                let (position, header) = item?;
+                let batch = &batches[position..position + header.size_bytes()];
+                let control_batch = header.is_control().then_some(batch);
+                let event = writer.producers.replay(&header, control_batch, now_ms);
+                producer_recovery::record_event(&mut transactions, event, &mut aborted);
+                if header.is_control() {
+                    transactions.end(header.producer_id);
+                }
+            }
+        }
+        for entry in aborted {
+            writer
+                .active
+                .segment
+                .push_aborted_txn(entry)
+                .context("append transaction index", &path)?;
         }
         writer.producers_dirty = true;
         if config.flush_every_append {
@@ -806,6 +836,130 @@ impl Log {
             view.active_size_bytes = end;
         }
         Ok(next_offset)
+    }
+
+    /// Writes a transaction marker (WriteTxnMarkers) as the partition leader: Kafka's
+    /// control batch ending `marker.producer_id`'s transaction. An older producer epoch
+    /// (`InvalidProducerEpoch`) or coordinator epoch (`CoordinatorFenced`) than the
+    /// producer's is refused with nothing written. An abort of a transaction with batches
+    /// here is recorded in the active segment's transaction index.
+    pub fn append_txn_marker(
+        &self,
+        marker: TxnMarker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendOutcome, AppendError> {
+        let mut writer = self.writer()?;
+        writer.now_ms_latest = writer.now_ms_latest.max(now_ms);
+        let config = writer.config.clone();
+        let base_offset = lock(&self.view).log_end_offset;
+        let pending = writer
+            .producers
+            .plan_marker(&marker, base_offset, now_ms, true)?;
+        let mut batch = encode_marker_batch(&marker, now_ms);
+        if self.should_roll(&writer, batch.len() as u64, base_offset, now_ms) {
+            self.roll(&mut writer, now_ms)?;
+        }
+        let log_append_time_ms =
+            (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        writer
+            .epochs
+            .assign(&self.dir, leader_epoch, base_offset)
+            .context("write leader epochs", &self.dir)?;
+        let next_offset = stamp_batches(&mut batch, base_offset, leader_epoch, log_append_time_ms);
+        assert_eq!(next_offset, base_offset + 1);
+        let path = writer.active.segment.log_path().to_path_buf();
+        let end = writer
+            .active
+            .append(&batch, now_ms)
+            .context("append", &path)?;
+        let completed = pending.completed;
+        writer.producers.apply_marker(pending);
+        writer.producers_dirty = true;
+        {
+            let mut transactions = lock(&self.transactions);
+            if let Some(completed) = completed {
+                if completed.aborted {
+                    let entry = TxnIndexEntry {
+                        producer_id: completed.producer_id,
+                        first_offset: completed.first_offset,
+                        last_offset: completed.last_offset,
+                        last_stable_offset: transactions.index_last_stable_offset(&completed),
+                    };
+                    writer
+                        .active
+                        .segment
+                        .push_aborted_txn(entry)
+                        .context("append transaction index", &path)?;
+                }
+                transactions.complete(&completed);
+            }
+            transactions.end(marker.producer_id);
+        }
+        if config.flush_every_append {
+            writer
+                .active
+                .segment
+                .sync()
+                .context("fsync segment", &path)?;
+        }
+        let log_start_offset = {
+            let mut view = lock(&self.view);
+            view.log_end_offset = next_offset;
+            view.active_size_bytes = end;
+            view.log_start_offset
+        };
+        Ok(AppendOutcome {
+            base_offset,
+            last_offset: base_offset,
+            log_append_time_ms: log_append_time_ms.unwrap_or(-1),
+            log_start_offset,
+            record_count: 1,
+            bytes: batch.len() as u64,
+            duplicate: false,
+        })
+    }
+
+    /// Whether `producer_id` has a transaction open in this partition (KIP-890 verification).
+    pub fn has_ongoing_txn(&self, producer_id: i64) -> bool {
+        lock(&self.transactions).is_ongoing(producer_id)
+    }
+
+    /// The last stable offset given the replica's `high_watermark`: no read_committed
+    /// consumer sees an offset at or above it. Transactions whose markers the high watermark
+    /// passed are forgotten here. Never below the log start (Kafka's
+    /// `updateFirstUnstableOffset`): a transaction whose start was deleted (DeleteRecords,
+    /// retention) holds back only what is still in the log.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        let last_stable = lock(&self.transactions).last_stable_offset(high_watermark);
+        let log_start_offset = self.log_start_offset();
+        if last_stable < log_start_offset {
+            log_start_offset.min(high_watermark)
+        } else {
+            last_stable
+        }
+    }
+
+    /// The aborted transactions overlapping `[from, to)` (Kafka's
+    /// `collectAbortedTransactions`), from the transaction indexes of the segments from the
+    /// one holding `from` on, stopping at the first entry whose LSO reaches `to`.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let view = self.snapshot();
+        let mut found = Vec::new();
+        for segment in &view.segments[view.segment_for(from)..] {
+            for entry in segment.aborted_txns() {
+                if entry.last_offset >= from && entry.first_offset < to {
+                    found.push(AbortedTxn {
+                        producer_id: entry.producer_id,
+                        first_offset: entry.first_offset,
+                    });
+                }
+                if entry.last_stable_offset >= to {
+                    return found;
+                }
+            }
+        }
+        found
     }
 
     /// Starts `epoch` at the log end (a replica becoming leader), before it appends anything.

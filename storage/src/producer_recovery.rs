@@ -4,7 +4,10 @@
 //! Like Kafka's `ProducerStateManager.truncateAndReload` + `loadProducersFromRecords`:
 //! snapshots newer than the log end describe batches that are gone (the tail was cut after a
 //! crash, or truncated) and are deleted; damaged snapshots are deleted and the next older one
-//! is tried; with none, the whole log is replayed. Replay reads headers only.
+//! is tried; with none, the whole log is replayed. Replay reads headers only, plus the one
+//! record of each control batch (commit or abort). Transactions aborted in the replayed
+//! range are written again to their segments' transaction indexes (entries there from
+//! before the crash or truncation are replaced), so the indexes always match the log.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,14 +15,19 @@ use std::sync::Arc;
 use crate::error::{IoContext, StorageError};
 use crate::fs_util;
 use crate::producer_snapshot::{list_snapshots, read_snapshot, snapshot_path};
-use crate::producer_state::ProducerStateMap;
+use crate::producer_state::{ProducerStateMap, TxnEvent};
 use crate::segment::Segment;
+use crate::transactions::Transactions;
+use crate::txn_index::TxnIndexEntry;
 
 pub(crate) struct Rebuilt {
     pub producers: ProducerStateMap,
     /// The snapshot the state started from.
     pub snapshot_offset: Option<i64>,
     pub batches_replayed: u64,
+    /// Open transactions, and those the replay saw completed (their markers may not be
+    /// replicated yet).
+    pub transactions: Transactions,
 }
 
 /// `segments` are the log's segments with their committed sizes; the log spans
@@ -65,12 +73,20 @@ pub(crate) fn rebuild(
         None => (None, ProducerStateMap::new()),
     };
     let replay_from = snapshot_offset.unwrap_or(log_start_offset);
-    let batches_replayed = replay(segments, replay_from, &mut producers, now_ms)?;
+    let mut transactions = Transactions::from_ongoing(&producers.ongoing_txns());
+    let batches_replayed = replay(
+        segments,
+        replay_from,
+        &mut producers,
+        &mut transactions,
+        now_ms,
+    )?;
     producers.remove_below(log_start_offset);
     Ok(Rebuilt {
         producers,
         snapshot_offset,
         batches_replayed,
+        transactions,
     })
 }
 
@@ -79,11 +95,13 @@ fn remove_snapshot(dir: &Path, offset: i64) -> Result<(), StorageError> {
     fs_util::remove_file_if_exists(&path).context("remove producer snapshot", &path)
 }
 
-/// Applies every batch ending at or after `from` to `producers`; returns the batch count.
+/// Applies every batch ending at or after `from` to `producers` and `transactions`, and
+/// rewrites the transaction index entries from `from` on; returns the batch count.
 fn replay(
     segments: &[Arc<Segment>],
     from: i64,
     producers: &mut ProducerStateMap,
+    transactions: &mut Transactions,
     now_ms: i64,
 ) -> Result<u64, StorageError> {
     let first = segments
@@ -96,17 +114,60 @@ fn replay(
         let start = segment
             .translate_offset(from, end)
             .context("replay producer state", path)?;
-        let Some(mut position) = start else { continue };
+        let mut aborted = Vec::new();
+        let mut position = start.unwrap_or(end);
         while position < end {
             let header = segment
                 .read_header_at(position, end)
                 .context("replay producer state", path)?;
             if header.last_offset() >= from {
-                producers.replay_batch(&header, now_ms);
+                let control_batch = if header.is_control() {
+                    Some(
+                        segment
+                            .read_batch(position, end)
+                            .context("replay producer state", path)?,
+                    )
+                } else {
+                    None
+                };
+                let event = producers.replay(&header, control_batch.as_deref(), now_ms);
+                record_event(transactions, event, &mut aborted);
+                if header.is_control() {
+                    transactions.end(header.producer_id);
+                }
                 batches += 1;
             }
             position += header.size_bytes() as u64;
         }
+        segment
+            .replace_aborted_txns_from(from, &aborted)
+            .context("rewrite transaction index", &segment.txn_index_path())?;
     }
     Ok(batches)
+}
+
+/// Applies a replayed batch's transaction event; an abort becomes an index entry.
+pub(crate) fn record_event(
+    transactions: &mut Transactions,
+    event: Option<TxnEvent>,
+    aborted: &mut Vec<TxnIndexEntry>,
+) {
+    match event {
+        Some(TxnEvent::Started {
+            producer_id,
+            first_offset,
+        }) => transactions.start(producer_id, first_offset),
+        Some(TxnEvent::Completed(completed)) => {
+            if completed.aborted {
+                aborted.push(TxnIndexEntry {
+                    producer_id: completed.producer_id,
+                    first_offset: completed.first_offset,
+                    last_offset: completed.last_offset,
+                    last_stable_offset: transactions.index_last_stable_offset(&completed),
+                });
+            }
+            transactions.complete(&completed);
+        }
+        None => {}
+    }
 }

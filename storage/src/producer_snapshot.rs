@@ -2,9 +2,11 @@
 //! naming), holding every producer's state as of the log end `offset`.
 //!
 //! Format (big-endian): version u8, offset i64, producer count u32, then per producer:
-//! producer id i64, epoch i16, last append ms i64, batch count u8 (1..=5), and per batch
+//! producer id i64, epoch i16, last append ms i64, coordinator epoch i32, ongoing
+//! transaction's first offset i64 (-1: none), batch count u8 (0..=5), and per batch
 //! first sequence i32, last sequence i32, first offset i64, last offset i64, max timestamp
-//! i64; then CRC-32C of everything before it (u32). Written via temp file + fsync + rename +
+//! i64; then CRC-32C of everything before it (u32). Version 1 files (before transactions)
+//! lack the two transaction fields and are still read. Written via temp file + fsync + rename +
 //! directory fsync, so a file is either whole or absent; a damaged one is reported, never
 //! trusted.
 
@@ -15,14 +17,16 @@ use std::path::{Path, PathBuf};
 
 use crate::fs_util::{self, parse_segment_file_name, write_file_atomically};
 use crate::producer_state::{
-    BatchMetadata, ProducerEntry, ProducerStateMap, BATCHES_RETAINED, PRODUCERS_MAX,
+    BatchMetadata, ProducerEntry, ProducerStateMap, BATCHES_RETAINED, NO_COORDINATOR_EPOCH,
+    PRODUCERS_MAX,
 };
 
 pub const SNAPSHOT_EXTENSION: &str = "snapshot";
-const SNAPSHOT_VERSION: u8 = 1;
+const SNAPSHOT_VERSION: u8 = 2;
+const SNAPSHOT_VERSION_BEFORE_TXNS: u8 = 1;
 const HEADER_BYTES: usize = 1 + 8 + 4;
 const CRC_BYTES: usize = 4;
-const PRODUCER_HEADER_BYTES: usize = 8 + 2 + 8 + 1;
+const PRODUCER_HEADER_BYTES: usize = 8 + 2 + 8 + 4 + 8 + 1;
 const BATCH_BYTES: usize = 4 + 4 + 8 + 8 + 8;
 const PRODUCER_BYTES_MAX: usize = PRODUCER_HEADER_BYTES + BATCHES_RETAINED * BATCH_BYTES;
 /// The largest well-formed snapshot; a longer file is damaged and is not read.
@@ -74,6 +78,9 @@ pub fn encode(offset: i64, producers: &ProducerStateMap) -> Vec<u8> {
         out.extend_from_slice(&producer_id.to_be_bytes());
         out.extend_from_slice(&entry.producer_epoch.to_be_bytes());
         out.extend_from_slice(&entry.last_append_ms.to_be_bytes());
+        out.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+        let txn_first_offset = entry.current_txn_first_offset.unwrap_or(-1);
+        out.extend_from_slice(&txn_first_offset.to_be_bytes());
         out.push(entry.batches.len() as u8);
         for batch in &entry.batches {
             out.extend_from_slice(&batch.first_sequence.to_be_bytes());
@@ -116,7 +123,8 @@ pub fn decode(bytes: &[u8], offset: i64) -> Result<ProducerStateMap, SnapshotDam
         return Err(SnapshotDamage::CrcMismatch);
     }
     let mut reader = Reader { bytes: body, at: 0 };
-    if reader.u8()? != SNAPSHOT_VERSION {
+    let version = reader.u8()?;
+    if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_BEFORE_TXNS {
         return Err(SnapshotDamage::UnknownVersion);
     }
     if reader.i64()? != offset {
@@ -128,7 +136,7 @@ pub fn decode(bytes: &[u8], offset: i64) -> Result<ProducerStateMap, SnapshotDam
     }
     let mut producers = ProducerStateMap::new();
     for _ in 0..count {
-        let (producer_id, entry) = decode_entry(&mut reader)?;
+        let (producer_id, entry) = decode_entry(&mut reader, version)?;
         if producers.get(producer_id).is_some() {
             return Err(SnapshotDamage::BadEntry);
         }
@@ -140,12 +148,25 @@ pub fn decode(bytes: &[u8], offset: i64) -> Result<ProducerStateMap, SnapshotDam
     Ok(producers)
 }
 
-fn decode_entry(reader: &mut Reader<'_>) -> Result<(i64, ProducerEntry), SnapshotDamage> {
+fn decode_entry(
+    reader: &mut Reader<'_>,
+    version: u8,
+) -> Result<(i64, ProducerEntry), SnapshotDamage> {
     let producer_id = reader.i64()?;
     let producer_epoch = reader.i16()?;
     let last_append_ms = reader.i64()?;
+    let (coordinator_epoch, txn_first_offset) = if version == SNAPSHOT_VERSION_BEFORE_TXNS {
+        (NO_COORDINATOR_EPOCH, -1)
+    } else {
+        (reader.i32()?, reader.i64()?)
+    };
     let batch_count = usize::from(reader.u8()?);
-    if producer_id < 0 || batch_count == 0 || batch_count > BATCHES_RETAINED {
+    let batches_min = usize::from(version == SNAPSHOT_VERSION_BEFORE_TXNS);
+    if producer_id < 0
+        || batch_count < batches_min
+        || batch_count > BATCHES_RETAINED
+        || txn_first_offset < -1
+    {
         return Err(SnapshotDamage::BadEntry);
     }
     let mut batches = VecDeque::with_capacity(batch_count);
@@ -169,6 +190,8 @@ fn decode_entry(reader: &mut Reader<'_>) -> Result<(i64, ProducerEntry), Snapsho
         producer_epoch,
         batches,
         last_append_ms,
+        coordinator_epoch,
+        current_txn_first_offset: (txn_first_offset >= 0).then_some(txn_first_offset),
     };
     Ok((producer_id, entry))
 }
@@ -234,6 +257,8 @@ mod tests {
                 producer_epoch: producer_id as i16,
                 batches,
                 last_append_ms: 42 + producer_id,
+                coordinator_epoch: producer_id as i32 - 2,
+                current_txn_first_offset: (producer_id == 2).then_some(100),
             };
             producers.insert(producer_id, entry);
         }
@@ -247,9 +272,38 @@ mod tests {
         assert_eq!(bytes, encode(77, &producers.clone()));
         assert_eq!(decode(&bytes, 77), Ok(producers));
         assert_eq!(decode(&bytes, 78), Err(SnapshotDamage::OffsetMismatch));
+        // A producer known from a marker alone has no batch.
+        let mut marker_only = ProducerStateMap::new();
+        marker_only.insert(9, ProducerEntry::new(4, 1));
+        assert_eq!(decode(&encode(3, &marker_only), 3), Ok(marker_only));
         let empty = encode(0, &ProducerStateMap::new());
         assert_eq!(empty.len(), HEADER_BYTES + CRC_BYTES);
         assert_eq!(decode(&empty, 0), Ok(ProducerStateMap::new()));
+    }
+
+    #[test]
+    fn version_1_snapshots_from_before_transactions_are_read() {
+        let mut v1 = vec![SNAPSHOT_VERSION_BEFORE_TXNS];
+        v1.extend_from_slice(&12i64.to_be_bytes());
+        v1.extend_from_slice(&1u32.to_be_bytes());
+        v1.extend_from_slice(&5i64.to_be_bytes()); // producer id
+        v1.extend_from_slice(&3i16.to_be_bytes()); // epoch
+        v1.extend_from_slice(&99i64.to_be_bytes()); // last append ms
+        v1.push(1);
+        for value in [0i32, 1] {
+            v1.extend_from_slice(&value.to_be_bytes());
+        }
+        for value in [10i64, 11, 7_000] {
+            v1.extend_from_slice(&value.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_be_bytes());
+        let producers = decode(&v1, 12).unwrap();
+        let entry = producers.get(5).unwrap();
+        assert_eq!(entry.producer_epoch, 3);
+        assert_eq!((entry.last_sequence(), entry.last_offset()), (1, 11));
+        assert_eq!(entry.coordinator_epoch, NO_COORDINATOR_EPOCH);
+        assert_eq!(entry.current_txn_first_offset, None);
     }
 
     #[test]

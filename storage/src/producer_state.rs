@@ -2,6 +2,11 @@
 //! few batches' sequence ranges and offsets, and the rules (Kafka's `ProducerAppendInfo`)
 //! that accept, refuse or recognize as duplicate an incoming batch.
 //!
+//! Transactions (KIP-98): a transactional batch of a producer with no ongoing transaction in
+//! this partition starts one at its first offset; a marker (`TxnMarker`) ends it and reports
+//! the completed transaction, which the log turns into an aborted-transaction index entry
+//! and a moved last stable offset.
+//!
 //! Pure in-memory logic: no I/O. `Log` asks for an [`AppendPlan`] before writing anything
 //! and applies it only after the write succeeded, so a refused or failed append leaves the
 //! state untouched.
@@ -9,6 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::batch::{BatchHeader, BatchIter};
+use crate::control::{parse_marker, TxnMarker};
 use crate::error::AppendError;
 
 /// Batches remembered per producer for duplicate detection: Kafka's
@@ -21,6 +27,10 @@ pub const PRODUCERS_MAX: usize = 100_000;
 pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: i64 = 24 * 60 * 60 * 1000;
 /// A batch header's "no epoch".
 pub const NO_PRODUCER_EPOCH: i16 = -1;
+/// Kafka's `RecordBatch.NO_SEQUENCE`, also "no batch retained".
+pub const NO_SEQUENCE: i32 = -1;
+/// No transaction marker seen yet.
+pub const NO_COORDINATOR_EPOCH: i32 = -1;
 
 /// One appended batch of a producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,25 +46,58 @@ pub struct BatchMetadata {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerEntry {
     pub producer_epoch: i16,
-    /// Oldest first; between 1 and [`BATCHES_RETAINED`] batches, all of `producer_epoch`.
+    /// Oldest first; at most [`BATCHES_RETAINED`] batches, all of `producer_epoch`. Empty
+    /// only for a producer known from a transaction marker alone (or whose epoch a marker
+    /// bumped).
     pub batches: VecDeque<BatchMetadata>,
     /// Wall clock of the producer's last append (expiry runs on it).
     pub last_append_ms: i64,
+    /// Epoch of the transaction coordinator that wrote this producer's last marker.
+    pub coordinator_epoch: i32,
+    /// First offset of the producer's ongoing transaction in this partition.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
-    fn last_batch(&self) -> &BatchMetadata {
+    /// An entry with no batch yet.
+    pub fn new(producer_epoch: i16, now_ms: i64) -> ProducerEntry {
+        ProducerEntry {
+            producer_epoch,
+            batches: VecDeque::with_capacity(BATCHES_RETAINED),
+            last_append_ms: now_ms,
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
+            current_txn_first_offset: None,
+        }
+    }
+
+    /// The last retained batch's last sequence, or [`NO_SEQUENCE`].
+    pub fn last_sequence(&self) -> i32 {
         self.batches
             .back()
-            .expect("a producer entry holds at least one batch")
+            .map_or(NO_SEQUENCE, |batch| batch.last_sequence)
     }
 
-    pub fn last_sequence(&self) -> i32 {
-        self.last_batch().last_sequence
-    }
-
+    /// The last retained batch's last offset, or -1.
     pub fn last_offset(&self) -> i64 {
-        self.last_batch().last_offset
+        self.batches.back().map_or(-1, |batch| batch.last_offset)
+    }
+
+    /// The sequence the producer's next batch of `epoch` must start with.
+    fn expected_sequence(&self, epoch: i16) -> i32 {
+        if epoch != self.producer_epoch || self.batches.is_empty() {
+            0
+        } else {
+            next_sequence(self.last_sequence())
+        }
+    }
+
+    /// A marker of a newer epoch forgets the older epoch's batches (Kafka's
+    /// `maybeUpdateProducerEpoch`).
+    fn bump_epoch(&mut self, epoch: i16) {
+        if epoch != self.producer_epoch {
+            self.batches.clear();
+            self.producer_epoch = epoch;
+        }
     }
 
     fn find_duplicate(&self, epoch: i16, first: i32, last: i32) -> Option<BatchMetadata> {
@@ -70,10 +113,7 @@ impl ProducerEntry {
 
     /// Records `batch` of `epoch`; a new epoch forgets the older epoch's batches.
     fn push(&mut self, epoch: i16, batch: BatchMetadata, now_ms: i64) {
-        if epoch != self.producer_epoch {
-            self.batches.clear();
-            self.producer_epoch = epoch;
-        }
+        self.bump_epoch(epoch);
         if self.batches.len() == BATCHES_RETAINED {
             self.batches.pop_front();
         }
@@ -82,9 +122,37 @@ impl ProducerEntry {
         assert!(!self.batches.is_empty() && self.batches.len() <= BATCHES_RETAINED);
     }
 
+    /// A producer in a transaction never expires (Kafka's `isProducerExpired`): its
+    /// transaction must end with a marker first.
     fn is_expired(&self, now_ms: i64, expiration_ms: i64) -> bool {
-        now_ms.saturating_sub(self.last_append_ms) >= expiration_ms
+        self.current_txn_first_offset.is_none()
+            && now_ms.saturating_sub(self.last_append_ms) >= expiration_ms
     }
+}
+
+/// A transaction a marker ended in this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// Offset of the marker.
+    pub last_offset: i64,
+    pub aborted: bool,
+}
+
+/// What a batch did to a producer's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnEvent {
+    Started { producer_id: i64, first_offset: i64 },
+    Completed(CompletedTxn),
+}
+
+/// A marker's update of its producer, applied once the marker is written.
+#[derive(Debug)]
+pub struct PendingMarker {
+    producer_id: i64,
+    entry: ProducerEntry,
+    pub completed: Option<CompletedTxn>,
 }
 
 /// The last sequence of a batch: sequences wrap from `i32::MAX` to 0, as in Kafka.
@@ -127,11 +195,18 @@ pub struct DuplicateOf {
 #[derive(Debug, Default)]
 pub struct PendingProducers {
     entries: Vec<(i64, ProducerEntry)>,
+    /// Transactions the payload starts: (producer id, first offset).
+    started: Vec<(i64, i64)>,
 }
 
 impl PendingProducers {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Transactions the payload starts: (producer id, first offset).
+    pub fn started_txns(&self) -> &[(i64, i64)] {
+        &self.started
     }
 }
 
@@ -177,7 +252,7 @@ impl ProducerStateMap {
 
     /// Inserts a whole entry (snapshot loading).
     pub(crate) fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
-        assert!(!entry.batches.is_empty() && entry.batches.len() <= BATCHES_RETAINED);
+        assert!(entry.batches.len() <= BATCHES_RETAINED);
         self.producers.insert(producer_id, entry);
     }
 
@@ -201,6 +276,11 @@ impl ProducerStateMap {
             let (_, header) = item?;
             let batch_first_offset = first_offset;
             first_offset += i64::from(header.last_offset_delta) + 1;
+            if header.is_control() {
+                // Only the broker writes markers (`plan_marker`); Kafka refuses a client's
+                // control batch as an invalid record.
+                return Err(AppendError::ControlBatchFromClient);
+            }
             if header.producer_id < 0 {
                 new_batches += 1;
                 continue;
@@ -281,11 +361,7 @@ impl ProducerStateMap {
                 });
             }
             let known_epoch = entry.producer_epoch != NO_PRODUCER_EPOCH;
-            let expected = if epoch != entry.producer_epoch {
-                0
-            } else {
-                next_sequence(entry.last_sequence())
-            };
+            let expected = entry.expected_sequence(epoch);
             if known_epoch && first != expected {
                 return Err(out_of_order(header, expected));
             }
@@ -299,12 +375,18 @@ impl ProducerStateMap {
             last_offset: first_offset + i64::from(header.last_offset_delta),
             max_timestamp_ms: header.max_timestamp,
         };
-        let mut updated = current.cloned().unwrap_or_else(|| ProducerEntry {
-            producer_epoch: epoch,
-            batches: VecDeque::with_capacity(BATCHES_RETAINED),
-            last_append_ms: now_ms,
-        });
+        let mut updated = current
+            .cloned()
+            .unwrap_or_else(|| ProducerEntry::new(epoch, now_ms));
         updated.push(epoch, batch, now_ms);
+        match (updated.current_txn_first_offset, header.is_transactional()) {
+            (None, true) => {
+                updated.current_txn_first_offset = Some(first_offset);
+                pending.started.push((producer_id, first_offset));
+            }
+            (Some(_), false) => return Err(AppendError::InvalidTxnState { producer_id }),
+            _ => {}
+        }
         match at {
             Some(at) => pending.entries[at].1 = updated,
             None => pending.entries.push((producer_id, updated)),
@@ -320,7 +402,78 @@ impl ProducerStateMap {
             .map(|(_, entry)| entry);
         pending_entry
             .or_else(|| self.producers.get(&header.producer_id))
-            .map_or(0, |entry| next_sequence(entry.last_sequence()))
+            .map_or(0, |entry| entry.expected_sequence(header.producer_epoch))
+    }
+
+    /// Kafka's `appendEndTxnMarker`: a marker `marker_offset` for its producer. `checked`
+    /// (the leader's own append) refuses an older producer epoch or coordinator epoch; a
+    /// replica records what its leader wrote unchecked.
+    pub fn plan_marker(
+        &self,
+        marker: &TxnMarker,
+        marker_offset: i64,
+        now_ms: i64,
+        checked: bool,
+    ) -> Result<PendingMarker, AppendError> {
+        let producer_id = marker.producer_id;
+        let mut entry = self
+            .producers
+            .get(&producer_id)
+            .cloned()
+            .unwrap_or_else(|| ProducerEntry::new(marker.producer_epoch, now_ms));
+        if checked && marker.producer_epoch < entry.producer_epoch {
+            return Err(AppendError::InvalidProducerEpoch {
+                producer_id,
+                producer_epoch: marker.producer_epoch,
+                current_epoch: entry.producer_epoch,
+            });
+        }
+        if checked && marker.coordinator_epoch < entry.coordinator_epoch {
+            return Err(AppendError::CoordinatorFenced {
+                producer_id,
+                coordinator_epoch: marker.coordinator_epoch,
+                current_coordinator_epoch: entry.coordinator_epoch,
+            });
+        }
+        let completed = entry
+            .current_txn_first_offset
+            .map(|first_offset| CompletedTxn {
+                producer_id,
+                first_offset,
+                last_offset: marker_offset,
+                aborted: !marker.commit,
+            });
+        entry.bump_epoch(marker.producer_epoch);
+        entry.current_txn_first_offset = None;
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_append_ms = now_ms;
+        Ok(PendingMarker {
+            producer_id,
+            entry,
+            completed,
+        })
+    }
+
+    /// Makes a written marker's update current.
+    pub fn apply_marker(&mut self, pending: PendingMarker) {
+        let mut producers = PendingProducers::default();
+        producers.entries.push((pending.producer_id, pending.entry));
+        self.apply(producers);
+    }
+
+    /// Whether `producer_id` has a transaction open in this partition.
+    pub fn has_ongoing_txn(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|entry| entry.current_txn_first_offset.is_some())
+    }
+
+    /// Every ongoing transaction: (producer id, first offset).
+    pub fn ongoing_txns(&self) -> Vec<(i64, i64)> {
+        self.producers
+            .iter()
+            .filter_map(|(id, entry)| entry.current_txn_first_offset.map(|first| (*id, first)))
+            .collect()
     }
 
     /// Makes a written payload's updates current.
@@ -335,22 +488,49 @@ impl ProducerStateMap {
     }
 
     fn evict_least_recent(&mut self) {
+        // A producer in a transaction goes last: forgetting it loses its first offset.
         let oldest = self
             .producers
             .iter()
-            .min_by_key(|(id, entry)| (entry.last_append_ms, **id))
+            .min_by_key(|(id, entry)| {
+                let in_txn = entry.current_txn_first_offset.is_some();
+                (in_txn, entry.last_append_ms, **id)
+            })
             .map(|(id, _)| *id);
         if let Some(oldest) = oldest {
             self.producers.remove(&oldest);
         }
     }
 
-    /// Records a batch already in the log (rebuilding state on open): no checks, as Kafka's
-    /// replay of its own log. `now_ms` stands for the unknown append time, so replayed
-    /// producers expire no earlier than one expiration period after the open.
-    pub fn replay_batch(&mut self, header: &BatchHeader, now_ms: i64) {
+    /// Records a batch already in the log (rebuilding state on open, or a replica appending
+    /// its leader's batches): no checks, as Kafka's replay of its own log. `control_batch` is
+    /// the whole batch when the header says control (markers are read from the record);
+    /// `now_ms` stands for the unknown append time, so replayed producers expire no earlier
+    /// than one expiration period after the open.
+    pub fn replay(
+        &mut self,
+        header: &BatchHeader,
+        control_batch: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Option<TxnEvent> {
+        if header.is_control() {
+            let marker = control_batch.and_then(|batch| parse_marker(header, batch))?;
+            if marker.producer_id < 0 {
+                return None;
+            }
+            let pending = self
+                .plan_marker(&marker, header.base_offset, now_ms, false)
+                .ok()?;
+            let completed = pending.completed;
+            self.apply_marker(pending);
+            return completed.map(TxnEvent::Completed);
+        }
+        self.replay_batch(header, now_ms)
+    }
+
+    fn replay_batch(&mut self, header: &BatchHeader, now_ms: i64) -> Option<TxnEvent> {
         if header.producer_id < 0 || header.base_sequence < 0 || header.last_offset_delta < 0 {
-            return;
+            return None;
         }
         let batch = BatchMetadata {
             first_sequence: header.base_sequence,
@@ -364,14 +544,19 @@ impl ProducerStateMap {
             .producers
             .get(&header.producer_id)
             .cloned()
-            .unwrap_or_else(|| ProducerEntry {
-                producer_epoch: header.producer_epoch,
-                batches: VecDeque::with_capacity(BATCHES_RETAINED),
-                last_append_ms: now_ms,
-            });
+            .unwrap_or_else(|| ProducerEntry::new(header.producer_epoch, now_ms));
         entry.push(header.producer_epoch, batch, now_ms);
+        let started = (header.is_transactional() && entry.current_txn_first_offset.is_none())
+            .then_some(header.base_offset);
+        if let Some(first_offset) = started {
+            entry.current_txn_first_offset = Some(first_offset);
+        }
         pending.entries.push((header.producer_id, entry));
         self.apply(pending);
+        started.map(|first_offset| TxnEvent::Started {
+            producer_id: header.producer_id,
+            first_offset,
+        })
     }
 
     /// Forgets producers idle for `expiration_ms`; returns how many.
@@ -383,11 +568,15 @@ impl ProducerStateMap {
     }
 
     /// Forgets producers whose last batch lies wholly below the log start (deleted by
-    /// retention or DeleteRecords); returns how many.
+    /// retention or DeleteRecords); returns how many. Producers in a transaction and those
+    /// known from markers alone stay.
     pub fn remove_below(&mut self, log_start_offset: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, entry| entry.last_offset() >= log_start_offset);
+        self.producers.retain(|_, entry| {
+            entry.batches.is_empty()
+                || entry.current_txn_first_offset.is_some()
+                || entry.last_offset() >= log_start_offset
+        });
         before - self.producers.len()
     }
 }

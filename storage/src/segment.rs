@@ -22,6 +22,7 @@ use crate::fs_util::{
 use crate::lock::{lock, read, write};
 use crate::offset_index::{OffsetIndex, OffsetIndexEntry};
 use crate::time_index::{TimeIndex, TimeIndexEntry};
+use crate::txn_index::{self, TxnIndexEntry, TXN_INDEX_ENTRY_BYTES, TXN_INDEX_EXTENSION};
 
 /// Positions are stored as u32 in the offset index, so a segment never grows past this.
 pub const SEGMENT_BYTES_LIMIT: u64 = i32::MAX as u64;
@@ -75,6 +76,8 @@ pub struct Segment {
     offset_index: RwLock<OffsetIndex>,
     time_index: RwLock<TimeIndex>,
     max_timestamp: Mutex<Option<TimestampOffset>>,
+    /// Transactions aborted by markers in this segment (`.txnindex`), in marker order.
+    aborted_txns: RwLock<Vec<TxnIndexEntry>>,
 }
 
 fn invalid_data(message: &'static str) -> io::Error {
@@ -85,6 +88,8 @@ impl Segment {
     /// Creates an empty segment (an existing file of that name is emptied).
     pub fn create(dir: &Path, base_offset: i64) -> io::Result<Segment> {
         let log_path = segment_file_path(dir, base_offset, LOG_EXTENSION);
+        // A leftover index of an earlier segment at this base describes none of its batches.
+        crate::fs_util::remove_file_if_exists(&log_path.with_extension(TXN_INDEX_EXTENSION))?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -100,7 +105,12 @@ impl Segment {
         let log_path = segment_file_path(dir, base_offset, LOG_EXTENSION);
         let file = OpenOptions::new().read(true).write(true).open(&log_path)?;
         let length = file.metadata()?.len();
-        Ok(Segment::new(base_offset, log_path, file, length))
+        let segment = Segment::new(base_offset, log_path, file, length);
+        // An abort marker takes at least a batch header, so a longer index is damaged.
+        let bytes_max = (length / BATCH_HEADER_BYTES as u64 + 1) * TXN_INDEX_ENTRY_BYTES as u64;
+        let entries = txn_index::read_entries(&segment.txn_index_path(), bytes_max)?;
+        *write(&segment.aborted_txns) = entries;
+        Ok(segment)
     }
 
     fn new(base_offset: i64, log_path: PathBuf, file: File, size_bytes: u64) -> Segment {
@@ -112,6 +122,7 @@ impl Segment {
             offset_index: RwLock::new(OffsetIndex::new()),
             time_index: RwLock::new(TimeIndex::new()),
             max_timestamp: Mutex::new(None),
+            aborted_txns: RwLock::new(Vec::new()),
         }
     }
 
@@ -131,8 +142,47 @@ impl Segment {
         self.log_path.with_extension(TIME_INDEX_EXTENSION)
     }
 
+    pub fn txn_index_path(&self) -> PathBuf {
+        self.log_path.with_extension(TXN_INDEX_EXTENSION)
+    }
+
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes.load(Ordering::Acquire)
+    }
+
+    /// The transactions aborted in this segment, in marker order.
+    pub fn aborted_txns(&self) -> Vec<TxnIndexEntry> {
+        read(&self.aborted_txns).clone()
+    }
+
+    /// Records (durably) a transaction aborted by a marker just written to this segment.
+    /// Only the log's writer calls this (and the replace below), so the file and the list
+    /// change in the same order; readers never wait for the file I/O.
+    pub(crate) fn push_aborted_txn(&self, entry: TxnIndexEntry) -> io::Result<()> {
+        txn_index::append_entry(&self.txn_index_path(), &entry)?;
+        write(&self.aborted_txns).push(entry);
+        Ok(())
+    }
+
+    /// Keeps the entries whose marker lies below `offset` and appends `replayed` (rebuilt
+    /// from the log from `offset` on); rewrites the file only if that changes anything.
+    pub(crate) fn replace_aborted_txns_from(
+        &self,
+        offset: i64,
+        replayed: &[TxnIndexEntry],
+    ) -> io::Result<()> {
+        let current = self.aborted_txns();
+        let mut rebuilt: Vec<TxnIndexEntry> = current
+            .iter()
+            .filter(|entry| entry.last_offset < offset)
+            .copied()
+            .collect();
+        rebuilt.extend_from_slice(replayed);
+        if rebuilt != current {
+            txn_index::rewrite(&self.txn_index_path(), &rebuilt)?;
+            *write(&self.aborted_txns) = rebuilt;
+        }
+        Ok(())
     }
 
     pub(crate) fn set_size_bytes(&self, size_bytes: u64) {

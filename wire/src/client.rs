@@ -48,6 +48,9 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::DeleteTopics => RequestKind::DeleteTopics(m::DeleteTopicsRequest::default()),
         ApiKey::DeleteRecords => RequestKind::DeleteRecords(m::DeleteRecordsRequest::default()),
         ApiKey::InitProducerId => RequestKind::InitProducerId(m::InitProducerIdRequest::default()),
+        ApiKey::WriteTxnMarkers => {
+            RequestKind::WriteTxnMarkers(m::WriteTxnMarkersRequest::default())
+        }
         ApiKey::OffsetForLeaderEpoch => {
             RequestKind::OffsetForLeaderEpoch(m::OffsetForLeaderEpochRequest::default())
         }

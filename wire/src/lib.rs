@@ -18,6 +18,7 @@ pub mod frame;
 pub mod legacy;
 pub mod request;
 pub mod response;
+pub mod throttle;
 pub mod versions;
 
 pub use frame::{
@@ -26,4 +27,5 @@ pub use frame::{
 pub use legacy::{encode_legacy_response, LegacyRequest, LegacyResponse};
 pub use request::{decode_request, DecodeError, Decoded, RequestContext};
 pub use response::{encode_api_versions_unsupported, encode_response, EncodeError};
+pub use throttle::raise_throttle_time_ms;
 pub use versions::{api_versions_keys, supported_range, SupportedApi, SUPPORTED_APIS};

@@ -52,6 +52,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     // only decodes 0-5 (its response goes to 6).
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // Only 1: Kafka 4 removed v0 (KIP-896) and kafka-protocol decodes 1 alone.
+    api(ApiKey::WriteTxnMarkers, 1, 1),
     // Sent to the group coordinator inside a transaction (KIP-98; v3+: KIP-447 member fields).
     api(ApiKey::TxnOffsetCommit, 0, 5),
     api(ApiKey::DescribeConfigs, 1, 4),
