@@ -312,6 +312,8 @@ pub struct Broker {
     producer_ids: tokio::sync::Mutex<ProducerIdBlock>,
     /// Consumer groups and their committed offsets.
     pub groups: GroupCoordinator,
+    /// Transactional ids and their transactions (`__transaction_state` partitions led here).
+    pub txns: crate::txn::TxnCoordinator,
     /// The node's Prometheus series, shared with the HTTP listener.
     pub metrics: Arc<Metrics>,
     /// Egress and ingress budgets (shaping and throttling Fetch and Produce).
@@ -436,6 +438,7 @@ impl Broker {
             serving_clients: std::sync::atomic::AtomicBool::new(false),
             producer_ids: tokio::sync::Mutex::new(ProducerIdBlock { next: 0, end: 0 }),
             groups: local.groups,
+            txns: crate::txn::TxnCoordinator::new(),
             metrics,
             budget,
             client_quotas: crate::budget::ClientQuotaBuckets::default(),

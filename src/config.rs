@@ -358,6 +358,34 @@ pub struct Config {
     )]
     pub offsets_topic_replication_factor: i16,
 
+    /// Partitions of the internal `__transaction_state` topic when it is created (Kafka's
+    /// transaction.state.log.num.partitions, 50 there; smaller for the reason given for the
+    /// offsets topic). Its replication factor is min(3, live brokers).
+    #[arg(
+        long,
+        env = "SLUICE_TRANSACTION_STATE_PARTITIONS",
+        default_value_t = 10
+    )]
+    pub transaction_state_partitions: i32,
+
+    /// The longest transaction.timeout.ms a producer may ask for (Kafka's
+    /// transaction.max.timeout.ms); InitProducerId above it is INVALID_TRANSACTION_TIMEOUT.
+    #[arg(
+        long,
+        env = "SLUICE_TRANSACTION_MAX_TIMEOUT_MS",
+        default_value_t = 900_000
+    )]
+    pub transaction_max_timeout_ms: i32,
+
+    /// How often the transaction coordinator aborts transactions older than their timeout
+    /// (Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    #[arg(
+        long,
+        env = "SLUICE_TRANSACTION_ABORT_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub transaction_abort_interval_ms: u64,
+
     /// Whether Fetch v0-v3 readers (Kafka 0.8-0.10 clients) get stored batches converted to
     /// their message format (Kafka's log.message.downconversion.enable); when false they get
     /// UNSUPPORTED_VERSION. Topics override it with message.downconversion.enable.
@@ -401,6 +429,16 @@ impl Config {
         {
             return Err("--offsets-topic-partitions (at most 10000) and \
                  --offsets-topic-replication-factor must be at least 1"
+                .into());
+        }
+        if !(1..=crate::broker::PARTITIONS_PER_TOPIC_MAX)
+            .contains(&self.transaction_state_partitions)
+            || self.transaction_max_timeout_ms < 1
+            || self.transaction_abort_interval_ms == 0
+        {
+            return Err("--transaction-state-partitions (at most 10000), \
+                 --transaction-max-timeout-ms and --transaction-abort-interval-ms \
+                 must be at least 1"
                 .into());
         }
         if self.offsets_retention_check_interval_ms == 0 {

@@ -23,6 +23,7 @@ mod replication;
 mod security;
 mod topic_config;
 mod topic_name;
+mod txn;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -432,7 +433,7 @@ fn advertised_endpoint(config: &Config, bound: SocketAddr) -> anyhow::Result<End
 }
 
 fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
+    let mut tasks = vec![txn::spawn_expiry(broker.clone())];
     if broker.config.flush_policy == FlushPolicy::Interval {
         let period = Duration::from_millis(broker.config.flush_interval_ms);
         tasks.push(spawn_periodic(broker.clone(), period, |b| b.flush_all()));

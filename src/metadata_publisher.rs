@@ -46,6 +46,9 @@ pub async fn run(broker: Arc<Broker>, mut images: watch::Receiver<Arc<MetadataIm
         let started = std::time::Instant::now();
         crate::offsets_topic::on_image(&broker, &topics);
         warn_if_slow(started, index, "moving group coordination");
+        let started = std::time::Instant::now();
+        crate::txn::topic::on_image(&broker, &topics);
+        warn_if_slow(started, index, "moving transaction coordination");
         broker.mark_published(index);
         if images.changed().await.is_err() {
             return;

@@ -38,4 +38,5 @@ pub fn topic_name(test: &str) -> String {
     format!("{test}-{}-{sequence}", std::process::id())
 }
 pub mod raw_client;
+pub mod transactions;
 pub use process::java_command;

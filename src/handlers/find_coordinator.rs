@@ -4,8 +4,8 @@
 //! (created here on first need, as Kafka does) and its coordinator is that partition's
 //! leader: COORDINATOR_NOT_AVAILABLE while it has none. When the leader is this node the
 //! answer waits (briefly) for the partition to be loaded, so clients rarely see
-//! COORDINATOR_LOAD_IN_PROGRESS. Transactional ids (no transaction coordinator yet) keep a
-//! stable hash over the live brokers.
+//! COORDINATOR_LOAD_IN_PROGRESS. A transactional id is coordinated the same way by the
+//! leader of its `__transaction_state` partition (`crate::txn`).
 
 use std::time::Duration;
 
@@ -16,9 +16,11 @@ use kafka_protocol::ResponseError;
 use sluice_raft::image::LEADER_NONE;
 
 use super::{str_bytes, RequestContext};
+use crate::broker::Topic;
 use crate::group::offsets_partition_for;
 use crate::net::listeners::listener_named;
 use crate::offsets_topic;
+use crate::txn;
 
 /// Kafka's CoordinatorType: GROUP, TRANSACTION (SHARE is not served).
 const KEY_TYPE_GROUP: i8 = 0;
@@ -84,22 +86,15 @@ async fn find(
     key_type: i8,
     key: &str,
 ) -> Result<Endpoint, ResponseError> {
-    if key_type == KEY_TYPE_TRANSACTION {
-        return Ok(coordinator_node(context, key));
-    }
-    group_coordinator(context, key).await
-}
-
-/// The leader of the group's offsets partition.
-async fn group_coordinator(
-    context: &RequestContext<'_>,
-    group_id: &str,
-) -> Result<Endpoint, ResponseError> {
     let broker = context.broker;
     // Boxed: creating a topic is a deep future, and Metadata's auto-creation nests another.
-    let created = Box::pin(offsets_topic::ensure_created(broker));
-    let topic = created.await.map_err(|error| {
-        tracing::warn!(code = ?error.code, message = ?error.message, "creating the offsets topic");
+    let created = if key_type == KEY_TYPE_TRANSACTION {
+        Box::pin(txn::topic::ensure_created(broker)).await
+    } else {
+        Box::pin(offsets_topic::ensure_created(broker)).await
+    };
+    let topic = created.map_err(|error| {
+        tracing::warn!(code = ?error.code, message = ?error.message, "creating an internal topic");
         ResponseError::CoordinatorNotAvailable
     })?;
     let count = i32::try_from(topic.partitions.len())
@@ -107,7 +102,20 @@ async fn group_coordinator(
     if count == 0 {
         return Err(ResponseError::CoordinatorNotAvailable);
     }
-    let index = offsets_partition_for(group_id, count);
+    // Kafka's rule for both: abs(java_hash(key)) % partitions.
+    let index = offsets_partition_for(key, count);
+    partition_leader(context, key_type, &topic, index).await
+}
+
+/// The leader of the coordinating partition; when it is this node, the answer waits
+/// (briefly) until the partition is loaded.
+async fn partition_leader(
+    context: &RequestContext<'_>,
+    key_type: i8,
+    topic: &Topic,
+    index: i32,
+) -> Result<Endpoint, ResponseError> {
+    let broker = context.broker;
     let partition = topic
         .partition(index)
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
@@ -116,7 +124,11 @@ async fn group_coordinator(
         return Err(ResponseError::CoordinatorNotAvailable);
     }
     if leader == broker.node_id() {
-        broker.groups.wait_loaded(index, LOAD_WAIT_MAX).await;
+        if key_type == KEY_TYPE_TRANSACTION {
+            broker.txns.wait_loaded(index, LOAD_WAIT_MAX).await;
+        } else {
+            broker.groups.wait_loaded(index, LOAD_WAIT_MAX).await;
+        }
         let advertised = broker
             .advertised_on(context.listener_name)
             .unwrap_or(&broker.advertised);
@@ -133,45 +145,6 @@ async fn group_coordinator(
     let listener = listener_named(&registration.listeners, context.listener_name)
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
     Ok((leader, listener.host.clone(), i32::from(listener.port)))
-}
-
-/// (node id, host, port) coordinating transactional id `key`; this node while the image
-/// names no live broker (a single node before its registration is published).
-fn coordinator_node(context: &RequestContext<'_>, key: &str) -> Endpoint {
-    let broker = context.broker;
-    let this_node = || {
-        let advertised = broker
-            .advertised_on(context.listener_name)
-            .unwrap_or(&broker.advertised);
-        (broker.node_id(), advertised.host.clone(), advertised.port)
-    };
-    let image = broker.topics();
-    let brokers: Vec<_> = image.metadata.cluster.brokers.values().collect();
-    if brokers.is_empty() {
-        return this_node();
-    }
-    let start = (stable_hash(key) % brokers.len() as u64) as usize;
-    for step in 0..brokers.len() {
-        let candidate = brokers[(start + step) % brokers.len()];
-        if candidate.fenced {
-            continue;
-        }
-        if let Some(listener) = listener_named(&candidate.listeners, context.listener_name) {
-            return (
-                candidate.broker_id,
-                listener.host.clone(),
-                i32::from(listener.port),
-            );
-        }
-    }
-    this_node()
-}
-
-/// FNV-1a: the same on every node and every run (std's hasher is randomly seeded).
-fn stable_hash(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn coordinator(key: StrBytes, found: Result<Endpoint, ResponseError>) -> Coordinator {
@@ -191,19 +164,6 @@ fn coordinator(key: StrBytes, found: Result<Endpoint, ResponseError>) -> Coordin
         }
     }
     entry
-}
-
-#[cfg(test)]
-mod tests {
-    use super::stable_hash;
-
-    #[test]
-    fn the_hash_is_stable_across_runs() {
-        // Fixed values: a change here moves every group to another coordinator.
-        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
-        assert_ne!(stable_hash("group-1"), stable_hash("group-2"));
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::budget::ConnectionShare;
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
@@ -27,7 +29,9 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_transactions;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 pub(crate) mod find_coordinator;
 mod heartbeat;
@@ -40,6 +44,7 @@ pub mod legacy;
 mod list_groups;
 mod list_offsets;
 mod list_partition_reassignments;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -257,6 +262,21 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         RequestKind::AlterUserScramCredentials(request) => ResponseKind::AlterUserScramCredentials(
             user_scram_credentials::alter(context, request).await,
         ),
+        RequestKind::AddPartitionsToTxn(request) => {
+            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(context, request).await)
+        }
+        RequestKind::AddOffsetsToTxn(request) => {
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(context, request).await)
+        }
+        RequestKind::EndTxn(request) => {
+            ResponseKind::EndTxn(end_txn::handle(context, request).await)
+        }
+        RequestKind::DescribeTransactions(request) => {
+            ResponseKind::DescribeTransactions(describe_transactions::handle(context, request))
+        }
+        RequestKind::ListTransactions(request) => {
+            ResponseKind::ListTransactions(list_transactions::handle(context, request))
+        }
         RequestKind::SaslHandshake(_) => {
             // Kafka: a handshake on a non-SASL listener, or a second one, is illegal.
             let mut response = kafka_protocol::messages::SaslHandshakeResponse::default();
@@ -356,6 +376,11 @@ mod tests {
             ApiKey::SaslAuthenticate,
             ApiKey::DescribeUserScramCredentials,
             ApiKey::AlterUserScramCredentials,
+            ApiKey::AddPartitionsToTxn,
+            ApiKey::AddOffsetsToTxn,
+            ApiKey::EndTxn,
+            ApiKey::DescribeTransactions,
+            ApiKey::ListTransactions,
         ];
         for api in sluice_wire::versions::SUPPORTED_APIS {
             assert!(

@@ -24,6 +24,7 @@ use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
 use crate::group::OFFSETS_TOPIC;
 use crate::replication;
 use crate::topic_config;
+use crate::txn::TRANSACTION_STATE_TOPIC;
 
 /// The longest acks=all waits for replication, whatever the request's timeout_ms.
 const PRODUCE_WAIT_MAX: Duration = Duration::from_secs(60);
@@ -43,7 +44,8 @@ pub async fn handle(
         );
         return Some(response);
     }
-    if request.transactional_id.is_some() {
+    // Kafka: transactional records need a transactional id to be authorised against.
+    if request.transactional_id.is_none() && has_transactional_records(&request) {
         response.responses = error_for_all(
             context.api_version,
             &request,
@@ -51,6 +53,7 @@ pub async fn handle(
         );
         return Some(response);
     }
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.0.to_string());
     let image = context.broker.topics();
     let mut appended_any = false;
     let mut appended_bytes = 0usize;
@@ -69,15 +72,12 @@ pub async fn handle(
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
                 (Some(partition), Some(records)) => {
                     let topic = topic.map(Arc::as_ref);
-                    produce_one(
-                        context,
+                    let target = Target {
                         topic,
-                        &partition,
-                        acks,
-                        request.timeout_ms,
-                        records,
-                    )
-                    .await
+                        partition: &partition,
+                        transactional_id: transactional_id.as_deref(),
+                    };
+                    produce_one(context, &target, acks, request.timeout_ms, records).await
                 }
             };
             let appended = result.as_ref().is_ok_and(|outcome| !outcome.duplicate);
@@ -200,21 +200,75 @@ fn find_topic<'a>(
     }
 }
 
+/// Where a partition's records go, and for whose transaction.
+struct Target<'a> {
+    topic: Option<&'a Topic>,
+    partition: &'a Partition,
+    transactional_id: Option<&'a str>,
+}
+
+/// True if any partition's first batch is transactional.
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    request
+        .topic_data
+        .iter()
+        .flat_map(|topic| &topic.partition_data)
+        .filter_map(|partition| partition.records.as_ref())
+        .any(|records| {
+            sluice_storage::BatchHeader::parse(records)
+                .is_ok_and(|header| header.is_transactional())
+        })
+}
+
+/// KIP-890: the first transactional batch of a producer on this partition must belong to a
+/// transaction the coordinator added the partition to.
+async fn verify_transactional(
+    context: &RequestContext<'_>,
+    target: &Target<'_>,
+    replica: &Replica,
+    records: &Bytes,
+) -> Result<(), ResponseError> {
+    let Ok(header) = sluice_storage::BatchHeader::parse(records) else {
+        return Ok(()); // The append refuses it with the precise error.
+    };
+    if !header.is_transactional() {
+        return Ok(());
+    }
+    let Some(transactional_id) = target.transactional_id else {
+        return Err(ResponseError::TransactionalIdAuthorizationFailed);
+    };
+    if crate::txn::standin::has_ongoing_txn(&replica.log, header.producer_id) {
+        return Ok(());
+    }
+    let topic = target.topic.map_or("", |topic| topic.name.as_str());
+    crate::txn::verify::verify_partition(
+        context.broker,
+        transactional_id,
+        header.producer_id,
+        header.producer_epoch,
+        topic,
+        target.partition.index,
+    )
+    .await
+}
+
 /// Appends to this node's leader replica; with acks=all also waits until every ISR member
 /// has the records (the high watermark passed them), at most `timeout_ms`.
 async fn produce_one(
     context: &RequestContext<'_>,
-    topic: Option<&Topic>,
-    partition: &Partition,
+    target: &Target<'_>,
     acks: i16,
     timeout_ms: i32,
     records: Bytes,
 ) -> Result<AppendOutcome, ResponseError> {
-    if topic.is_some_and(|t| t.name == OFFSETS_TOPIC) {
-        // Kafka: "Cannot append to internal topic"; only the group coordinator writes it.
+    let topic = target.topic;
+    let partition = target.partition;
+    if topic.is_some_and(|t| t.name == OFFSETS_TOPIC || t.name == TRANSACTION_STATE_TOPIC) {
+        // Kafka: "Cannot append to internal topic"; only the coordinators write them.
         return Err(ResponseError::InvalidTopicException);
     }
     let replica = partition.leader_replica(context.broker.node_id(), -1)?;
+    verify_transactional(context, target, replica, &records).await?;
     let min_insync = min_insync_replicas(topic);
     if acks == -1 && partition.registration.isr.len() < min_insync {
         return Err(ResponseError::NotEnoughReplicas);

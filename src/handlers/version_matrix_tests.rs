@@ -537,12 +537,12 @@ fn group_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKind> {
             r.include_authorized_operations = true;
             vec![RequestKind::ConsumerGroupDescribe(r)]
         }
-        other => security_requests(other),
+        other => security_requests(other, version, topic),
     }
 }
 
 /// SASL (outside a SASL exchange: ILLEGAL_SASL_STATE), SCRAM credentials and client quotas.
-fn security_requests(api: ApiKey) -> Vec<RequestKind> {
+fn security_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKind> {
     use kafka_protocol::messages::alter_user_scram_credentials_request::{
         ScramCredentialDeletion, ScramCredentialUpsertion,
     };
@@ -572,6 +572,61 @@ fn security_requests(api: ApiKey) -> Vec<RequestKind> {
                 .with_name(text("bob"))
                 .with_mechanism(1)];
             vec![RequestKind::AlterUserScramCredentials(r)]
+        }
+        other => transaction_requests(other, version, topic),
+    }
+}
+
+/// The transaction coordinator's APIs: a transactional id, a real and a missing partition.
+fn transaction_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKind> {
+    use kafka_protocol::messages::{
+        add_partitions_to_txn_request, AddOffsetsToTxnRequest, AddPartitionsToTxnRequest,
+        DescribeTransactionsRequest, EndTxnRequest, ListTransactionsRequest,
+    };
+    let id = kafka_protocol::messages::TransactionalId(text("tx"));
+    match api {
+        ApiKey::AddPartitionsToTxn => {
+            let mut wanted = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+            wanted.name = topic_name(topic);
+            wanted.partitions = vec![0, 9];
+            let mut r = AddPartitionsToTxnRequest::default();
+            if version < 4 {
+                r.v3_and_below_transactional_id = id;
+                r.v3_and_below_topics = vec![wanted];
+            } else {
+                let mut transaction =
+                    add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default();
+                transaction.transactional_id = id;
+                transaction.topics = vec![wanted];
+                let mut verify = transaction.clone();
+                verify.verify_only = true;
+                r.transactions = vec![transaction, verify];
+            }
+            vec![RequestKind::AddPartitionsToTxn(r)]
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let mut r = AddOffsetsToTxnRequest::default();
+            r.transactional_id = id;
+            r.group_id = kafka_protocol::messages::GroupId(text("g"));
+            vec![RequestKind::AddOffsetsToTxn(r)]
+        }
+        ApiKey::EndTxn => {
+            let mut r = EndTxnRequest::default();
+            r.transactional_id = id;
+            vec![RequestKind::EndTxn(r)]
+        }
+        ApiKey::DescribeTransactions => {
+            let mut r = DescribeTransactionsRequest::default();
+            r.transactional_ids = vec![id, kafka_protocol::messages::TransactionalId(text(""))];
+            vec![RequestKind::DescribeTransactions(r)]
+        }
+        ApiKey::ListTransactions => {
+            let mut r = ListTransactionsRequest::default();
+            r.state_filters = vec![text("Ongoing"), text("Bogus")];
+            vec![
+                RequestKind::ListTransactions(r),
+                RequestKind::ListTransactions(Default::default()),
+            ]
         }
         other => panic!("no test request for {other:?}"),
     }

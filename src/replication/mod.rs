@@ -9,6 +9,7 @@
 mod fetcher;
 mod isr;
 mod peer;
+pub use peer::Peer;
 mod throttle;
 
 use std::sync::Arc;

@@ -118,6 +118,19 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::ListPartitionReassignments => {
             RequestKind::ListPartitionReassignments(m::ListPartitionReassignmentsRequest::default())
         }
+        ApiKey::AddPartitionsToTxn => {
+            RequestKind::AddPartitionsToTxn(m::AddPartitionsToTxnRequest::default())
+        }
+        ApiKey::AddOffsetsToTxn => {
+            RequestKind::AddOffsetsToTxn(m::AddOffsetsToTxnRequest::default())
+        }
+        ApiKey::EndTxn => RequestKind::EndTxn(m::EndTxnRequest::default()),
+        ApiKey::DescribeTransactions => {
+            RequestKind::DescribeTransactions(m::DescribeTransactionsRequest::default())
+        }
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(m::ListTransactionsRequest::default())
+        }
         _ => return None,
     };
     Some(body)

@@ -52,6 +52,11 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     // only decodes 0-5 (its response goes to 6).
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    // Transactions (KIP-98), transaction version 1 only: v4-5 of AddPartitionsToTxn are the
+    // brokers' batched / verify-only form (KIP-890 part 1); EndTxn v5 is version 2's.
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::EndTxn, 0, 4),
     // Only 1: Kafka 4 removed v0 (KIP-896) and kafka-protocol decodes 1 alone.
     api(ApiKey::WriteTxnMarkers, 1, 1),
     // Sent to the group coordinator inside a transaction (KIP-98; v3+: KIP-447 member fields).
@@ -75,6 +80,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     // `kafka-cluster unregister`: decommissions a stopped broker (and voter).
     api(ApiKey::UnregisterBroker, 0, 0),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    // Not 2: its transactional id pattern is not served.
+    api(ApiKey::ListTransactions, 0, 1),
     // KIP-848. v1: the client generates the member id (KIP-1082) and may send a regex.
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),

@@ -1,0 +1,187 @@
+//! AddPartitionsToTxn: partitions join a producer's transaction before it writes to them.
+//!
+//! v0-3 (clients): one transaction, every partition answered with the same error, except
+//! that unknown partitions make the request fail as UNKNOWN_TOPIC_OR_PARTITION with the
+//! others OPERATION_NOT_ATTEMPTED (Kafka's `handleAddPartitionsToTxn`). v4-5 (brokers,
+//! KIP-890): a batch of transactions, each either added or only verified (`verify_only`:
+//! partitions not in the ongoing transaction answer INVALID_TXN_STATE, nothing is written).
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+use crate::broker::{now_ms, TopicsImage};
+use crate::txn::{self, state, TxnPartition};
+
+/// Versions below this say INVALID_PRODUCER_EPOCH where newer ones say PRODUCER_FENCED.
+const PRODUCER_FENCED_VERSION_MIN: i16 = 2;
+/// The batched (broker) form starts here.
+const BATCHED_VERSION_MIN: i16 = 4;
+/// Partitions one request may name (over it: INVALID_REQUEST).
+const REQUEST_PARTITIONS_MAX: usize = 100_000;
+
+pub async fn handle(
+    context: &RequestContext<'_>,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    let mut response = AddPartitionsToTxnResponse::default();
+    if context.api_version < BATCHED_VERSION_MIN {
+        let partitions = flatten(&request.v3_and_below_topics);
+        let result = add(
+            context,
+            request.v3_and_below_transactional_id.as_str(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            &partitions,
+        )
+        .await;
+        let result = result.map_err(|error| fenced_for_version(context.api_version, error));
+        response.results_by_topic_v3_and_below = results(&partitions, result_code(&result));
+        return response;
+    }
+    let total: usize = request
+        .transactions
+        .iter()
+        .map(|transaction| flatten(&transaction.topics).len())
+        .sum();
+    if total > REQUEST_PARTITIONS_MAX {
+        response.error_code = ResponseError::InvalidRequest.code();
+        return response;
+    }
+    for transaction in request.transactions {
+        let id = transaction.transactional_id.as_str();
+        let partitions = flatten(&transaction.topics);
+        let pid = transaction.producer_id.0;
+        let epoch = transaction.producer_epoch;
+        let topic_results = if transaction.verify_only {
+            let verified = verify(context, id, pid, epoch, &partitions);
+            results(&partitions, |partition| match &verified {
+                Ok(missing) if missing.contains(partition) => ResponseError::InvalidTxnState.code(),
+                Ok(_) => 0,
+                Err(error) => error.code(),
+            })
+        } else {
+            let result = add(context, id, pid, epoch, &partitions).await;
+            results(&partitions, result_code(&result))
+        };
+        let mut result = AddPartitionsToTxnResult::default();
+        result.transactional_id = transaction.transactional_id;
+        result.topic_results = topic_results;
+        response.results_by_transaction.push(result);
+    }
+    response
+}
+
+/// An add that did not fail as a whole: `Some` names the unknown partitions that made it
+/// fail (nothing was added), `None` means added.
+type Added = Option<Vec<TxnPartition>>;
+
+fn result_code(added: &Result<Added, ResponseError>) -> impl Fn(&TxnPartition) -> i16 + '_ {
+    move |partition| match added {
+        Ok(None) => 0,
+        Err(error) => error.code(),
+        Ok(Some(unknown)) if unknown.contains(partition) => {
+            ResponseError::UnknownTopicOrPartition.code()
+        }
+        Ok(Some(_)) => ResponseError::OperationNotAttempted.code(),
+    }
+}
+
+fn fenced_for_version(version: i16, error: ResponseError) -> ResponseError {
+    if version < PRODUCER_FENCED_VERSION_MIN && error == ResponseError::ProducerFenced {
+        ResponseError::InvalidProducerEpoch
+    } else {
+        error
+    }
+}
+
+async fn add(
+    context: &RequestContext<'_>,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    partitions: &[TxnPartition],
+) -> Result<Added, ResponseError> {
+    if transactional_id.is_empty() || partitions.len() > REQUEST_PARTITIONS_MAX {
+        return Err(ResponseError::InvalidRequest);
+    }
+    let unknown = unknown_partitions(&context.broker.topics(), partitions);
+    if !unknown.is_empty() {
+        return Ok(Some(unknown));
+    }
+    txn::transition(context.broker, transactional_id, |current| {
+        let next =
+            state::add_partitions(current, producer_id, producer_epoch, partitions, now_ms())?;
+        Ok((next, None))
+    })
+    .await
+}
+
+fn verify(
+    context: &RequestContext<'_>,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    partitions: &[TxnPartition],
+) -> Result<Vec<TxnPartition>, ResponseError> {
+    context
+        .broker
+        .txns
+        .verify(transactional_id, producer_id, producer_epoch, partitions)
+}
+
+fn unknown_partitions(image: &TopicsImage, partitions: &[TxnPartition]) -> Vec<TxnPartition> {
+    partitions
+        .iter()
+        .filter(|(topic, index)| {
+            image
+                .by_name
+                .get(topic)
+                .and_then(|found| found.partition(*index))
+                .is_none()
+        })
+        .cloned()
+        .collect()
+}
+
+fn flatten(topics: &[AddPartitionsToTxnTopic]) -> Vec<TxnPartition> {
+    let mut partitions = Vec::new();
+    for topic in topics {
+        for index in &topic.partitions {
+            partitions.push((topic.name.0.to_string(), *index));
+            if partitions.len() > REQUEST_PARTITIONS_MAX {
+                return partitions;
+            }
+        }
+    }
+    partitions
+}
+
+/// The answer per topic, in request order, each partition coded by `code`.
+fn results(
+    partitions: &[TxnPartition],
+    code: impl Fn(&TxnPartition) -> i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let mut topics: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
+    for partition in partitions {
+        let mut entry = AddPartitionsToTxnPartitionResult::default();
+        entry.partition_index = partition.1;
+        entry.partition_error_code = code(partition);
+        match topics.last_mut() {
+            Some(topic) if topic.name.0.as_str() == partition.0 => {
+                topic.results_by_partition.push(entry)
+            }
+            _ => {
+                let mut topic = AddPartitionsToTxnTopicResult::default();
+                topic.name = kafka_protocol::messages::TopicName(super::str_bytes(&partition.0));
+                topic.results_by_partition.push(entry);
+                topics.push(topic);
+            }
+        }
+    }
+    topics
+}

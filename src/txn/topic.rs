@@ -1,0 +1,189 @@
+//! The broker side of `__transaction_state`: creating the topic on first need, appending the
+//! coordinator's records to this node's leader replicas, and loading or unloading partitions
+//! as this node gains or loses their leadership (Kafka's `TransactionStateManager`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+
+use super::records::{self, RecordError};
+use super::{markers, Ticket, TxnMetadata, TRANSACTION_STATE_TOPIC};
+use crate::broker::{now_ms, ApiError, Broker, Replica, Topic, TopicsImage};
+use crate::replication;
+use crate::topic_config;
+
+/// Kafka's transaction.state.log replication factor default; capped at the live brokers.
+const REPLICATION_FACTOR_MAX: i16 = 3;
+/// A state write not replicated by then is answered COORDINATOR_NOT_AVAILABLE (retried).
+const WRITE_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes read per step while loading a partition (Kafka's transaction.state.log.load.buffer.size).
+const LOAD_READ_BYTES: usize = 5 * 1024 * 1024;
+
+/// The topic, created through the controller if it does not exist yet (Kafka does this on
+/// the first FindCoordinator for a transactional id).
+pub async fn ensure_created(broker: &Broker) -> Result<Arc<Topic>, ApiError> {
+    if let Some(topic) = broker.topics().by_name.get(TRANSACTION_STATE_TOPIC) {
+        return Ok(topic.clone());
+    }
+    let live = broker
+        .topics()
+        .metadata
+        .cluster
+        .brokers
+        .values()
+        .filter(|registration| !registration.fenced)
+        .count()
+        .max(1);
+    let replication_factor = REPLICATION_FACTOR_MAX.min(i16::try_from(live).unwrap_or(i16::MAX));
+    // Never compacted yet, so nothing may be deleted by time or size either.
+    let overrides = BTreeMap::from([
+        (topic_config::RETENTION_MS.to_string(), "-1".to_string()),
+        (topic_config::RETENTION_BYTES.to_string(), "-1".to_string()),
+    ]);
+    let created = broker
+        .create_topic(
+            TRANSACTION_STATE_TOPIC,
+            broker.config.transaction_state_partitions,
+            replication_factor,
+            BTreeMap::new(),
+            overrides,
+            false,
+        )
+        .await;
+    match created {
+        Ok(topic) => Ok(topic),
+        Err(error) if error.code == ResponseError::TopicAlreadyExists => broker
+            .topics()
+            .by_name
+            .get(TRANSACTION_STATE_TOPIC)
+            .cloned()
+            .ok_or(error),
+        Err(error) => Err(error),
+    }
+}
+
+/// Appends the ticket's record to this node's leader replica (still at the ticket's epoch)
+/// and waits until the whole ISR has it.
+pub async fn append(broker: &Arc<Broker>, ticket: &Ticket) -> Result<(), ResponseError> {
+    let image = broker.topics();
+    let found = image
+        .by_name
+        .get(TRANSACTION_STATE_TOPIC)
+        .and_then(|topic| topic.partition(ticket.partition))
+        .ok_or(ResponseError::NotCoordinator)?;
+    if found.leader_epoch() != ticket.coordinator_epoch {
+        return Err(ResponseError::NotCoordinator);
+    }
+    let replica = found
+        .leader_replica(broker.node_id(), -1)
+        .map_err(|_| ResponseError::NotCoordinator)?
+        .clone();
+    let now = now_ms();
+    let mut batch = records::encode_batch(&ticket.transactional_id, &ticket.metadata, now);
+    let outcome = replica
+        .log
+        .append(&mut batch, ticket.coordinator_epoch, now)
+        .map_err(|error| {
+            tracing::warn!(%error, "appending to the transaction log");
+            ResponseError::CoordinatorNotAvailable
+        })?;
+    replication::recompute_high_watermark(&replica);
+    broker.notify_appended();
+    replication::wait_replicated(
+        broker,
+        &replica,
+        outcome.last_offset,
+        WRITE_REPLICATION_TIMEOUT,
+        1,
+    )
+    .await
+    .map_err(|error| match error {
+        ResponseError::NotLeaderOrFollower => ResponseError::NotCoordinator,
+        _ => ResponseError::CoordinatorNotAvailable,
+    })
+}
+
+/// Loads the partitions this node now leads and unloads the ones it no longer does.
+pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {
+    let txns = &broker.txns;
+    let held = txns.ownership();
+    let Some(topic) = topics.by_name.get(TRANSACTION_STATE_TOPIC) else {
+        for partition in held.keys() {
+            txns.unload(*partition);
+        }
+        return;
+    };
+    if let Ok(count @ 1..) = i32::try_from(topic.partitions.len()) {
+        txns.set_partition_count(count);
+    }
+    let node = broker.node_id();
+    for partition in &topic.partitions {
+        let leading = partition.registration.leader == node;
+        match (&partition.replica, leading) {
+            (Some(replica), true) => {
+                let epoch = partition.leader_epoch();
+                if txns.begin_load(partition.index, epoch) {
+                    spawn_load(broker.clone(), replica.clone(), epoch);
+                }
+            }
+            _ if held.contains_key(&partition.index) => txns.unload(partition.index),
+            _ => {}
+        }
+    }
+}
+
+/// Replays the partition on the blocking pool, serves its ids, and resumes the markers of
+/// transactions it finds preparing.
+fn spawn_load(broker: Arc<Broker>, replica: Arc<Replica>, epoch: i32) {
+    tokio::spawn(async move {
+        let partition = replica.index;
+        let loading = replica.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&loading)).await;
+        match loaded {
+            Ok(Ok(txns)) => {
+                let count = txns.len();
+                let preparing = broker.txns.finish_load(partition, epoch, txns);
+                tracing::debug!(
+                    partition,
+                    epoch,
+                    count,
+                    preparing = preparing.len(),
+                    "transaction log partition loaded"
+                );
+                for id in preparing {
+                    markers::spawn_completion(broker.clone(), id, partition, epoch);
+                }
+            }
+            Ok(Err(error)) => {
+                // Stays loading (COORDINATOR_LOAD_IN_PROGRESS) until the next leader change.
+                tracing::error!(%error, partition, "loading a transaction log partition failed");
+            }
+            Err(error) => tracing::error!(%error, partition, "transaction log load task failed"),
+        }
+    });
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading the transaction log: {0}")]
+    Read(#[from] sluice_storage::ReadError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// Every transactional id's latest metadata in the partition, as of its log end now.
+pub fn load(replica: &Replica) -> Result<HashMap<String, TxnMetadata>, LoadError> {
+    let mut txns = HashMap::new();
+    let end = replica.log.log_end_offset();
+    let mut offset = replica.log.log_start_offset();
+    while offset < end {
+        let read = replica.log.read(offset, LOAD_READ_BYTES, true)?;
+        match records::replay(read.records, &mut txns)? {
+            Some(next) if next > offset => offset = next,
+            _ => return Err(LoadError::Record(RecordError::Batch)),
+        }
+    }
+    Ok(txns)
+}
