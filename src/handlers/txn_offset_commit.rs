@@ -3,6 +3,11 @@
 //! coordinator after AddOffsetsToTxn; answered once the transactional batch is on every ISR
 //! member of the group's offsets partition. The offsets become visible to OffsetFetch only
 //! when the transaction commits (`GroupCoordinator::complete_transaction`).
+//!
+//! KIP-890 part 1: when the producer has no transaction ongoing on the group's offsets
+//! partition, the transaction coordinator is first asked whether that partition was added
+//! (AddOffsetsToTxn); a late TxnOffsetCommit of an ended transaction is refused with
+//! INVALID_TXN_STATE instead of leaving offsets pending that no marker would ever end.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -13,7 +18,9 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 use crate::broker::{now_ms, TopicsImage};
 use crate::group::outcome::MemberRef;
-use crate::group::{CommittedOffset, OffsetCommit, TxnOffsetCommit, OFFSET_METADATA_BYTES_MAX};
+use crate::group::{
+    CommittedOffset, OffsetCommit, TxnOffsetCommit, OFFSETS_TOPIC, OFFSET_METADATA_BYTES_MAX,
+};
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -48,7 +55,11 @@ pub async fn handle(
             results.push((topic_index, partition.partition_index, refusal));
         }
     }
-    let committed = match request_refusal(&request) {
+    let refused = match request_refusal(&request) {
+        Some(error) => Some(error),
+        None => verify(context, &request).await.err(),
+    };
+    let committed = match refused {
         Some(error) => Err(error),
         None => {
             let commit = TxnOffsetCommit {
@@ -91,6 +102,49 @@ pub async fn handle(
         response.topics[topic_index].partitions.push(entry);
     }
     response
+}
+
+/// KIP-890 verification of the group's offsets partition with the transaction coordinator,
+/// unless the producer's transaction is already ongoing there. A partition this node does
+/// not lead passes: the group coordinator answers NOT_COORDINATOR.
+async fn verify(
+    context: &RequestContext<'_>,
+    request: &TxnOffsetCommitRequest,
+) -> Result<(), ResponseError> {
+    let broker = context.broker;
+    let group_id = request.group_id.0.as_str();
+    if group_id.is_empty() {
+        return Ok(());
+    }
+    let partition = broker.groups.partition_for(group_id);
+    let image = broker.topics();
+    let replica = image
+        .by_name
+        .get(OFFSETS_TOPIC)
+        .and_then(|topic| topic.partition(partition))
+        .and_then(|found| found.leader_replica(broker.node_id(), -1).ok().cloned());
+    let Some(replica) = replica else {
+        return Ok(());
+    };
+    let producer_id = request.producer_id.0;
+    if replica.log.has_ongoing_txn(producer_id) {
+        return Ok(());
+    }
+    let verified = crate::txn::verify::verify_partition(
+        broker,
+        request.transactional_id.0.as_str(),
+        producer_id,
+        request.producer_epoch,
+        OFFSETS_TOPIC,
+        partition,
+    )
+    .await;
+    // The verification speaks Produce's errors; a coordinator that cannot answer now is
+    // COORDINATOR_NOT_AVAILABLE here (the client retries), as Kafka's group coordinator maps it.
+    verified.map_err(|error| match error {
+        ResponseError::NotEnoughReplicas => ResponseError::CoordinatorNotAvailable,
+        other => other,
+    })
 }
 
 /// What refuses the whole request before the coordinator sees it.
