@@ -16,13 +16,15 @@ use sluice_storage::AppendError;
 
 use crate::broker::{now_ms, ApiError, Broker, Replica, Topic, TopicsImage};
 use crate::group::offset_records::{self, RecordError};
-use crate::group::{GroupOffsets, OffsetsLog, Replicated, OFFSETS_TOPIC};
+use crate::group::{GroupOffsets, OffsetsLog, Ownership, Replicated, OFFSETS_TOPIC};
 use crate::replication;
 use crate::topic_config;
 
 /// Kafka's offsets.commit.timeout.ms: a commit not replicated by then is answered
 /// COORDINATOR_NOT_AVAILABLE (the client retries).
 const COMMIT_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause before replaying a partition again after a failed load.
+const LOAD_RETRY_PAUSE: Duration = Duration::from_secs(1);
 /// Bytes read per step while loading a partition (Kafka's offsets.load.buffer.size).
 const LOAD_READ_BYTES: usize = 5 * 1024 * 1024;
 
@@ -229,16 +231,29 @@ pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {
     }
 }
 
-/// Replays the partition on the blocking pool, then starts serving its groups.
+/// Replays the partition on the blocking pool, then starts serving its groups. A failed
+/// replay (a read error) is retried while this node still loads the partition at this
+/// epoch: its groups answer COORDINATOR_LOAD_IN_PROGRESS meanwhile (serving without the
+/// offsets would lose them), and clients retry.
 fn spawn_load(broker: Arc<Broker>, replica: Arc<Replica>, leader_epoch: i32) {
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
         let partition = replica.index;
-        match load(&replica) {
-            Ok(loaded) => broker.groups.finish_load(partition, leader_epoch, loaded),
-            Err(error) => {
-                // Stays loading: its groups answer COORDINATOR_LOAD_IN_PROGRESS until the
-                // next leader change retries (serving without the offsets would lose them).
-                tracing::error!(%error, partition, "loading an offsets partition failed");
+        loop {
+            let reading = replica.clone();
+            let loaded = tokio::task::spawn_blocking(move || load(&reading)).await;
+            let error = match loaded {
+                Ok(Ok(loaded)) => {
+                    broker.groups.finish_load(partition, leader_epoch, loaded);
+                    return;
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(error) => error.to_string(),
+            };
+            tracing::error!(%error, partition, "loading an offsets partition failed; retrying");
+            tokio::time::sleep(LOAD_RETRY_PAUSE).await;
+            let wanted = Ownership::Loading { leader_epoch };
+            if broker.groups.ownership().get(&partition) != Some(&wanted) {
+                return;
             }
         }
     });
