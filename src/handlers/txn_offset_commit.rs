@@ -22,39 +22,14 @@ use crate::group::{
     CommittedOffset, OffsetCommit, TxnOffsetCommit, OFFSETS_TOPIC, OFFSET_METADATA_BYTES_MAX,
 };
 
+/// Per partition of the request: (topic index, partition, its own refusal if any).
+type PartitionResult = (usize, i32, Option<ResponseError>);
+
 pub async fn handle(
     context: &RequestContext<'_>,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
-    let version = context.api_version;
-    let image = context.broker.topics();
-    let now = now_ms();
-    // Per partition: its own refusal, or `None` when it goes to the coordinator.
-    let mut results: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
-    let mut offsets = Vec::new();
-    for (topic_index, topic) in request.topics.iter().enumerate() {
-        for partition in &topic.partitions {
-            let metadata = partition.committed_metadata.as_ref().map(|m| m.as_str());
-            let refusal = refusal(&image, &topic.name.0, partition.partition_index, metadata);
-            if refusal.is_none() {
-                offsets.push(OffsetCommit {
-                    topic: topic.name.0.to_string(),
-                    partition: partition.partition_index,
-                    committed: CommittedOffset {
-                        offset: partition.committed_offset,
-                        leader_epoch: if version >= 2 {
-                            partition.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata: metadata.unwrap_or_default().to_string(),
-                        commit_timestamp_ms: now,
-                    },
-                });
-            }
-            results.push((topic_index, partition.partition_index, refusal));
-        }
-    }
+    let (results, offsets) = validate(context, &request);
     let refused = match request_refusal(&request) {
         Some(error) => Some(error),
         None => verify(context, &request).await.err(),
@@ -65,16 +40,7 @@ pub async fn handle(
             let commit = TxnOffsetCommit {
                 producer_id: request.producer_id.0,
                 producer_epoch: request.producer_epoch,
-                // v0-2 name no member (KIP-447 added them in v3): -1 and "" as Kafka reads them.
-                member: MemberRef {
-                    member_id: request.member_id.to_string(),
-                    group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
-                    generation_id: if version >= 3 {
-                        request.generation_id
-                    } else {
-                        -1
-                    },
-                },
+                member: member(context.api_version, &request),
                 offsets,
             };
             context
@@ -102,6 +68,56 @@ pub async fn handle(
         response.topics[topic_index].partitions.push(entry);
     }
     response
+}
+
+/// Each partition's own refusal, and the offsets of the partitions that go to the group
+/// coordinator.
+fn validate(
+    context: &RequestContext<'_>,
+    request: &TxnOffsetCommitRequest,
+) -> (Vec<PartitionResult>, Vec<OffsetCommit>) {
+    let image = context.broker.topics();
+    let now = now_ms();
+    let mut results = Vec::new();
+    let mut offsets = Vec::new();
+    for (topic_index, topic) in request.topics.iter().enumerate() {
+        for partition in &topic.partitions {
+            let metadata = partition.committed_metadata.as_ref().map(|m| m.as_str());
+            let refusal = refusal(&image, &topic.name.0, partition.partition_index, metadata);
+            if refusal.is_none() {
+                offsets.push(OffsetCommit {
+                    topic: topic.name.0.to_string(),
+                    partition: partition.partition_index,
+                    committed: CommittedOffset {
+                        offset: partition.committed_offset,
+                        leader_epoch: if context.api_version >= 2 {
+                            partition.committed_leader_epoch
+                        } else {
+                            -1
+                        },
+                        metadata: metadata.unwrap_or_default().to_string(),
+                        commit_timestamp_ms: now,
+                    },
+                });
+            }
+            results.push((topic_index, partition.partition_index, refusal));
+        }
+    }
+    (results, offsets)
+}
+
+/// The committing member; v0-2 name none (KIP-447 added the fields in v3): generation -1
+/// and member "", as Kafka reads them.
+fn member(version: i16, request: &TxnOffsetCommitRequest) -> MemberRef {
+    MemberRef {
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
+        generation_id: if version >= 3 {
+            request.generation_id
+        } else {
+            -1
+        },
+    }
 }
 
 /// KIP-890 verification of the group's offsets partition with the transaction coordinator,
