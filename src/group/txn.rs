@@ -133,8 +133,6 @@ impl GroupCoordinator {
     /// committed (`commit`) or are dropped. Called by WriteTxnMarkers on the partition's
     /// leader; a partition this node does not coordinate is ignored (its new leader replays
     /// the marker), one still loading applies it when the load finishes.
-    // Until WriteTxnMarkers (helper txnlog) lands only the tests call it.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn complete_transaction(
         &self,
         partition: i32,

@@ -3,6 +3,11 @@
 //! coordinator after AddOffsetsToTxn; answered once the transactional batch is on every ISR
 //! member of the group's offsets partition. The offsets become visible to OffsetFetch only
 //! when the transaction commits (`GroupCoordinator::complete_transaction`).
+//!
+//! KIP-890 part 1: when the producer has no transaction ongoing on the group's offsets
+//! partition, the transaction coordinator is first asked whether that partition was added
+//! (AddOffsetsToTxn); a late TxnOffsetCommit of an ended transaction is refused with
+//! INVALID_TXN_STATE instead of leaving offsets pending that no marker would ever end.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -15,62 +20,30 @@ use sluice_raft::image::acls::operation;
 use super::{authz, RequestContext};
 use crate::broker::{now_ms, TopicsImage};
 use crate::group::outcome::MemberRef;
-use crate::group::{CommittedOffset, OffsetCommit, TxnOffsetCommit, OFFSET_METADATA_BYTES_MAX};
+use crate::group::{
+    CommittedOffset, OffsetCommit, TxnOffsetCommit, OFFSETS_TOPIC, OFFSET_METADATA_BYTES_MAX,
+};
+
+/// Per partition of the request: (topic index, partition, its own refusal if any).
+type PartitionResult = (usize, i32, Option<ResponseError>);
 
 pub async fn handle(
     context: &RequestContext<'_>,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
-    let version = context.api_version;
-    let image = context.broker.topics();
-    let now = now_ms();
-    // Per partition: its own refusal, or `None` when it goes to the coordinator.
-    let mut results: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
-    let mut offsets = Vec::new();
-    for (topic_index, topic) in request.topics.iter().enumerate() {
-        for partition in &topic.partitions {
-            let metadata = partition.committed_metadata.as_ref().map(|m| m.as_str());
-            let refusal = if context.authorize_topic(operation::READ, &topic.name.0) {
-                refusal(&image, &topic.name.0, partition.partition_index, metadata)
-            } else {
-                Some(ResponseError::TopicAuthorizationFailed)
-            };
-            if refusal.is_none() {
-                offsets.push(OffsetCommit {
-                    topic: topic.name.0.to_string(),
-                    partition: partition.partition_index,
-                    committed: CommittedOffset {
-                        offset: partition.committed_offset,
-                        leader_epoch: if version >= 2 {
-                            partition.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        metadata: metadata.unwrap_or_default().to_string(),
-                        commit_timestamp_ms: now,
-                    },
-                });
-            }
-            results.push((topic_index, partition.partition_index, refusal));
-        }
-    }
-    let refused = request_refusal(&request).or_else(|| authorization_refusal(context, &request));
+    let (results, offsets) = validate(context, &request);
+    let refused =
+        match request_refusal(&request).or_else(|| authorization_refusal(context, &request)) {
+            Some(error) => Some(error),
+            None => verify(context, &request).await.err(),
+        };
     let committed = match refused {
         Some(error) => Err(error),
         None => {
             let commit = TxnOffsetCommit {
                 producer_id: request.producer_id.0,
                 producer_epoch: request.producer_epoch,
-                // v0-2 name no member (KIP-447 added them in v3): -1 and "" as Kafka reads them.
-                member: MemberRef {
-                    member_id: request.member_id.to_string(),
-                    group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
-                    generation_id: if version >= 3 {
-                        request.generation_id
-                    } else {
-                        -1
-                    },
-                },
+                member: member(context.api_version, &request),
                 offsets,
             };
             context
@@ -98,6 +71,103 @@ pub async fn handle(
         response.topics[topic_index].partitions.push(entry);
     }
     response
+}
+
+/// Each partition's own refusal, and the offsets of the partitions that go to the group
+/// coordinator.
+fn validate(
+    context: &RequestContext<'_>,
+    request: &TxnOffsetCommitRequest,
+) -> (Vec<PartitionResult>, Vec<OffsetCommit>) {
+    let image = context.broker.topics();
+    let now = now_ms();
+    let mut results = Vec::new();
+    let mut offsets = Vec::new();
+    for (topic_index, topic) in request.topics.iter().enumerate() {
+        for partition in &topic.partitions {
+            let metadata = partition.committed_metadata.as_ref().map(|m| m.as_str());
+            let refusal = if context.authorize_topic(operation::READ, &topic.name.0) {
+                refusal(&image, &topic.name.0, partition.partition_index, metadata)
+            } else {
+                Some(ResponseError::TopicAuthorizationFailed)
+            };
+            if refusal.is_none() {
+                offsets.push(OffsetCommit {
+                    topic: topic.name.0.to_string(),
+                    partition: partition.partition_index,
+                    committed: CommittedOffset {
+                        offset: partition.committed_offset,
+                        leader_epoch: if context.api_version >= 2 {
+                            partition.committed_leader_epoch
+                        } else {
+                            -1
+                        },
+                        metadata: metadata.unwrap_or_default().to_string(),
+                        commit_timestamp_ms: now,
+                    },
+                });
+            }
+            results.push((topic_index, partition.partition_index, refusal));
+        }
+    }
+    (results, offsets)
+}
+
+/// The committing member; v0-2 name none (KIP-447 added the fields in v3): generation -1
+/// and member "", as Kafka reads them.
+fn member(version: i16, request: &TxnOffsetCommitRequest) -> MemberRef {
+    MemberRef {
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
+        generation_id: if version >= 3 {
+            request.generation_id
+        } else {
+            -1
+        },
+    }
+}
+
+/// KIP-890 verification of the group's offsets partition with the transaction coordinator,
+/// unless the producer's transaction is already ongoing there. A partition this node does
+/// not lead passes: the group coordinator answers NOT_COORDINATOR.
+async fn verify(
+    context: &RequestContext<'_>,
+    request: &TxnOffsetCommitRequest,
+) -> Result<(), ResponseError> {
+    let broker = context.broker;
+    let group_id = request.group_id.0.as_str();
+    if group_id.is_empty() {
+        return Ok(());
+    }
+    let partition = broker.groups.partition_for(group_id);
+    let image = broker.topics();
+    let replica = image
+        .by_name
+        .get(OFFSETS_TOPIC)
+        .and_then(|topic| topic.partition(partition))
+        .and_then(|found| found.leader_replica(broker.node_id(), -1).ok().cloned());
+    let Some(replica) = replica else {
+        return Ok(());
+    };
+    let producer_id = request.producer_id.0;
+    if replica.log.has_ongoing_txn(producer_id) {
+        return Ok(());
+    }
+    let verified = crate::txn::verify::verify_partition(
+        broker,
+        request.transactional_id.0.as_str(),
+        producer_id,
+        request.producer_epoch,
+        OFFSETS_TOPIC,
+        partition,
+    )
+    .await;
+    // The verification speaks Produce's errors; a coordinator that cannot answer now is
+    // COORDINATOR_NOT_AVAILABLE here (the client retries), as Kafka's group coordinator maps it.
+    verified.map_err(|error| match error {
+        ResponseError::NotEnoughReplicas => ResponseError::CoordinatorNotAvailable,
+        other => other,
+    })
 }
 
 /// What refuses the whole request before the coordinator sees it.

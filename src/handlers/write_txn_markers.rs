@@ -9,7 +9,10 @@
 //! coordinator epoch), NOT_ENOUGH_REPLICAS(_AFTER_APPEND), REQUEST_TIMED_OUT.
 //!
 //! [`write_markers_here`] is the core, also called directly by the local transaction
-//! coordinator for the partitions this node leads.
+//! coordinator for the partitions this node leads. A marker replicated on a
+//! `__consumer_offsets` partition is handed to the group coordinator, which then commits or
+//! drops the producer's pending transactional offsets (Kafka's
+//! `GroupCoordinator.scheduleHandleTxnCompletion`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,7 @@ use sluice_storage::{AppendError, TxnMarker};
 use super::RequestContext;
 use crate::broker::{now_ms, Broker, Replica, Topic};
 use crate::config::FlushPolicy;
+use crate::group::OFFSETS_TOPIC;
 use crate::replication;
 use crate::topic_config;
 
@@ -67,6 +71,8 @@ fn refused_everywhere(request: &WriteTxnMarkersRequest) -> WriteTxnMarkersRespon
 
 /// A marker appended to one partition, waiting for replication.
 struct Appended {
+    producer_id: i64,
+    commit: bool,
     marker_at: usize,
     topic_at: usize,
     partition_at: usize,
@@ -96,6 +102,8 @@ pub async fn write_markers_here(
                 partition_result.partition_index = index;
                 match append_one(broker, topic.map(Arc::as_ref), index, marker).await {
                     Ok((replica, offset, min_insync)) => waiting.push(Appended {
+                        producer_id: marker.producer_id.0,
+                        commit: marker.transaction_result,
                         marker_at,
                         topic_at,
                         partition_at,
@@ -127,10 +135,21 @@ pub async fn write_markers_here(
             appended.min_insync,
         )
         .await;
-        if let Err(error) = replicated {
-            response.markers[appended.marker_at].topics[appended.topic_at].partitions
-                [appended.partition_at]
-                .error_code = error.code();
+        match replicated {
+            Ok(()) if appended.replica.topic == OFFSETS_TOPIC => {
+                broker.groups.complete_transaction(
+                    appended.replica.index,
+                    appended.producer_id,
+                    appended.commit,
+                    appended.offset,
+                );
+            }
+            Ok(()) => {}
+            Err(error) => {
+                response.markers[appended.marker_at].topics[appended.topic_at].partitions
+                    [appended.partition_at]
+                    .error_code = error.code();
+            }
         }
     }
     response

@@ -48,7 +48,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * and nothing of an aborted transaction; read_uncommitted sees every record the aborted
  * transactions sent, and only output records (the markers are skipped).
  *
- * <p>usage: TransactionalStream BOOTSTRAP INPUT OUTPUT COUNT GROUP REPLICATION_FACTOR
+ * <p>usage: TransactionalStream BOOTSTRAP INPUT OUTPUT COUNT GROUP REPLICATION_FACTOR [PROTOCOL]
+ * (PROTOCOL: the consumer's group.protocol, classic by default or consumer for KIP-848).
  */
 public final class TransactionalStream {
     private static final int PARTITIONS = 2;
@@ -61,13 +62,16 @@ public final class TransactionalStream {
     private final String input;
     private final String output;
     private final String group;
+    private final String groupProtocol;
     /** Transactions aborted on purpose: their number → the values they sent. */
     private final Map<Long, List<String>> aborted = new HashMap<>();
     private final Set<Long> committed = new HashSet<>();
     private long transactions;
     private int failures;
 
-    private TransactionalStream(String bootstrap, String input, String output, String group) {
+    private TransactionalStream(String bootstrap, String input, String output, String group,
+            String groupProtocol) {
+        this.groupProtocol = groupProtocol;
         this.bootstrap = bootstrap;
         this.input = input;
         this.output = output;
@@ -78,7 +82,8 @@ public final class TransactionalStream {
         String bootstrap = args[0];
         int count = Integer.parseInt(args[3]);
         short replication = Short.parseShort(args[5]);
-        TransactionalStream stream = new TransactionalStream(bootstrap, args[1], args[2], args[4]);
+        String protocol = args.length > 6 ? args[6] : "classic";
+        TransactionalStream stream = new TransactionalStream(bootstrap, args[1], args[2], args[4], protocol);
         stream.createTopics(replication);
         stream.seed(count);
         System.out.println("seeded");
@@ -160,6 +165,7 @@ public final class TransactionalStream {
         config.put(ConsumerConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
         if (groupId != null) {
             config.put(ConsumerConfig.GROUP_ID_CONFIG, groupId);
+            config.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, groupProtocol);
         }
         return new KafkaConsumer<>(config);
     }
