@@ -386,6 +386,15 @@ pub struct Config {
     )]
     pub transaction_abort_interval_ms: u64,
 
+    /// A transactional id idle (no transaction) this long is forgotten: its record is
+    /// tombstoned (Kafka's transactional.id.expiration.ms, 7 days).
+    #[arg(
+        long,
+        env = "SLUICE_TRANSACTIONAL_ID_EXPIRATION_MS",
+        default_value_t = 604_800_000
+    )]
+    pub transactional_id_expiration_ms: i64,
+
     /// Whether Fetch v0-v3 readers (Kafka 0.8-0.10 clients) get stored batches converted to
     /// their message format (Kafka's log.message.downconversion.enable); when false they get
     /// UNSUPPORTED_VERSION. Topics override it with message.downconversion.enable.
@@ -435,10 +444,11 @@ impl Config {
             .contains(&self.transaction_state_partitions)
             || self.transaction_max_timeout_ms < 1
             || self.transaction_abort_interval_ms == 0
+            || self.transactional_id_expiration_ms < 1
         {
             return Err("--transaction-state-partitions (at most 10000), \
-                 --transaction-max-timeout-ms and --transaction-abort-interval-ms \
-                 must be at least 1"
+                 --transaction-max-timeout-ms, --transaction-abort-interval-ms and \
+                 --transactional-id-expiration-ms must be at least 1"
                 .into());
         }
         if self.offsets_retention_check_interval_ms == 0 {

@@ -31,7 +31,6 @@ fn per_partition(prefixes: &[&str], count: usize) -> Value {
 }
 
 #[test]
-#[ignore = "needs the read_committed data path (helper txnlog)"]
 fn java_committed_transactions_are_read_and_aborted_ones_are_not() {
     let broker = Broker::start();
     let topic = topic_name("java-txn");
@@ -60,7 +59,6 @@ fn java_committed_transactions_are_read_and_aborted_ones_are_not() {
 }
 
 #[test]
-#[ignore = "needs the read_committed data path (helper txnlog)"]
 fn java_zombie_producer_is_fenced_and_its_transaction_aborted() {
     let broker = Broker::start();
     let topic = topic_name("java-zombie");
@@ -89,7 +87,6 @@ fn java_zombie_producer_is_fenced_and_its_transaction_aborted() {
 }
 
 #[test]
-#[ignore = "needs the read_committed data path (helper txnlog)"]
 fn confluent_kafka_committed_transactions_are_read_and_aborted_ones_are_not() {
     let broker = Broker::start();
     let topic = topic_name("confluent-txn");

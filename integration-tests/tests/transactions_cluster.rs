@@ -104,7 +104,6 @@ fn remote_leaders_verify_transactional_produces_with_the_coordinator() {
 }
 
 #[test]
-#[ignore = "needs WriteTxnMarkers on the partition leaders (helper txnlog)"]
 fn a_transaction_survives_kill_9_of_its_coordinator_and_completes() {
     let mut cluster = Cluster::start(3);
     let mut client = RawClient::connect(&cluster.node(1).bootstrap());
@@ -133,11 +132,21 @@ fn a_transaction_survives_kill_9_of_its_coordinator_and_completes() {
     // The first transaction commits with markers on every (remote and local) leader.
     assert_eq!(end_txn(&mut coordinator_client, &id, producer, true), 0);
     wait_state(&mut coordinator_client, &id, "CompleteCommit");
-    // A second one is ongoing when the coordinator's node dies.
+    // A second one is ongoing, with records on every partition, when the coordinator's node
+    // dies.
     assert_eq!(
         add_partitions(&mut coordinator_client, &id, producer, &all),
         vec![0; PARTITIONS as usize]
     );
+    for (partition, leader) in leaders.iter().enumerate() {
+        let mut leader_client = RawClient::connect(&cluster.node(*leader).bootstrap());
+        let batch = transactional_batch(producer, 1, &["open"]);
+        let partition = partition as i32;
+        assert_eq!(
+            produce_transactional_to(&mut leader_client, &id, &topic, partition, batch),
+            0
+        );
+    }
     cluster.kill9(coordinator);
     let survivor = if coordinator == 1 { 2 } else { 1 };
     let mut client = RawClient::connect(&cluster.node(survivor).bootstrap());
@@ -153,4 +162,39 @@ fn a_transaction_survives_kill_9_of_its_coordinator_and_completes() {
     assert_eq!(end_txn(&mut next_client, &id, producer, false), 0);
     wait_state(&mut next_client, &id, "CompleteAbort");
     assert_eq!(describe(&mut next_client, &id).2, epoch);
+    let survivor_bootstrap = cluster.node(survivor).bootstrap();
+    for partition in 0..PARTITIONS {
+        // CompleteAbort is written only once every marker is: the aborted records are skipped.
+        assert_eq!(
+            kcat_values(&survivor_bootstrap, &topic, partition, "read_committed"),
+            vec!["in-txn".to_string()],
+            "partition {partition}"
+        );
+        assert_eq!(
+            kcat_values(&survivor_bootstrap, &topic, partition, "read_uncommitted"),
+            vec!["in-txn".to_string(), "open".to_string()],
+            "partition {partition}"
+        );
+    }
+}
+
+/// Values of one partition as kcat reads them with `isolation.level`.
+fn kcat_values(bootstrap: &str, topic: &str, partition: i32, isolation: &str) -> Vec<String> {
+    let mut command = std::process::Command::new(sluice_integration_tests::kcat());
+    command.arg("-b").arg(bootstrap).args([
+        "-C",
+        "-t",
+        topic,
+        "-p",
+        &partition.to_string(),
+        "-o",
+        "beginning",
+        "-e",
+        "-f",
+        "%s\\n",
+        "-X",
+        &format!("isolation.level={isolation}"),
+    ]);
+    let output = sluice_integration_tests::run_command(command, b"", "kcat -C");
+    output.lines().map(str::to_string).collect()
 }

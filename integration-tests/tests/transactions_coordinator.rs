@@ -275,7 +275,6 @@ fn kcat_values(broker: &Broker, topic: &str, partition: i32, isolation: &str) ->
 /// after each restart the coordinator completes or keeps the transaction, and read_committed
 /// readers see exactly the committed records.
 #[test]
-#[ignore = "needs the read_committed data path (helper txnlog)"]
 fn kill_9_after_commit_and_mid_transaction_keeps_exactly_the_committed_records() {
     let mut broker = Broker::start();
     let (mut client, topic, id) = setup(&broker, "txn-kill-commit");
@@ -328,4 +327,42 @@ fn kill_9_after_commit_and_mid_transaction_keeps_exactly_the_committed_records()
         kcat_values(&broker, &topic, 0, "read_uncommitted"),
         everything
     );
+}
+
+#[test]
+fn an_idle_transactional_id_expires_and_starts_over_with_a_new_producer_id() {
+    let mut broker = Broker::start_with(&[
+        "--transactional-id-expiration-ms",
+        "500",
+        "--transaction-abort-interval-ms",
+        "100",
+    ]);
+    let (mut client, _topic, id) = setup(&broker, "txn-expire");
+    let (error, producer_id, _) = init(&mut client, &id, TIMEOUT_MS);
+    assert_eq!(error, 0);
+    let not_found = code(ResponseError::TransactionalIdNotFound);
+    sluice_integration_tests::wait_until(
+        sluice_integration_tests::transactions::WAIT,
+        "the id to expire",
+        || (describe(&mut client, &id).0 == not_found).then_some(()),
+    );
+    // The tombstone is durable: still gone after a restart.
+    broker.kill9();
+    broker.restart();
+    let mut client = RawClient::connect(&broker.bootstrap());
+    find_coordinator(&mut client, &id);
+    sluice_integration_tests::wait_until(
+        sluice_integration_tests::transactions::WAIT,
+        "the coordinator to load",
+        || {
+            let found = describe(&mut client, &id).0;
+            (found != code(ResponseError::CoordinatorLoadInProgress)
+                && found != code(ResponseError::NotCoordinator))
+            .then_some(found)
+        },
+    );
+    assert_eq!(describe(&mut client, &id).0, not_found);
+    let (error, fresh_id, epoch) = init(&mut client, &id, TIMEOUT_MS);
+    assert_eq!((error, epoch), (0, 0));
+    assert_ne!(fresh_id, producer_id);
 }

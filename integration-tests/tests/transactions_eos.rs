@@ -220,9 +220,6 @@ fn transaction_coordinator(bootstrap: &str, transactional_id: &str) -> i32 {
 }
 
 #[test]
-#[ignore = "waits for txncoord's markers to be written for real (src/txn/standin.rs \
-            removed: markers through handlers::write_txn_markers::write_markers_here, produce \
-            through Log::has_ongoing_txn); passes with that change"]
 fn java_exactly_once_stream_survives_broker_kill9s() {
     let mut broker = Broker::start();
     let mut stream = Stream::start(&broker.bootstrap(), "eos-group", 1, Protocol::Classic);
@@ -235,9 +232,6 @@ fn java_exactly_once_stream_survives_broker_kill9s() {
 }
 
 #[test]
-#[ignore = "waits for txncoord's markers to be written for real (src/txn/standin.rs \
-            removed: markers through handlers::write_txn_markers::write_markers_here, produce \
-            through Log::has_ongoing_txn); passes with that change"]
 fn java_exactly_once_stream_survives_kill9s_of_the_transaction_coordinators_node() {
     let mut cluster = Cluster::start(3);
     let group = "eos-cluster-group";
@@ -258,9 +252,6 @@ fn java_exactly_once_stream_survives_kill9s_of_the_transaction_coordinators_node
 }
 
 #[test]
-#[ignore = "waits for txncoord's markers to be written for real (src/txn/standin.rs \
-            removed: markers through handlers::write_txn_markers::write_markers_here, produce \
-            through Log::has_ongoing_txn); passes with that change"]
 fn java_exactly_once_stream_in_a_kip848_consumer_group_survives_a_broker_kill9() {
     // The member epoch stands in for the generation in TxnOffsetCommit (KIP-848 + KIP-447).
     let mut broker = Broker::start();

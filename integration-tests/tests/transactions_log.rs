@@ -1,6 +1,7 @@
-//! The transactional data path against a real broker, without a transaction coordinator:
-//! transactional batches sent as raw Produce requests, markers written with WriteTxnMarkers
-//! (as a coordinator sends them), then read_committed Fetch and ListOffsets checked exactly,
+//! The transactional data path against a real broker, with markers written by the test:
+//! transactional batches sent as raw Produce requests (after InitProducerId and
+//! AddPartitionsToTxn at the coordinator, so KIP-890 verification passes), markers written
+//! with WriteTxnMarkers as a coordinator sends them (the test never sends EndTxn), then read_committed Fetch and ListOffsets checked exactly,
 //! kcat (librdkafka) and the Java consumer reading read_committed and read_uncommitted
 //! (aborted records dropped, markers skipped), the marker errors, and all
 //! of it again after kill -9 of the broker, including a transaction left open across it;
@@ -16,7 +17,7 @@ use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, ListOffsetsRequest, ProducerId, TopicName, WriteTxnMarkersRequest,
+    BrokerId, ListOffsetsRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -25,12 +26,52 @@ use kafka_protocol::records::{
 use kafka_protocol::ResponseError;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::raw_client::{
-    fetch_request, RawClient, FETCH_VERSION, LIST_OFFSETS_VERSION, OFFSET_LATEST,
+    fetch_request, produce_request, RawClient, FETCH_VERSION, LIST_OFFSETS_VERSION, OFFSET_LATEST,
+    PRODUCE_VERSION,
+};
+use sluice_integration_tests::transactions::{
+    add_partitions, find_coordinator, init_at_coordinator,
 };
 use sluice_integration_tests::{kcat, run_command, run_java, topic_name, wait_until, Broker};
 
 const READ_COMMITTED: i8 = 1;
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
+/// Long enough that the coordinator never aborts a test's transaction on its own.
+const TRANSACTION_TIMEOUT_MS: i32 = 600_000;
+/// Errors a transactional Produce may get while the coordinator (re)loads; retried.
+const COORDINATOR_MOVING: [i16; 4] = [14, 15, 16, 51];
+
+/// A transactional producer: its id, producer id and epoch, with partition 0 of `topic`
+/// added to its transaction at the coordinator (`address_of` maps a node id to its address).
+fn transactional_producer(
+    address_of: &dyn Fn(i32) -> String,
+    id: &str,
+    topic: &str,
+) -> (String, i64) {
+    let mut any = RawClient::connect(&address_of(1));
+    let coordinator = find_coordinator(&mut any, id);
+    let mut client = RawClient::connect(&address_of(coordinator));
+    let (error, producer_id, epoch) = init_at_coordinator(&mut client, id, TRANSACTION_TIMEOUT_MS);
+    assert_eq!((error, epoch), (0, 0), "InitProducerId {id}");
+    assert_eq!(
+        add_partitions(&mut client, id, (producer_id, 0), &[(topic, 0)]),
+        vec![0]
+    );
+    (id.to_string(), producer_id)
+}
+
+/// A Produce (acks=all) to partition 0 as transactional producer `id`: (error, base offset),
+/// retried while the coordinator that verifies it is moving or loading.
+fn produce_as(client: &mut RawClient, id: &str, topic: &str, batch: Bytes) -> (i16, i64) {
+    wait_until(CLUSTER_DEADLINE, "a settled transactional produce", || {
+        let mut request = produce_request(topic, 0, -1, Some(batch.clone()));
+        request.transactional_id = Some(TransactionalId(StrBytes::from_string(id.to_string())));
+        let response = client.request(PRODUCE_VERSION, &request);
+        let answer = &response.responses[0].partition_responses[0];
+        (!COORDINATOR_MOVING.contains(&answer.error_code))
+            .then_some((answer.error_code, answer.base_offset))
+    })
+}
 
 /// A batch as an idempotent (`transactional`: transactional) producer sends it, one record
 /// per value; producer id -1 for a plain batch.
@@ -181,16 +222,21 @@ fn java_values(broker: &Broker, topic: &str, isolation_level: &str) -> String {
 
 /// Producer 1 writes a-0, a-1 (offsets 0-1) and a-2 (3) and aborts (marker 4); producer 2
 /// writes b-0 (2) and commits (marker 5); then a plain record at 6.
-fn write_interleaved(client: &mut RawClient, topic: &str, producers: (i64, i64)) {
-    let (first, second) = producers;
+fn write_interleaved(
+    client: &mut RawClient,
+    topic: &str,
+    producers: (&(String, i64), &(String, i64)),
+) {
+    let ((first_id, first), (second_id, second)) = (producers.0, producers.1);
+    let (first, second) = (*first, *second);
     let a = transactional_batch(first, 0, 0, &["a-0", "a-1"]);
-    assert_eq!(produce(client, topic, a), (0, 0));
+    assert_eq!(produce_as(client, first_id, topic, a), (0, 0));
     assert_eq!(latest(client, topic, READ_COMMITTED), 0);
     assert_eq!(latest(client, topic, 0), 2);
     let b = transactional_batch(second, 0, 0, &["b-0"]);
-    assert_eq!(produce(client, topic, b), (0, 2));
+    assert_eq!(produce_as(client, second_id, topic, b), (0, 2));
     let a = transactional_batch(first, 0, 2, &["a-2"]);
-    assert_eq!(produce(client, topic, a), (0, 3));
+    assert_eq!(produce_as(client, first_id, topic, a), (0, 3));
     // Nothing is stable yet: read_committed sees nothing, read_uncommitted everything.
     let open = fetch(client, topic, 0, READ_COMMITTED);
     assert_eq!((open.high_watermark, open.last_stable_offset), (4, 0));
@@ -230,9 +276,13 @@ fn read_committed_sees_committed_transactions_only_and_survives_kill_9() {
     let mut client = RawClient::connect(&broker.bootstrap());
     let topic = topic_name("txn-log");
     assert_eq!(client.create_topic(&topic, 1, &[]), 0);
-    let first = client.init_producer_id(-1, -1).producer_id;
-    let second = client.init_producer_id(-1, -1).producer_id;
-    write_interleaved(&mut client, &topic, (first, second));
+    let address = broker.bootstrap();
+    let address_of = |_node: i32| address.clone();
+    let first = transactional_producer(&address_of, &format!("{topic}-1"), &topic);
+    let second = transactional_producer(&address_of, &format!("{topic}-2"), &topic);
+    write_interleaved(&mut client, &topic, (&first, &second));
+    let (third_id, third) = transactional_producer(&address_of, &format!("{topic}-3"), &topic);
+    let first = first.1;
     expected_committed_view(&mut client, &topic, first);
     let committed = "b-0@2\nplain@6\n";
     let everything = "a-0@0\na-1@1\nb-0@2\na-2@3\nplain@6\n";
@@ -248,9 +298,8 @@ fn read_committed_sees_committed_transactions_only_and_survives_kill_9() {
     );
 
     // A third producer's transaction stays open across a crash.
-    let third = client.init_producer_id(-1, -1).producer_id;
     let c = transactional_batch(third, 0, 0, &["c-0"]);
-    assert_eq!(produce(&mut client, &topic, c), (0, 7));
+    assert_eq!(produce_as(&mut client, &third_id, &topic, c), (0, 7));
     broker.restart();
     let mut client = RawClient::connect(&broker.bootstrap());
     let open = fetch(&mut client, &topic, 0, READ_COMMITTED);
@@ -267,7 +316,7 @@ fn read_committed_sees_committed_transactions_only_and_survives_kill_9() {
         vec![0]
     );
     let zombie = transactional_batch(third, 0, 1, &["zombie"]);
-    let fenced = produce(&mut client, &topic, zombie);
+    let fenced = produce_as(&mut client, &third_id, &topic, zombie);
     assert_eq!(fenced.0, ResponseError::InvalidProducerEpoch.code());
     broker.restart();
     let mut client = RawClient::connect(&broker.bootstrap());
@@ -291,36 +340,39 @@ fn markers_and_control_batches_get_kafkas_errors() {
     let mut client = RawClient::connect(&broker.bootstrap());
     let topic = topic_name("txn-errors");
     assert_eq!(client.create_topic(&topic, 1, &[]), 0);
-    let producer = client.init_producer_id(-1, -1).producer_id;
-    let first = transactional_batch(producer, 2, 0, &["x"]);
-    assert_eq!(produce(&mut client, &topic, first), (0, 0));
-    let mut missing_partition = marker(producer, 2, true, &topic);
+    let address = broker.bootstrap();
+    let address_of = |_node: i32| address.clone();
+    let (id, producer) = transactional_producer(&address_of, &format!("{topic}-x"), &topic);
+    let first = transactional_batch(producer, 0, 0, &["x"]);
+    assert_eq!(produce_as(&mut client, &id, &topic, first), (0, 0));
+    let mut missing_partition = marker(producer, 1, true, &topic);
     missing_partition.topics[0].partition_indexes = vec![9];
-    let mut newer_coordinator = marker(producer, 2, true, &topic);
+    // The coordinator bumped the epoch (1) and commits with coordinator epoch 4.
+    let mut newer_coordinator = marker(producer, 1, true, &topic);
     newer_coordinator.coordinator_epoch = 4;
-    let mut older_coordinator = marker(producer, 2, true, &topic);
+    let mut older_coordinator = marker(producer, 1, true, &topic);
     older_coordinator.coordinator_epoch = 3;
     let errors = write_markers(
         &mut client,
         vec![
-            marker(producer, 2, true, "no-such-topic"),
+            marker(producer, 1, true, "no-such-topic"),
             missing_partition,
-            // An older producer epoch than the partition knows.
-            marker(producer, 1, true, &topic),
             newer_coordinator,
+            // An older producer epoch than the partition now knows.
+            marker(producer, 0, true, &topic),
             older_coordinator,
         ],
     );
     let expected = vec![
         ResponseError::UnknownTopicOrPartition.code(),
         ResponseError::UnknownTopicOrPartition.code(),
-        ResponseError::InvalidProducerEpoch.code(),
         0,
+        ResponseError::InvalidProducerEpoch.code(),
         ResponseError::TransactionCoordinatorFenced.code(),
     ];
     assert_eq!(errors, expected);
     // A client's control batch is an invalid record; nothing is written.
-    let mut control = transactional_batch(producer, 2, 1, &["fake-marker"]);
+    let mut control = transactional_batch(producer, 0, 1, &["fake-marker"]);
     let control = kafka_protocol::records::RecordBatchDecoder::decode(&mut control)
         .map(|set| {
             let records: Vec<Record> = set
@@ -341,12 +393,13 @@ fn markers_and_control_batches_get_kafkas_errors() {
         })
         .unwrap();
     assert_eq!(control[22] & 0x20, 0x20, "the control attribute is set");
-    let refused = produce(&mut client, &topic, control);
+    let refused = produce_as(&mut client, &id, &topic, control);
     assert_eq!(refused.0, ResponseError::InvalidRecord.code());
-    // A non-transactional batch while a transaction is open.
-    let open = transactional_batch(producer, 2, 1, &["y"]);
-    assert_eq!(produce(&mut client, &topic, open), (0, 2));
-    let plain = batch(producer, 2, 2, &["z"], false);
+    // A non-transactional batch of a producer whose transaction is open.
+    let (other_id, other) = transactional_producer(&address_of, &format!("{topic}-y"), &topic);
+    let open = transactional_batch(other, 0, 0, &["y"]);
+    assert_eq!(produce_as(&mut client, &other_id, &topic, open), (0, 2));
+    let plain = batch(other, 0, 1, &["z"], false);
     let refused = produce(&mut client, &topic, plain);
     assert_eq!(refused.0, ResponseError::InvalidTxnState.code());
     let end = fetch(&mut client, &topic, 0, 0).high_watermark;
@@ -398,12 +451,14 @@ fn replicas_keep_transactions_through_a_leader_failover() {
         partition_state(cluster.node(1), &topic).filter(|(_, isr)| *isr == 3)
     });
     let mut client = RawClient::connect(&cluster.node(leader).bootstrap());
-    let first = client.init_producer_id(-1, -1).producer_id;
-    let second = client.init_producer_id(-1, -1).producer_id;
-    let third = client.init_producer_id(-1, -1).producer_id;
-    write_interleaved(&mut client, &topic, (first, second));
+    let address_of = |node: i32| cluster.node(node).bootstrap();
+    let first = transactional_producer(&address_of, &format!("{topic}-1"), &topic);
+    let second = transactional_producer(&address_of, &format!("{topic}-2"), &topic);
+    let (third_id, third) = transactional_producer(&address_of, &format!("{topic}-3"), &topic);
+    write_interleaved(&mut client, &topic, (&first, &second));
+    let first = first.1;
     let c = transactional_batch(third, 0, 0, &["c-0"]);
-    assert_eq!(produce(&mut client, &topic, c), (0, 7));
+    assert_eq!(produce_as(&mut client, &third_id, &topic, c), (0, 7));
     // Every replica (followers serve consumers too, KIP-392) holds the same transactions.
     for id in cluster.ids().collect::<Vec<_>>() {
         let data = committed_at(cluster.node(id), &topic, 8);

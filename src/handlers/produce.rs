@@ -237,7 +237,7 @@ async fn verify_transactional(
     let Some(transactional_id) = target.transactional_id else {
         return Err(ResponseError::TransactionalIdAuthorizationFailed);
     };
-    if crate::txn::standin::has_ongoing_txn(&replica.log, header.producer_id) {
+    if replica.log.has_ongoing_txn(header.producer_id) {
         return Ok(());
     }
     let topic = target.topic.map_or("", |topic| topic.name.as_str());

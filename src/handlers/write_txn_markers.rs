@@ -9,7 +9,10 @@
 //! coordinator epoch), NOT_ENOUGH_REPLICAS(_AFTER_APPEND), REQUEST_TIMED_OUT.
 //!
 //! [`write_markers_here`] is the core, also called directly by the local transaction
-//! coordinator for the partitions this node leads.
+//! coordinator for the partitions this node leads. A marker replicated on a
+//! `__consumer_offsets` partition is handed to the group coordinator, which then commits or
+//! drops the producer's pending transactional offsets (Kafka's
+//! `GroupCoordinator.scheduleHandleTxnCompletion`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +45,8 @@ pub async fn handle(
 
 /// A marker appended to one partition, waiting for replication.
 struct Appended {
+    producer_id: i64,
+    commit: bool,
     marker_at: usize,
     topic_at: usize,
     partition_at: usize,
@@ -71,6 +76,8 @@ pub async fn write_markers_here(
                 partition_result.partition_index = index;
                 match append_one(broker, topic.map(Arc::as_ref), index, marker).await {
                     Ok((replica, offset, min_insync)) => waiting.push(Appended {
+                        producer_id: marker.producer_id.0,
+                        commit: marker.transaction_result,
                         marker_at,
                         topic_at,
                         partition_at,
@@ -103,32 +110,23 @@ pub async fn write_markers_here(
         )
         .await;
         match replicated {
-            Ok(()) => complete_offsets(broker, &request, &appended),
+            Ok(()) if appended.replica.topic == OFFSETS_TOPIC => {
+                broker.groups.complete_transaction(
+                    appended.replica.index,
+                    appended.producer_id,
+                    appended.commit,
+                    appended.offset,
+                );
+            }
+            Ok(()) => {}
             Err(error) => {
                 response.markers[appended.marker_at].topics[appended.topic_at].partitions
                     [appended.partition_at]
-                    .error_code = error.code()
+                    .error_code = error.code();
             }
         }
     }
     response
-}
-
-/// A marker now on every in-sync replica of a `__consumer_offsets` partition ends the
-/// producer's transactional offset commits there: the group coordinator makes them visible
-/// (commit) or drops them (abort).
-fn complete_offsets(broker: &Broker, request: &WriteTxnMarkersRequest, appended: &Appended) {
-    let marker = &request.markers[appended.marker_at];
-    let topic = &marker.topics[appended.topic_at];
-    if topic.name.0.as_str() != OFFSETS_TOPIC {
-        return;
-    }
-    broker.groups.complete_transaction(
-        topic.partition_indexes[appended.partition_at],
-        marker.producer_id.0,
-        marker.transaction_result,
-        appended.offset,
-    );
 }
 
 /// Appends `marker` to partition `index` of `topic` if this node leads it; returns the

@@ -24,7 +24,6 @@ use sluice_raft::image::LEADER_NONE;
 use super::{state, transition, TxnMetadata, TxnPartition};
 use crate::broker::{now_ms, Broker};
 use crate::handlers::str_bytes;
-use crate::replication::Peer;
 
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 const PEER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -120,7 +119,7 @@ async fn send_round(
     for (leader, partitions) in by_leader {
         let request = marker_request(metadata, coordinator_epoch, &partitions);
         let response = if leader == broker.node_id() {
-            Ok(super::standin::write_markers_here(broker, request).await)
+            Ok(crate::handlers::write_txn_markers::write_markers_here(broker, request).await)
         } else {
             send_remote(broker, leader, request).await
         };
@@ -187,15 +186,17 @@ async fn send_remote(
     request: WriteTxnMarkersRequest,
 ) -> Result<WriteTxnMarkersResponse, String> {
     let address = leader_address(broker, leader).ok_or("leader has no address")?;
-    let mut peer = Peer::new(address);
-    peer.request(
-        ApiKey::WriteTxnMarkers,
-        WRITE_TXN_MARKERS_VERSION,
-        RequestKind::WriteTxnMarkers(request),
-        PEER_REQUEST_TIMEOUT,
-    )
-    .await
-    .map_err(|error| error.to_string())
+    broker
+        .txns
+        .peers
+        .request(
+            &address,
+            ApiKey::WriteTxnMarkers,
+            WRITE_TXN_MARKERS_VERSION,
+            RequestKind::WriteTxnMarkers(request),
+            PEER_REQUEST_TIMEOUT,
+        )
+        .await
 }
 
 /// The inter-broker listener of `node`.

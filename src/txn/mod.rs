@@ -12,8 +12,8 @@
 //! (`markers`): PrepareCommit/PrepareAbort survive coordinator failover and restarts.
 
 pub mod markers;
+pub mod peers;
 pub mod records;
-pub mod standin;
 pub mod state;
 pub mod topic;
 pub mod verify;
@@ -63,6 +63,8 @@ pub struct TxnCoordinator {
     partition_count: AtomicI32,
     /// Bumped when a partition finishes loading (FindCoordinator waits on it).
     loads: watch::Sender<u64>,
+    /// Connections to other brokers for markers and verification.
+    pub peers: peers::PeerPool,
 }
 
 impl Default for TxnCoordinator {
@@ -77,6 +79,7 @@ impl TxnCoordinator {
             owned: Mutex::new(HashMap::new()),
             partition_count: AtomicI32::new(0),
             loads: watch::channel(0).0,
+            peers: peers::PeerPool::default(),
         }
     }
 
@@ -162,6 +165,13 @@ impl TxnCoordinator {
 
     pub fn unload(&self, partition: i32) {
         self.owned().remove(&partition);
+    }
+
+    /// True while `partition` is held at `epoch` and still loading.
+    pub fn loading(&self, partition: i32, epoch: i32) -> bool {
+        self.owned()
+            .get(&partition)
+            .is_some_and(|held| !held.loaded && held.coordinator_epoch == epoch)
     }
 
     /// True while `partition` is held, loaded, at `epoch`.
@@ -254,6 +264,10 @@ impl TxnCoordinator {
         else {
             return false;
         };
+        if durable && ticket.metadata.state == TxnState::Dead {
+            held.txns.remove(&ticket.transactional_id);
+            return true;
+        }
         let entry = held
             .txns
             .entry(ticket.transactional_id.clone())
@@ -296,22 +310,21 @@ impl TxnCoordinator {
         all
     }
 
-    /// (id, partition, epoch) of ongoing transactions past their timeout.
-    fn overdue(&self, now_ms: i64) -> Vec<String> {
+    /// Ids (not pending) whose metadata `due` says something must be done for.
+    fn due(&self, due: impl Fn(&TxnMetadata) -> bool) -> Vec<String> {
         let owned = self.owned();
         owned
             .values()
             .filter(|held| held.loaded)
             .flat_map(|held| held.txns.iter())
-            .filter(|(_, entry)| !entry.pending)
-            .filter(|(_, entry)| {
-                entry
-                    .metadata
-                    .as_ref()
-                    .is_some_and(|metadata| state::abort_expired(metadata, now_ms).is_some())
-            })
+            .filter(|(_, entry)| !entry.pending && entry.metadata.as_ref().is_some_and(&due))
             .map(|(id, _)| id.clone())
             .collect()
+    }
+
+    /// Ongoing transactions past their timeout.
+    fn overdue(&self, now_ms: i64) -> Vec<String> {
+        self.due(|metadata| state::abort_expired(metadata, now_ms).is_some())
     }
 }
 
@@ -360,7 +373,8 @@ pub async fn transition<R>(
 }
 
 /// Every `--transaction-abort-interval-ms`: aborts transactions past their timeout, fencing
-/// their producer (Kafka's `abortTimedOutTransactions`).
+/// their producer (Kafka's `abortTimedOutTransactions`), and forgets ids idle longer than
+/// `--transactional-id-expiration-ms`.
 pub fn spawn_expiry(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
     let period = Duration::from_millis(broker.config.transaction_abort_interval_ms);
     tokio::spawn(async move {
@@ -368,26 +382,47 @@ pub fn spawn_expiry(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            for id in broker.txns.overdue(now_ms()) {
-                let aborted = transition(&broker, &id, |current| {
-                    let next =
-                        current.and_then(|metadata| state::abort_expired(metadata, now_ms()));
-                    let due = next.is_some();
-                    Ok((next, due))
-                })
-                .await;
-                match aborted {
-                    Ok(true) => {
-                        tracing::info!(transactional_id = %id, "timed-out transaction aborted")
-                    }
-                    Ok(false) => {}
-                    Err(error) => {
-                        tracing::debug!(transactional_id = %id, ?error, "timed-out abort deferred")
-                    }
-                }
-            }
+            abort_overdue(&broker).await;
+            remove_expired(&broker).await;
         }
     })
+}
+
+async fn abort_overdue(broker: &Arc<Broker>) {
+    for id in broker.txns.overdue(now_ms()) {
+        let aborted = transition(broker, &id, |current| {
+            let next = current.and_then(|metadata| state::abort_expired(metadata, now_ms()));
+            let due = next.is_some();
+            Ok((next, due))
+        })
+        .await;
+        match aborted {
+            Ok(true) => tracing::info!(transactional_id = %id, "timed-out transaction aborted"),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::debug!(transactional_id = %id, ?error, "timed-out abort deferred")
+            }
+        }
+    }
+}
+
+async fn remove_expired(broker: &Arc<Broker>) {
+    let expiration_ms = broker.config.transactional_id_expiration_ms;
+    let now = now_ms();
+    let expired = broker
+        .txns
+        .due(|metadata| state::expire(metadata, expiration_ms, now).is_some());
+    for id in expired {
+        let removed = transition(broker, &id, |current| {
+            let next =
+                current.and_then(|metadata| state::expire(metadata, expiration_ms, now_ms()));
+            Ok((next, ()))
+        })
+        .await;
+        if let Err(error) = removed {
+            tracing::debug!(transactional_id = %id, ?error, "expiring a transactional id deferred");
+        }
+    }
 }
 
 #[cfg(test)]

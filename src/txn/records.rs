@@ -83,7 +83,8 @@ pub fn encode_value(metadata: &TxnMetadata) -> Bytes {
     Bytes::from(out)
 }
 
-/// One batch holding one record: `metadata` for `transactional_id`.
+/// One batch holding one record: `metadata` for `transactional_id`, or a tombstone when the
+/// id is Dead (expired), as Kafka writes it.
 pub fn encode_batch(transactional_id: &str, metadata: &TxnMetadata, now_ms: i64) -> BytesMut {
     let record = Record {
         transactional: false,
@@ -97,7 +98,7 @@ pub fn encode_batch(transactional_id: &str, metadata: &TxnMetadata, now_ms: i64)
         sequence: -1,
         timestamp: now_ms,
         key: Some(encode_key(transactional_id)),
-        value: Some(encode_value(metadata)),
+        value: (metadata.state != TxnState::Dead).then(|| encode_value(metadata)),
         headers: Default::default(),
     };
     let options = RecordEncodeOptions {
@@ -295,6 +296,20 @@ mod tests {
         bad_status[16] = 42;
         assert_eq!(decode_value(&bad_status), Err(RecordError::Status(42)));
         assert_eq!(decode_key(&[0, 1, 0, 0]), Err(RecordError::Version(1)));
+    }
+
+    #[test]
+    fn a_dead_id_is_a_tombstone_that_replay_forgets() {
+        let mut dead = metadata();
+        dead.state = TxnState::Dead;
+        let mut batches = BytesMut::new();
+        batches.extend_from_slice(&encode_batch("tx", &metadata(), 1));
+        let mut tombstone = encode_batch("tx", &dead, 2);
+        sluice_storage::batch::set_base_offset(&mut tombstone, 1);
+        batches.extend_from_slice(&tombstone);
+        let mut txns = HashMap::new();
+        assert_eq!(replay(batches.freeze(), &mut txns), Ok(Some(2)));
+        assert!(txns.is_empty());
     }
 
     #[test]

@@ -281,6 +281,23 @@ pub fn abort_expired(current: &TxnMetadata, now_ms: i64) -> Option<TxnMetadata> 
     Some(next)
 }
 
+/// An id idle past `expiration_ms` (no transaction running or being completed) is
+/// forgotten: Dead, written as a tombstone (Kafka's `removeExpiredTransactionalIds`).
+pub fn expire(current: &TxnMetadata, expiration_ms: i64, now_ms: i64) -> Option<TxnMetadata> {
+    let idle = matches!(
+        current.state,
+        TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+    );
+    if !idle || current.last_update_ms.saturating_add(expiration_ms) > now_ms {
+        return None;
+    }
+    let mut dead = current.clone();
+    dead.state = TxnState::Dead;
+    dead.partitions.clear();
+    dead.last_update_ms = now_ms;
+    Some(dead)
+}
+
 /// After every marker is written: the transaction is complete.
 pub fn complete(current: &TxnMetadata, now_ms: i64) -> Option<TxnMetadata> {
     let state = match current.state {
@@ -452,6 +469,18 @@ mod tests {
             (TxnState::PrepareAbort, 1)
         );
         assert_eq!(abort_expired(&empty(0), i64::MAX), None);
+    }
+
+    #[test]
+    fn only_idle_ids_expire() {
+        let mut done = empty(0);
+        done.last_update_ms = 100;
+        assert_eq!(expire(&done, 1_000, 1_099), None);
+        assert_eq!(expire(&done, 1_000, 1_100).unwrap().state, TxnState::Dead);
+        let ongoing = add_partitions(Some(&done), 5, 0, &[partition("t", 0)], 100)
+            .unwrap()
+            .unwrap();
+        assert_eq!(expire(&ongoing, 1_000, i64::MAX), None);
     }
 
     #[test]

@@ -20,6 +20,8 @@ const REPLICATION_FACTOR_MAX: i16 = 3;
 const WRITE_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read per step while loading a partition (Kafka's transaction.state.log.load.buffer.size).
 const LOAD_READ_BYTES: usize = 5 * 1024 * 1024;
+/// Pause before a failed load is tried again.
+const LOAD_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The topic, created through the controller if it does not exist yet (Kafka does this on
 /// the first FindCoordinator for a transactional id).
@@ -135,34 +137,54 @@ pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {
 }
 
 /// Replays the partition on the blocking pool, serves its ids, and resumes the markers of
-/// transactions it finds preparing.
+/// transactions it finds preparing. A failed load is retried while this node still loads
+/// the partition at that epoch (serving without the state would lose transactions).
 fn spawn_load(broker: Arc<Broker>, replica: Arc<Replica>, epoch: i32) {
     tokio::spawn(async move {
         let partition = replica.index;
-        let loading = replica.clone();
-        let loaded = tokio::task::spawn_blocking(move || load(&loading)).await;
-        match loaded {
-            Ok(Ok(txns)) => {
-                let count = txns.len();
-                let preparing = broker.txns.finish_load(partition, epoch, txns);
-                tracing::debug!(
-                    partition,
-                    epoch,
-                    count,
-                    preparing = preparing.len(),
-                    "transaction log partition loaded"
-                );
-                for id in preparing {
-                    markers::spawn_completion(broker.clone(), id, partition, epoch);
-                }
+        while broker.txns.loading(partition, epoch) {
+            let loading = replica.clone();
+            let loaded = tokio::task::spawn_blocking(move || load(&loading)).await;
+            if install(&broker, partition, epoch, loaded) {
+                return;
             }
-            Ok(Err(error)) => {
-                // Stays loading (COORDINATOR_LOAD_IN_PROGRESS) until the next leader change.
-                tracing::error!(%error, partition, "loading a transaction log partition failed");
-            }
-            Err(error) => tracing::error!(%error, partition, "transaction log load task failed"),
+            tokio::time::sleep(LOAD_RETRY_INTERVAL).await;
         }
     });
+}
+
+/// Serves a loaded partition; false if the load failed.
+fn install(
+    broker: &Arc<Broker>,
+    partition: i32,
+    epoch: i32,
+    loaded: Result<Result<HashMap<String, TxnMetadata>, LoadError>, tokio::task::JoinError>,
+) -> bool {
+    match loaded {
+        Ok(Ok(txns)) => {
+            let count = txns.len();
+            let preparing = broker.txns.finish_load(partition, epoch, txns);
+            tracing::debug!(
+                partition,
+                epoch,
+                count,
+                preparing = preparing.len(),
+                "transaction log partition loaded"
+            );
+            for id in preparing {
+                markers::spawn_completion(broker.clone(), id, partition, epoch);
+            }
+            true
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, partition, "loading a transaction log partition failed");
+            false
+        }
+        Err(error) => {
+            tracing::error!(%error, partition, "transaction log load task failed");
+            false
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

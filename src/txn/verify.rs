@@ -23,7 +23,6 @@ use sluice_raft::image::LEADER_NONE;
 use super::{markers, TRANSACTION_STATE_TOPIC};
 use crate::broker::Broker;
 use crate::handlers::str_bytes;
-use crate::replication::Peer;
 
 const VERIFY_VERSION: i16 = 4;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -105,9 +104,11 @@ async fn remote_code(
     let Some(address) = markers::leader_address(broker, coordinator) else {
         return ResponseError::CoordinatorNotAvailable.code();
     };
-    let mut peer = Peer::new(address);
-    let answered = peer
+    let answered = broker
+        .txns
+        .peers
         .request::<AddPartitionsToTxnResponse>(
+            &address,
             ApiKey::AddPartitionsToTxn,
             VERIFY_VERSION,
             RequestKind::AddPartitionsToTxn(request),

@@ -344,6 +344,8 @@ enum Op {
         clean: bool,
         drop_snapshots: bool,
     },
+    /// Truncate at the start of the n-th (modulo) write, as a follower does.
+    Truncate(usize),
 }
 
 fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -354,6 +356,7 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
         4 => (1i64..=3, any::<bool>()).prop_map(|(producer, commit)| Op::Marker(producer, commit)),
         1 => (any::<bool>(), any::<bool>())
             .prop_map(|(clean, drop_snapshots)| Op::Reopen { clean, drop_snapshots }),
+        1 => (0usize..64).prop_map(Op::Truncate),
     ]
 }
 
@@ -367,6 +370,44 @@ struct Model {
     committed: Vec<bool>,
     next_sequence: std::collections::HashMap<i64, i32>,
     end: i64,
+    /// Every write (data, plain, marker) with its base offset, to rebuild after a truncation.
+    history: Vec<(i64, Op)>,
+}
+
+impl Model {
+    /// Records a write the log accepted at `base`.
+    fn write(&mut self, base: i64, op: &Op) {
+        assert_eq!(base, self.end);
+        self.history.push((base, op.clone()));
+        match *op {
+            Op::Data(producer, count) => {
+                let sequence = *self.next_sequence.get(&producer).unwrap_or(&0);
+                self.next_sequence.insert(producer, sequence + count as i32);
+                let txn = match self.open.get(&producer) {
+                    Some((_, txn)) => *txn,
+                    None => {
+                        self.committed.push(false);
+                        let txn = self.committed.len() - 1;
+                        self.open.insert(producer, (base, txn));
+                        txn
+                    }
+                };
+                self.batches.push((base, producer, Some(txn)));
+                self.end += count as i64;
+            }
+            Op::Plain => {
+                self.batches.push((base, -1, None));
+                self.end += 1;
+            }
+            Op::Marker(producer, commit) => {
+                if let Some((_, txn)) = self.open.remove(&producer) {
+                    self.committed[txn] = commit;
+                }
+                self.end += 1;
+            }
+            Op::Reopen { .. } | Op::Truncate(_) => unreachable!("not a write"),
+        }
+    }
 }
 
 impl Model {
@@ -436,37 +477,16 @@ fn apply(log: Log, dir: &Path, model: &mut Model, op: &Op) -> Log {
         Op::Data(producer, count) => {
             let sequence = *model.next_sequence.get(&producer).unwrap_or(&0);
             let base = produce(&log, producer, 0, sequence, count);
-            assert_eq!(base, model.end);
-            model
-                .next_sequence
-                .insert(producer, sequence + count as i32);
-            let txn = match model.open.get(&producer) {
-                Some((_, txn)) => *txn,
-                None => {
-                    model.committed.push(false);
-                    let txn = model.committed.len() - 1;
-                    model.open.insert(producer, (base, txn));
-                    txn
-                }
-            };
-            model.batches.push((base, producer, Some(txn)));
-            model.end += count as i64;
+            model.write(base, op);
         }
         Op::Plain => {
             let mut payload = simple_batch(1, 10, 5_000);
-            assert_eq!(
-                log.append(&mut payload, 0, NOW_MS).unwrap().base_offset,
-                model.end
-            );
-            model.batches.push((model.end, -1, None));
-            model.end += 1;
+            let base = log.append(&mut payload, 0, NOW_MS).unwrap().base_offset;
+            model.write(base, op);
         }
         Op::Marker(producer, commit) => {
-            assert_eq!(end_txn(&log, producer, 0, commit), model.end);
-            if let Some((_, txn)) = model.open.remove(&producer) {
-                model.committed[txn] = commit;
-            }
-            model.end += 1;
+            let base = end_txn(&log, producer, 0, commit);
+            model.write(base, op);
         }
         Op::Reopen {
             clean,
@@ -480,6 +500,16 @@ fn apply(log: Log, dir: &Path, model: &mut Model, op: &Op) -> Log {
                 remove_matching(dir, "snapshot");
             }
             return Log::open(dir, config(), 0, NOW_MS).unwrap();
+        }
+        Op::Truncate(at) => {
+            let kept = at % (model.history.len() + 1);
+            let cut = model.history.get(kept).map_or(model.end, |(base, _)| *base);
+            log.truncate_to(cut).unwrap();
+            let history = std::mem::take(&mut model.history);
+            *model = Model::default();
+            for (base, write) in &history[..kept] {
+                model.write(*base, write);
+            }
         }
     }
     log
@@ -508,5 +538,16 @@ proptest::proptest! {
             }
             proptest::prop_assert_eq!(consume_read_committed(&log), model.committed_batches());
         }
+        // A follower replicating the final log reads the same.
+        let follower_dir = tempfile::tempdir().unwrap();
+        let follower = Log::open(follower_dir.path(), config(), 0, NOW_MS).unwrap();
+        let mut offset = 0;
+        while offset < log.log_end_offset() {
+            let records = log.read(offset, 500, true).unwrap().records;
+            offset = follower.append_replicated(&records, NOW_MS).unwrap();
+        }
+        let end = follower.log_end_offset();
+        proptest::prop_assert_eq!(follower.last_stable_offset(end), model.last_stable_offset());
+        proptest::prop_assert_eq!(consume_read_committed(&follower), model.committed_batches());
     }
 }
