@@ -90,6 +90,34 @@ pub struct Config {
     #[arg(long, env = "SLUICE_SASL_PLAIN_USERS_FILE")]
     pub sasl_plain_users_file: Option<PathBuf>,
 
+    /// Kafka's `connections.max.reauth.ms` (KIP-368): a SASL session lasts this long
+    /// (announced in SaslAuthenticate v1+); a client must re-authenticate on its connection
+    /// before then, or the connection is closed at its next request. 0: sessions never expire.
+    #[arg(long, env = "SLUICE_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
+    pub connections_max_reauth_ms: u64,
+
+    /// Kafka's `authorizer.class.name`: `org.apache.kafka.metadata.authorizer.StandardAuthorizer`
+    /// (or `kafka.security.authorizer.AclAuthorizer`) turns ACL authorisation on: every
+    /// request is checked against the ACLs in the cluster metadata (managed with CreateAcls,
+    /// DescribeAcls, DeleteAcls, e.g. kafka-acls). Unset: everything is allowed.
+    #[arg(long, alias = "authorizer", env = "SLUICE_AUTHORIZER_CLASS_NAME")]
+    pub authorizer_class_name: Option<String>,
+
+    /// Kafka's `super.users`: principals allowed everything, `User:admin;User:ops`. Nodes
+    /// replicate as `User:ANONYMOUS` over the first PLAINTEXT listener: list it here (and
+    /// keep that listener internal) or grant it ClusterAction on the cluster.
+    #[arg(long, env = "SLUICE_SUPER_USERS", default_value = "")]
+    pub super_users: String,
+
+    /// Kafka's `allow.everyone.if.no.acl.found`: allow a request on a resource no ACL covers.
+    #[arg(
+        long,
+        env = "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub allow_everyone_if_no_acl_found: bool,
+
     /// Directory holding partition logs and the metadata store.
     #[arg(long, env = "SLUICE_DATA_DIR", default_value = "./sluice-data")]
     pub data_dir: PathBuf,
@@ -484,6 +512,14 @@ impl Config {
             ));
         }
         self.validate_listeners()?;
+        if let Some(name) = &self.authorizer_class_name {
+            use crate::security::authorizer::{ACL_AUTHORIZER, STANDARD_AUTHORIZER};
+            if name != STANDARD_AUTHORIZER && name != ACL_AUTHORIZER {
+                return Err(format!(
+                    "--authorizer-class-name must be {STANDARD_AUTHORIZER} or {ACL_AUTHORIZER}"
+                ));
+            }
+        }
         let utilization = self.network_target_utilization;
         if self.network_capacity_bytes_per_sec == 0 || !(utilization > 0.0 && utilization <= 1.0) {
             return Err("--network-capacity-bytes-per-sec must be at least 1 and \

@@ -70,17 +70,28 @@ impl Certs {
             "server",
             "localhost",
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+            "2",
         );
         certs
     }
 
     /// A client certificate with subject CN `common_name`: `client-<cn>.pem` / `.key`.
     pub fn client(&self, common_name: &str) -> (PathBuf, PathBuf) {
+        self.client_valid_for(common_name, "2")
+    }
+
+    /// A client certificate (as [`Certs::client`]) that expired a day before it was made.
+    pub fn expired_client(&self, common_name: &str) -> (PathBuf, PathBuf) {
+        self.client_valid_for(common_name, "-1")
+    }
+
+    fn client_valid_for(&self, common_name: &str, days: &str) -> (PathBuf, PathBuf) {
         let name = format!("client-{common_name}");
         self.leaf(
             &name,
             common_name,
             "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+            days,
         );
         (
             self.path(&format!("{name}.pem")),
@@ -88,7 +99,7 @@ impl Certs {
         )
     }
 
-    fn leaf(&self, name: &str, common_name: &str, extensions: &str) {
+    fn leaf(&self, name: &str, common_name: &str, extensions: &str, days: &str) {
         let path = self.dir.path();
         let key_file = format!("{name}.key");
         let csr_file = format!("{name}.csr");
@@ -115,7 +126,7 @@ impl Certs {
                 "ca.key",
                 "-CAcreateserial",
                 "-days",
-                "2",
+                days,
                 "-extfile",
                 &ext_file,
                 "-out",

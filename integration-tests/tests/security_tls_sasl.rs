@@ -301,6 +301,135 @@ fn mtls_round_trips_with_confluent_and_kafka_python() {
     assert!(output["error"].is_string(), "{output}");
 }
 
+#[test]
+fn expired_and_untrusted_client_certificates_are_refused() {
+    let certs = Certs::generate();
+    let strangers = Certs::generate();
+    let server_certificate = certs.server_certificate();
+    let server_key = certs.server_key();
+    let ca = certs.ca();
+    let broker = Broker::start_with(&[
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+        "--ssl-certificate-file",
+        server_certificate.to_str().expect("utf-8 path"),
+        "--ssl-key-file",
+        server_key.to_str().expect("utf-8 path"),
+        "--ssl-client-ca-file",
+        ca.to_str().expect("utf-8 path"),
+    ]);
+    let bootstrap = broker.listener_address("SSL").to_string();
+    let presenting = |(certificate, key): (std::path::PathBuf, std::path::PathBuf)| {
+        json!({
+            "security.protocol": "SSL",
+            "ssl.ca.location": ca.to_str().expect("utf-8 path"),
+            "ssl.certificate.location": certificate.to_str().expect("utf-8 path"),
+            "ssl.key.location": key.to_str().expect("utf-8 path"),
+        })
+    };
+    // Expired (signed by the trusted CA), and valid but signed by another CA.
+    // The broker itself refuses them (its log says why), not the client. Both test CAs have
+    // the same name, so the stranger's certificate fails on the signature.
+    for (what, pair, reason) in [
+        ("expired", certs.expired_client("late"), "Expired"),
+        ("untrusted", strangers.client("stranger"), "BadSignature"),
+    ] {
+        let output = run_client("confluent", &bootstrap, "unused", 0, &presenting(pair));
+        let error = output["error"].as_str().unwrap_or_default().to_string();
+        assert!(
+            error.contains("SSL"),
+            "{what} certificate accepted: {output}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let refused = |log: &str| {
+            log.lines()
+                .any(|line| line.contains("TLS handshake failed") && line.contains(reason))
+        };
+        while !refused(&broker.stderr_all()) {
+            assert!(
+                Instant::now() < deadline,
+                "no {reason} refusal logged:\n{}",
+                broker.stderr_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // The broker is unharmed: a valid certificate still round-trips.
+    let topic = topic_name("after-refused-certificates");
+    let output = run_client(
+        "confluent",
+        &bootstrap,
+        &topic,
+        RECORD_COUNT,
+        &presenting(certs.client("valid")),
+    );
+    assert_round_trip(&output, &topic);
+}
+
+/// SaslHandshake + SaslAuthenticate v1 with PLAIN on `client`'s connection (a login, or a
+/// KIP-368 re-authentication); returns (error code, session lifetime).
+fn plain_login(client: &mut RawClient, user: &str, password: &str) -> (i16, i64) {
+    let mut handshake = SaslHandshakeRequest::default();
+    handshake.mechanism = StrBytes::from_static_str("PLAIN");
+    assert_eq!(client.request(1, &handshake).error_code, 0);
+    let mut authenticate = SaslAuthenticateRequest::default();
+    authenticate.auth_bytes = Bytes::from(format!("\0{user}\0{password}"));
+    let answer = client.request(1, &authenticate);
+    (answer.error_code, answer.session_lifetime_ms)
+}
+
+#[test]
+fn sasl_sessions_expire_unless_reauthenticated() {
+    let certs = Certs::generate();
+    let users = certs.dir().join("users");
+    std::fs::write(&users, USERS).expect("write users");
+    let lifetime = Duration::from_millis(1500);
+    let lifetime_ms = lifetime.as_millis().to_string();
+    let broker = Broker::start_with(&[
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "--sasl-plain-users-file",
+        users.to_str().expect("utf-8 path"),
+        "--connections-max-reauth-ms",
+        &lifetime_ms,
+    ]);
+    let address = broker.listener_address("SASL_PLAINTEXT").to_string();
+    let logged_in = Instant::now();
+    let mut renewing = RawClient::connect(&address);
+    let mut lapsing = RawClient::connect(&address);
+    for client in [&mut renewing, &mut lapsing] {
+        assert_eq!(
+            plain_login(client, "alice", "alice-secret"),
+            (0, lifetime.as_millis() as i64)
+        );
+        let metadata = client.request(12, &MetadataRequest::default());
+        assert_eq!(metadata.brokers.len(), 1);
+    }
+    // Let both sessions run out: the lifetime is what is being tested, not an event.
+    std::thread::sleep(lifetime.saturating_sub(logged_in.elapsed()) + Duration::from_millis(100));
+    // Re-authenticating on the same connection renews the session ...
+    assert_eq!(
+        plain_login(&mut renewing, "alice", "alice-secret"),
+        (0, lifetime.as_millis() as i64)
+    );
+    let metadata = renewing.request(12, &MetadataRequest::default());
+    assert_eq!(metadata.brokers.len(), 1);
+    // ... the other connection is closed at its next request.
+    lapsing
+        .send_request(12, &MetadataRequest::default())
+        .expect("send");
+    assert!(
+        lapsing.is_closed(Duration::from_secs(10)),
+        "expired session served"
+    );
+    // A re-authentication may not change the principal.
+    assert_eq!(
+        plain_login(&mut renewing, "bob", "bob:with:colons").0,
+        SASL_AUTHENTICATION_FAILED
+    );
+    assert!(renewing.is_closed(Duration::from_secs(10)));
+}
+
 /// kafka-configs `--entity-type users` on the PLAINTEXT listener.
 fn user_configs(broker: &Broker, user: &str, action: &[&str]) -> String {
     let bootstrap = broker.bootstrap();
@@ -509,5 +638,47 @@ fn certificates_are_reloaded_without_a_restart() {
     assert!(
         connect(&first)["error"].is_string(),
         "still serving the old certificate"
+    );
+}
+
+#[test]
+fn java_clients_reauthenticate_before_their_sessions_expire() {
+    let certs = Certs::generate();
+    let users = certs.dir().join("users");
+    std::fs::write(&users, USERS).expect("write users");
+    let certificate = certs.server_certificate();
+    let key = certs.server_key();
+    let broker = Broker::start_with(&[
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        "--ssl-certificate-file",
+        certificate.to_str().expect("utf-8 path"),
+        "--ssl-key-file",
+        key.to_str().expect("utf-8 path"),
+        "--sasl-plain-users-file",
+        users.to_str().expect("utf-8 path"),
+        "--connections-max-reauth-ms",
+        "2000",
+    ]);
+    let bootstrap = broker.listener_address("SASL_SSL").to_string();
+    let ca = certs.ca();
+    let properties = format!(
+        "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+         sasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.\
+         PlainLoginModule required username=\"alice\" password=\"alice-secret\";\n",
+        ca.display()
+    );
+    // Producing and consuming in a group outlasts a 2 s session several times over.
+    java_round_trip(&certs, &bootstrap, &topic_name("java-reauth"), &properties);
+    let log = broker.stderr_all();
+    assert!(
+        log.contains("SASL re-authentication started"),
+        "the Java client never re-authenticated:\n{}",
+        broker.stderr_tail()
+    );
+    assert!(
+        !log.contains("SASL session expired"),
+        "{}",
+        broker.stderr_tail()
     );
 }

@@ -4,7 +4,7 @@
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 use kafka_protocol::ResponseError;
 
-use super::RequestContext;
+use super::{authz, RequestContext};
 use crate::broker::now_ms;
 use crate::group::{offsets_partition_for, OFFSETS_TOPIC};
 use crate::offsets_topic;
@@ -40,6 +40,13 @@ async fn add(
     let group = request.group_id.as_str();
     if group.is_empty() {
         return Err(ResponseError::InvalidGroupId);
+    }
+    // Kafka: WRITE on the transactional id, READ on the group.
+    if !authz::authorize_transactional_id(context, transactional_id) {
+        return Err(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    if !context.authorize_group(sluice_raft::image::acls::operation::READ, group) {
+        return Err(ResponseError::GroupAuthorizationFailed);
     }
     let created = Box::pin(offsets_topic::ensure_created(context.broker));
     let topic = created

@@ -13,7 +13,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 use kafka_protocol::ResponseError;
 
-use super::RequestContext;
+use super::{authz, RequestContext};
 use crate::broker::{now_ms, TopicsImage};
 use crate::txn::{self, state, TxnPartition};
 
@@ -108,6 +108,18 @@ async fn add(
 ) -> Result<Added, ResponseError> {
     if transactional_id.is_empty() || partitions.len() > REQUEST_PARTITIONS_MAX {
         return Err(ResponseError::InvalidRequest);
+    }
+    // Kafka: WRITE on the transactional id, then WRITE on every topic (here a refused topic
+    // refuses the whole add).
+    if !authz::authorize_transactional_id(context, transactional_id) {
+        return Err(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    let write = sluice_raft::image::acls::operation::WRITE;
+    if partitions
+        .iter()
+        .any(|(topic, _)| !context.authorize_topic(write, topic))
+    {
+        return Err(ResponseError::TopicAuthorizationFailed);
     }
     let unknown = unknown_partitions(&context.broker.topics(), partitions);
     if !unknown.is_empty() {

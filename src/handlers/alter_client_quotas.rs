@@ -21,7 +21,13 @@ pub async fn handle(
     // controller in one operation and their results are put back in request order.
     let mut outcomes: Vec<Result<usize, (ResponseError, String)>> = Vec::new();
     let mut alterations = Vec::new();
+    let allowed = context.authorize_cluster(sluice_raft::image::acls::operation::ALTER_CONFIGS);
     for entry in &request.entries {
+        if !allowed {
+            let text = "Cluster authorization failed.".to_string();
+            outcomes.push(Err((ResponseError::ClusterAuthorizationFailed, text)));
+            continue;
+        }
         let components = entry
             .entity
             .iter()

@@ -7,7 +7,9 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::ResponseError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{message, str_bytes, RequestContext};
+use sluice_raft::image::acls::operation;
+
+use super::{authz, message, str_bytes, RequestContext};
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -18,7 +20,19 @@ pub async fn handle(
         let mut result = AlterConfigsResourceResponse::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
+        let refusal = authz::config_refusal(
+            context,
+            operation::ALTER_CONFIGS,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+        );
         match resource.resource_type {
+            _ if refusal.is_some() => {
+                if let Some((code, text)) = refusal {
+                    result.error_code = code.code();
+                    result.error_message = Some(str_bytes(text));
+                }
+            }
             RESOURCE_TOPIC => {
                 let mut overrides = BTreeMap::new();
                 for config in &resource.configs {

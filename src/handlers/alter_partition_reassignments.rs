@@ -20,6 +20,11 @@ pub async fn handle(
 ) -> AlterPartitionReassignmentsResponse {
     let mut response = AlterPartitionReassignmentsResponse::default();
     response.allow_replication_factor_change = request.allow_replication_factor_change;
+    if !context.authorize_cluster(sluice_raft::image::acls::operation::ALTER) {
+        response.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+        response.error_message = Some(super::str_bytes("Cluster authorization failed."));
+        return response;
+    }
     let targets: Vec<ReassignmentTarget> = request
         .topics
         .iter()

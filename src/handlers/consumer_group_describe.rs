@@ -11,12 +11,12 @@ use kafka_protocol::messages::{
 };
 use uuid::Uuid;
 
+use sluice_raft::image::acls::{operation, resource_type};
+
+use super::authz::{GROUP_AUTHORIZATION_FAILED, GROUP_OPERATIONS_ALL};
 use super::{message, str_bytes, RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 use crate::group::assignor;
 
-/// With no authoriser every group operation is allowed: READ, DELETE, DESCRIBE (Kafka's
-/// AclOperation codes 3, 6, 8).
-const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 /// `member_type` of a member using the consumer protocol (v1+).
 const MEMBER_TYPE_CONSUMER: i8 = 1;
 
@@ -28,6 +28,12 @@ pub fn handle(
     for group_id in request.group_ids {
         let mut entry = DescribedGroup::default();
         entry.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+        if !context.authorize_group(operation::DESCRIBE, &group_id.0) {
+            entry.error_code = GROUP_AUTHORIZATION_FAILED;
+            entry.group_id = group_id;
+            response.groups.push(entry);
+            continue;
+        }
         match context.broker.groups.consumer_describe(&group_id.0) {
             Ok((description, names)) => {
                 entry.group_state = str_bytes(description.state);
@@ -57,7 +63,11 @@ pub fn handle(
                     })
                     .collect();
                 if request.include_authorized_operations {
-                    entry.authorized_operations = GROUP_OPERATIONS_ALL;
+                    entry.authorized_operations = context.authorized_operations(
+                        resource_type::GROUP,
+                        &group_id.0,
+                        GROUP_OPERATIONS_ALL,
+                    );
                 }
             }
             Err(error) => {

@@ -4,6 +4,9 @@
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
+use sluice_raft::image::acls::operation;
+
+use super::authz::GROUP_AUTHORIZATION_FAILED;
 use super::join_group::client_host;
 use super::{message, str_bytes, RequestContext};
 use crate::group::assignor::TopicMetadata;
@@ -13,6 +16,12 @@ pub fn handle(
     context: &RequestContext<'_>,
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    if !context.authorize_group(operation::READ, &request.group_id.0) {
+        let mut response = ConsumerGroupHeartbeatResponse::default();
+        response.error_code = GROUP_AUTHORIZATION_FAILED;
+        response.error_message = Some(str_bytes("Group authorization failed."));
+        return response;
+    }
     let image = context.broker.topics();
     let lookup = |name: &str| {
         image.by_name.get(name).map(|topic| TopicMetadata {

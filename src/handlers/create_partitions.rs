@@ -4,6 +4,8 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::ResponseError;
 
+use sluice_raft::image::acls::operation;
+
 use super::{message, RequestContext};
 use crate::broker::ApiError;
 
@@ -16,7 +18,12 @@ pub async fn handle(
         let mut result = CreatePartitionsTopicResult::default();
         result.name = wanted.name.clone();
         let manual = wanted.assignments.as_ref().is_some_and(|a| !a.is_empty());
-        let outcome = if manual {
+        let outcome = if !context.authorize_topic(operation::ALTER, &wanted.name.0) {
+            Err(ApiError::new(
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.",
+            ))
+        } else if manual {
             Err(ApiError::new(
                 ResponseError::InvalidReplicaAssignment,
                 "Manual assignments of new partitions are not supported; leave them out",

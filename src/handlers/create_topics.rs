@@ -9,6 +9,8 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::ResponseError;
 
+use sluice_raft::image::acls::operation;
+
 use super::{message, str_bytes, RequestContext};
 use crate::broker::ApiError;
 use crate::topic_config::{self, CONFIG_KEYS};
@@ -33,9 +35,15 @@ pub async fn handle(
         result.name = wanted.name.clone();
         result.num_partitions = -1;
         result.replication_factor = -1;
+        // Kafka: CREATE on the cluster, or on the topic.
+        let creatable = context.authorize_cluster(operation::CREATE)
+            || context.authorize_topic(operation::CREATE, &name);
         let outcome = if duplicated.contains(&name) {
             let text = format!("Create topics request from client contains duplicate topic {name}");
             Err(ApiError::new(ResponseError::InvalidRequest, text))
+        } else if !creatable {
+            let text = "Authorization failed.";
+            Err(ApiError::new(ResponseError::TopicAuthorizationFailed, text))
         } else {
             create_one(context, &wanted, request.validate_only).await
         };

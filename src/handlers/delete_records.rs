@@ -20,6 +20,7 @@ pub fn handle(
     for wanted_topic in request.topics {
         let name = wanted_topic.name.0.to_string();
         let topic = image.by_name.get(&name);
+        let denied = !context.authorize_topic(sluice_raft::image::acls::operation::DELETE, &name);
         let mut topic_result = DeleteRecordsTopicResult::default();
         topic_result.name = wanted_topic.name.clone();
         for wanted in wanted_topic.partitions {
@@ -29,6 +30,9 @@ pub fn handle(
             let node = context.broker.node_id();
             let partition = topic.and_then(|t| t.partition(wanted.partition_index));
             match partition.map(|p| p.leader_replica(node, -1)) {
+                _ if denied => {
+                    result.error_code = ResponseError::TopicAuthorizationFailed.code();
+                }
                 None => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(Err(error)) => result.error_code = error.code(),
                 Some(Ok(partition)) => {

@@ -5,6 +5,8 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use sluice_raft::image::acls::operation;
+
 use super::{message, str_bytes, RequestContext};
 
 pub async fn handle(
@@ -42,6 +44,15 @@ pub async fn handle(
             response.responses.push(result);
             continue;
         };
+        if !context.authorize_topic(operation::DELETE, &name) {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            if id != Uuid::nil() && request.topic_names.is_empty() {
+                // Asked by id: the name is not given away (Kafka).
+                result.name = None;
+            }
+            response.responses.push(result);
+            continue;
+        }
         match context.broker.delete_topic(&name).await {
             Ok(deleted_id) if context.api_version >= 6 => result.topic_id = deleted_id,
             Ok(_) => {}

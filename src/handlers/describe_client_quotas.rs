@@ -30,6 +30,11 @@ pub fn handle(
     request: DescribeClientQuotasRequest,
 ) -> DescribeClientQuotasResponse {
     let mut response = DescribeClientQuotasResponse::default();
+    if !context.authorize_cluster(sluice_raft::image::acls::operation::DESCRIBE_CONFIGS) {
+        response.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+        response.error_message = Some(super::str_bytes("Cluster authorization failed."));
+        return response;
+    }
     let filter = match parse_filter(&request) {
         Ok(filter) => filter,
         Err(text) => {

@@ -13,7 +13,9 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, RequestContext};
+use sluice_raft::image::acls::operation;
+
+use super::{authz, str_bytes, RequestContext};
 use crate::config::Config;
 use crate::topic_config::{self, ConfigType, CONFIG_KEYS, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
 
@@ -31,14 +33,23 @@ pub fn handle(
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
         let keys = resource.configuration_keys.as_deref();
-        let entries = match resource.resource_type {
-            RESOURCE_TOPIC => topic_entries(
+        let refusal = authz::config_refusal(
+            context,
+            operation::DESCRIBE_CONFIGS,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+        );
+        let entries = match (resource.resource_type, refusal) {
+            (_, Some(refusal)) => Err(refusal),
+            (RESOURCE_TOPIC, None) => topic_entries(
                 context,
                 resource.resource_name.as_str(),
                 keys,
                 request.include_synonyms,
             ),
-            RESOURCE_BROKER => broker_entries(context, resource.resource_name.as_str(), keys),
+            (RESOURCE_BROKER, None) => {
+                broker_entries(context, resource.resource_name.as_str(), keys)
+            }
             _ => Err((
                 ResponseError::InvalidRequest,
                 "Unsupported resource type".to_string(),

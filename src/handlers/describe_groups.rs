@@ -4,11 +4,10 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
+use sluice_raft::image::acls::{operation, resource_type};
 
-/// With no authoriser every group operation is allowed: READ, DELETE, DESCRIBE (Kafka's
-/// AclOperation codes 3, 6, 8).
-const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+use super::authz::GROUP_OPERATIONS_ALL;
+use super::{str_bytes, RequestContext, AUTHORIZED_OPERATIONS_OMITTED};
 
 pub fn handle(
     context: &RequestContext<'_>,
@@ -19,7 +18,12 @@ pub fn handle(
     for group_id in request.groups {
         let mut entry = DescribedGroup::default();
         entry.authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
-        match context.broker.groups.describe(&group_id.0) {
+        let described = if context.authorize_group(operation::DESCRIBE, &group_id.0) {
+            context.broker.groups.describe(&group_id.0)
+        } else {
+            Err(ResponseError::GroupAuthorizationFailed)
+        };
+        match described {
             Ok(description) => {
                 entry.group_state = str_bytes(description.state);
                 entry.protocol_type = str_bytes(description.protocol_type);
@@ -41,7 +45,11 @@ pub fn handle(
                     })
                     .collect();
                 if version >= 3 && request.include_authorized_operations {
-                    entry.authorized_operations = GROUP_OPERATIONS_ALL;
+                    entry.authorized_operations = context.authorized_operations(
+                        resource_type::GROUP,
+                        &group_id.0,
+                        GROUP_OPERATIONS_ALL,
+                    );
                 }
             }
             // Before v6 Kafka describes an unknown group as Dead, without an error.

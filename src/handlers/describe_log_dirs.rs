@@ -11,6 +11,12 @@ pub fn handle(
     context: &RequestContext<'_>,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    if !context.authorize_cluster(sluice_raft::image::acls::operation::DESCRIBE) {
+        // Kafka: nothing described; v3+ say why.
+        let mut response = DescribeLogDirsResponse::default();
+        response.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+        return response;
+    }
     let broker = context.broker;
     let image = broker.topics();
     let data_dir = std::fs::canonicalize(&broker.config.data_dir)

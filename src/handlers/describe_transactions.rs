@@ -23,8 +23,15 @@ pub fn handle(
         entry.producer_epoch = -1;
         entry.transaction_state = str_bytes("");
         entry.transaction_start_time_ms = -1;
+        let describable = context.authorize(
+            sluice_raft::image::acls::operation::DESCRIBE,
+            sluice_raft::image::acls::resource_type::TRANSACTIONAL_ID,
+            id.as_str(),
+        );
         let described = if index >= DESCRIBED_IDS_MAX || id.is_empty() {
             Err(ResponseError::InvalidRequest)
+        } else if !describable {
+            Err(ResponseError::TransactionalIdAuthorizationFailed)
         } else {
             context.broker.txns.describe(id.as_str())
         };

@@ -23,6 +23,10 @@ pub async fn handle(
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
     let mut response = ElectLeadersResponse::default();
+    if !context.authorize_cluster(sluice_raft::image::acls::operation::ALTER) {
+        response.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+        return response;
+    }
     // v0 has no election type: it is always a preferred election.
     let election_type = match request.election_type {
         _ if context.api_version == 0 => ElectionType::Preferred,

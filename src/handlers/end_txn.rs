@@ -6,7 +6,7 @@
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 use kafka_protocol::ResponseError;
 
-use super::RequestContext;
+use super::{authz, RequestContext};
 use crate::broker::now_ms;
 use crate::txn::{self, state};
 
@@ -21,6 +21,8 @@ pub async fn handle(context: &RequestContext<'_>, request: EndTxnRequest) -> End
     let transactional_id = request.transactional_id.as_str();
     let result = if transactional_id.is_empty() {
         Err(ResponseError::InvalidRequest)
+    } else if !authz::authorize_transactional_id(context, transactional_id) {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
     } else {
         let producer_id = request.producer_id.0;
         let producer_epoch = request.producer_epoch;

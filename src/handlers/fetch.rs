@@ -22,6 +22,8 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{BatchIter, ReadError};
 use tokio::time::Instant;
 
+use sluice_raft::image::acls::operation;
+
 use super::read_replica::{self, Serving};
 use super::{leader_hint, str_bytes, RequestContext};
 use crate::broker::{Partition, Replica, Topic, TopicsImage};
@@ -43,6 +45,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
     } else {
         FetchKind::Consumer
     };
+    let denied = denied_topics(context, &request);
     let mut appended = context.broker.subscribe_appends();
     loop {
         // Mark the current generation seen before reading, so an append between the read and
@@ -52,7 +55,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
             .broker
             .budget
             .fetch_grant(kind, Instant::now().into_std());
-        let (response, bytes) = read_once(context, &request, granted);
+        let (response, bytes) = read_once(context, &request, &denied, granted);
         let follower_news = tells_follower_new_high_watermark(context, &request, &response);
         // Kafka answers at once when there is nothing to wait for: no partitions asked,
         // min_bytes already met (0 included), an error, a high watermark the fetching
@@ -78,7 +81,7 @@ pub async fn handle(context: &RequestContext<'_>, request: FetchRequest) -> Fetc
                 .broker
                 .budget
                 .fetch_grant(kind, Instant::now().into_std());
-            let (response, bytes) = read_once(context, &request, granted);
+            let (response, bytes) = read_once(context, &request, &denied, granted);
             return charged(context, kind, response, bytes, granted);
         }
     }
@@ -232,9 +235,33 @@ fn answer_preferred_read_replica(data: &mut PartitionData, replica: &Replica, pr
 
 /// One pass over every requested partition. Returns the response and its record bytes.
 /// `granted` is what the node budget allows; with 0 nothing is read, not even one batch.
+/// Per requested topic, whether this principal may not read it (Kafka checks once per
+/// request): a follower's fetch needs CLUSTER_ACTION on the cluster, a consumer's READ on
+/// each topic. A topic id this node does not know has no name to check and stays unknown.
+fn denied_topics(context: &RequestContext<'_>, request: &FetchRequest) -> Vec<bool> {
+    if context.authorizer.is_none() {
+        return vec![false; request.topics.len()];
+    }
+    if replica_id(context.api_version, request) >= 0 {
+        let denied = !context.authorize_cluster(operation::CLUSTER_ACTION);
+        return vec![denied; request.topics.len()];
+    }
+    let image = context.broker.topics();
+    request
+        .topics
+        .iter()
+        .map(|fetch_topic| {
+            let name = find_topic(&image, context.api_version, fetch_topic)
+                .map_or_else(|| fetch_topic.topic.0.to_string(), |t| t.name.clone());
+            !name.is_empty() && !context.authorize_topic(operation::READ, &name)
+        })
+        .collect()
+}
+
 fn read_once(
     context: &RequestContext<'_>,
     request: &FetchRequest,
+    denied: &[bool],
     granted: usize,
 ) -> (FetchResponse, usize) {
     let image = context.broker.topics();
@@ -243,7 +270,7 @@ fn read_once(
     let mut total = 0usize;
     let mut response = FetchResponse::default();
     response.session_id = 0;
-    for fetch_topic in &request.topics {
+    for (fetch_topic, denied) in request.topics.iter().zip(denied) {
         let topic = find_topic(&image, context.api_version, fetch_topic);
         let mut topic_response = FetchableTopicResponse::default();
         topic_response.topic = fetch_topic.topic.clone();
@@ -257,6 +284,11 @@ fn read_once(
             data.log_start_offset = -1;
             // Kafka: null for read_uncommitted, a (possibly empty) list for read_committed.
             data.aborted_transactions = (request.isolation_level == READ_COMMITTED).then(Vec::new);
+            if *denied {
+                data.error_code = ResponseError::TopicAuthorizationFailed.code();
+                topic_response.partitions.push(data);
+                continue;
+            }
             let partition = topic.and_then(|t| t.partition(wanted.partition));
             let node = context.broker.node_id();
             let follower = replica_id(context.api_version, request);

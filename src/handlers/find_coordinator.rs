@@ -18,6 +18,8 @@ use sluice_raft::image::LEADER_NONE;
 use super::{str_bytes, RequestContext};
 use crate::broker::Topic;
 use crate::group::offsets_partition_for;
+use sluice_raft::image::acls::{operation, resource_type};
+
 use crate::net::listeners::listener_named;
 use crate::offsets_topic;
 use crate::txn;
@@ -86,6 +88,14 @@ async fn find(
     key_type: i8,
     key: &str,
 ) -> Result<Endpoint, ResponseError> {
+    // Kafka: DESCRIBE on the group or transactional id before anything else.
+    if key_type == KEY_TYPE_TRANSACTION {
+        if !context.authorize(operation::DESCRIBE, resource_type::TRANSACTIONAL_ID, key) {
+            return Err(ResponseError::TransactionalIdAuthorizationFailed);
+        }
+    } else if !context.authorize_group(operation::DESCRIBE, key) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
     let broker = context.broker;
     // Boxed: creating a topic is a deep future, and Metadata's auto-creation nests another.
     let created = if key_type == KEY_TYPE_TRANSACTION {

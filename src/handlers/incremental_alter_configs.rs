@@ -8,7 +8,9 @@ use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterC
 use kafka_protocol::ResponseError;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{message, throttle_configs, RequestContext};
+use sluice_raft::image::acls::operation;
+
+use super::{authz, message, throttle_configs, RequestContext};
 use crate::broker::ApiError;
 use crate::topic_config::{self, ConfigType};
 
@@ -27,8 +29,15 @@ pub async fn handle(
         let mut result = AlterConfigsResourceResponse::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
-        let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => {
+        let refusal = authz::config_refusal(
+            context,
+            operation::ALTER_CONFIGS,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+        );
+        let outcome = match (resource.resource_type, refusal) {
+            (_, Some((code, text))) => Err(ApiError::new(code, text)),
+            (RESOURCE_TOPIC, None) => {
                 alter_topic(
                     context,
                     resource.resource_name.as_str(),
@@ -37,7 +46,9 @@ pub async fn handle(
                 )
                 .await
             }
-            RESOURCE_BROKER if throttle_configs::only_broker_throttles(&resource.configs) => {
+            (RESOURCE_BROKER, None)
+                if throttle_configs::only_broker_throttles(&resource.configs) =>
+            {
                 throttle_configs::alter_broker_throttles(
                     context,
                     resource.resource_name.as_str(),
@@ -46,7 +57,7 @@ pub async fn handle(
                 )
                 .await
             }
-            RESOURCE_BROKER => Err(ApiError::new(
+            (RESOURCE_BROKER, None) => Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 "Broker configs are static (set them as flags), except the replication throttles \
                  and sluice.drain",

@@ -13,7 +13,7 @@
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use super::RequestContext;
+use super::{authz, RequestContext};
 use crate::broker::now_ms;
 use crate::txn::{self, state};
 
@@ -30,6 +30,18 @@ pub async fn handle(
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(NO_PRODUCER_ID);
     response.producer_epoch = NO_PRODUCER_EPOCH;
+    // Kafka: WRITE on the transactional id, or (idempotent producers) IDEMPOTENT_WRITE on the
+    // cluster or WRITE on some topic.
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.to_string());
+    if let Some(id) = &transactional_id {
+        if !authz::authorize_transactional_id(context, id) {
+            response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            return response;
+        }
+    } else if !authz::authorize_idempotent_write(context) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return response;
+    }
     // KafkaApis: an id without an epoch (or the reverse) is malformed.
     let has_id = request.producer_id.0 != NO_PRODUCER_ID;
     let has_epoch = request.producer_epoch != NO_PRODUCER_EPOCH;

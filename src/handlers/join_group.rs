@@ -4,11 +4,23 @@
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
+use sluice_raft::image::acls::operation;
+
+use super::authz::GROUP_AUTHORIZATION_FAILED;
 use super::{str_bytes, RequestContext};
 use crate::group::outcome::{JoinOutcome, JoinRequest};
 
 pub async fn handle(context: &RequestContext<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
     let version = context.api_version;
+    if !context.authorize_group(operation::READ, &request.group_id.0) {
+        let mut response = JoinGroupResponse::default();
+        response.error_code = GROUP_AUTHORIZATION_FAILED;
+        response.generation_id = -1;
+        if version < 7 {
+            response.protocol_name = Some(str_bytes(""));
+        }
+        return response;
+    }
     let join = JoinRequest {
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.map(|id| id.to_string()),

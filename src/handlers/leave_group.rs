@@ -3,11 +3,19 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
+use sluice_raft::image::acls::operation;
+
+use super::authz::GROUP_AUTHORIZATION_FAILED;
 use super::{str_bytes, RequestContext};
 use crate::group::outcome::LeavingMember;
 
 pub fn handle(context: &RequestContext<'_>, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let version = context.api_version;
+    if !context.authorize_group(operation::READ, &request.group_id.0) {
+        let mut response = LeaveGroupResponse::default();
+        response.error_code = GROUP_AUTHORIZATION_FAILED;
+        return response;
+    }
     let leaving: Vec<LeavingMember> = if version >= 3 {
         request
             .members

@@ -3,6 +3,8 @@
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
+use sluice_raft::image::acls::operation;
+
 use super::{str_bytes, RequestContext};
 
 pub fn handle(context: &RequestContext<'_>, request: ListGroupsRequest) -> ListGroupsResponse {
@@ -19,7 +21,13 @@ pub fn handle(context: &RequestContext<'_>, request: ListGroupsRequest) -> ListG
         .map(|t| t.to_ascii_lowercase())
         .collect();
     let mut response = ListGroupsResponse::default();
+    // Kafka: DESCRIBE on the cluster lists every group, else only the groups the principal
+    // may describe.
+    let all = context.authorize_cluster(operation::DESCRIBE);
     for listing in context.broker.groups.list() {
+        if !all && !context.authorize_group(operation::DESCRIBE, &listing.group_id) {
+            continue;
+        }
         let state_matches =
             states.is_empty() || states.contains(&listing.state.to_ascii_lowercase());
         let type_matches = types.is_empty() || types.contains(&listing.group_type.to_string());

@@ -13,6 +13,8 @@ use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 use sluice_storage::{BatchHeader, TimestampType};
 
+use sluice_raft::image::acls::operation;
+
 use super::RequestContext;
 use crate::broker::Replica;
 
@@ -31,6 +33,7 @@ pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> List
     let read_committed = request.isolation_level == READ_COMMITTED;
     for wanted_topic in request.topics {
         let topic = image.by_name.get(wanted_topic.name.0.as_str());
+        let denied = !context.authorize_topic(operation::DESCRIBE, &wanted_topic.name.0);
         let mut topic_response = ListOffsetsTopicResponse::default();
         topic_response.name = wanted_topic.name.clone();
         for wanted in wanted_topic.partitions {
@@ -43,6 +46,7 @@ pub fn handle(context: &RequestContext<'_>, request: ListOffsetsRequest) -> List
             let partition = topic.and_then(|t| t.partition(wanted.partition_index));
             let replica = partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch));
             match (partition, replica) {
+                _ if denied => entry.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 (Some(partition), Some(Ok(replica))) => {
                     match lookup(replica, wanted.timestamp, read_committed) {
                         Ok(Some((timestamp, offset))) => {

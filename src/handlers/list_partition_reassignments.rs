@@ -18,6 +18,11 @@ pub fn handle(
     let image = context.broker.topics();
     let topics = &image.metadata.topics;
     let mut response = ListPartitionReassignmentsResponse::default();
+    if !context.authorize_cluster(sluice_raft::image::acls::operation::DESCRIBE) {
+        response.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+        response.error_message = Some(super::str_bytes("Cluster authorization failed."));
+        return response;
+    }
     match &request.topics {
         // Every running reassignment.
         None => {

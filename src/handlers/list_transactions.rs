@@ -39,7 +39,13 @@ pub fn handle(
         // time whatever the state; -1 = no filter).
         let duration_ok = request.duration_filter < 0
             || now.saturating_sub(metadata.start_ms) >= request.duration_filter;
-        if state_ok && producer_ok && duration_ok {
+        // Kafka lists only the transactions the principal may describe.
+        let describable = context.authorize(
+            sluice_raft::image::acls::operation::DESCRIBE,
+            sluice_raft::image::acls::resource_type::TRANSACTIONAL_ID,
+            &id,
+        );
+        if state_ok && producer_ok && duration_ok && describable {
             let mut entry = TransactionState::default();
             entry.transactional_id = TransactionalId(str_bytes(id));
             entry.producer_id = ProducerId(metadata.producer_id);

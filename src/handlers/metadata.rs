@@ -8,6 +8,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
+use sluice_raft::image::acls::{operation, resource_type, CLUSTER_RESOURCE_NAME};
 use sluice_raft::image::{MetadataImage, LEADER_NONE};
 use uuid::Uuid;
 
@@ -37,7 +38,11 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
     response.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
     response.controller_id = BrokerId(controller_id(broker));
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS_ALL
+        context.authorized_operations(
+            resource_type::CLUSTER,
+            CLUSTER_RESOURCE_NAME,
+            CLUSTER_OPERATIONS_ALL,
+        )
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
@@ -53,6 +58,8 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
         response.topics = image
             .by_name
             .values()
+            // Topics the principal may not describe are left out, as Kafka does.
+            .filter(|topic| context.authorize_topic(operation::DESCRIBE, &topic.name))
             .map(|topic| topic_entry(context, topic, with_operations))
             .collect();
         return response;
@@ -126,14 +133,28 @@ async fn named_topic(
     may_create: bool,
     with_operations: bool,
 ) -> MetadataResponseTopic {
+    let describable = context.authorize_topic(operation::DESCRIBE, name);
     if let Some(topic) = context.broker.topics().by_name.get(name) {
+        if !describable {
+            return error_entry(Some(name), ResponseError::TopicAuthorizationFailed);
+        }
         return topic_entry(context, topic, with_operations);
     }
     if validate_topic_name(name).is_err() {
         return error_entry(Some(name), ResponseError::InvalidTopicException);
     }
-    if !may_create {
-        return error_entry(Some(name), ResponseError::UnknownTopicOrPartition);
+    // Kafka: auto-creation needs CREATE on the cluster or the topic; whoever may not even
+    // describe the topic learns nothing about it.
+    let creatable = may_create
+        && (context.authorize_cluster(operation::CREATE)
+            || context.authorize_topic(operation::CREATE, name));
+    if !creatable {
+        let error = if describable {
+            ResponseError::UnknownTopicOrPartition
+        } else {
+            ResponseError::TopicAuthorizationFailed
+        };
+        return error_entry(Some(name), error);
     }
     if name == crate::group::OFFSETS_TOPIC {
         // Created with its own partition count, replication and retention, as by
@@ -179,6 +200,11 @@ fn topic_by_id(
     with_operations: bool,
 ) -> MetadataResponseTopic {
     match context.broker.topics().by_id.get(&id) {
+        Some(topic) if !context.authorize_topic(operation::DESCRIBE, &topic.name) => {
+            let mut entry = error_entry(None, ResponseError::TopicAuthorizationFailed);
+            entry.topic_id = id;
+            entry
+        }
         Some(topic) => topic_entry(context, topic, with_operations),
         None => {
             let mut entry = error_entry(None, ResponseError::UnknownTopicId);
@@ -208,7 +234,7 @@ pub fn topic_entry(
     }
     entry.is_internal = topic.name == crate::group::OFFSETS_TOPIC;
     entry.topic_authorized_operations = if with_operations {
-        TOPIC_OPERATIONS_ALL
+        context.authorized_operations(resource_type::TOPIC, &topic.name, TOPIC_OPERATIONS_ALL)
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };

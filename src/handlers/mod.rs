@@ -10,12 +10,14 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::budget::ConnectionShare;
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod api_versions;
+pub mod authz;
 mod client_quota_entity;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -72,6 +74,10 @@ pub struct RequestContext<'a> {
     pub listener_name: &'a str,
     /// The connection's share of the node budgets (and its throttle mute).
     pub connection: &'a ConnectionShare,
+    /// `User:ANONYMOUS`, `User:<certificate CN>` or `User:<SASL user>`.
+    pub principal: &'a str,
+    /// `Some` when ACLs apply (see [`authz`]).
+    pub authorizer: Option<&'a crate::security::authorizer::Authorizer>,
 }
 
 /// Charges `amount` (bytes, or microseconds busy) to the client quota of `kind` that applies
@@ -88,8 +94,12 @@ pub fn client_quota_throttle(
     let broker = context.broker;
     let metadata = broker.topics().metadata.clone();
     let client_id = context.client_id.as_deref().unwrap_or("");
-    // Users come with SASL; until then every request is the anonymous principal's.
-    let user = crate::budget::ANONYMOUS_USER;
+    // The quota user is the principal's name: the SASL user, the certificate's CN, or
+    // ANONYMOUS.
+    let user = context
+        .principal
+        .strip_prefix("User:")
+        .unwrap_or(crate::budget::ANONYMOUS_USER);
     let throttle =
         broker
             .client_quotas
@@ -262,6 +272,15 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         RequestKind::AlterUserScramCredentials(request) => ResponseKind::AlterUserScramCredentials(
             user_scram_credentials::alter(context, request).await,
         ),
+        RequestKind::DescribeAcls(request) => {
+            ResponseKind::DescribeAcls(acls::describe(context, request))
+        }
+        RequestKind::CreateAcls(request) => {
+            ResponseKind::CreateAcls(acls::create(context, request).await)
+        }
+        RequestKind::DeleteAcls(request) => {
+            ResponseKind::DeleteAcls(acls::delete(context, request).await)
+        }
         RequestKind::AddPartitionsToTxn(request) => {
             ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(context, request).await)
         }
@@ -376,6 +395,9 @@ mod tests {
             ApiKey::SaslAuthenticate,
             ApiKey::DescribeUserScramCredentials,
             ApiKey::AlterUserScramCredentials,
+            ApiKey::DescribeAcls,
+            ApiKey::CreateAcls,
+            ApiKey::DeleteAcls,
             ApiKey::AddPartitionsToTxn,
             ApiKey::AddOffsetsToTxn,
             ApiKey::EndTxn,

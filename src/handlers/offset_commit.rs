@@ -8,6 +8,8 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
+use sluice_raft::image::acls::operation;
+
 use super::RequestContext;
 use crate::broker::{now_ms, TopicsImage};
 use crate::group::outcome::MemberRef;
@@ -23,10 +25,18 @@ pub async fn handle(
     // Per partition: its own refusal, or `None` when it goes to the coordinator.
     let mut results: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
     let mut commits = Vec::new();
+    let group_denied = !context.authorize_group(operation::READ, &request.group_id.0);
     for (topic_index, topic) in request.topics.iter().enumerate() {
+        let topic_denied = !context.authorize_topic(operation::READ, &topic.name.0);
         for partition in &topic.partitions {
             let metadata = partition.committed_metadata.as_ref().map(|m| m.as_str());
-            let refusal = refusal(&image, &topic.name.0, partition.partition_index, metadata);
+            let refusal = if group_denied {
+                Some(ResponseError::GroupAuthorizationFailed)
+            } else if topic_denied {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else {
+                refusal(&image, &topic.name.0, partition.partition_index, metadata)
+            };
             if refusal.is_none() {
                 commits.push(OffsetCommit {
                     topic: topic.name.0.to_string(),
@@ -51,11 +61,15 @@ pub async fn handle(
         group_instance_id: request.group_instance_id.as_ref().map(|id| id.to_string()),
         generation_id: request.generation_id_or_member_epoch,
     };
-    let committed = context
-        .broker
-        .groups
-        .commit(&request.group_id.0, &member, commits)
-        .await;
+    let committed = if group_denied {
+        Ok(())
+    } else {
+        context
+            .broker
+            .groups
+            .commit(&request.group_id.0, &member, commits)
+            .await
+    };
     let mut response = OffsetCommitResponse::default();
     response.topics = request
         .topics

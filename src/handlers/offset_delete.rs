@@ -6,12 +6,19 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::ResponseError;
 
+use sluice_raft::image::acls::operation;
+
 use super::RequestContext;
 
 pub async fn handle(
     context: &RequestContext<'_>,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    if !context.authorize_group(operation::DELETE, &request.group_id.0) {
+        let mut response = OffsetDeleteResponse::default();
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     let image = context.broker.topics();
     let mut known = Vec::new();
     for topic in &request.topics {

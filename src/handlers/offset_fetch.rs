@@ -12,6 +12,8 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 
+use sluice_raft::image::acls::operation;
+
 use super::{str_bytes, RequestContext};
 
 /// Committed offset of a partition without one (Kafka's INVALID_OFFSET).
@@ -137,19 +139,41 @@ fn group_response(
     group
 }
 
-/// The partitions' offsets, and the group-level error if any.
+/// The partitions' offsets, and the group-level error if any. Kafka's checks: DESCRIBE on
+/// the group, and on each topic (a topic asked for by name is answered
+/// TOPIC_AUTHORIZATION_FAILED, one found by listing the group's offsets is left out).
 fn fetch(
     context: &RequestContext<'_>,
     group_id: &str,
     wanted: Option<Vec<(String, i32)>>,
     require_stable: bool,
 ) -> (Vec<Fetched>, Option<ResponseError>) {
-    match context
-        .broker
-        .groups
-        .fetch_offsets_stable(group_id, wanted.as_deref(), require_stable)
-    {
-        Ok(fetched) => (fetched, None),
+    let found = if context.authorize_group(operation::DESCRIBE, group_id) {
+        context
+            .broker
+            .groups
+            .fetch_offsets_stable(group_id, wanted.as_deref(), require_stable)
+    } else {
+        Err(ResponseError::GroupAuthorizationFailed)
+    };
+    let listing = wanted.is_none();
+    match found {
+        Ok(found) => {
+            let fetched = found
+                .into_iter()
+                .filter_map(|(topic, partition, committed, error)| {
+                    if context.authorize_topic(operation::DESCRIBE, &topic) {
+                        Some((topic, partition, committed, error))
+                    } else if listing {
+                        None
+                    } else {
+                        let denied = Some(ResponseError::TopicAuthorizationFailed);
+                        Some((topic, partition, None, denied))
+                    }
+                })
+                .collect();
+            (fetched, None)
+        }
         Err(error) => {
             let fetched = wanted
                 .unwrap_or_default()

@@ -9,6 +9,8 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kafka_protocol::ResponseError;
 
+use sluice_raft::image::acls::operation;
+
 use super::RequestContext;
 
 pub fn handle(
@@ -17,8 +19,14 @@ pub fn handle(
 ) -> OffsetForLeaderEpochResponse {
     let image = context.broker.topics();
     let mut response = OffsetForLeaderEpochResponse::default();
+    // Kafka: a follower (replica id >= 0) needs CLUSTER_ACTION, a consumer DESCRIBE.
+    let follower_denied =
+        request.replica_id.0 >= 0 && !context.authorize_cluster(operation::CLUSTER_ACTION);
     for wanted_topic in request.topics {
         let topic = image.by_name.get(wanted_topic.topic.0.as_str());
+        let denied = follower_denied
+            || (request.replica_id.0 < 0
+                && !context.authorize_topic(operation::DESCRIBE, &wanted_topic.topic.0));
         let mut topic_result = OffsetForLeaderTopicResult::default();
         topic_result.topic = wanted_topic.topic.clone();
         for wanted in wanted_topic.partitions {
@@ -29,6 +37,9 @@ pub fn handle(
             let node = context.broker.node_id();
             let partition = topic.and_then(|t| t.partition(wanted.partition));
             match partition.map(|p| p.leader_replica(node, wanted.current_leader_epoch)) {
+                _ if denied => {
+                    result.error_code = ResponseError::TopicAuthorizationFailed.code();
+                }
                 None => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(Err(error)) => result.error_code = error.code(),
                 Some(Ok(replica)) if wanted.leader_epoch >= 0 => {

@@ -19,7 +19,9 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use sluice_storage::{AppendError, AppendOutcome};
 
-use super::{leader_hint, str_bytes, RequestContext};
+use sluice_raft::image::acls::operation;
+
+use super::{authz, leader_hint, str_bytes, RequestContext};
 use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
 use crate::group::OFFSETS_TOPIC;
 use crate::replication;
@@ -44,6 +46,20 @@ pub async fn handle(
         );
         return Some(response);
     }
+    // Kafka: WRITE on the transactional id of a transactional produce.
+    let refused_id = request
+        .transactional_id
+        .as_ref()
+        .filter(|id| !authz::authorize_transactional_id(context, id.as_str()));
+    if let Some(id) = refused_id {
+        tracing::debug!(principal = %context.principal, transactional_id = %id.as_str(), "produce refused");
+        response.responses = error_for_all(
+            context.api_version,
+            &request,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        );
+        return Some(response);
+    }
     // Kafka: transactional records need a transactional id to be authorised against.
     if request.transactional_id.is_none() && has_transactional_records(&request) {
         response.responses = error_for_all(
@@ -59,6 +75,10 @@ pub async fn handle(
     let mut appended_bytes = 0usize;
     for topic_data in request.topic_data {
         let topic = find_topic(&image, context.api_version, &topic_data);
+        // Kafka authorises by name before looking the partition up; an unknown topic id has
+        // no name to authorise and stays UNKNOWN_TOPIC_ID.
+        let name = topic.map_or_else(|| topic_data.name.0.to_string(), |t| t.name.clone());
+        let denied = !name.is_empty() && !context.authorize_topic(operation::WRITE, &name);
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic_data.name.clone();
         topic_response.topic_id = topic_data.topic_id;
@@ -68,6 +88,7 @@ pub async fn handle(
             let record_bytes = partition_data.records.as_ref().map_or(0, Bytes::len);
             let partition = topic.and_then(|t| t.partition(index)).cloned();
             let mut result = match (partition, partition_data.records) {
+                _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                 (None, _) => Err(ResponseError::UnknownTopicOrPartition),
                 (Some(_), None) => Err(ResponseError::CorruptMessage),
                 (Some(partition), Some(records)) => {

@@ -3,11 +3,19 @@
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
+use sluice_raft::image::acls::operation;
+
+use super::authz::GROUP_AUTHORIZATION_FAILED;
 use super::{str_bytes, RequestContext};
 use crate::group::outcome::SyncRequest;
 
 pub async fn handle(context: &RequestContext<'_>, request: SyncGroupRequest) -> SyncGroupResponse {
     let version = context.api_version;
+    if !context.authorize_group(operation::READ, &request.group_id.0) {
+        let mut response = SyncGroupResponse::default();
+        response.error_code = GROUP_AUTHORIZATION_FAILED;
+        return response;
+    }
     let sync = SyncRequest {
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.map(|id| id.to_string()),

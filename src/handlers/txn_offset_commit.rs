@@ -15,7 +15,9 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
-use super::RequestContext;
+use sluice_raft::image::acls::operation;
+
+use super::{authz, RequestContext};
 use crate::broker::{now_ms, TopicsImage};
 use crate::group::outcome::MemberRef;
 use crate::group::{
@@ -30,10 +32,11 @@ pub async fn handle(
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let (results, offsets) = validate(context, &request);
-    let refused = match request_refusal(&request) {
-        Some(error) => Some(error),
-        None => verify(context, &request).await.err(),
-    };
+    let refused =
+        match request_refusal(&request).or_else(|| authorization_refusal(context, &request)) {
+            Some(error) => Some(error),
+            None => verify(context, &request).await.err(),
+        };
     let committed = match refused {
         Some(error) => Err(error),
         None => {
@@ -83,7 +86,11 @@ fn validate(
     for (topic_index, topic) in request.topics.iter().enumerate() {
         for partition in &topic.partitions {
             let metadata = partition.committed_metadata.as_ref().map(|m| m.as_str());
-            let refusal = refusal(&image, &topic.name.0, partition.partition_index, metadata);
+            let refusal = if context.authorize_topic(operation::READ, &topic.name.0) {
+                refusal(&image, &topic.name.0, partition.partition_index, metadata)
+            } else {
+                Some(ResponseError::TopicAuthorizationFailed)
+            };
             if refusal.is_none() {
                 offsets.push(OffsetCommit {
                     topic: topic.name.0.to_string(),
@@ -164,6 +171,20 @@ async fn verify(
 }
 
 /// What refuses the whole request before the coordinator sees it.
+/// Kafka: WRITE on the transactional id, READ on the group.
+fn authorization_refusal(
+    context: &RequestContext<'_>,
+    request: &TxnOffsetCommitRequest,
+) -> Option<ResponseError> {
+    if !authz::authorize_transactional_id(context, &request.transactional_id.0) {
+        return Some(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    if !context.authorize_group(operation::READ, &request.group_id.0) {
+        return Some(ResponseError::GroupAuthorizationFailed);
+    }
+    None
+}
+
 fn request_refusal(request: &TxnOffsetCommitRequest) -> Option<ResponseError> {
     if request.transactional_id.0.is_empty() {
         return Some(ResponseError::InvalidRequest);

@@ -14,6 +14,10 @@ pub async fn handle(
     request: UnregisterBrokerRequest,
 ) -> UnregisterBrokerResponse {
     let mut response = UnregisterBrokerResponse::default();
+    if !context.authorize_cluster(sluice_raft::image::acls::operation::ALTER) {
+        response.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+        return response;
+    }
     if let Err(error) = unregister(context, request.broker_id.0).await {
         response.error_code = error.code.code();
         response.error_message = error.message.map(str_bytes);

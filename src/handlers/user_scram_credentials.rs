@@ -29,6 +29,11 @@ pub fn describe(
     let image = context.broker.topics();
     let scram = &image.metadata.scram;
     let mut response = DescribeUserScramCredentialsResponse::default();
+    if !context.authorize_cluster(sluice_raft::image::acls::operation::DESCRIBE) {
+        response.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+        response.error_message = Some(str_bytes("Cluster authorization failed."));
+        return response;
+    }
     let users: Vec<String> = match &request.users {
         // Null or empty: every user with a credential.
         Some(users) if !users.is_empty() => {
@@ -83,6 +88,18 @@ pub async fn alter(
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
     let mut response = AlterUserScramCredentialsResponse::default();
+    if !context.authorize_cluster(sluice_raft::image::acls::operation::ALTER) {
+        let users = request.upsertions.iter().map(|u| &u.name);
+        let users = users.chain(request.deletions.iter().map(|d| &d.name));
+        for user in users.take(USERS_PER_REQUEST_MAX) {
+            response.results.push(result(
+                user,
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.",
+            ));
+        }
+        return response;
+    }
     let mut operation = AlterScramRequest {
         deletions: Vec::new(),
         upsertions: Vec::new(),

@@ -573,6 +573,18 @@ fn security_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKind>
                 .with_mechanism(1)];
             vec![RequestKind::AlterUserScramCredentials(r)]
         }
+        // No authoriser here: SECURITY_DISABLED answers, encoded at every version.
+        ApiKey::DescribeAcls => vec![RequestKind::DescribeAcls(Default::default())],
+        ApiKey::CreateAcls => {
+            let mut r = kafka_protocol::messages::CreateAclsRequest::default();
+            r.creations = vec![Default::default()];
+            vec![RequestKind::CreateAcls(r)]
+        }
+        ApiKey::DeleteAcls => {
+            let mut r = kafka_protocol::messages::DeleteAclsRequest::default();
+            r.filters = vec![Default::default()];
+            vec![RequestKind::DeleteAcls(r)]
+        }
         other => transaction_requests(other, version, topic),
     }
 }
@@ -682,6 +694,8 @@ async fn every_response_encodes_at_every_advertised_version() {
                     client_id: None,
                     listener_name: "PLAINTEXT",
                     connection: &Default::default(),
+                    principal: crate::security::ANONYMOUS,
+                    authorizer: None,
                 };
                 let Some(response) = dispatch(&context, request).await else {
                     panic!("{:?} v{version} gave no response", api.api_key);

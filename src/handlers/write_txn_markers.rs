@@ -40,7 +40,33 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
+    // Kafka: only nodes (CLUSTER_ACTION on the cluster) write markers.
+    if !context.authorize_cluster(sluice_raft::image::acls::operation::CLUSTER_ACTION) {
+        return refused_everywhere(&request);
+    }
     write_markers_here(context.broker, request).await
+}
+
+/// Every partition answered CLUSTER_AUTHORIZATION_FAILED.
+fn refused_everywhere(request: &WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    let mut response = WriteTxnMarkersResponse::default();
+    for marker in &request.markers {
+        let mut marker_result = WritableTxnMarkerResult::default();
+        marker_result.producer_id = marker.producer_id;
+        for wanted in &marker.topics {
+            let mut topic_result = WritableTxnMarkerTopicResult::default();
+            topic_result.name = wanted.name.clone();
+            for &index in &wanted.partition_indexes {
+                let mut partition_result = WritableTxnMarkerPartitionResult::default();
+                partition_result.partition_index = index;
+                partition_result.error_code = ResponseError::ClusterAuthorizationFailed.code();
+                topic_result.partitions.push(partition_result);
+            }
+            marker_result.topics.push(topic_result);
+        }
+        response.markers.push(marker_result);
+    }
+    response
 }
 
 /// A marker appended to one partition, waiting for replication.

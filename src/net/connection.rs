@@ -30,6 +30,36 @@ pub struct Session {
     pub principal: String,
     pub sasl: SaslState,
     pub security: Arc<Security>,
+    pub reauth: Reauth,
+}
+
+/// KIP-368 re-authentication of a SASL session (`--connections-max-reauth-ms`).
+#[derive(Default)]
+pub struct Reauth {
+    /// When the authenticated session ends; `None` while unauthenticated or when sessions do
+    /// not expire.
+    pub expires_at: Option<std::time::Instant>,
+    /// The principal before a re-authentication started: it must not change.
+    pub previous_principal: Option<String>,
+}
+
+impl Session {
+    /// Whether a request other than re-authentication may still be served.
+    fn expired(&self, now: std::time::Instant) -> bool {
+        self.reauth.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Starts a re-authentication on an authenticated SASL connection (a SaslHandshake
+    /// after login), when sessions expire.
+    fn begin_reauth(&mut self, reauth_ms: u64) -> bool {
+        let was_sasl = self.reauth.expires_at.is_some();
+        if reauth_ms == 0 || !was_sasl || !self.sasl.authenticated() {
+            return false;
+        }
+        self.reauth.previous_principal = Some(self.principal.clone());
+        self.sasl = SaslState::AwaitingHandshake;
+        true
+    }
 }
 
 const READ_BUFFER_BYTES_INITIAL: usize = 64 * 1024;
@@ -179,6 +209,19 @@ async fn serve_frame(
                 tracing::debug!(%peer, ?api_key, "not serving before unfenced; closing");
                 return Next::Close;
             }
+            let reauth_ms = broker.config.connections_max_reauth_ms;
+            let reauth_start = api_key == ApiKey::SaslHandshake && session.begin_reauth(reauth_ms);
+            if reauth_start {
+                tracing::info!(%peer, principal = %session.principal, "SASL re-authentication started");
+            }
+            if !reauth_start
+                && session.sasl.authenticated()
+                && session.expired(std::time::Instant::now())
+            {
+                // KIP-368: the session ended without re-authentication.
+                tracing::info!(%peer, principal = %session.principal, "SASL session expired; closing");
+                return Next::Close;
+            }
             let (response, after) = if session.sasl.authenticated() {
                 let context = RequestContext {
                     broker,
@@ -187,6 +230,8 @@ async fn serve_frame(
                     client_id: header.client_id.as_ref().map(|id| id.to_string()),
                     listener_name: &session.listener_name,
                     connection: share,
+                    principal: &session.principal,
+                    authorizer: session.security.authorizer.as_ref(),
                 };
                 let started = std::time::Instant::now();
                 let response =
@@ -242,6 +287,8 @@ async fn serve_frame(
                 client_id: header.client_id.as_ref().map(|id| id.to_string()),
                 listener_name: &session.listener_name,
                 connection: share,
+                principal: &session.principal,
+                authorizer: session.security.authorizer.as_ref(),
             };
             let started = std::time::Instant::now();
             let response = handlers::legacy::dispatch(&context, request).await;
@@ -281,6 +328,8 @@ async fn serve_unauthenticated(
                 client_id: None,
                 listener_name: &session.listener_name,
                 connection: share,
+                principal: &session.principal,
+                authorizer: session.security.authorizer.as_ref(),
             };
             let response = handlers::dispatch(&context, body).await?;
             Some((response, After::Continue))
@@ -291,10 +340,29 @@ async fn serve_unauthenticated(
         }
         RequestKind::SaslAuthenticate(request) => {
             let security = session.security.clone();
-            let (response, after) = session
+            let (mut response, mut after) = session
                 .sasl
                 .authenticate(broker, &security, peer, &request, &mut session.principal)
                 .await;
+            if session.sasl.authenticated() {
+                let previous = session.reauth.previous_principal.take();
+                if previous.as_ref().is_some_and(|p| *p != session.principal) {
+                    // Kafka: a re-authentication may not change the principal.
+                    tracing::warn!(%peer, principal = %session.principal, "re-authentication changed the principal; closing");
+                    response.error_code =
+                        kafka_protocol::ResponseError::SaslAuthenticationFailed.code();
+                    response.error_message = Some(handlers::str_bytes(
+                        "Cannot change principals during re-authentication",
+                    ));
+                    after = After::Close;
+                }
+                let reauth_ms = broker.config.connections_max_reauth_ms;
+                if reauth_ms > 0 {
+                    let lifetime = std::time::Duration::from_millis(reauth_ms);
+                    session.reauth.expires_at = Some(std::time::Instant::now() + lifetime);
+                    response.session_lifetime_ms = i64::try_from(reauth_ms).unwrap_or(i64::MAX);
+                }
+            }
             Some((ResponseKind::SaslAuthenticate(response), after))
         }
         other => {

@@ -107,6 +107,7 @@ impl Server {
                     SaslState::Open
                 },
                 security: self.security.clone(),
+                reauth: crate::net::connection::Reauth::default(),
             };
             let tls = self.spec.protocol.uses_tls();
             connections.spawn(async move {

@@ -1,6 +1,7 @@
 //! Authentication: TLS (with optional client certificates), SASL/PLAIN and SASL/SCRAM, and
-//! the rate limit on failed logins. Authorisation (ACLs) is not here yet.
+//! the rate limit on failed logins; authorisation against ACLs (`authorizer`).
 
+pub mod authorizer;
 pub mod cert_name;
 pub mod plain;
 pub mod rate_limit;
@@ -22,6 +23,8 @@ pub struct Security {
     pub tls: Option<Arc<tls::TlsSource>>,
     pub plain_users: Option<plain::PlainUsers>,
     pub failures: rate_limit::FailureLimiter,
+    /// `Some` when --authorizer-class-name turns ACLs on.
+    pub authorizer: Option<authorizer::Authorizer>,
 }
 
 impl Security {
@@ -50,6 +53,12 @@ impl Security {
             tls,
             plain_users,
             failures: rate_limit::FailureLimiter::default(),
+            authorizer: config.authorizer_class_name.as_ref().map(|_| {
+                authorizer::Authorizer::new(
+                    &config.super_users,
+                    config.allow_everyone_if_no_acl_found,
+                )
+            }),
         })
     }
 

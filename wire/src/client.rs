@@ -111,6 +111,9 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::AlterUserScramCredentials => {
             RequestKind::AlterUserScramCredentials(m::AlterUserScramCredentialsRequest::default())
         }
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(m::DescribeAclsRequest::default()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(m::CreateAclsRequest::default()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(m::DeleteAclsRequest::default()),
         ApiKey::ElectLeaders => RequestKind::ElectLeaders(m::ElectLeadersRequest::default()),
         ApiKey::AlterPartitionReassignments => RequestKind::AlterPartitionReassignments(
             m::AlterPartitionReassignmentsRequest::default(),

@@ -61,6 +61,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::WriteTxnMarkers, 1, 1),
     // Sent to the group coordinator inside a transaction (KIP-98; v3+: KIP-447 member fields).
     api(ApiKey::TxnOffsetCommit, 0, 5),
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::DescribeLogDirs, 1, 4),

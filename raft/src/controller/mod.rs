@@ -6,6 +6,7 @@
 //! committed; every node (the active one included) changes its image only by replaying the
 //! records. Each operation emits at most [`RECORDS_PER_OPERATION_MAX`] records.
 
+mod acls;
 mod admission;
 pub mod balance;
 mod brokers;
@@ -22,6 +23,10 @@ mod topics;
 
 use uuid::Uuid;
 
+pub use acls::{
+    create_acls, delete_acls, invalid_acl_reason, AclCreationResult, AclDeletionResult,
+    CreateAclsRequest, DeleteAclsRequest,
+};
 pub use admission::{record_admission, AdmissionVerdict, ADMISSION_PENDING};
 pub use brokers::{
     fence_broker, heartbeat, register_broker, unregister_broker, BrokerChangeResponse,
@@ -135,6 +140,8 @@ pub enum Operation {
     AlterReassignments(AlterReassignmentsRequest),
     AlterScram(AlterScramRequest),
     AlterClientQuotas(AlterClientQuotasRequest),
+    CreateAcls(CreateAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
 }
 
 /// The answer to an [`Operation`], variant for variant.
@@ -155,9 +162,12 @@ pub enum OperationResponse {
     AlterReassignments(Vec<ReassignmentResult>),
     AlterScram(Vec<AlterScramResult>),
     AlterClientQuotas(Vec<AlterClientQuotasResult>),
+    CreateAcls(Vec<AclCreationResult>),
+    DeleteAcls(Vec<AclDeletionResult>),
 }
 
-/// Runs one operation against `image`. `new_topic_id` supplies ids for created topics (random
+/// Runs one operation against `image`. `new_topic_id` supplies ids for created topics and
+/// access-control entries (random
 /// in production, fixed in tests), which keeps this function deterministic.
 pub fn execute(
     image: &MetadataImage,
@@ -235,6 +245,13 @@ pub fn execute(
             alter_client_quotas(image, request),
             OperationResponse::AlterClientQuotas,
         ),
+        Operation::CreateAcls(request) => wrap(
+            create_acls(image, request, new_topic_id),
+            OperationResponse::CreateAcls,
+        ),
+        Operation::DeleteAcls(request) => {
+            wrap(delete_acls(image, request), OperationResponse::DeleteAcls)
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 use thiserror::Error;
 use uuid::Uuid;
 
+use super::acls::AclBinding;
 use super::cluster::Listener;
 use super::configs::ConfigResource;
 use super::quotas::{EntityName, QuotaEntity, QuotaValue};
@@ -217,6 +218,17 @@ fn encode_body(record: &MetadataRecord, out: &mut Vec<u8>) {
             w.string(user);
             w.u8(*mechanism as u8);
         }
+        MetadataRecord::AccessControlEntry { id, acl } => {
+            w.uuid(id);
+            w.u8(acl.resource_type as u8);
+            w.string(&acl.resource_name);
+            w.u8(acl.pattern_type as u8);
+            w.string(&acl.principal);
+            w.string(&acl.host);
+            w.u8(acl.operation as u8);
+            w.u8(acl.permission_type as u8);
+        }
+        MetadataRecord::RemoveAccessControlEntry { id } => w.uuid(id),
         MetadataRecord::QueueReassignment {
             topic_id,
             partition_index,
@@ -421,6 +433,19 @@ fn decode_body(record_type: u16, r: &mut Reader<'_>) -> Result<MetadataRecord, D
             user: r.string()?,
             mechanism: r.u8()? as i8,
         },
+        17 => MetadataRecord::AccessControlEntry {
+            id: r.uuid()?,
+            acl: AclBinding {
+                resource_type: r.u8()? as i8,
+                resource_name: r.string()?,
+                pattern_type: r.u8()? as i8,
+                principal: r.string()?,
+                host: r.string()?,
+                operation: r.u8()? as i8,
+                permission_type: r.u8()? as i8,
+            },
+        },
+        18 => MetadataRecord::RemoveAccessControlEntry { id: r.uuid()? },
         12 => MetadataRecord::QueueReassignment {
             topic_id: r.uuid()?,
             partition_index: r.i32()?,
@@ -739,6 +764,21 @@ mod tests {
                 },
                 key: "request_percentage".into(),
                 value: None,
+            },
+            MetadataRecord::AccessControlEntry {
+                id: Uuid::from_u128(9),
+                acl: AclBinding {
+                    resource_type: 2,
+                    resource_name: "orders".into(),
+                    pattern_type: 4,
+                    principal: "User:alice".into(),
+                    host: "*".into(),
+                    operation: 3,
+                    permission_type: 3,
+                },
+            },
+            MetadataRecord::RemoveAccessControlEntry {
+                id: Uuid::from_u128(9),
             },
             MetadataRecord::RemoveTopic { topic_id },
         ]

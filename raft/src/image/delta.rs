@@ -6,6 +6,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use uuid::Uuid;
 
+use super::acls::AclsImage;
 use super::cluster::{Admission, BrokerId, BrokerRegistration, ClusterImage};
 use super::codec::{LIST_LEN_MAX, STRING_BYTES_MAX};
 use super::configs::{ConfigResource, ConfigsImage};
@@ -56,6 +57,7 @@ pub struct MetadataDelta {
     producer_ids: Option<ProducerIdsImage>,
     scram: Option<ScramImage>,
     client_quotas: Option<ClientQuotasImage>,
+    acls: Option<AclsImage>,
 }
 
 impl MetadataDelta {
@@ -69,6 +71,7 @@ impl MetadataDelta {
             producer_ids: None,
             scram: None,
             client_quotas: None,
+            acls: None,
         }
     }
 
@@ -83,6 +86,8 @@ impl MetadataDelta {
             && self.configs.is_none()
             && self.producer_ids.is_none()
             && self.client_quotas.is_none()
+            && self.scram.is_none()
+            && self.acls.is_none()
     }
 
     pub fn set_provenance(&mut self, provenance: Provenance) {
@@ -113,6 +118,20 @@ impl MetadataDelta {
                 self.scram_mut()
                     .credentials
                     .insert((user.clone(), *mechanism), credential);
+                Ok(())
+            }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                self.acls_mut().by_id.insert(*id, acl.clone());
+                Ok(())
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                let known = self.acls.as_ref().unwrap_or(&self.base.acls);
+                if !known.by_id.contains_key(id) {
+                    return Err(ReplayError::Invalid(
+                        "removes an unknown access-control entry",
+                    ));
+                }
+                self.acls_mut().by_id.remove(id);
                 Ok(())
             }
             MetadataRecord::RemoveScramCredential { user, mechanism } => {
@@ -238,6 +257,7 @@ impl MetadataDelta {
             client_quotas: self
                 .client_quotas
                 .map_or_else(|| base.client_quotas.clone(), Arc::new),
+            acls: self.acls.map_or_else(|| base.acls.clone(), Arc::new),
         }
     }
 
@@ -255,6 +275,11 @@ impl MetadataDelta {
         self.producer_ids
             .as_ref()
             .unwrap_or(&self.base.producer_ids)
+    }
+
+    fn acls_mut(&mut self) -> &mut AclsImage {
+        let base = &self.base;
+        self.acls.get_or_insert_with(|| (*base.acls).clone())
     }
 
     fn scram_mut(&mut self) -> &mut ScramImage {

@@ -4,6 +4,7 @@
 //! records to a [`MetadataDelta`] and publishes the [`MetadataImage`] it yields; readers hold an
 //! `Arc<MetadataImage>` for the duration of one request.
 
+pub mod acls;
 mod cluster;
 mod codec;
 mod configs;
@@ -16,6 +17,7 @@ mod topics;
 
 use std::sync::Arc;
 
+pub use acls::{AclBinding, AclFilter, AclsImage};
 pub use cluster::{Admission, BrokerId, BrokerRegistration, ClusterImage, Listener};
 pub use codec::{
     decode_batch, encode_batch, DecodeError, BATCH_FORMAT, LIST_LEN_MAX, RECORD_BYTES_MAX,
@@ -52,6 +54,7 @@ pub struct MetadataImage {
     pub producer_ids: Arc<ProducerIdsImage>,
     pub scram: Arc<ScramImage>,
     pub client_quotas: Arc<ClientQuotasImage>,
+    pub acls: Arc<AclsImage>,
 }
 
 impl MetadataImage {
@@ -128,6 +131,12 @@ impl MetadataImage {
                     value: Some(*value),
                 });
             }
+        }
+        for (id, acl) in &self.acls.by_id {
+            records.push(MetadataRecord::AccessControlEntry {
+                id: *id,
+                acl: acl.clone(),
+            });
         }
         records
     }

@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use super::acls::AclBinding;
 use super::cluster::{BrokerId, Listener};
 use super::configs::ConfigResource;
 use super::quotas::{QuotaEntity, QuotaValue};
@@ -103,6 +104,15 @@ pub enum MetadataRecord {
         user: String,
         mechanism: i8,
     },
+    /// Adds one access-control entry (Kafka's `AccessControlEntryRecord`).
+    AccessControlEntry {
+        id: Uuid,
+        acl: AclBinding,
+    },
+    /// Removes one (Kafka's `RemoveAccessControlEntryRecord`).
+    RemoveAccessControlEntry {
+        id: Uuid,
+    },
     /// A producer-id block was handed to `broker_id`; the next block starts here.
     ProducerIds {
         broker_id: BrokerId,
@@ -134,6 +144,9 @@ impl MetadataRecord {
             MetadataRecord::PartitionReassignment { .. } => 11,
             MetadataRecord::QueueReassignment { .. } => 12,
             MetadataRecord::BrokerAdmission { .. } => 16,
+            // Kafka's numbers for AccessControlEntryRecord / RemoveAccessControlEntryRecord.
+            MetadataRecord::AccessControlEntry { .. } => 17,
+            MetadataRecord::RemoveAccessControlEntry { .. } => 18,
             // 20 and up: security (other branches take 12-19).
             MetadataRecord::ScramCredential { .. } => 20,
             MetadataRecord::RemoveScramCredential { .. } => 21,

@@ -51,6 +51,8 @@ fn modern_context<'a>(context: &RequestContext<'a>, api_version: i16) -> Request
         client_id: context.client_id.clone(),
         listener_name: context.listener_name,
         connection: context.connection,
+        principal: context.principal,
+        authorizer: context.authorizer,
     }
 }
 

@@ -71,6 +71,8 @@ impl Fixture {
             client_id: Some("legacy-test".into()),
             listener_name: "PLAINTEXT",
             connection: &Default::default(),
+            principal: crate::security::ANONYMOUS,
+            authorizer: None,
         };
         dispatch(&context, request).await
     }

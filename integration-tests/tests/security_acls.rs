@@ -1,0 +1,560 @@
+//! ACL authorisation with real clients: Kafka's kafka-acls tool (over SASL_SSL/SCRAM as the
+//! super user `admin`) grants, denies and revokes; the Java client as other principals gets
+//! TOPIC_AUTHORIZATION_FAILED and no records without READ, does not see a topic without
+//! DESCRIBE, loses READ to a DENY, and gets GROUP_AUTHORIZATION_FAILED without READ on its
+//! group; raw requests show a revoked principal refused on its next request on the same
+//! connection, ACL APIs refused to non-admins, and confluent-kafka refused a write; a 3-node
+//! cluster whose nodes replicate as the PLAINTEXT super user keeps its ISR full; a Java
+//! transactional producer needs WRITE on its transactional id.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_acls_request::AclCreation;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    CreateAclsRequest, CreateTopicsRequest, DeleteAclsRequest, DescribeAclsRequest,
+    DescribeClusterRequest, MetadataRequest, MetadataResponse, SaslAuthenticateRequest,
+    SaslHandshakeRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use serde_json::{json, Value};
+use sluice_integration_tests::certs::Certs;
+use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
+use sluice_integration_tests::kafka_cli::{kafka_tool_ok, CONFIGS};
+use sluice_integration_tests::raw_client::{record_batch, RawClient, TestRecord};
+use sluice_integration_tests::{run_java, run_python, topic_name, wait_until, Broker};
+
+/// `kafka-acls.sh`.
+const ACLS: &str = "org.apache.kafka.tools.AclCommand";
+const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+const USERS: &str = "admin:admin-secret\nalice:alice-secret\nbob:bob-secret\n";
+const RECORD_COUNT: usize = 5;
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+
+/// ACL codes (Kafka's ResourceType, PatternType, AclOperation, AclPermissionType).
+const TOPIC: i8 = 2;
+const LITERAL: i8 = 3;
+const DESCRIBE: i8 = 8;
+const ALLOW: i8 = 3;
+const ANY: i8 = 1;
+
+/// An authorising broker with PLAINTEXT, SASL_SSL and SASL_PLAINTEXT listeners; `admin` is
+/// the super user, every user can log in with PLAIN.
+fn acl_broker(certs: &Certs) -> Broker {
+    let users = certs.dir().join("users");
+    std::fs::write(&users, USERS).expect("write users");
+    let certificate = certs.server_certificate();
+    let key = certs.server_key();
+    Broker::start_with(&[
+        "--listeners",
+        "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "--ssl-certificate-file",
+        certificate.to_str().expect("utf-8 path"),
+        "--ssl-key-file",
+        key.to_str().expect("utf-8 path"),
+        "--sasl-plain-users-file",
+        users.to_str().expect("utf-8 path"),
+        "--authorizer-class-name",
+        STANDARD_AUTHORIZER,
+        "--super-users",
+        "User:admin",
+    ])
+}
+
+/// Java client properties for `user` over SASL_SSL, written to a file.
+fn client_properties(certs: &Certs, user: &str, mechanism: &str) -> PathBuf {
+    let module = if mechanism == "PLAIN" {
+        "plain.PlainLoginModule"
+    } else {
+        "scram.ScramLoginModule"
+    };
+    let ca = certs.ca();
+    let properties = format!(
+        "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+         sasl.mechanism={mechanism}\n\
+         sasl.jaas.config=org.apache.kafka.common.security.{module} required \
+         username=\"{user}\" password=\"{user}-secret\";\n",
+        ca.display()
+    );
+    let file = certs.dir().join(format!("{user}-{mechanism}.properties"));
+    std::fs::write(&file, properties).expect("write client properties");
+    file
+}
+
+/// Runs kafka-acls as `admin` with `args`; returns stdout.
+fn kafka_acls(bootstrap: &str, admin: &std::path::Path, args: &[&str]) -> String {
+    let admin = admin.to_str().expect("utf-8 path");
+    let base = ["--bootstrap-server", bootstrap, "--command-config", admin];
+    kafka_tool_ok(ACLS, &[&base[..], args].concat())
+}
+
+/// One AclProbe action; returns its JSON summary.
+fn probe(bootstrap: &str, properties: &std::path::Path, action: &[&str]) -> Value {
+    let properties = properties.to_str().expect("utf-8 path");
+    let output = run_java("AclProbe", &[&[bootstrap, properties][..], action].concat());
+    serde_json::from_str(output.trim()).unwrap_or_else(|error| panic!("{error}: {output}"))
+}
+
+fn values(topic: &str) -> Value {
+    json!((0..RECORD_COUNT)
+        .map(|index| format!("{topic}-acl-{index}"))
+        .collect::<Vec<_>>())
+}
+
+#[test]
+fn kafka_acls_grants_denies_and_revokes_for_java_clients() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let bootstrap = broker.listener_address("SASL_SSL").to_string();
+    // The super user logs in with PLAIN to give itself a SCRAM credential, then uses SCRAM.
+    let admin_plain = client_properties(&certs, "admin", "PLAIN");
+    let added = kafka_tool_ok(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--command-config",
+            admin_plain.to_str().expect("utf-8 path"),
+            "--alter",
+            "--add-config",
+            "SCRAM-SHA-512=[password=admin-secret]",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "admin",
+        ],
+    );
+    assert_eq!(added.trim(), "Completed updating config for user admin.");
+    let admin = client_properties(&certs, "admin", "SCRAM-SHA-512");
+    let alice = client_properties(&certs, "alice", "PLAIN");
+    let bob = client_properties(&certs, "bob", "PLAIN");
+    let topic = topic_name("acl-orders");
+    let group = format!("{topic}-group");
+    let count = RECORD_COUNT.to_string();
+
+    // The super user creates the topic (auto-creation) and writes it.
+    let produced = probe(&bootstrap, &admin, &["produce", &topic, &count]);
+    assert_eq!(produced, json!({"values": values(&topic), "error": null}));
+
+    // Nothing granted: alice neither sees nor reads the topic.
+    let listed = probe(&bootstrap, &alice, &["list-topics", "-", "0"]);
+    assert_eq!(listed, json!({"topics": []}));
+    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
+    assert_eq!(
+        read,
+        json!({"values": [], "error": "TopicAuthorizationException"})
+    );
+
+    // DESCRIBE only: alice sees the topic (bob still does not) but reads nothing.
+    let topic_args = ["--topic", topic.as_str()];
+    let describe = [
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Describe",
+        ][..],
+        &topic_args[..],
+    ]
+    .concat();
+    kafka_acls(&bootstrap, &admin, &describe);
+    let listed = probe(&bootstrap, &alice, &["list-topics", "-", "0"]);
+    assert_eq!(listed, json!({"topics": [topic]}));
+    let listed = probe(&bootstrap, &bob, &["list-topics", "-", "0"]);
+    assert_eq!(listed, json!({"topics": []}));
+    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
+    assert_eq!(
+        read,
+        json!({"values": [], "error": "TopicAuthorizationException"})
+    );
+
+    // READ on the topic but not on the group: GROUP_AUTHORIZATION_FAILED.
+    let read_topic = [
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+        ][..],
+        &topic_args[..],
+    ]
+    .concat();
+    kafka_acls(&bootstrap, &admin, &read_topic);
+    let grouped = probe(&bootstrap, &alice, &["group-read", &topic, &count, &group]);
+    assert_eq!(
+        grouped,
+        json!({"values": [], "error": "GroupAuthorizationException"})
+    );
+    // READ on both (the group by prefix): every record back, in a group and without one.
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--group",
+            &topic,
+            "--resource-pattern-type",
+            "prefixed",
+        ],
+    );
+    let grouped = probe(&bootstrap, &alice, &["group-read", &topic, &count, &group]);
+    assert_eq!(grouped, json!({"values": values(&topic), "error": null}));
+    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
+    assert_eq!(read, json!({"values": values(&topic), "error": null}));
+
+    // WRITE on the topic: alice's (idempotent) Java producer gets a producer id (WRITE on a
+    // topic stands for IDEMPOTENT_WRITE) and writes.
+    let write = [
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+        ][..],
+        &topic_args[..],
+    ]
+    .concat();
+    kafka_acls(&bootstrap, &admin, &write);
+    let produced = probe(&bootstrap, &alice, &["produce", &topic, &count]);
+    assert_eq!(produced, json!({"values": values(&topic), "error": null}));
+
+    // A DENY beats the ALLOW.
+    let deny = [
+        &["--deny-principal", "User:alice", "--operation", "Read"][..],
+        &topic_args[..],
+    ]
+    .concat();
+    kafka_acls(&bootstrap, &admin, &[&["--add"][..], &deny].concat());
+    let read = probe(&bootstrap, &alice, &["read", &topic, &count]);
+    assert_eq!(
+        read,
+        json!({"values": [], "error": "TopicAuthorizationException"})
+    );
+    let listed = kafka_acls(&bootstrap, &admin, &[&["--list"][..], &topic_args].concat());
+    let mut lines: Vec<&str> = listed
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('('))
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "(principal=User:alice, host=*, operation=DESCRIBE, permissionType=ALLOW)",
+            "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)",
+            "(principal=User:alice, host=*, operation=READ, permissionType=DENY)",
+            "(principal=User:alice, host=*, operation=WRITE, permissionType=ALLOW)",
+        ],
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!(
+            "Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name={topic}, patternType=LITERAL)`:"
+        )),
+        "{listed}"
+    );
+
+    // Revoking the DENY restores READ.
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[&["--remove", "--force"][..], &deny].concat(),
+    );
+    // Both rounds of records: the super user's and alice's.
+    let both = (2 * RECORD_COUNT).to_string();
+    let read = probe(&bootstrap, &alice, &["read", &topic, &both]);
+    let mut written = values(&topic).as_array().expect("list").clone();
+    written.extend(written.clone());
+    assert_eq!(read, json!({"values": written, "error": null}));
+    // Removing every ACL of the topic: alice no longer sees it.
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[&["--remove", "--force"][..], &topic_args].concat(),
+    );
+    let listed = probe(&bootstrap, &alice, &["list-topics", "-", "0"]);
+    assert_eq!(listed, json!({"topics": []}));
+}
+
+/// A raw client logged in with SASL/PLAIN on a SASL_PLAINTEXT listener.
+fn login(address: &str, user: &str) -> RawClient {
+    let mut client = RawClient::connect(address);
+    let mut handshake = SaslHandshakeRequest::default();
+    handshake.mechanism = StrBytes::from_static_str("PLAIN");
+    assert_eq!(client.request(1, &handshake).error_code, 0);
+    let mut authenticate = SaslAuthenticateRequest::default();
+    authenticate.auth_bytes = Bytes::from(format!("\0{user}\0{user}-secret"));
+    let answer = client.request(2, &authenticate);
+    assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+    client
+}
+
+fn metadata(client: &mut RawClient, topic: Option<&str>, create: bool) -> MetadataResponse {
+    let mut request = MetadataRequest::default();
+    request.topics = topic.map(|name| {
+        vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))]
+    });
+    request.allow_auto_topic_creation = create;
+    client.request(12, &request)
+}
+
+fn topic_names(response: &MetadataResponse) -> Vec<String> {
+    response
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect()
+}
+
+fn describe_grant(topic: &str, principal: &str) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(TOPIC)
+        .with_resource_name(StrBytes::from_string(topic.to_string()))
+        .with_resource_pattern_type(LITERAL)
+        .with_principal(StrBytes::from_string(principal.to_string()))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(DESCRIBE)
+        .with_permission_type(ALLOW)
+}
+
+fn any_filter() -> DescribeAclsRequest {
+    DescribeAclsRequest::default()
+        .with_resource_type_filter(ANY)
+        .with_resource_name_filter(None)
+        .with_principal_filter(None)
+        .with_host_filter(None)
+        .with_pattern_type_filter(ANY)
+        .with_operation(ANY)
+        .with_permission_type(ANY)
+}
+
+#[test]
+fn revoked_principal_is_refused_on_its_next_request() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let address = broker.listener_address("SASL_PLAINTEXT").to_string();
+    let topic = topic_name("acl-revoke");
+    let mut admin = login(&address, "admin");
+    let created = metadata(&mut admin, Some(&topic), true);
+    assert_eq!(created.topics[0].error_code, 0);
+
+    // ACL APIs need ALTER / DESCRIBE on the cluster.
+    let mut bob = login(&address, "bob");
+    let grant =
+        CreateAclsRequest::default().with_creations(vec![describe_grant(&topic, "User:bob")]);
+    let refused = bob.request(3, &grant);
+    assert_eq!(refused.results[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(
+        bob.request(3, &any_filter()).error_code,
+        CLUSTER_AUTHORIZATION_FAILED
+    );
+    assert_eq!(
+        metadata(&mut bob, Some(&topic), false).topics[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+
+    let granted = admin.request(3, &grant);
+    assert_eq!(granted.results[0].error_code, 0);
+    let described = admin.request(3, &any_filter());
+    assert_eq!(described.error_code, 0);
+    assert_eq!(described.resources.len(), 1);
+    assert_eq!(described.resources[0].resource_name.as_str(), topic);
+    assert_eq!(described.resources[0].acls.len(), 1);
+    assert_eq!(
+        described.resources[0].acls[0].principal.as_str(),
+        "User:bob"
+    );
+    assert_eq!(
+        metadata(&mut bob, Some(&topic), false).topics[0].error_code,
+        0
+    );
+    // Authorised operations come from the ACLs: DESCRIBE only for bob, everything for admin.
+    let mut asking = MetadataRequest::default();
+    asking.topics = Some(vec![MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.clone()))))]);
+    asking.include_topic_authorized_operations = true;
+    let operations =
+        |client: &mut RawClient| client.request(12, &asking).topics[0].topic_authorized_operations;
+    assert_eq!(operations(&mut bob), 1 << DESCRIBE);
+    let topic_operations_all = [3, 4, 5, 6, 7, 8, 10, 11]
+        .iter()
+        .fold(0, |bits, op| bits | (1 << op));
+    assert_eq!(operations(&mut admin), topic_operations_all);
+    let cluster =
+        DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+    assert_eq!(bob.request(1, &cluster).cluster_authorized_operations, 0);
+    assert_eq!(
+        topic_names(&metadata(&mut bob, None, false)),
+        std::slice::from_ref(&topic)
+    );
+
+    // Revoked while bob's connection stays open: his very next request is refused.
+    let filter = DeleteAclsFilter::default()
+        .with_resource_type_filter(ANY)
+        .with_resource_name_filter(None)
+        .with_host_filter(None)
+        .with_pattern_type_filter(ANY)
+        .with_principal_filter(Some(StrBytes::from_static_str("User:bob")))
+        .with_operation(ANY)
+        .with_permission_type(ANY);
+    let deleted = admin.request(3, &DeleteAclsRequest::default().with_filters(vec![filter]));
+    assert_eq!(deleted.filter_results[0].error_code, 0);
+    assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
+    assert_eq!(
+        metadata(&mut bob, Some(&topic), false).topics[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+    assert!(topic_names(&metadata(&mut bob, None, false)).is_empty());
+    assert!(admin.request(3, &any_filter()).resources.is_empty());
+
+    // Anonymous PLAINTEXT clients are not super users either.
+    let mut anonymous = RawClient::connect(&broker.bootstrap());
+    assert_eq!(
+        metadata(&mut anonymous, Some(&topic), false).topics[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+
+    // librdkafka: a write without WRITE fails delivery with TOPIC_AUTHORIZATION_FAILED.
+    let settings = json!({
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": "bob",
+        "sasl.password": "bob-secret",
+        "ssl.ca.location": certs.ca().to_str().expect("utf-8 path"),
+    });
+    let bootstrap = broker.listener_address("SASL_SSL").to_string();
+    let output = run_python(
+        "acl_clients.py",
+        &["produce", &bootstrap, &topic, "3", &settings.to_string()],
+    );
+    let output: Value = serde_json::from_str(output.trim()).expect("JSON summary");
+    assert_eq!(
+        output,
+        json!({"values": [], "error": "TOPIC_AUTHORIZATION_FAILED"})
+    );
+}
+
+/// `(leader, isr)` of partition 0 of `topic` as `node` sees it, once it has a leader.
+fn partition_state(node: &Broker, topic: &str) -> Option<(i32, Vec<i32>)> {
+    let mut client = RawClient::try_connect(&node.bootstrap()).ok()?;
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]);
+    let response = client.try_request(12, &request).ok()?;
+    let partition = response.topics.first()?.partitions.first()?;
+    let isr = partition.isr_nodes.iter().map(|id| id.0).collect();
+    (partition.leader_id.0 > 0).then_some((partition.leader_id.0, isr))
+}
+
+#[test]
+fn nodes_replicate_as_a_super_user_with_the_authoriser_on() {
+    let cluster = Cluster::start_with(
+        3,
+        &[
+            "--authorizer-class-name",
+            STANDARD_AUTHORIZER,
+            "--super-users",
+            "User:ANONYMOUS",
+        ],
+    );
+    let topic = topic_name("acl-replicated");
+    wait_until(CLUSTER_DEADLINE, "3 brokers", || {
+        let mut client = RawClient::try_connect(&cluster.node(1).bootstrap()).ok()?;
+        let response = client.try_request(12, &MetadataRequest::default()).ok()?;
+        (response.brokers.len() == 3).then_some(())
+    });
+    let config = CreatableTopicConfig::default()
+        .with_name(StrBytes::from_static_str("min.insync.replicas"))
+        .with_value(Some(StrBytes::from_static_str("3")));
+    let creatable = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.clone())))
+        .with_num_partitions(1)
+        .with_replication_factor(3)
+        .with_configs(vec![config]);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![creatable])
+        .with_timeout_ms(30_000);
+    let created = RawClient::connect(&cluster.node(1).bootstrap()).request(7, &request);
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    let (leader, _) = wait_until(CLUSTER_DEADLINE, "the full ISR at the leader", || {
+        let (leader, _) = partition_state(cluster.node(1), &topic)?;
+        partition_state(cluster.node(leader), &topic).filter(|(_, isr)| isr.len() == 3)
+    });
+    // acks=all with min.insync.replicas = 3: answered only once both followers' (authorised)
+    // replica fetches carried the records.
+    let mut client = RawClient::connect(&cluster.node(leader).bootstrap());
+    for (index, value) in ["first", "second"].into_iter().enumerate() {
+        let records = record_batch(&[TestRecord::new(b"k", value.as_bytes())]);
+        let answer = client
+            .produce(&topic, 0, -1, records)
+            .expect("acks=all answers");
+        assert_eq!((answer.error_code, answer.base_offset), (0, index as i64));
+    }
+    let (_, isr) = partition_state(cluster.node(leader), &topic).expect("metadata");
+    assert_eq!(isr.len(), 3, "a follower fell out of the ISR: {isr:?}");
+}
+
+#[test]
+fn a_transactional_producer_needs_write_on_its_transactional_id() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let bootstrap = broker.listener_address("SASL_SSL").to_string();
+    let admin = client_properties(&certs, "admin", "PLAIN");
+    let alice = client_properties(&certs, "alice", "PLAIN");
+    let topic = topic_name("acl-txn");
+    let count = RECORD_COUNT.to_string();
+    let transactional_id = format!("{topic}-tx");
+    let produced = probe(&bootstrap, &admin, &["produce", &topic, &count]);
+    assert_eq!(produced, json!({"values": values(&topic), "error": null}));
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+            "--topic",
+            &topic,
+        ],
+    );
+    let txn = [
+        "txn-produce",
+        topic.as_str(),
+        count.as_str(),
+        &transactional_id,
+    ];
+    let refused = probe(&bootstrap, &alice, &txn);
+    assert_eq!(
+        refused,
+        json!({"values": [], "error": "TransactionalIdAuthorizationException"})
+    );
+    kafka_acls(
+        &bootstrap,
+        &admin,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+            "--transactional-id",
+            &transactional_id,
+        ],
+    );
+    let committed = probe(&bootstrap, &alice, &txn);
+    assert_eq!(committed, json!({"values": values(&topic), "error": null}));
+}

@@ -1,0 +1,124 @@
+//! The authorisation checks handlers make, as Kafka's `KafkaApis` makes them: each reads the
+//! ACLs of the current metadata image, so a revoked entry applies to the next request. With
+//! no authoriser configured every check passes.
+
+use sluice_raft::image::acls::{operation, resource_type, CLUSTER_RESOURCE_NAME};
+
+use super::RequestContext;
+use crate::security::authorizer::Requester;
+
+pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+/// ACL APIs on a broker with no authoriser.
+pub const SECURITY_DISABLED: i16 = 54;
+
+/// Group operations in `authorized_operations`: READ, DELETE, DESCRIBE.
+pub const GROUP_OPERATIONS_ALL: i32 =
+    (1 << operation::READ) | (1 << operation::DELETE) | (1 << operation::DESCRIBE);
+
+impl RequestContext<'_> {
+    /// Whether this request's principal may do `wanted` on `name` of `resource_type`.
+    pub fn authorize(&self, wanted: i8, resource_type: i8, name: &str) -> bool {
+        let Some(authorizer) = self.authorizer else {
+            return true;
+        };
+        let image = self.broker.topics();
+        let host = self.peer.ip().to_string();
+        let requester = Requester {
+            principal: self.principal,
+            host: &host,
+        };
+        authorizer.authorize(&image.metadata.acls, requester, wanted, resource_type, name)
+    }
+
+    pub fn authorize_topic(&self, wanted: i8, topic: &str) -> bool {
+        self.authorize(wanted, resource_type::TOPIC, topic)
+    }
+
+    pub fn authorize_group(&self, wanted: i8, group: &str) -> bool {
+        self.authorize(wanted, resource_type::GROUP, group)
+    }
+
+    pub fn authorize_cluster(&self, wanted: i8) -> bool {
+        self.authorize(wanted, resource_type::CLUSTER, CLUSTER_RESOURCE_NAME)
+    }
+
+    /// Whether the principal may do `wanted` on some resource of `resource_type` (Kafka's
+    /// `authorizeByResourceType`).
+    pub fn authorize_any(&self, wanted: i8, resource_type: i8) -> bool {
+        let Some(authorizer) = self.authorizer else {
+            return true;
+        };
+        let image = self.broker.topics();
+        let host = self.peer.ip().to_string();
+        let requester = Requester {
+            principal: self.principal,
+            host: &host,
+        };
+        authorizer.authorize_any(&image.metadata.acls, requester, wanted, resource_type)
+    }
+
+    /// The `authorized_operations` bit set of a resource: `candidates` (every operation of
+    /// the resource type) narrowed to what the principal is allowed.
+    pub fn authorized_operations(&self, resource_type: i8, name: &str, candidates: i32) -> i32 {
+        let Some(authorizer) = self.authorizer else {
+            return candidates;
+        };
+        let image = self.broker.topics();
+        let host = self.peer.ip().to_string();
+        let requester = Requester {
+            principal: self.principal,
+            host: &host,
+        };
+        authorizer.authorized_operations(
+            &image.metadata.acls,
+            requester,
+            resource_type,
+            name,
+            candidates,
+        )
+    }
+}
+
+/// Whether the principal may use `transactional_id` (WRITE on the TransactionalId resource),
+/// as Kafka checks for Produce, InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn,
+/// EndTxn and TxnOffsetCommit. A refusal is TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53).
+pub fn authorize_transactional_id(context: &RequestContext<'_>, transactional_id: &str) -> bool {
+    context.authorize(
+        operation::WRITE,
+        resource_type::TRANSACTIONAL_ID,
+        transactional_id,
+    )
+}
+
+/// Whether the principal may produce idempotently: IDEMPOTENT_WRITE on the cluster, or
+/// WRITE on any topic (Kafka's InitProducerId rule since KIP-679).
+pub fn authorize_idempotent_write(context: &RequestContext<'_>) -> bool {
+    context.authorize_cluster(operation::IDEMPOTENT_WRITE)
+        || context.authorize_any(operation::WRITE, resource_type::TOPIC)
+}
+
+/// ConfigResource types (not ACL resource types): TOPIC 2, BROKER 4, BROKER_LOGGER 8.
+const CONFIG_RESOURCE_TOPIC: i8 = 2;
+
+/// The refusal of `wanted` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config resource, as
+/// Kafka checks it: on the topic for a topic, on the cluster for brokers. `None`: allowed.
+pub fn config_refusal(
+    context: &RequestContext<'_>,
+    wanted: i8,
+    config_resource_type: i8,
+    name: &str,
+) -> Option<(kafka_protocol::ResponseError, String)> {
+    use kafka_protocol::ResponseError;
+    if config_resource_type == CONFIG_RESOURCE_TOPIC {
+        (!context.authorize_topic(wanted, name)).then(|| {
+            let text = format!("Topic authorization failed for {name}");
+            (ResponseError::TopicAuthorizationFailed, text)
+        })
+    } else {
+        (!context.authorize_cluster(wanted)).then(|| {
+            let text = "Cluster authorization failed.".to_string();
+            (ResponseError::ClusterAuthorizationFailed, text)
+        })
+    }
+}
