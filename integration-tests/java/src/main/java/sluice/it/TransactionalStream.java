@@ -267,12 +267,23 @@ public final class TransactionalStream {
         Set<TopicPartition> assigned = consumer.assignment();
         Map<TopicPartition, OffsetAndMetadata> offsets =
                 retryUntil(deadline, "committed offsets", () -> consumer.committed(assigned, Duration.ofSeconds(15)));
+        // Fetching the offsets runs the consumer's background events: a KIP-848 member found
+        // unknown (its coordinator restarted) loses its partitions meanwhile. A partition no
+        // longer assigned starts from its committed offset when it comes back.
+        Set<TopicPartition> still = consumer.assignment();
         for (TopicPartition partition : assigned) {
+            if (!still.contains(partition)) {
+                continue;
+            }
             OffsetAndMetadata offset = offsets.get(partition);
-            if (offset == null) {
-                consumer.seekToBeginning(List.of(partition));
-            } else {
-                consumer.seek(partition, offset.offset());
+            try {
+                if (offset == null) {
+                    consumer.seekToBeginning(List.of(partition));
+                } else {
+                    consumer.seek(partition, offset.offset());
+                }
+            } catch (IllegalStateException revokedMeanwhile) {
+                // As above: it starts from its committed offset when it comes back.
             }
         }
     }
