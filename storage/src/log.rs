@@ -347,6 +347,12 @@ impl Log {
         producer_epoch: i16,
         now_ms: i64,
     ) -> VerificationGuard {
+        // The common case (a transaction's later batches) without waiting for the writer,
+        // which may be fsyncing. Safe either way: without a transaction at append time, a
+        // `NONE` guard is refused.
+        if self.has_ongoing_txn(producer_id) {
+            return VerificationGuard::NONE;
+        }
         let mut writer = lock(&self.writer);
         if writer.producers.has_ongoing_txn(producer_id) {
             return VerificationGuard::NONE;
