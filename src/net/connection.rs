@@ -72,6 +72,10 @@ const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
 /// Whether the connection goes on after a frame.
 enum Next {
     Continue,
+    /// Closes once the last answer is out and the client has had time to read it and hang
+    /// up itself (after a refused SASL exchange: some clients, kafka-python among them, lose
+    /// an answer that arrives together with the end of the connection).
+    CloseAfterAnswer,
     Close,
 }
 
@@ -104,6 +108,12 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                     .await;
                     if matches!(next, Next::Close) {
                         write_out(&broker, &mut socket, &mut output).await?;
+                        return Ok(());
+                    }
+                    if matches!(next, Next::CloseAfterAnswer) {
+                        write_out(&broker, &mut socket, &mut output).await?;
+                        linger_until_client_closes(&mut socket, &mut input).await;
+                        let _ = socket.shutdown().await;
                         return Ok(());
                     }
                     if let Some(until) = share.take_mute() {
@@ -146,6 +156,23 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         }
         broker.metrics.node_bytes_in.inc_by(read as u64);
     }
+}
+
+/// Longest a refused connection stays open for its client to read the answer and hang up.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Waits (at most [`CLOSE_LINGER`]) for the client to close, discarding what it sends.
+async fn linger_until_client_closes<S: AsyncRead + Unpin>(socket: &mut S, input: &mut BytesMut) {
+    let drain = async {
+        loop {
+            input.clear();
+            match socket.read_buf(input).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
 }
 
 /// Total bytes (prefix included) of the frame at the head of `input`, once its length is known.
@@ -260,7 +287,7 @@ async fn serve_frame(
             }
             match after {
                 After::Continue => Next::Continue,
-                After::Close => Next::Close,
+                After::Close => Next::CloseAfterAnswer,
             }
         }
         Decoded::ApiVersionsTooNew {
