@@ -3,19 +3,24 @@
 //! last timestamp, coordinator epoch, open transaction's start offset) before and after the
 //! commit marker, and `find-hanging` (DescribeProducers + ListTransactions +
 //! DescribeTransactions) finds no hanging transaction for an old but coordinator-known one.
+//! Raw requests check Kafka's errors: unknown partitions, and on 3 nodes
+//! NOT_LEADER_OR_FOLLOWER from every node but the partition's leader.
 
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
-use kafka_protocol::messages::{DescribeProducersRequest, TopicName};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{DescribeProducersRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use sluice_integration_tests::cluster::Cluster;
 use sluice_integration_tests::kafka_cli::kafka_tool;
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::transactions::{
     add_partitions, end_txn, find_coordinator, init, produce_transactional, transactional_batch,
-    wait_state, TIMEOUT_MS,
+    wait_state, TIMEOUT_MS, WAIT,
 };
-use sluice_integration_tests::{topic_name, Broker};
+use sluice_integration_tests::{topic_name, wait_until, Broker};
 
+const METADATA_VERSION: i16 = 12;
 /// `kafka-transactions.sh`.
 const TRANSACTIONS: &str = "org.apache.kafka.tools.TransactionsCommand";
 /// The record timestamp `transactional_batch` writes (November 2023: long "hanging").
@@ -135,4 +140,55 @@ fn kafka_transactions_tool_describes_producers_and_finds_no_hanging_transaction(
             ("no-such-topic".to_string(), 0, unknown, 0),
         ]
     );
+}
+
+/// Each partition's leader per Metadata, once every partition has one.
+fn leaders(client: &mut RawClient, topic: &str, partitions: usize) -> Vec<i32> {
+    wait_until(WAIT, "partition leaders", || {
+        let mut wanted = MetadataRequestTopic::default();
+        wanted.name = Some(TopicName(StrBytes::from_string(topic.to_string())));
+        let mut request = MetadataRequest::default();
+        request.topics = Some(vec![wanted]);
+        let response = client.request(METADATA_VERSION, &request);
+        let mut found = response.topics[0].partitions.clone();
+        found.sort_by_key(|partition| partition.partition_index);
+        let leaders: Vec<i32> = found.iter().map(|p| p.leader_id.0).collect();
+        (leaders.len() == partitions && leaders.iter().all(|leader| *leader > 0)).then_some(leaders)
+    })
+}
+
+#[test]
+fn only_the_partition_leader_describes_its_producers() {
+    const PARTITIONS: i32 = 3;
+    let cluster = Cluster::start(3);
+    let mut admin = RawClient::connect(&cluster.node(1).bootstrap());
+    let topic = topic_name("txn-producers-cluster");
+    assert_eq!(admin.create_topic(&topic, PARTITIONS, &[]), 0);
+    let leaders = leaders(&mut admin, &topic, PARTITIONS as usize);
+    for node in cluster.ids() {
+        let mut client = RawClient::connect(&cluster.node(node).bootstrap());
+        let mut wanted = TopicRequest::default();
+        wanted.name = TopicName(StrBytes::from_string(topic.clone()));
+        wanted.partition_indexes = (0..PARTITIONS).collect();
+        let mut request = DescribeProducersRequest::default();
+        request.topics = vec![wanted];
+        let response = client.request(0, &request);
+        let codes: Vec<(i32, i16)> = response.topics[0]
+            .partitions
+            .iter()
+            .map(|partition| (partition.partition_index, partition.error_code))
+            .collect();
+        let expected: Vec<(i32, i16)> = (0..PARTITIONS)
+            .map(|index| {
+                let led_here = leaders[index as usize] == node;
+                let code = if led_here {
+                    0
+                } else {
+                    ResponseError::NotLeaderOrFollower.code()
+                };
+                (index, code)
+            })
+            .collect();
+        assert_eq!(codes, expected, "node {node}, leaders {leaders:?}");
+    }
 }
