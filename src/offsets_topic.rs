@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use kafka_protocol::ResponseError;
-use sluice_storage::AppendError;
+use sluice_storage::{AppendError, VerificationGuard};
 
 use crate::broker::{now_ms, ApiError, Broker, Replica, Topic, TopicsImage};
 use crate::group::offset_records::{self, RecordError};
@@ -91,12 +91,15 @@ impl OffsetsLog for ReplicatedOffsetsLog {
         &self,
         partition: i32,
         mut batch: BytesMut,
+        verification: Option<VerificationGuard>,
     ) -> Result<(i64, Replicated), ResponseError> {
         let (broker, replica, leader_epoch) = self.leader_replica(partition)?;
-        let outcome = replica
-            .log
-            .append(&mut batch, leader_epoch, now_ms())
-            .map_err(|error| append_error(&error))?;
+        let log = &replica.log;
+        let appended = match verification {
+            Some(guard) => log.append_verified(&mut batch, leader_epoch, now_ms(), guard),
+            None => log.append(&mut batch, leader_epoch, now_ms()),
+        };
+        let outcome = appended.map_err(|error| append_error(&error))?;
         replication::recompute_high_watermark(&replica);
         // Followers' waiting fetches must see the batch for the commit to complete.
         broker.notify_appended();

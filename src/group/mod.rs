@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use kafka_protocol::ResponseError;
+use sluice_storage::VerificationGuard;
 
 pub use classic::{ClassicGroup, GroupState};
 pub use consumer::{ConsumerGroup, ConsumerGroupState, TopicLookup};
@@ -99,8 +100,15 @@ pub type Replicated = Pin<Box<dyn Future<Output = Result<(), ResponseError>> + S
 pub trait OffsetsLog: Send + Sync {
     /// Appends `batch` to offsets partition `partition` as this node's leader replica;
     /// returns the offset of its last record and what resolves once every ISR member holds
-    /// it. NOT_COORDINATOR when this node does not lead the partition.
-    fn append(&self, partition: i32, batch: BytesMut) -> Result<(i64, Replicated), ResponseError>;
+    /// it. NOT_COORDINATOR when this node does not lead the partition. `verification`: the
+    /// KIP-890 guard of a transactional batch (TxnOffsetCommit), `None` for the
+    /// coordinator's own records.
+    fn append(
+        &self,
+        partition: i32,
+        batch: BytesMut,
+        verification: Option<VerificationGuard>,
+    ) -> Result<(i64, Replicated), ResponseError>;
 
     /// The sequence the leader replica of `partition` expects next from `producer_id` at
     /// `producer_epoch` (0 for a producer it does not know or at a newer epoch);
@@ -127,6 +135,9 @@ struct LateMarker {
 pub struct TxnOffsetCommit {
     pub producer_id: i64,
     pub producer_epoch: i16,
+    /// The KIP-890 guard the handler's verification got (`NONE`: the producer's
+    /// transaction was ongoing on the offsets partition).
+    pub verification_guard: VerificationGuard,
     pub member: MemberRef,
     pub offsets: Vec<OffsetCommit>,
 }
@@ -531,7 +542,7 @@ impl GroupCoordinator {
                 tracing::error!(%error, "encoding offset records");
                 ResponseError::UnknownServerError
             })?;
-        let (last_offset, replicated) = log.append(partition, batch)?;
+        let (last_offset, replicated) = log.append(partition, batch, None)?;
         let first_offset = last_offset - (records.len() as i64 - 1);
         Ok((first_offset, replicated))
     }

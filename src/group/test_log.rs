@@ -38,6 +38,7 @@ impl OffsetsLog for Shared {
         &self,
         partition: i32,
         mut batch: BytesMut,
+        _verification: Option<sluice_storage::VerificationGuard>,
     ) -> Result<(i64, Replicated), ResponseError> {
         let mut partitions = self.0.partitions.lock().unwrap();
         let (bytes, next) = partitions.entry(partition).or_default();

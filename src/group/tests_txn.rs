@@ -46,6 +46,7 @@ fn txn(producer_epoch: i16, offsets: Vec<OffsetCommit>) -> TxnOffsetCommit {
     TxnOffsetCommit {
         producer_id: PRODUCER,
         producer_epoch,
+        verification_guard: sluice_storage::VerificationGuard::NONE,
         member: anonymous(),
         offsets,
     }

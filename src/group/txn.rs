@@ -79,12 +79,7 @@ impl GroupCoordinator {
                 value: Some(offset.committed.clone()),
             })
             .collect();
-        let (first_offset, replicated) = self.append_transactional(
-            partition,
-            commit.producer_id,
-            commit.producer_epoch,
-            &records,
-        )?;
+        let (first_offset, replicated) = self.append_transactional(partition, &commit, &records)?;
         for (offset, record_offset) in commit.offsets.into_iter().zip(first_offset..) {
             group.offsets.put_pending(
                 commit.producer_id,
@@ -102,10 +97,10 @@ impl GroupCoordinator {
     fn append_transactional(
         &self,
         partition: i32,
-        producer_id: i64,
-        producer_epoch: i16,
+        commit: &TxnOffsetCommit,
         records: &[OffsetRecord],
     ) -> Result<(i64, Replicated), ResponseError> {
+        let (producer_id, producer_epoch) = (commit.producer_id, commit.producer_epoch);
         assert!(!records.is_empty());
         let log = self
             .log
@@ -123,7 +118,8 @@ impl GroupCoordinator {
                 tracing::warn!(%error, producer_id, "encoding transactional offset records");
                 ResponseError::UnknownServerError
             })?;
-        let (last_offset, replicated) = log.append(partition, batch)?;
+        let (last_offset, replicated) =
+            log.append(partition, batch, Some(commit.verification_guard))?;
         let first_offset = last_offset - (records.len() as i64 - 1);
         Ok((first_offset, replicated))
     }

@@ -31,6 +31,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_transactions;
 mod elect_leaders;
 mod end_txn;
@@ -293,6 +294,9 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         RequestKind::DescribeTransactions(request) => {
             ResponseKind::DescribeTransactions(describe_transactions::handle(context, request))
         }
+        RequestKind::DescribeProducers(request) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(context, request))
+        }
         RequestKind::ListTransactions(request) => {
             ResponseKind::ListTransactions(list_transactions::handle(context, request))
         }
@@ -403,6 +407,7 @@ mod tests {
             ApiKey::EndTxn,
             ApiKey::DescribeTransactions,
             ApiKey::ListTransactions,
+            ApiKey::DescribeProducers,
         ];
         for api in sluice_wire::versions::SUPPORTED_APIS {
             assert!(

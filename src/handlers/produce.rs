@@ -17,7 +17,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
-use sluice_storage::{AppendError, AppendOutcome};
+use sluice_storage::{AppendError, AppendOutcome, VerificationGuard};
 
 use sluice_raft::image::acls::operation;
 
@@ -242,24 +242,35 @@ fn has_transactional_records(request: &ProduceRequest) -> bool {
 }
 
 /// KIP-890: the first transactional batch of a producer on this partition must belong to a
-/// transaction the coordinator added the partition to.
+/// transaction the coordinator added the partition to. The guard is recorded before the
+/// coordinator is asked and the append presents it: a marker written in between removes it
+/// and the append fails (Kafka's verification guard), so a late answer cannot start a
+/// transaction the coordinator already ended. No guard (`NONE`) when the producer has a
+/// transaction ongoing here or the batch is not transactional.
 async fn verify_transactional(
     context: &RequestContext<'_>,
     target: &Target<'_>,
     replica: &Replica,
     records: &Bytes,
-) -> Result<(), ResponseError> {
+) -> Result<VerificationGuard, ResponseError> {
     let Ok(header) = sluice_storage::BatchHeader::parse(records) else {
-        return Ok(()); // The append refuses it with the precise error.
+        // The append refuses it with the precise error.
+        return Ok(VerificationGuard::NONE);
     };
     if !header.is_transactional() {
-        return Ok(());
+        return Ok(VerificationGuard::NONE);
     }
     let Some(transactional_id) = target.transactional_id else {
         return Err(ResponseError::TransactionalIdAuthorizationFailed);
     };
-    if replica.log.has_ongoing_txn(header.producer_id) {
-        return Ok(());
+    let guard = replica.log.start_txn_verification(
+        header.producer_id,
+        header.base_sequence,
+        header.producer_epoch,
+        now_ms(),
+    );
+    if guard.is_none() {
+        return Ok(guard);
     }
     let topic = target.topic.map_or("", |topic| topic.name.as_str());
     crate::txn::verify::verify_partition(
@@ -270,7 +281,8 @@ async fn verify_transactional(
         topic,
         target.partition.index,
     )
-    .await
+    .await?;
+    Ok(guard)
 }
 
 /// Appends to this node's leader replica; with acks=all also waits until every ISR member
@@ -289,14 +301,14 @@ async fn produce_one(
         return Err(ResponseError::InvalidTopicException);
     }
     let replica = partition.leader_replica(context.broker.node_id(), -1)?;
-    verify_transactional(context, target, replica, &records).await?;
+    let guard = verify_transactional(context, target, replica, &records).await?;
     let min_insync = min_insync_replicas(topic);
     if acks == -1 && partition.registration.isr.len() < min_insync {
         return Err(ResponseError::NotEnoughReplicas);
     }
     let epoch = partition.leader_epoch();
     let bytes = records.len();
-    let outcome = append(context, replica.clone(), epoch, records).await?;
+    let outcome = append(context, replica.clone(), epoch, records, guard).await?;
     replica.record_traffic(bytes);
     replication::recompute_high_watermark(replica);
     // Wake waiting Fetches now: followers must see the records for acks=all to complete.
@@ -323,17 +335,24 @@ async fn append(
     partition: Arc<Replica>,
     leader_epoch: i32,
     records: Bytes,
+    guard: VerificationGuard,
 ) -> Result<AppendOutcome, ResponseError> {
     // Stamping needs a writable copy; the frame is shared by every partition of the request.
     let mut batches = BytesMut::from(&records[..]);
     let now = now_ms();
     let outcome = if context.broker.config.flush_policy == FlushPolicy::EveryAppend {
         // fsync blocks for milliseconds: keep it off the async workers.
-        tokio::task::spawn_blocking(move || partition.log.append(&mut batches, leader_epoch, now))
-            .await
-            .map_err(|_| ResponseError::UnknownServerError)?
+        tokio::task::spawn_blocking(move || {
+            partition
+                .log
+                .append_verified(&mut batches, leader_epoch, now, guard)
+        })
+        .await
+        .map_err(|_| ResponseError::UnknownServerError)?
     } else {
-        partition.log.append(&mut batches, leader_epoch, now)
+        partition
+            .log
+            .append_verified(&mut batches, leader_epoch, now, guard)
     };
     outcome.map_err(|error| {
         tracing::debug!(peer = %context.peer, client = ?context.client_id, %error, "append refused");

@@ -14,6 +14,8 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
+use sluice_storage::producer_state::NO_SEQUENCE;
+use sluice_storage::VerificationGuard;
 
 use sluice_raft::image::acls::operation;
 
@@ -32,17 +34,18 @@ pub async fn handle(
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let (results, offsets) = validate(context, &request);
-    let refused =
+    let verified =
         match request_refusal(&request).or_else(|| authorization_refusal(context, &request)) {
-            Some(error) => Some(error),
-            None => verify(context, &request).await.err(),
+            Some(error) => Err(error),
+            None => verify(context, &request).await,
         };
-    let committed = match refused {
-        Some(error) => Err(error),
-        None => {
+    let committed = match verified {
+        Err(error) => Err(error),
+        Ok(verification_guard) => {
             let commit = TxnOffsetCommit {
                 producer_id: request.producer_id.0,
                 producer_epoch: request.producer_epoch,
+                verification_guard,
                 member: member(context.api_version, &request),
                 offsets,
             };
@@ -128,16 +131,17 @@ fn member(version: i16, request: &TxnOffsetCommitRequest) -> MemberRef {
 }
 
 /// KIP-890 verification of the group's offsets partition with the transaction coordinator,
-/// unless the producer's transaction is already ongoing there. A partition this node does
-/// not lead passes: the group coordinator answers NOT_COORDINATOR.
+/// unless the producer's transaction is already ongoing there: the guard the append must
+/// present (recorded before asking, so a marker landing in between fails the append). A
+/// partition this node does not lead passes: the group coordinator answers NOT_COORDINATOR.
 async fn verify(
     context: &RequestContext<'_>,
     request: &TxnOffsetCommitRequest,
-) -> Result<(), ResponseError> {
+) -> Result<VerificationGuard, ResponseError> {
     let broker = context.broker;
     let group_id = request.group_id.0.as_str();
     if group_id.is_empty() {
-        return Ok(());
+        return Ok(VerificationGuard::NONE);
     }
     let partition = broker.groups.partition_for(group_id);
     let image = broker.topics();
@@ -147,11 +151,18 @@ async fn verify(
         .and_then(|topic| topic.partition(partition))
         .and_then(|found| found.leader_replica(broker.node_id(), -1).ok().cloned());
     let Some(replica) = replica else {
-        return Ok(());
+        return Ok(VerificationGuard::NONE);
     };
     let producer_id = request.producer_id.0;
-    if replica.log.has_ongoing_txn(producer_id) {
-        return Ok(());
+    // No sequence: the group coordinator numbers the batch itself (Kafka's NO_SEQUENCE).
+    let guard = replica.log.start_txn_verification(
+        producer_id,
+        NO_SEQUENCE,
+        request.producer_epoch,
+        now_ms(),
+    );
+    if guard.is_none() {
+        return Ok(guard);
     }
     let verified = crate::txn::verify::verify_partition(
         broker,
@@ -167,7 +178,8 @@ async fn verify(
     verified.map_err(|error| match error {
         ResponseError::NotEnoughReplicas => ResponseError::CoordinatorNotAvailable,
         other => other,
-    })
+    })?;
+    Ok(guard)
 }
 
 /// What refuses the whole request before the coordinator sees it.

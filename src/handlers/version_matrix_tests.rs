@@ -632,6 +632,15 @@ fn transaction_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKi
             r.transactional_ids = vec![id, kafka_protocol::messages::TransactionalId(text(""))];
             vec![RequestKind::DescribeTransactions(r)]
         }
+        ApiKey::DescribeProducers => {
+            use kafka_protocol::messages::describe_producers_request::TopicRequest;
+            let mut wanted = TopicRequest::default();
+            wanted.name = topic_name(topic);
+            wanted.partition_indexes = vec![0, 9];
+            let mut r = kafka_protocol::messages::DescribeProducersRequest::default();
+            r.topics = vec![wanted];
+            vec![RequestKind::DescribeProducers(r)]
+        }
         ApiKey::ListTransactions => {
             let mut r = ListTransactionsRequest::default();
             r.state_filters = vec![text("Ongoing"), text("Bogus")];

@@ -13,7 +13,8 @@
 //!   checked on append, snapshotted to `<offset>.snapshot` files and rebuilt on open.
 //! - Transactions (KIP-98): each producer's ongoing transaction, the markers that end it
 //!   (`Log::append_txn_marker`), the last stable offset, and an aborted-transaction index
-//!   per segment (`.txnindex`, Kafka's format) for read_committed reads.
+//!   per segment (`.txnindex`, Kafka's format) for read_committed reads, and KIP-890's
+//!   verification guard (`Log::start_txn_verification`, `Log::append_verified`).
 //! - `MetadataStore`: topics, log start offsets, cluster id and producer id blocks in redb.
 //!
 //! What it must not know: Kafka requests and responses, client sessions, Raft or any other
@@ -44,6 +45,7 @@ pub mod segment;
 pub mod time_index;
 pub mod transactions;
 pub mod txn_index;
+pub mod verification;
 
 pub use batch::{
     validate_batches, BatchError, BatchHeader, BatchIter, BatchesSummary, CorruptReason,
@@ -61,6 +63,7 @@ pub use producer_state::{
 };
 pub use recovery::{ScanDamage, ScanOutcome};
 pub use txn_index::AbortedTxn;
+pub use verification::VerificationGuard;
 
 #[cfg(test)]
 #[path = "../tests/common/mod.rs"]

@@ -28,6 +28,7 @@ use crate::producer_state::{
 use crate::segment::{Segment, SEGMENT_BYTES_LIMIT};
 use crate::transactions::Transactions;
 use crate::txn_index::{AbortedTxn, TxnIndexEntry};
+use crate::verification::{VerificationGuard, Verifications};
 
 /// Per-log settings, named and defaulted like Kafka's topic configs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +152,8 @@ struct Writer {
     producer_snapshot_offset: Option<i64>,
     /// `producers` changed since the newest snapshot.
     producers_dirty: bool,
+    /// KIP-890 verifications in progress (in memory only).
+    verifications: Verifications,
     /// First offset of each leader epoch (`leader-epoch-checkpoint`).
     epochs: LeaderEpochCache,
     /// The high watermark last written to the `high-watermark` file.
@@ -248,6 +251,7 @@ impl Log {
                 producers_dirty: rebuilt.snapshot_offset != Some(log_end_offset),
                 producers: rebuilt.producers,
                 producer_snapshot_offset: rebuilt.snapshot_offset,
+                verifications: Verifications::default(),
                 epochs: LeaderEpochCache::load(dir, log_end_offset),
                 high_watermark_persisted,
             }),
@@ -304,11 +308,75 @@ impl Log {
     /// if needed, writes, indexes, and fsyncs if configured. A payload whose batches are all
     /// retries of batches in the log is not written: the outcome is `duplicate` with the
     /// original offsets.
+    ///
+    /// Transactional batches need no verification here (replication-free callers: the
+    /// coordinators and tests); a client's produce uses [`Log::append_verified`].
     pub fn append(
         &self,
         batches: &mut [u8],
         leader_epoch: i32,
         now_ms: i64,
+    ) -> Result<AppendOutcome, AppendError> {
+        self.append_checked(batches, leader_epoch, now_ms, None)
+    }
+
+    /// [`Log::append`] of a client's produce under KIP-890 (Kafka's `AppendOrigin.CLIENT`
+    /// with transaction verification): a transactional batch that would start a transaction
+    /// is written only if `guard` (from [`Log::start_txn_verification`], before the
+    /// coordinator was asked) is still its producer's guard, else `InvalidTxnState`; while a
+    /// producer verifies, a batch with a sequence above the lowest one verifying is out of
+    /// order.
+    pub fn append_verified(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        guard: VerificationGuard,
+    ) -> Result<AppendOutcome, AppendError> {
+        self.append_checked(batches, leader_epoch, now_ms, Some(guard))
+    }
+
+    /// Starts verifying `producer_id`'s first transactional batch here: the guard the
+    /// verified append must present, or [`VerificationGuard::NONE`] when the producer has a
+    /// transaction ongoing (no verification needed; if a marker ends it before the append,
+    /// the append is refused). Kafka's `maybeStartTransactionVerification`.
+    pub fn start_txn_verification(
+        &self,
+        producer_id: i64,
+        sequence: i32,
+        producer_epoch: i16,
+        now_ms: i64,
+    ) -> VerificationGuard {
+        // The common case (a transaction's later batches) without waiting for the writer,
+        // which may be fsyncing. Safe either way: without a transaction at append time, a
+        // `NONE` guard is refused.
+        if self.has_ongoing_txn(producer_id) {
+            return VerificationGuard::NONE;
+        }
+        let mut writer = lock(&self.writer);
+        if writer.producers.has_ongoing_txn(producer_id) {
+            return VerificationGuard::NONE;
+        }
+        writer
+            .verifications
+            .start(producer_id, sequence, producer_epoch, now_ms)
+    }
+
+    /// The producer's verification guard in progress, if any (tests and operators).
+    pub fn txn_verification_guard(&self, producer_id: i64) -> Option<VerificationGuard> {
+        let writer = lock(&self.writer);
+        writer
+            .verifications
+            .get(producer_id)
+            .map(|entry| entry.guard)
+    }
+
+    fn append_checked(
+        &self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        guard: Option<VerificationGuard>,
     ) -> Result<AppendOutcome, AppendError> {
         let batch_bytes_max = lock(&self.writer).config.max_message_bytes as usize;
         // CRC work happens outside the writer lock.
@@ -356,6 +424,9 @@ impl Log {
                 });
             }
         };
+        if let Some(guard) = guard {
+            check_verification(&writer.verifications, batches, &pending, guard)?;
+        }
         if self.should_roll(
             &writer,
             summary.total_bytes as u64,
@@ -380,6 +451,7 @@ impl Log {
             let mut transactions = lock(&self.transactions);
             for &(producer_id, first_offset) in pending.started_txns() {
                 transactions.start(producer_id, first_offset);
+                writer.verifications.clear(producer_id);
             }
             drop(transactions);
             writer.producers.apply(pending);
@@ -502,6 +574,7 @@ impl Log {
     fn prune_producers(&self, writer: &mut Writer, now_ms: i64) {
         let expiration_ms = writer.config.producer_id_expiration_ms;
         let log_start_offset = self.log_start_offset();
+        writer.verifications.remove_expired(now_ms, expiration_ms);
         let removed = writer.producers.remove_expired(now_ms, expiration_ms)
             + writer.producers.remove_below(log_start_offset);
         if removed > 0 {
@@ -512,6 +585,16 @@ impl Log {
     /// The state of one idempotent producer in this partition (for tests and operators).
     pub fn producer_entry(&self, producer_id: i64) -> Option<ProducerEntry> {
         lock(&self.writer).producers.get(producer_id).cloned()
+    }
+
+    /// Every producer this partition remembers, by producer id (DescribeProducers).
+    pub fn producers(&self) -> Vec<(i64, ProducerEntry)> {
+        let writer = lock(&self.writer);
+        let entries = writer.producers.entries_sorted();
+        entries
+            .into_iter()
+            .map(|(producer_id, entry)| (producer_id, entry.clone()))
+            .collect()
     }
 
     /// How many idempotent producers this partition remembers.
@@ -813,6 +896,9 @@ impl Log {
                 if header.is_control() {
                     transactions.end(header.producer_id);
                 }
+                if header.is_transactional() {
+                    writer.verifications.clear(header.producer_id);
+                }
             }
         }
         for entry in aborted {
@@ -875,6 +961,8 @@ impl Log {
             .context("append", &path)?;
         let completed = pending.completed;
         writer.producers.apply_marker(pending);
+        // The transaction is over: a verification answered before this marker is stale.
+        writer.verifications.clear(marker.producer_id);
         writer.producers_dirty = true;
         {
             let mut transactions = lock(&self.transactions);
@@ -1136,6 +1224,39 @@ struct ReplicatedEpochs {
 
 /// Checks that replicated batches start at `log_end_offset` and follow each other, and lists
 /// where their leader epochs change.
+/// KIP-890 for a planned client append (Kafka's `analyzeAndValidateProducerState` with
+/// verification): a producer still verifying may not append above its lowest verifying
+/// sequence, and every transaction the payload starts needs that producer's current guard.
+fn check_verification(
+    verifications: &Verifications,
+    payload: &[u8],
+    pending: &crate::producer_state::PendingProducers,
+    guard: VerificationGuard,
+) -> Result<(), AppendError> {
+    for item in crate::batch::BatchIter::new(payload) {
+        let (_, header) = item?;
+        let Some(entry) = verifications.get(header.producer_id) else {
+            continue;
+        };
+        // A verification without a sequence (the group coordinator's, which numbers its
+        // batches itself) orders nothing.
+        if entry.lowest_sequence >= 0 && header.base_sequence > entry.lowest_sequence {
+            return Err(AppendError::OutOfOrderSequence {
+                producer_id: header.producer_id,
+                producer_epoch: header.producer_epoch,
+                sequence: header.base_sequence,
+                expected_sequence: entry.lowest_sequence,
+            });
+        }
+    }
+    for &(producer_id, _) in pending.started_txns() {
+        if !verifications.verifies(producer_id, guard) {
+            return Err(AppendError::InvalidTxnState { producer_id });
+        }
+    }
+    Ok(())
+}
+
 fn replicated_epoch_starts(
     batches: &[u8],
     log_end_offset: i64,

@@ -131,6 +131,9 @@ pub fn default_request_body(api_key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeTransactions => {
             RequestKind::DescribeTransactions(m::DescribeTransactionsRequest::default())
         }
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(m::DescribeProducersRequest::default())
+        }
         ApiKey::ListTransactions => {
             RequestKind::ListTransactions(m::ListTransactionsRequest::default())
         }

@@ -81,6 +81,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
     api(ApiKey::DescribeCluster, 0, 2),
+    // KIP-664: the producer state of partitions this node leads.
+    api(ApiKey::DescribeProducers, 0, 0),
     // `kafka-cluster unregister`: decommissions a stopped broker (and voter).
     api(ApiKey::UnregisterBroker, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
