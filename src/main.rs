@@ -12,6 +12,7 @@ mod budget;
 mod config;
 mod group;
 mod handlers;
+mod internal_topic;
 mod lifecycle;
 mod metadata_publisher;
 mod metrics;

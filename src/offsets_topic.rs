@@ -17,6 +17,7 @@ use sluice_storage::{AppendError, VerificationGuard};
 use crate::broker::{now_ms, ApiError, Broker, Replica, Topic, TopicsImage};
 use crate::group::offset_records::{self, RecordError};
 use crate::group::{GroupOffsets, OffsetsLog, Ownership, Replicated, OFFSETS_TOPIC};
+use crate::internal_topic;
 use crate::replication;
 use crate::topic_config;
 
@@ -207,30 +208,24 @@ pub async fn coordinate_all_for_test(broker: &Broker) {
 
 /// Loads the offsets partitions this node now leads and unloads the ones it no longer does.
 pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {
-    let groups = &broker.groups;
-    let held = groups.ownership();
-    let Some(topic) = topics.by_name.get(OFFSETS_TOPIC) else {
-        for partition in held.keys() {
-            groups.unload(*partition);
-        }
-        return;
-    };
-    if let Ok(count @ 1..) = i32::try_from(topic.partitions.len()) {
-        groups.set_partition_count(count);
+    internal_topic::follow_leadership(broker, topics, OFFSETS_TOPIC, &broker.groups, spawn_load);
+}
+
+impl internal_topic::PartitionCoordinator for crate::group::GroupCoordinator {
+    fn held_partitions(&self) -> Vec<i32> {
+        self.ownership().into_keys().collect()
     }
-    let node = broker.node_id();
-    for partition in &topic.partitions {
-        let leading = partition.registration.leader == node;
-        match (&partition.replica, leading) {
-            (Some(replica), true) => {
-                let epoch = partition.leader_epoch();
-                if groups.begin_load(partition.index, epoch) {
-                    spawn_load(broker.clone(), replica.clone(), epoch);
-                }
-            }
-            _ if held.contains_key(&partition.index) => groups.unload(partition.index),
-            _ => {}
-        }
+
+    fn set_partition_count(&self, count: i32) {
+        crate::group::GroupCoordinator::set_partition_count(self, count);
+    }
+
+    fn begin_load(&self, partition: i32, leader_epoch: i32) -> bool {
+        crate::group::GroupCoordinator::begin_load(self, partition, leader_epoch)
+    }
+
+    fn unload(&self, partition: i32) {
+        crate::group::GroupCoordinator::unload(self, partition);
     }
 }
 

@@ -11,6 +11,7 @@ use kafka_protocol::ResponseError;
 use super::records::{self, RecordError};
 use super::{markers, Ticket, TxnMetadata, TRANSACTION_STATE_TOPIC};
 use crate::broker::{now_ms, ApiError, Broker, Replica, Topic, TopicsImage};
+use crate::internal_topic;
 use crate::replication;
 use crate::topic_config;
 
@@ -110,29 +111,24 @@ pub async fn append(broker: &Arc<Broker>, ticket: &Ticket) -> Result<(), Respons
 /// Loads the partitions this node now leads and unloads the ones it no longer does.
 pub fn on_image(broker: &Arc<Broker>, topics: &TopicsImage) {
     let txns = &broker.txns;
-    let held = txns.ownership();
-    let Some(topic) = topics.by_name.get(TRANSACTION_STATE_TOPIC) else {
-        for partition in held.keys() {
-            txns.unload(*partition);
-        }
-        return;
-    };
-    if let Ok(count @ 1..) = i32::try_from(topic.partitions.len()) {
-        txns.set_partition_count(count);
+    internal_topic::follow_leadership(broker, topics, TRANSACTION_STATE_TOPIC, txns, spawn_load);
+}
+
+impl internal_topic::PartitionCoordinator for super::TxnCoordinator {
+    fn held_partitions(&self) -> Vec<i32> {
+        self.ownership().into_keys().collect()
     }
-    let node = broker.node_id();
-    for partition in &topic.partitions {
-        let leading = partition.registration.leader == node;
-        match (&partition.replica, leading) {
-            (Some(replica), true) => {
-                let epoch = partition.leader_epoch();
-                if txns.begin_load(partition.index, epoch) {
-                    spawn_load(broker.clone(), replica.clone(), epoch);
-                }
-            }
-            _ if held.contains_key(&partition.index) => txns.unload(partition.index),
-            _ => {}
-        }
+
+    fn set_partition_count(&self, count: i32) {
+        super::TxnCoordinator::set_partition_count(self, count);
+    }
+
+    fn begin_load(&self, partition: i32, leader_epoch: i32) -> bool {
+        super::TxnCoordinator::begin_load(self, partition, leader_epoch)
+    }
+
+    fn unload(&self, partition: i32) {
+        super::TxnCoordinator::unload(self, partition);
     }
 }
 

@@ -1,0 +1,53 @@
+//! What the group coordinator (`__consumer_offsets`) and the transaction coordinator
+//! (`__transaction_state`) share: their state lives in an internal topic's partitions, and
+//! this node serves a partition's part of it exactly while it leads that partition. The
+//! metadata publisher calls [`follow_leadership`] after each new view.
+
+use std::sync::Arc;
+
+use crate::broker::{Broker, Replica, TopicsImage};
+
+/// A coordinator that loads and unloads internal-topic partitions as leadership moves.
+pub trait PartitionCoordinator {
+    /// Partitions loading or loaded here.
+    fn held_partitions(&self) -> Vec<i32>;
+    fn set_partition_count(&self, count: i32);
+    /// Marks `partition` loading at `leader_epoch`; false when it already is (or is loaded).
+    fn begin_load(&self, partition: i32, leader_epoch: i32) -> bool;
+    fn unload(&self, partition: i32);
+}
+
+/// Starts loading the partitions of `topic_name` this node now leads (with `spawn_load`)
+/// and unloads the ones it no longer does.
+pub fn follow_leadership(
+    broker: &Arc<Broker>,
+    topics: &TopicsImage,
+    topic_name: &str,
+    coordinator: &impl PartitionCoordinator,
+    spawn_load: impl Fn(Arc<Broker>, Arc<Replica>, i32),
+) {
+    let held = coordinator.held_partitions();
+    let Some(topic) = topics.by_name.get(topic_name) else {
+        for partition in held {
+            coordinator.unload(partition);
+        }
+        return;
+    };
+    if let Ok(count @ 1..) = i32::try_from(topic.partitions.len()) {
+        coordinator.set_partition_count(count);
+    }
+    let node = broker.node_id();
+    for partition in &topic.partitions {
+        let leading = partition.registration.leader == node;
+        match (&partition.replica, leading) {
+            (Some(replica), true) => {
+                let epoch = partition.leader_epoch();
+                if coordinator.begin_load(partition.index, epoch) {
+                    spawn_load(broker.clone(), replica.clone(), epoch);
+                }
+            }
+            _ if held.contains(&partition.index) => coordinator.unload(partition.index),
+            _ => {}
+        }
+    }
+}
