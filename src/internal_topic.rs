@@ -3,9 +3,13 @@
 //! this node serves a partition's part of it exactly while it leads that partition. The
 //! metadata publisher calls [`follow_leadership`] after each new view.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::broker::{Broker, Replica, TopicsImage};
+use kafka_protocol::ResponseError;
+
+use crate::broker::{ApiError, Broker, Replica, Topic, TopicsImage};
+use crate::topic_config;
 
 /// A coordinator that loads and unloads internal-topic partitions as leadership moves.
 pub trait PartitionCoordinator {
@@ -49,5 +53,52 @@ pub fn follow_leadership(
             _ if held.contains(&partition.index) => coordinator.unload(partition.index),
             _ => {}
         }
+    }
+}
+
+/// Internal topic `name`, created through the controller if it does not exist yet (Kafka does
+/// this on the first FindCoordinator that needs it). Its replication factor is capped at the
+/// brokers alive now, so a single dev node needs no flag. The log is never compacted yet, so
+/// nothing may be deleted by time or size either.
+pub async fn ensure_created(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    replication_factor_max: i16,
+) -> Result<Arc<Topic>, ApiError> {
+    if let Some(topic) = broker.topics().by_name.get(name) {
+        return Ok(topic.clone());
+    }
+    let live = broker
+        .topics()
+        .metadata
+        .cluster
+        .brokers
+        .values()
+        .filter(|registration| !registration.fenced)
+        .count()
+        .max(1);
+    let replication_factor = replication_factor_max.min(i16::try_from(live).unwrap_or(i16::MAX));
+    let overrides = BTreeMap::from([
+        (topic_config::RETENTION_MS.to_string(), "-1".to_string()),
+        (topic_config::RETENTION_BYTES.to_string(), "-1".to_string()),
+    ]);
+    let created = broker
+        .create_topic(
+            name,
+            partitions,
+            replication_factor,
+            BTreeMap::new(),
+            overrides,
+            false,
+        )
+        .await;
+    match created {
+        Ok(topic) => Ok(topic),
+        // Another request created it meanwhile.
+        Err(error) if error.code == ResponseError::TopicAlreadyExists => {
+            broker.topics().by_name.get(name).cloned().ok_or(error)
+        }
+        Err(error) => Err(error),
     }
 }

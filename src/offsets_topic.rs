@@ -6,7 +6,7 @@
 //! The group coordinator (`crate::group`) knows only the `OffsetsLog` trait and which
 //! partitions it owns; the metadata publisher calls [`on_image`] after each new view.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -19,7 +19,6 @@ use crate::group::offset_records::{self, RecordError};
 use crate::group::{GroupOffsets, OffsetsLog, Ownership, Replicated, OFFSETS_TOPIC};
 use crate::internal_topic;
 use crate::replication;
-use crate::topic_config;
 
 /// Kafka's offsets.commit.timeout.ms: a commit not replicated by then is answered
 /// COORDINATOR_NOT_AVAILABLE (the client retries).
@@ -149,48 +148,9 @@ fn commit_error(error: ResponseError) -> ResponseError {
 /// this on the first FindCoordinator for a group). Its replication factor is capped at the
 /// brokers alive now, so a single dev node needs no flag.
 pub async fn ensure_created(broker: &Broker) -> Result<Arc<Topic>, ApiError> {
-    if let Some(topic) = broker.topics().by_name.get(OFFSETS_TOPIC) {
-        return Ok(topic.clone());
-    }
-    let live = broker
-        .topics()
-        .metadata
-        .cluster
-        .brokers
-        .values()
-        .filter(|registration| !registration.fenced)
-        .count()
-        .max(1);
-    let replication_factor = broker
-        .config
-        .offsets_topic_replication_factor
-        .min(i16::try_from(live).unwrap_or(i16::MAX));
-    // The log is never compacted yet, so nothing may be deleted by time or size either.
-    let overrides = BTreeMap::from([
-        (topic_config::RETENTION_MS.to_string(), "-1".to_string()),
-        (topic_config::RETENTION_BYTES.to_string(), "-1".to_string()),
-    ]);
-    let created = broker
-        .create_topic(
-            OFFSETS_TOPIC,
-            broker.config.offsets_topic_partitions,
-            replication_factor,
-            BTreeMap::new(),
-            overrides,
-            false,
-        )
-        .await;
-    match created {
-        Ok(topic) => Ok(topic),
-        // Another request created it meanwhile.
-        Err(error) if error.code == ResponseError::TopicAlreadyExists => broker
-            .topics()
-            .by_name
-            .get(OFFSETS_TOPIC)
-            .cloned()
-            .ok_or(error),
-        Err(error) => Err(error),
-    }
+    let partitions = broker.config.offsets_topic_partitions;
+    let replication_factor_max = broker.config.offsets_topic_replication_factor;
+    internal_topic::ensure_created(broker, OFFSETS_TOPIC, partitions, replication_factor_max).await
 }
 
 /// Creates the offsets topic and waits until this node (a single test broker) serves

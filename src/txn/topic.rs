@@ -2,7 +2,7 @@
 //! coordinator's records to this node's leader replicas, and loading or unloading partitions
 //! as this node gains or loses their leadership (Kafka's `TransactionStateManager`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,6 @@ use super::{markers, Ticket, TxnMetadata, TRANSACTION_STATE_TOPIC};
 use crate::broker::{now_ms, ApiError, Broker, Replica, Topic, TopicsImage};
 use crate::internal_topic;
 use crate::replication;
-use crate::topic_config;
 
 /// Kafka's transaction.state.log replication factor default; capped at the live brokers.
 const REPLICATION_FACTOR_MAX: i16 = 3;
@@ -27,44 +26,9 @@ const LOAD_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// The topic, created through the controller if it does not exist yet (Kafka does this on
 /// the first FindCoordinator for a transactional id).
 pub async fn ensure_created(broker: &Broker) -> Result<Arc<Topic>, ApiError> {
-    if let Some(topic) = broker.topics().by_name.get(TRANSACTION_STATE_TOPIC) {
-        return Ok(topic.clone());
-    }
-    let live = broker
-        .topics()
-        .metadata
-        .cluster
-        .brokers
-        .values()
-        .filter(|registration| !registration.fenced)
-        .count()
-        .max(1);
-    let replication_factor = REPLICATION_FACTOR_MAX.min(i16::try_from(live).unwrap_or(i16::MAX));
-    // Never compacted yet, so nothing may be deleted by time or size either.
-    let overrides = BTreeMap::from([
-        (topic_config::RETENTION_MS.to_string(), "-1".to_string()),
-        (topic_config::RETENTION_BYTES.to_string(), "-1".to_string()),
-    ]);
-    let created = broker
-        .create_topic(
-            TRANSACTION_STATE_TOPIC,
-            broker.config.transaction_state_partitions,
-            replication_factor,
-            BTreeMap::new(),
-            overrides,
-            false,
-        )
-        .await;
-    match created {
-        Ok(topic) => Ok(topic),
-        Err(error) if error.code == ResponseError::TopicAlreadyExists => broker
-            .topics()
-            .by_name
-            .get(TRANSACTION_STATE_TOPIC)
-            .cloned()
-            .ok_or(error),
-        Err(error) => Err(error),
-    }
+    let partitions = broker.config.transaction_state_partitions;
+    let name = TRANSACTION_STATE_TOPIC;
+    internal_topic::ensure_created(broker, name, partitions, REPLICATION_FACTOR_MAX).await
 }
 
 /// Appends the ticket's record to this node's leader replica (still at the ticket's epoch)
