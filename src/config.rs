@@ -423,6 +423,17 @@ pub struct Config {
     )]
     pub transactional_id_expiration_ms: i64,
 
+    /// The transaction version finalized for clients (the `transaction.version` feature of
+    /// ApiVersions): 2 (KIP-890 part 2: partitions added by the leaders, an epoch bump per
+    /// transaction) or 1 (clients add partitions themselves, as before).
+    #[arg(
+        long,
+        env = "SLUICE_TRANSACTION_VERSION",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(i16).range(1..=2)
+    )]
+    pub transaction_version: i16,
+
     /// Whether Fetch v0-v3 readers (Kafka 0.8-0.10 clients) get stored batches converted to
     /// their message format (Kafka's log.message.downconversion.enable); when false they get
     /// UNSUPPORTED_VERSION. Topics override it with message.downconversion.enable.

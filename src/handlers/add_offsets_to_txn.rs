@@ -68,6 +68,7 @@ async fn add(
             producer_id,
             producer_epoch,
             std::slice::from_ref(&partition),
+            0,
             now_ms(),
         )?;
         Ok((next, ()))

@@ -5,6 +5,8 @@
 //! others OPERATION_NOT_ATTEMPTED (Kafka's `handleAddPartitionsToTxn`). v4-5 (brokers,
 //! KIP-890): a batch of transactions, each either added or only verified (`verify_only`:
 //! partitions not in the ongoing transaction answer INVALID_TXN_STATE, nothing is written).
+//! A v5 add (not verify-only) is a partition leader adding the partition of a transaction
+//! version 2 write (KIP-890 part 2), and marks the transaction as version 2.
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -21,6 +23,9 @@ use crate::txn::{self, state, TxnPartition};
 const PRODUCER_FENCED_VERSION_MIN: i16 = 2;
 /// The batched (broker) form starts here.
 const BATCHED_VERSION_MIN: i16 = 4;
+/// A broker's add at this version is for a transaction version 2 client (Kafka's
+/// `transactionVersionForAddPartitionsToTxn`).
+const TRANSACTION_VERSION_2_VERSION_MIN: i16 = 5;
 /// Partitions one request may name (over it: INVALID_REQUEST).
 const REQUEST_PARTITIONS_MAX: usize = 100_000;
 
@@ -37,6 +42,7 @@ pub async fn handle(
             request.v3_and_below_producer_id.0,
             request.v3_and_below_producer_epoch,
             &partitions,
+            0,
         )
         .await;
         let result = result.map_err(|error| fenced_for_version(context.api_version, error));
@@ -65,7 +71,12 @@ pub async fn handle(
                 Err(error) => error.code(),
             })
         } else {
-            let result = add(context, id, pid, epoch, &partitions).await;
+            let version = if context.api_version >= TRANSACTION_VERSION_2_VERSION_MIN {
+                state::TRANSACTION_VERSION_EPOCH_BUMP
+            } else {
+                0
+            };
+            let result = add(context, id, pid, epoch, &partitions, version).await;
             results(&partitions, result_code(&result))
         };
         let mut result = AddPartitionsToTxnResult::default();
@@ -105,6 +116,7 @@ async fn add(
     producer_id: i64,
     producer_epoch: i16,
     partitions: &[TxnPartition],
+    client_transaction_version: i16,
 ) -> Result<Added, ResponseError> {
     if transactional_id.is_empty() || partitions.len() > REQUEST_PARTITIONS_MAX {
         return Err(ResponseError::InvalidRequest);
@@ -126,8 +138,14 @@ async fn add(
         return Ok(Some(unknown));
     }
     txn::transition(context.broker, transactional_id, |current| {
-        let next =
-            state::add_partitions(current, producer_id, producer_epoch, partitions, now_ms())?;
+        let next = state::add_partitions(
+            current,
+            producer_id,
+            producer_epoch,
+            partitions,
+            client_transaction_version,
+            now_ms(),
+        )?;
         Ok((next, None))
     })
     .await

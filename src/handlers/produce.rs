@@ -26,8 +26,11 @@ use crate::broker::{now_ms, Partition, Replica, Topic, TopicsImage};
 use crate::group::OFFSETS_TOPIC;
 use crate::replication;
 use crate::topic_config;
+use crate::txn::verify::{check_partition, Check};
 use crate::txn::TRANSACTION_STATE_TOPIC;
 
+/// Produce v12+ comes from clients speaking transaction version 2.
+const TRANSACTION_VERSION_2_PRODUCE_VERSION_MIN: i16 = 12;
 /// The longest acks=all waits for replication, whatever the request's timeout_ms.
 const PRODUCE_WAIT_MAX: Duration = Duration::from_secs(60);
 use crate::config::FlushPolicy;
@@ -273,11 +276,18 @@ async fn verify_transactional(
         return Ok(guard);
     }
     let topic = target.topic.map_or("", |topic| topic.name.as_str());
-    crate::txn::verify::verify_partition(
+    // KIP-890 part 2: a Produce v12+ client speaks transaction version 2 and has not added
+    // the partition itself; the leader adds it (Kafka's `addPartition` operation).
+    let check = if context.api_version >= TRANSACTION_VERSION_2_PRODUCE_VERSION_MIN {
+        Check::Add
+    } else {
+        Check::Verify
+    };
+    let producer = (transactional_id, header.producer_id, header.producer_epoch);
+    check_partition(
         context.broker,
-        transactional_id,
-        header.producer_id,
-        header.producer_epoch,
+        check,
+        producer,
         topic,
         target.partition.index,
     )

@@ -8,6 +8,8 @@
 //! partition, the transaction coordinator is first asked whether that partition was added
 //! (AddOffsetsToTxn); a late TxnOffsetCommit of an ended transaction is refused with
 //! INVALID_TXN_STATE instead of leaving offsets pending that no marker would ever end.
+//! v5 (transaction version 2, KIP-890 part 2): the client sends no AddOffsetsToTxn, and
+//! the partition is added to the transaction here instead of verified.
 
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -25,6 +27,10 @@ use crate::group::outcome::MemberRef;
 use crate::group::{
     CommittedOffset, OffsetCommit, TxnOffsetCommit, OFFSETS_TOPIC, OFFSET_METADATA_BYTES_MAX,
 };
+use crate::txn::verify::{check_partition, Check};
+
+/// TxnOffsetCommit v5+ comes from clients speaking transaction version 2.
+const TRANSACTION_VERSION_2_VERSION_MIN: i16 = 5;
 
 /// Per partition of the request: (topic index, partition, its own refusal if any).
 type PartitionResult = (usize, i32, Option<ResponseError>);
@@ -164,15 +170,19 @@ async fn verify(
     if guard.is_none() {
         return Ok(guard);
     }
-    let verified = crate::txn::verify::verify_partition(
-        broker,
+    // KIP-890 part 2: v5 comes from a transaction version 2 client, which sends no
+    // AddOffsetsToTxn; the group coordinator adds the offsets partition itself.
+    let check = if context.api_version >= TRANSACTION_VERSION_2_VERSION_MIN {
+        Check::Add
+    } else {
+        Check::Verify
+    };
+    let producer = (
         request.transactional_id.0.as_str(),
         producer_id,
         request.producer_epoch,
-        OFFSETS_TOPIC,
-        partition,
-    )
-    .await;
+    );
+    let verified = check_partition(broker, check, producer, OFFSETS_TOPIC, partition).await;
     // The verification speaks Produce's errors; a coordinator that cannot answer now is
     // COORDINATOR_NOT_AVAILABLE here (the client retries), as Kafka's group coordinator maps it.
     verified.map_err(|error| match error {

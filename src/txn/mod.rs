@@ -1,5 +1,6 @@
-//! The transaction coordinator (KIP-98, transaction version 1): transactional ids, their
-//! producer ids and epochs, and the state of each one's current transaction.
+//! The transaction coordinator (KIP-98; transaction version 2 of KIP-890 when the client
+//! speaks it, see `state`): transactional ids, their producer ids and epochs, and the state
+//! of each one's current transaction.
 //!
 //! A transactional id belongs to partition `abs(java_hash(id)) % partitions` of the internal
 //! topic `__transaction_state` and is coordinated by that partition's leader, as a group is by
@@ -324,7 +325,7 @@ impl TxnCoordinator {
 
     /// Ongoing transactions past their timeout.
     fn overdue(&self, now_ms: i64) -> Vec<String> {
-        self.due(|metadata| state::abort_expired(metadata, now_ms).is_some())
+        self.due(|metadata| state::abort_expired(metadata, false, now_ms).is_some())
     }
 }
 
@@ -389,9 +390,11 @@ pub fn spawn_expiry(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
 }
 
 async fn abort_overdue(broker: &Arc<Broker>) {
+    let version_2 = broker.config.transaction_version >= state::TRANSACTION_VERSION_EPOCH_BUMP;
     for id in broker.txns.overdue(now_ms()) {
         let aborted = transition(broker, &id, |current| {
-            let next = current.and_then(|metadata| state::abort_expired(metadata, now_ms()));
+            let next =
+                current.and_then(|metadata| state::abort_expired(metadata, version_2, now_ms()));
             let due = next.is_some();
             Ok((next, due))
         })
@@ -427,20 +430,12 @@ async fn remove_expired(broker: &Arc<Broker>) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
 
     fn metadata(epoch: i16, state: TxnState) -> TxnMetadata {
-        TxnMetadata {
-            producer_id: 3,
-            producer_epoch: epoch,
-            timeout_ms: 1_000,
-            state,
-            partitions: BTreeSet::new(),
-            start_ms: -1,
-            last_update_ms: 0,
-        }
+        let mut metadata = TxnMetadata::empty(3, epoch, 1_000, 0);
+        metadata.state = state;
+        metadata
     }
 
     /// A coordinator holding every partition of a 1-partition topic at `epoch`, loaded with `txns`.

@@ -6,8 +6,11 @@
 //! `i16 version, i64 producer_id, i16 producer_epoch, i32 transaction_timeout_ms,
 //! i8 transaction_status, [string topic, [i32 partition]] partitions (nullable),
 //! i64 last_update_timestamp_ms, i64 start_timestamp_ms`. A record without a value (a
-//! tombstone) deletes the transactional id. Version 1 (flexible, with the transaction
-//! version 2 fields) is neither written nor read: we never advertise transaction version 2.
+//! tombstone) deletes the transactional id. Version 1 is the flexible form (compact strings
+//! and arrays, tagged fields) with the transaction version 2 fields as tags: 0
+//! previous_producer_id, 1 next_producer_id (i64, default -1), 2 client_transaction_version
+//! (i16, default 0). Version 1 is written when any of them differs from its default, so a
+//! coordinator at transaction version 1 writes exactly what it wrote before.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -17,10 +20,16 @@ use kafka_protocol::records::{
 };
 use thiserror::Error;
 
-use super::state::{TxnMetadata, TxnState};
+use super::state::{TxnMetadata, TxnState, NO_PRODUCER_ID};
 
 const KEY_VERSION: i16 = 0;
 const VALUE_VERSION: i16 = 0;
+const VALUE_VERSION_FLEXIBLE: i16 = 1;
+const TAG_PREVIOUS_PRODUCER_ID: u32 = 0;
+const TAG_NEXT_PRODUCER_ID: u32 = 1;
+const TAG_CLIENT_TRANSACTION_VERSION: u32 = 2;
+/// Tagged fields one record may carry; more is a corrupt record.
+const RECORD_TAGS_MAX: u32 = 64;
 /// Partitions one transaction may hold in a record; more is a corrupt record.
 const RECORD_PARTITIONS_MAX: usize = 100_000;
 
@@ -36,6 +45,8 @@ pub enum RecordError {
     Status(i8),
     #[error("undecodable record batch in the transaction log")]
     Batch,
+    #[error("malformed varint in a transaction log record")]
+    Varint,
 }
 
 fn push_string(out: &mut Vec<u8>, text: &str) {
@@ -55,14 +66,32 @@ pub fn encode_key(transactional_id: &str) -> Bytes {
     Bytes::from(out)
 }
 
-pub fn encode_value(metadata: &TxnMetadata) -> Bytes {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&VALUE_VERSION.to_be_bytes());
-    out.extend_from_slice(&metadata.producer_id.to_be_bytes());
-    out.extend_from_slice(&metadata.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&metadata.timeout_ms.to_be_bytes());
-    out.push(metadata.state.code() as u8);
-    // Kafka writes the partitions grouped by topic.
+fn push_uvarint(out: &mut Vec<u8>, mut value: u32) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn push_compact_string(out: &mut Vec<u8>, text: &str) {
+    assert!(
+        text.len() < i16::MAX as usize,
+        "string too long for the record schema"
+    );
+    push_uvarint(out, text.len() as u32 + 1);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Whether the value needs version 1 to say everything (a transaction version 2 field).
+fn needs_flexible(metadata: &TxnMetadata) -> bool {
+    metadata.previous_producer_id != NO_PRODUCER_ID
+        || metadata.next_producer_id != NO_PRODUCER_ID
+        || metadata.client_transaction_version != 0
+}
+
+/// Kafka writes the partitions grouped by topic.
+fn partitions_by_topic(metadata: &TxnMetadata) -> Vec<(&str, Vec<i32>)> {
     let mut by_topic: Vec<(&str, Vec<i32>)> = Vec::new();
     for (topic, partition) in &metadata.partitions {
         match by_topic.last_mut() {
@@ -70,17 +99,72 @@ pub fn encode_value(metadata: &TxnMetadata) -> Bytes {
             _ => by_topic.push((topic.as_str(), vec![*partition])),
         }
     }
-    out.extend_from_slice(&(by_topic.len() as i32).to_be_bytes());
+    by_topic
+}
+
+pub fn encode_value(metadata: &TxnMetadata) -> Bytes {
+    let flexible = needs_flexible(metadata);
+    let mut out = Vec::with_capacity(64);
+    let version = if flexible {
+        VALUE_VERSION_FLEXIBLE
+    } else {
+        VALUE_VERSION
+    };
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&metadata.producer_id.to_be_bytes());
+    out.extend_from_slice(&metadata.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&metadata.timeout_ms.to_be_bytes());
+    out.push(metadata.state.code() as u8);
+    let by_topic = partitions_by_topic(metadata);
+    if flexible {
+        push_uvarint(&mut out, by_topic.len() as u32 + 1);
+    } else {
+        out.extend_from_slice(&(by_topic.len() as i32).to_be_bytes());
+    }
     for (topic, partitions) in by_topic {
-        push_string(&mut out, topic);
-        out.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+        if flexible {
+            push_compact_string(&mut out, topic);
+            push_uvarint(&mut out, partitions.len() as u32 + 1);
+        } else {
+            push_string(&mut out, topic);
+            out.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+        }
         for partition in partitions {
             out.extend_from_slice(&partition.to_be_bytes());
+        }
+        if flexible {
+            push_uvarint(&mut out, 0);
         }
     }
     out.extend_from_slice(&metadata.last_update_ms.to_be_bytes());
     out.extend_from_slice(&metadata.start_ms.to_be_bytes());
+    if flexible {
+        push_tags(&mut out, metadata);
+    }
     Bytes::from(out)
+}
+
+/// The value's tagged fields, only those off their defaults (as Kafka writes them).
+fn push_tags(out: &mut Vec<u8>, metadata: &TxnMetadata) {
+    let mut tags: Vec<(u32, Vec<u8>)> = Vec::new();
+    if metadata.previous_producer_id != NO_PRODUCER_ID {
+        let bytes = metadata.previous_producer_id.to_be_bytes().to_vec();
+        tags.push((TAG_PREVIOUS_PRODUCER_ID, bytes));
+    }
+    if metadata.next_producer_id != NO_PRODUCER_ID {
+        let bytes = metadata.next_producer_id.to_be_bytes().to_vec();
+        tags.push((TAG_NEXT_PRODUCER_ID, bytes));
+    }
+    if metadata.client_transaction_version != 0 {
+        let bytes = metadata.client_transaction_version.to_be_bytes().to_vec();
+        tags.push((TAG_CLIENT_TRANSACTION_VERSION, bytes));
+    }
+    push_uvarint(out, tags.len() as u32);
+    for (tag, bytes) in tags {
+        push_uvarint(out, tag);
+        push_uvarint(out, bytes.len() as u32);
+        out.extend_from_slice(&bytes);
+    }
 }
 
 /// One batch holding one record: `metadata` for `transactional_id`, or a tombstone when the
@@ -152,6 +236,55 @@ impl<'a> Reader<'a> {
         String::from_utf8(bytes.to_vec()).map_err(|_| RecordError::Utf8)
     }
 
+    fn uvarint(&mut self) -> Result<u32, RecordError> {
+        let mut value: u32 = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = self.array::<1>()?[0];
+            value |= u32::from(byte & 0x7f)
+                .checked_shl(shift)
+                .ok_or(RecordError::Varint)?;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(RecordError::Varint)
+    }
+
+    fn compact_string(&mut self) -> Result<String, RecordError> {
+        let length = self
+            .uvarint()?
+            .checked_sub(1)
+            .ok_or(RecordError::Truncated)?;
+        let bytes = self.take(length as usize)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| RecordError::Utf8)
+    }
+
+    /// A compact array length: 0 (null) is empty; anything over the bytes left is truncated.
+    fn compact_count(&mut self, element_bytes_min: usize) -> Result<usize, RecordError> {
+        let Some(count) = self.uvarint()?.checked_sub(1) else {
+            return Ok(0);
+        };
+        let count = count as usize;
+        if count > RECORD_PARTITIONS_MAX || count * element_bytes_min > self.bytes.len() {
+            return Err(RecordError::Truncated);
+        }
+        Ok(count)
+    }
+
+    /// Skips a tagged-field section.
+    fn skip_tags(&mut self) -> Result<(), RecordError> {
+        let count = self.uvarint()?;
+        if count > RECORD_TAGS_MAX {
+            return Err(RecordError::Truncated);
+        }
+        for _ in 0..count {
+            self.uvarint()?;
+            let size = self.uvarint()?;
+            self.take(size as usize)?;
+        }
+        Ok(())
+    }
+
     /// An array length: -1 (null) is empty; anything over the bytes left is truncated.
     fn count(&mut self, element_bytes_min: usize) -> Result<usize, RecordError> {
         let count = self.i32()?;
@@ -177,24 +310,40 @@ pub fn decode_key(bytes: &[u8]) -> Result<String, RecordError> {
 pub fn decode_value(bytes: &[u8]) -> Result<TxnMetadata, RecordError> {
     let mut reader = Reader { bytes };
     let version = reader.i16()?;
-    if version != VALUE_VERSION {
-        return Err(RecordError::Version(version));
-    }
+    let flexible = match version {
+        VALUE_VERSION => false,
+        VALUE_VERSION_FLEXIBLE => true,
+        _ => return Err(RecordError::Version(version)),
+    };
     let producer_id = reader.i64()?;
     let producer_epoch = reader.i16()?;
     let timeout_ms = reader.i32()?;
     let status = reader.i8()?;
     let state = TxnState::from_code(status).ok_or(RecordError::Status(status))?;
     let mut partitions = BTreeSet::new();
-    for _ in 0..reader.count(6)? {
-        let topic = reader.string()?;
-        for _ in 0..reader.count(4)? {
+    let topics = if flexible {
+        reader.compact_count(3)?
+    } else {
+        reader.count(6)?
+    };
+    for _ in 0..topics {
+        let (topic, count) = if flexible {
+            let topic = reader.compact_string()?;
+            (topic, reader.compact_count(4)?)
+        } else {
+            let topic = reader.string()?;
+            (topic, reader.count(4)?)
+        };
+        for _ in 0..count {
             partitions.insert((topic.clone(), reader.i32()?));
+        }
+        if flexible {
+            reader.skip_tags()?;
         }
     }
     let last_update_ms = reader.i64()?;
     let start_ms = reader.i64()?;
-    Ok(TxnMetadata {
+    let mut metadata = TxnMetadata {
         producer_id,
         producer_epoch,
         timeout_ms,
@@ -202,7 +351,36 @@ pub fn decode_value(bytes: &[u8]) -> Result<TxnMetadata, RecordError> {
         partitions,
         start_ms,
         last_update_ms,
-    })
+        previous_producer_id: NO_PRODUCER_ID,
+        next_producer_id: NO_PRODUCER_ID,
+        client_transaction_version: 0,
+    };
+    if flexible {
+        read_tags(&mut reader, &mut metadata)?;
+    }
+    Ok(metadata)
+}
+
+/// The value's tagged fields; unknown tags are skipped (later Kafka versions add some).
+fn read_tags(reader: &mut Reader<'_>, metadata: &mut TxnMetadata) -> Result<(), RecordError> {
+    let count = reader.uvarint()?;
+    if count > RECORD_TAGS_MAX {
+        return Err(RecordError::Truncated);
+    }
+    for _ in 0..count {
+        let tag = reader.uvarint()?;
+        let size = reader.uvarint()? as usize;
+        let mut field = Reader {
+            bytes: reader.take(size)?,
+        };
+        match tag {
+            TAG_PREVIOUS_PRODUCER_ID => metadata.previous_producer_id = field.i64()?,
+            TAG_NEXT_PRODUCER_ID => metadata.next_producer_id = field.i64()?,
+            TAG_CLIENT_TRANSACTION_VERSION => metadata.client_transaction_version = field.i16()?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Replays every record of `batches` into `txns` (last write wins, tombstones delete).
@@ -264,7 +442,39 @@ mod tests {
             ]),
             start_ms: 1_000,
             last_update_ms: 2_000,
+            previous_producer_id: NO_PRODUCER_ID,
+            next_producer_id: NO_PRODUCER_ID,
+            client_transaction_version: 0,
         }
+    }
+
+    #[test]
+    fn version_2_fields_make_a_flexible_value_that_round_trips() {
+        let mut tv2 = metadata();
+        tv2.client_transaction_version = 2;
+        tv2.next_producer_id = 11;
+        let value = encode_value(&tv2);
+        let mut want = vec![0, 1];
+        want.extend_from_slice(&7i64.to_be_bytes());
+        want.extend_from_slice(&3i16.to_be_bytes());
+        want.extend_from_slice(&60_000i32.to_be_bytes());
+        want.push(1);
+        want.push(3);
+        want.extend_from_slice(&[2, b'a', 3, 0, 0, 0, 0, 0, 0, 0, 2, 0]);
+        want.extend_from_slice(&[2, b'b', 2, 0, 0, 0, 1, 0]);
+        want.extend_from_slice(&2_000i64.to_be_bytes());
+        want.extend_from_slice(&1_000i64.to_be_bytes());
+        want.extend_from_slice(&[2, 1, 8]);
+        want.extend_from_slice(&11i64.to_be_bytes());
+        want.extend_from_slice(&[2, 2, 0, 2]);
+        assert_eq!(&value[..], &want[..]);
+        assert_eq!(decode_value(&value), Ok(tv2.clone()));
+        for cut in 0..value.len() {
+            assert!(decode_value(&value[..cut]).is_err(), "cut at {cut}");
+        }
+        tv2.previous_producer_id = 6;
+        tv2.partitions.clear();
+        assert_eq!(decode_value(&encode_value(&tv2)), Ok(tv2));
     }
 
     #[test]

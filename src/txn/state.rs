@@ -1,7 +1,14 @@
 //! The transaction state machine of one transactional id, as pure functions: each request
 //! and the coordinator's own steps map the current metadata to an error, an answer, or new
-//! metadata to write (Kafka's `TransactionMetadata` transitions, transaction version 1).
-//! Nothing here does I/O; `super::coordinator` writes what these functions decide.
+//! metadata to write (Kafka's `TransactionMetadata` transitions). Nothing here does I/O;
+//! `super::coordinator` writes what these functions decide.
+//!
+//! Transaction version 2 (KIP-890 part 2): every EndTxn of a client speaking it (EndTxn v5)
+//! bumps the producer epoch when it prepares the commit/abort, so the markers carry the new
+//! epoch and any late write of the ended transaction is fenced. When the epoch is exhausted
+//! the prepare record names a fresh producer id (`next_producer_id`) that the completion
+//! switches to. A retried EndTxn is recognised by its epoch being one below the current one
+//! (or, after such a switch, by the previous producer id).
 
 use std::collections::BTreeSet;
 
@@ -87,6 +94,40 @@ pub struct TxnMetadata {
     /// When the ongoing (or last) transaction began; -1 before the first.
     pub start_ms: i64,
     pub last_update_ms: i64,
+    /// The producer id before the last completion switched to `next_producer_id` (-1: none).
+    pub previous_producer_id: i64,
+    /// The fresh producer id a prepared transaction version 2 end switches to on completion,
+    /// because the epoch is exhausted (-1: none).
+    pub next_producer_id: i64,
+    /// The transaction version the client used for the last transition (0/1, or 2).
+    pub client_transaction_version: i16,
+}
+
+/// Kafka's "no producer id".
+pub const NO_PRODUCER_ID: i64 = -1;
+/// The first transaction version whose ends bump the epoch.
+pub const TRANSACTION_VERSION_EPOCH_BUMP: i16 = 2;
+
+impl TxnMetadata {
+    /// A fresh id's metadata: Empty at `producer_epoch`.
+    pub fn empty(producer_id: i64, producer_epoch: i16, timeout_ms: i32, now_ms: i64) -> Self {
+        TxnMetadata {
+            producer_id,
+            producer_epoch,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            start_ms: -1,
+            last_update_ms: now_ms,
+            previous_producer_id: NO_PRODUCER_ID,
+            next_producer_id: NO_PRODUCER_ID,
+            client_transaction_version: 0,
+        }
+    }
+
+    fn bumps_epochs(&self) -> bool {
+        self.client_transaction_version >= TRANSACTION_VERSION_EPOCH_BUMP
+    }
 }
 
 /// The highest epoch handed out; Kafka moves to a fresh producer id instead of reaching
@@ -118,15 +159,12 @@ pub fn init_producer_id(
         let Some(producer_id) = fresh_producer_id else {
             return Ok(Init::NeedProducerId);
         };
-        return Ok(Init::Grant(TxnMetadata {
+        return Ok(Init::Grant(TxnMetadata::empty(
             producer_id,
-            producer_epoch: 0,
+            0,
             timeout_ms,
-            state: TxnState::Empty,
-            partitions: BTreeSet::new(),
-            start_ms: -1,
-            last_update_ms: now_ms,
-        }));
+            now_ms,
+        )));
     };
     if let Some((producer_id, epoch)) = expected {
         if producer_id != current.producer_id || epoch != current.producer_epoch {
@@ -135,11 +173,8 @@ pub fn init_producer_id(
     }
     match current.state {
         TxnState::Ongoing => {
-            let mut fenced = current.clone();
-            fenced.producer_epoch = current.producer_epoch.saturating_add(1);
-            fenced.state = TxnState::PrepareAbort;
-            fenced.last_update_ms = now_ms;
-            Ok(Init::FenceOngoing(fenced))
+            let bumps = current.bumps_epochs();
+            Ok(Init::FenceOngoing(fence_and_abort(current, bumps, now_ms)))
         }
         TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
             let (producer_id, producer_epoch) = if current.producer_epoch >= PRODUCER_EPOCH_MAX {
@@ -150,15 +185,9 @@ pub fn init_producer_id(
             } else {
                 (current.producer_id, current.producer_epoch + 1)
             };
-            Ok(Init::Grant(TxnMetadata {
-                producer_id,
-                producer_epoch,
-                timeout_ms,
-                state: TxnState::Empty,
-                partitions: BTreeSet::new(),
-                start_ms: -1,
-                last_update_ms: now_ms,
-            }))
+            let mut granted = TxnMetadata::empty(producer_id, producer_epoch, timeout_ms, now_ms);
+            granted.previous_producer_id = current.previous_producer_id;
+            Ok(Init::Grant(granted))
         }
         TxnState::PrepareCommit
         | TxnState::PrepareAbort
@@ -183,13 +212,15 @@ fn check_producer(
     Ok(current)
 }
 
-/// AddPartitionsToTxn / AddOffsetsToTxn: `None` when every partition is already in the
-/// ongoing transaction (nothing to write).
+/// AddPartitionsToTxn / AddOffsetsToTxn, or a partition leader adding the partition of a
+/// transaction version 2 write (`client_transaction_version` 2): `None` when every
+/// partition is already in the ongoing transaction (nothing to write).
 pub fn add_partitions(
     current: Option<&TxnMetadata>,
     producer_id: i64,
     producer_epoch: i16,
     partitions: &[TxnPartition],
+    client_transaction_version: i16,
     now_ms: i64,
 ) -> Result<Option<TxnMetadata>, ResponseError> {
     let current = check_producer(current, producer_id, producer_epoch)?;
@@ -215,6 +246,7 @@ pub fn add_partitions(
     next.state = TxnState::Ongoing;
     next.partitions.extend(partitions.iter().cloned());
     next.last_update_ms = now_ms;
+    next.client_transaction_version = client_transaction_version;
     Ok(Some(next))
 }
 
@@ -235,27 +267,111 @@ pub fn verify_partitions(
         .collect())
 }
 
-/// EndTxn: `None` for a retry of an end already done (answered OK without a write).
+/// What EndTxn decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Call again with a freshly allocated producer id (transaction version 2, the epoch
+    /// is exhausted).
+    NeedProducerId,
+    /// Write `metadata` (PrepareCommit/PrepareAbort); answer with [`End::answer`].
+    Prepare(TxnMetadata),
+    /// A retry of an end already done: answer OK with this producer id and epoch, no write.
+    Done {
+        producer_id: i64,
+        producer_epoch: i16,
+    },
+}
+
+impl End {
+    /// The producer id and epoch the client continues with (EndTxn v5's answer).
+    pub fn answer(&self) -> (i64, i16) {
+        match self {
+            End::NeedProducerId => (NO_PRODUCER_ID, -1),
+            End::Prepare(next) if next.next_producer_id != NO_PRODUCER_ID => {
+                (next.next_producer_id, 0)
+            }
+            End::Prepare(next) => (next.producer_id, next.producer_epoch),
+            End::Done {
+                producer_id,
+                producer_epoch,
+            } => (*producer_id, *producer_epoch),
+        }
+    }
+}
+
+/// EndTxn of a client speaking `client_transaction_version` (2 for EndTxn v5), as Kafka's
+/// `TransactionCoordinator.endTransaction` decides it.
 pub fn end_txn(
     current: Option<&TxnMetadata>,
     producer_id: i64,
     producer_epoch: i16,
     commit: bool,
+    client_transaction_version: i16,
+    fresh_producer_id: Option<i64>,
     now_ms: i64,
-) -> Result<Option<TxnMetadata>, ResponseError> {
-    let current = check_producer(current, producer_id, producer_epoch)?;
-    match (current.state, commit) {
+) -> Result<End, ResponseError> {
+    let current = current.ok_or(ResponseError::InvalidProducerIdMapping)?;
+    let bumps = current.bumps_epochs();
+    let request_epoch = i32::from(producer_epoch);
+    let current_epoch = i32::from(current.producer_epoch);
+    // The answer to the first try moved the producer to epoch + 1, or (exhausted) to a
+    // fresh producer id at epoch 0.
+    let retry_on_bump =
+        bumps && current.producer_id == producer_id && current_epoch == request_epoch + 1;
+    let retry_on_overflow = bumps
+        && current.previous_producer_id == producer_id
+        && current.producer_id != producer_id
+        && producer_epoch == PRODUCER_EPOCH_MAX
+        && current.producer_epoch == 0;
+    let retry = retry_on_bump || retry_on_overflow;
+    if current.producer_id != producer_id && !retry_on_overflow {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    let same_epoch = current.producer_epoch == producer_epoch;
+    let valid_epoch = match current.state {
+        _ if !bumps => same_epoch,
+        TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
+        TxnState::CompleteCommit | TxnState::CompleteAbort => retry || same_epoch,
+        _ => same_epoch,
+    };
+    if !valid_epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    let version_2 = client_transaction_version >= TRANSACTION_VERSION_EPOCH_BUMP;
+    // Without epoch bumps a same-epoch end of an ended transaction is the retry.
+    let done = retry || !bumps;
+    let state = current.state;
+    match (state, commit) {
         (TxnState::Ongoing, _) => {
-            let mut next = current.clone();
-            next.state = if commit {
+            let state = if commit {
                 TxnState::PrepareCommit
             } else {
                 TxnState::PrepareAbort
             };
-            next.last_update_ms = now_ms;
-            Ok(Some(next))
+            prepare_end(current, state, version_2, fresh_producer_id, now_ms)
         }
-        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(None),
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if done => {
+            Ok(End::Done {
+                producer_id: current.producer_id,
+                producer_epoch: current.producer_epoch,
+            })
+        }
+        // Version 2: the client aborts a transaction whose writes never reached the
+        // coordinator; nothing to mark, but the epoch still moves on.
+        (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false)
+            if version_2 && !retry =>
+        {
+            let mut nothing = current.clone();
+            nothing.partitions.clear();
+            nothing.start_ms = now_ms;
+            prepare_end(
+                &nothing,
+                TxnState::PrepareAbort,
+                true,
+                fresh_producer_id,
+                now_ms,
+            )
+        }
         (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
             Err(ResponseError::ConcurrentTransactions)
         }
@@ -263,22 +379,61 @@ pub fn end_txn(
     }
 }
 
+/// PrepareCommit/PrepareAbort; version 2 bumps the epoch (a fresh producer id for the
+/// completion when it is exhausted).
+fn prepare_end(
+    current: &TxnMetadata,
+    state: TxnState,
+    version_2: bool,
+    fresh_producer_id: Option<i64>,
+    now_ms: i64,
+) -> Result<End, ResponseError> {
+    let mut next = current.clone();
+    next.state = state;
+    next.last_update_ms = now_ms;
+    if version_2 {
+        if current.producer_epoch >= PRODUCER_EPOCH_MAX {
+            let Some(fresh) = fresh_producer_id else {
+                return Ok(End::NeedProducerId);
+            };
+            next.next_producer_id = fresh;
+        }
+        // At most i16::MAX: exhausted epochs are PRODUCER_EPOCH_MAX = i16::MAX - 1.
+        next.producer_epoch = current.producer_epoch.saturating_add(1);
+        next.client_transaction_version = TRANSACTION_VERSION_EPOCH_BUMP;
+    } else {
+        // The version of the client that ends it (Kafka records the request's).
+        next.client_transaction_version = 0;
+    }
+    Ok(End::Prepare(next))
+}
+
+/// The coordinator aborts an ongoing transaction on its own (timeout, or InitProducerId of
+/// a new instance): the epoch is bumped to fence the producer (Kafka's PrepareEpochFence),
+/// and under transaction version 2 the abort bumps it once more, as any end does, while
+/// the epoch allows (never past `i16::MAX`; no producer id switch here).
+fn fence_and_abort(current: &TxnMetadata, version_2: bool, now_ms: i64) -> TxnMetadata {
+    let mut next = current.clone();
+    next.producer_epoch = current.producer_epoch.saturating_add(1);
+    if version_2 && next.producer_epoch < PRODUCER_EPOCH_MAX {
+        next.producer_epoch += 1;
+        next.client_transaction_version = TRANSACTION_VERSION_EPOCH_BUMP;
+    }
+    next.state = TxnState::PrepareAbort;
+    next.last_update_ms = now_ms;
+    next
+}
+
 /// The coordinator's abort of a transaction older than its timeout: fence the producer
-/// (epoch bump) and prepare the abort. `None` if it is not (any longer) due.
-pub fn abort_expired(current: &TxnMetadata, now_ms: i64) -> Option<TxnMetadata> {
+/// (epoch bump) and prepare the abort. `None` if it is not (any longer) due. `version_2`:
+/// the coordinator runs transaction version 2 (Kafka uses the server's level here).
+pub fn abort_expired(current: &TxnMetadata, version_2: bool, now_ms: i64) -> Option<TxnMetadata> {
     let due = current.state == TxnState::Ongoing
         && current
             .start_ms
             .saturating_add(i64::from(current.timeout_ms))
             < now_ms;
-    if !due {
-        return None;
-    }
-    let mut next = current.clone();
-    next.producer_epoch = current.producer_epoch.saturating_add(1);
-    next.state = TxnState::PrepareAbort;
-    next.last_update_ms = now_ms;
-    Some(next)
+    due.then(|| fence_and_abort(current, version_2, now_ms))
 }
 
 /// An id idle past `expiration_ms` (no transaction running or being completed) is
@@ -309,6 +464,13 @@ pub fn complete(current: &TxnMetadata, now_ms: i64) -> Option<TxnMetadata> {
     next.state = state;
     next.partitions.clear();
     next.last_update_ms = now_ms;
+    if current.bumps_epochs() && current.next_producer_id != NO_PRODUCER_ID {
+        // The epoch was exhausted: the producer continues under the fresh id.
+        next.previous_producer_id = current.producer_id;
+        next.producer_id = current.next_producer_id;
+        next.producer_epoch = 0;
+        next.next_producer_id = NO_PRODUCER_ID;
+    }
     Some(next)
 }
 
@@ -317,15 +479,7 @@ mod tests {
     use super::*;
 
     fn empty(epoch: i16) -> TxnMetadata {
-        TxnMetadata {
-            producer_id: 5,
-            producer_epoch: epoch,
-            timeout_ms: 1_000,
-            state: TxnState::Empty,
-            partitions: BTreeSet::new(),
-            start_ms: -1,
-            last_update_ms: 0,
-        }
+        TxnMetadata::empty(5, epoch, 1_000, 0)
     }
 
     fn partition(topic: &str, index: i32) -> TxnPartition {
@@ -363,7 +517,7 @@ mod tests {
 
     #[test]
     fn init_fences_an_ongoing_transaction_and_waits_for_prepared_ones() {
-        let ongoing = add_partitions(Some(&empty(2)), 5, 2, &[partition("t", 0)], 10)
+        let ongoing = add_partitions(Some(&empty(2)), 5, 2, &[partition("t", 0)], 0, 10)
             .unwrap()
             .unwrap();
         let Ok(Init::FenceOngoing(fenced)) =
@@ -390,26 +544,26 @@ mod tests {
     fn add_partitions_checks_the_producer_and_starts_the_transaction() {
         let start = empty(0);
         assert_eq!(
-            add_partitions(None, 5, 0, &[partition("t", 0)], 1),
+            add_partitions(None, 5, 0, &[partition("t", 0)], 0, 1),
             Err(ResponseError::InvalidProducerIdMapping)
         );
         assert_eq!(
-            add_partitions(Some(&start), 6, 0, &[partition("t", 0)], 1),
+            add_partitions(Some(&start), 6, 0, &[partition("t", 0)], 0, 1),
             Err(ResponseError::InvalidProducerIdMapping)
         );
         assert_eq!(
-            add_partitions(Some(&start), 5, 1, &[partition("t", 0)], 1),
+            add_partitions(Some(&start), 5, 1, &[partition("t", 0)], 0, 1),
             Err(ResponseError::ProducerFenced)
         );
-        let ongoing = add_partitions(Some(&start), 5, 0, &[partition("t", 0)], 7)
+        let ongoing = add_partitions(Some(&start), 5, 0, &[partition("t", 0)], 0, 7)
             .unwrap()
             .unwrap();
         assert_eq!((ongoing.state, ongoing.start_ms), (TxnState::Ongoing, 7));
         assert_eq!(
-            add_partitions(Some(&ongoing), 5, 0, &[partition("t", 0)], 8),
+            add_partitions(Some(&ongoing), 5, 0, &[partition("t", 0)], 0, 8),
             Ok(None)
         );
-        let more = add_partitions(Some(&ongoing), 5, 0, &[partition("u", 1)], 9)
+        let more = add_partitions(Some(&ongoing), 5, 0, &[partition("u", 1)], 0, 9)
             .unwrap()
             .unwrap();
         assert_eq!(more.start_ms, 7);
@@ -424,51 +578,208 @@ mod tests {
         );
     }
 
+    fn end_v1(
+        current: Option<&TxnMetadata>,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<End, ResponseError> {
+        end_txn(current, 5, epoch, commit, 0, None, 2)
+    }
+
+    fn prepare_of(end: Result<End, ResponseError>) -> TxnMetadata {
+        match end {
+            Ok(End::Prepare(next)) => next,
+            other => panic!("expected a prepare, got {other:?}"),
+        }
+    }
+
     #[test]
     fn end_txn_follows_kafkas_state_table() {
-        let ongoing = add_partitions(Some(&empty(0)), 5, 0, &[partition("t", 0)], 1)
+        let ongoing = add_partitions(Some(&empty(0)), 5, 0, &[partition("t", 0)], 0, 1)
             .unwrap()
             .unwrap();
         assert_eq!(
-            end_txn(Some(&empty(0)), 5, 0, true, 2),
+            end_v1(Some(&empty(0)), 0, true),
             Err(ResponseError::InvalidTxnState)
         );
-        let prepared = end_txn(Some(&ongoing), 5, 0, true, 2).unwrap().unwrap();
-        assert_eq!(prepared.state, TxnState::PrepareCommit);
+        let prepared = prepare_of(end_v1(Some(&ongoing), 0, true));
         assert_eq!(
-            end_txn(Some(&prepared), 5, 0, true, 3),
+            (prepared.state, prepared.producer_epoch),
+            (TxnState::PrepareCommit, 0)
+        );
+        assert_eq!(
+            end_v1(Some(&prepared), 0, true),
             Err(ResponseError::ConcurrentTransactions)
         );
         assert_eq!(
-            end_txn(Some(&prepared), 5, 0, false, 3),
+            end_v1(Some(&prepared), 0, false),
             Err(ResponseError::InvalidTxnState)
         );
         let done = complete(&prepared, 4).unwrap();
         assert_eq!(done.state, TxnState::CompleteCommit);
         assert!(done.partitions.is_empty());
-        assert_eq!(end_txn(Some(&done), 5, 0, true, 5), Ok(None));
         assert_eq!(
-            end_txn(Some(&done), 5, 0, false, 5),
+            end_v1(Some(&done), 0, true),
+            Ok(End::Done {
+                producer_id: 5,
+                producer_epoch: 0
+            })
+        );
+        assert_eq!(
+            end_v1(Some(&done), 0, false),
             Err(ResponseError::InvalidTxnState)
         );
         assert_eq!(
-            end_txn(None, 5, 0, true, 5),
+            end_v1(None, 0, true),
+            Err(ResponseError::InvalidProducerIdMapping)
+        );
+    }
+
+    fn end_v2(
+        current: &TxnMetadata,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<End, ResponseError> {
+        end_txn(Some(current), pid, epoch, commit, 2, None, 3)
+    }
+
+    #[test]
+    fn version_2_ends_bump_the_epoch_and_recognise_retries() {
+        let ongoing = add_partitions(Some(&empty(4)), 5, 4, &[partition("t", 0)], 2, 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ongoing.client_transaction_version, 2);
+        let end = end_v2(&ongoing, 5, 4, true);
+        assert_eq!(end.as_ref().map(End::answer), Ok((5, 5)));
+        let prepared = prepare_of(end);
+        assert_eq!(
+            (prepared.state, prepared.producer_epoch),
+            (TxnState::PrepareCommit, 5)
+        );
+        // A retry while the markers are written; the old epoch is not a retry once aborting.
+        assert_eq!(
+            end_v2(&prepared, 5, 4, true),
+            Err(ResponseError::ConcurrentTransactions)
+        );
+        assert_eq!(
+            end_v2(&prepared, 5, 5, true),
+            Err(ResponseError::ProducerFenced)
+        );
+        let done = complete(&prepared, 4).unwrap();
+        assert_eq!((done.producer_id, done.producer_epoch), (5, 5));
+        // The client did not see the answer and retries with its old epoch.
+        assert_eq!(
+            end_v2(&done, 5, 4, true),
+            Ok(End::Done {
+                producer_id: 5,
+                producer_epoch: 5
+            })
+        );
+        assert_eq!(
+            end_v2(&done, 5, 4, false),
+            Err(ResponseError::InvalidTxnState)
+        );
+        assert_eq!(
+            end_v2(&done, 5, 3, true),
+            Err(ResponseError::ProducerFenced)
+        );
+        // The next transaction's write with the old epoch is fenced.
+        assert_eq!(
+            add_partitions(Some(&done), 5, 4, &[partition("t", 0)], 2, 5),
+            Err(ResponseError::ProducerFenced)
+        );
+        // Aborting a transaction that never reached the coordinator still bumps.
+        let nothing = prepare_of(end_v2(&done, 5, 5, false));
+        assert_eq!(
+            (
+                nothing.state,
+                nothing.producer_epoch,
+                nothing.partitions.len()
+            ),
+            (TxnState::PrepareAbort, 6, 0)
+        );
+    }
+
+    #[test]
+    fn an_exhausted_epoch_moves_to_the_next_producer_id() {
+        let ongoing = add_partitions(
+            Some(&empty(PRODUCER_EPOCH_MAX)),
+            5,
+            PRODUCER_EPOCH_MAX,
+            &[partition("t", 0)],
+            2,
+            1,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            end_v2(&ongoing, 5, PRODUCER_EPOCH_MAX, false),
+            Ok(End::NeedProducerId)
+        );
+        let end = end_txn(Some(&ongoing), 5, PRODUCER_EPOCH_MAX, false, 2, Some(9), 2);
+        assert_eq!(end.as_ref().map(End::answer), Ok((9, 0)));
+        let prepared = prepare_of(end);
+        assert_eq!(
+            (
+                prepared.producer_id,
+                prepared.producer_epoch,
+                prepared.next_producer_id
+            ),
+            (5, i16::MAX, 9)
+        );
+        let done = complete(&prepared, 3).unwrap();
+        assert_eq!(
+            (
+                done.producer_id,
+                done.producer_epoch,
+                done.previous_producer_id
+            ),
+            (9, 0, 5)
+        );
+        assert_eq!(done.next_producer_id, NO_PRODUCER_ID);
+        assert_eq!(
+            end_v2(&done, 5, PRODUCER_EPOCH_MAX, false),
+            Ok(End::Done {
+                producer_id: 9,
+                producer_epoch: 0
+            })
+        );
+        assert_eq!(
+            end_v2(&done, 5, 3, false),
             Err(ResponseError::InvalidProducerIdMapping)
         );
     }
 
     #[test]
-    fn only_overdue_ongoing_transactions_are_aborted() {
-        let ongoing = add_partitions(Some(&empty(0)), 5, 0, &[partition("t", 0)], 100)
+    fn version_2_coordinator_aborts_bump_twice() {
+        let ongoing = add_partitions(Some(&empty(0)), 5, 0, &[partition("t", 0)], 2, 100)
             .unwrap()
             .unwrap();
-        assert_eq!(abort_expired(&ongoing, 1_100), None);
-        let aborted = abort_expired(&ongoing, 1_101).unwrap();
+        let aborted = abort_expired(&ongoing, true, 1_101).unwrap();
+        assert_eq!(
+            (aborted.state, aborted.producer_epoch),
+            (TxnState::PrepareAbort, 2)
+        );
+        let Ok(Init::FenceOngoing(fenced)) = init_producer_id(Some(&ongoing), 1_000, None, None, 2)
+        else {
+            panic!("fence");
+        };
+        assert_eq!(fenced.producer_epoch, 2);
+    }
+
+    #[test]
+    fn only_overdue_ongoing_transactions_are_aborted() {
+        let ongoing = add_partitions(Some(&empty(0)), 5, 0, &[partition("t", 0)], 0, 100)
+            .unwrap()
+            .unwrap();
+        assert_eq!(abort_expired(&ongoing, false, 1_100), None);
+        let aborted = abort_expired(&ongoing, false, 1_101).unwrap();
         assert_eq!(
             (aborted.state, aborted.producer_epoch),
             (TxnState::PrepareAbort, 1)
         );
-        assert_eq!(abort_expired(&empty(0), i64::MAX), None);
+        assert_eq!(abort_expired(&empty(0), false, i64::MAX), None);
     }
 
     #[test]
@@ -477,7 +788,7 @@ mod tests {
         done.last_update_ms = 100;
         assert_eq!(expire(&done, 1_000, 1_099), None);
         assert_eq!(expire(&done, 1_000, 1_100).unwrap().state, TxnState::Dead);
-        let ongoing = add_partitions(Some(&done), 5, 0, &[partition("t", 0)], 100)
+        let ongoing = add_partitions(Some(&done), 5, 0, &[partition("t", 0)], 0, 100)
             .unwrap()
             .unwrap();
         assert_eq!(expire(&ongoing, 1_000, i64::MAX), None);

@@ -6,6 +6,10 @@
 //!
 //! The coordinator is asked directly when it is this node, otherwise with an
 //! AddPartitionsToTxn v4 `verify_only` request over a peer connection.
+//!
+//! KIP-890 part 2 (transaction version 2: Produce v12+, TxnOffsetCommit v5+): the client
+//! no longer adds partitions itself, so the leader *adds* the partition instead of only
+//! verifying it (AddPartitionsToTxn v5, `verify_only` false), with the same guard.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,40 +24,85 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 use sluice_raft::image::LEADER_NONE;
 
-use super::{markers, TRANSACTION_STATE_TOPIC};
+use super::{markers, state, TRANSACTION_STATE_TOPIC};
+use crate::broker::now_ms;
 use crate::broker::Broker;
 use crate::handlers::str_bytes;
 
 const VERIFY_VERSION: i16 = 4;
+/// The broker's add for a transaction version 2 client.
+const ADD_VERSION: i16 = 5;
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Ok if `(topic, partition)` is in the ongoing transaction of this producer.
-pub async fn verify_partition(
+/// What the leader asks of the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Transaction version 1: the client added the partition; is it in the transaction?
+    Verify,
+    /// Transaction version 2: add the partition to the producer's transaction.
+    Add,
+}
+
+/// Ok if `(topic, partition)` is (`Check::Verify`) or was just put (`Check::Add`) in the
+/// ongoing transaction of this producer.
+pub async fn check_partition(
     broker: &Arc<Broker>,
-    transactional_id: &str,
-    producer_id: i64,
-    producer_epoch: i16,
+    check: Check,
+    producer: (&str, i64, i16),
     topic: &str,
     partition: i32,
 ) -> Result<(), ResponseError> {
+    let (transactional_id, producer_id, producer_epoch) = producer;
     let entry = (topic.to_string(), partition);
     let coordinator = coordinator_node(broker, transactional_id)?;
     let code = if coordinator == broker.node_id() {
-        match broker.txns.verify(
-            transactional_id,
-            producer_id,
-            producer_epoch,
-            std::slice::from_ref(&entry),
-        ) {
-            Ok(missing) if missing.is_empty() => 0,
-            Ok(_) => ResponseError::InvalidTxnState.code(),
-            Err(error) => error.code(),
-        }
+        local_code(broker, check, producer, &entry).await
     } else {
-        let request = verify_request(transactional_id, producer_id, producer_epoch, &entry);
-        remote_code(broker, coordinator, request, &entry).await
+        let mut request = verify_request(transactional_id, producer_id, producer_epoch, &entry);
+        let version = match check {
+            Check::Verify => VERIFY_VERSION,
+            Check::Add => {
+                request.transactions[0].verify_only = false;
+                ADD_VERSION
+            }
+        };
+        remote_code(broker, coordinator, version, request, &entry).await
     };
     produce_error(code)
+}
+
+async fn local_code(
+    broker: &Arc<Broker>,
+    check: Check,
+    producer: (&str, i64, i16),
+    entry: &(String, i32),
+) -> i16 {
+    let (transactional_id, producer_id, producer_epoch) = producer;
+    let entries = std::slice::from_ref(entry);
+    let result = match check {
+        Check::Verify => broker
+            .txns
+            .verify(transactional_id, producer_id, producer_epoch, entries)
+            .and_then(|missing| match missing.is_empty() {
+                true => Ok(()),
+                false => Err(ResponseError::InvalidTxnState),
+            }),
+        Check::Add => {
+            super::transition(broker, transactional_id, |current| {
+                let next = state::add_partitions(
+                    current,
+                    producer_id,
+                    producer_epoch,
+                    entries,
+                    state::TRANSACTION_VERSION_EPOCH_BUMP,
+                    now_ms(),
+                )?;
+                Ok((next, ()))
+            })
+            .await
+        }
+    };
+    result.map_or_else(|error| error.code(), |()| 0)
 }
 
 /// The node leading the id's `__transaction_state` partition.
@@ -98,6 +147,7 @@ fn verify_request(
 async fn remote_code(
     broker: &Broker,
     coordinator: i32,
+    version: i16,
     request: AddPartitionsToTxnRequest,
     entry: &(String, i32),
 ) -> i16 {
@@ -110,7 +160,7 @@ async fn remote_code(
         .request::<AddPartitionsToTxnResponse>(
             &address,
             ApiKey::AddPartitionsToTxn,
-            VERIFY_VERSION,
+            version,
             RequestKind::AddPartitionsToTxn(request),
             VERIFY_TIMEOUT,
         )

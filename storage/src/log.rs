@@ -340,6 +340,7 @@ impl Log {
     /// verified append must present, or [`VerificationGuard::NONE`] when the producer has a
     /// transaction ongoing (no verification needed; if a marker ends it before the append,
     /// the append is refused). Kafka's `maybeStartTransactionVerification`.
+    /// A transaction ongoing at another epoch than `producer_epoch` needs verifying.
     pub fn start_txn_verification(
         &self,
         producer_id: i64,
@@ -347,14 +348,15 @@ impl Log {
         producer_epoch: i16,
         now_ms: i64,
     ) -> VerificationGuard {
-        // The common case (a transaction's later batches) without waiting for the writer,
-        // which may be fsyncing. Safe either way: without a transaction at append time, a
-        // `NONE` guard is refused.
-        if self.has_ongoing_txn(producer_id) {
-            return VerificationGuard::NONE;
-        }
+        // Only a transaction of the same epoch counts: under transaction version 2 every
+        // transaction has a new epoch, and a batch of the next one arriving before the
+        // previous one's marker must be checked with the coordinator (which refuses it
+        // until the markers are written), not appended into the ending transaction.
         let mut writer = lock(&self.writer);
-        if writer.producers.has_ongoing_txn(producer_id) {
+        if writer
+            .producers
+            .has_ongoing_txn_at(producer_id, producer_epoch)
+        {
             return VerificationGuard::NONE;
         }
         writer

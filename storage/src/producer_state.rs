@@ -468,6 +468,13 @@ impl ProducerStateMap {
             .is_some_and(|entry| entry.current_txn_first_offset.is_some())
     }
 
+    /// Whether `producer_id` has a transaction open in this partition at `producer_epoch`.
+    pub fn has_ongoing_txn_at(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.producers.get(&producer_id).is_some_and(|entry| {
+            entry.current_txn_first_offset.is_some() && entry.producer_epoch == producer_epoch
+        })
+    }
+
     /// Every ongoing transaction: (producer id, first offset).
     pub fn ongoing_txns(&self) -> Vec<(i64, i64)> {
         self.producers

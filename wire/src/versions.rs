@@ -52,11 +52,12 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     // only decodes 0-5 (its response goes to 6).
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    // Transactions (KIP-98), transaction version 1 only: v4-5 of AddPartitionsToTxn are the
-    // brokers' batched / verify-only form (KIP-890 part 1); EndTxn v5 is version 2's.
+    // Transactions (KIP-98): v4-5 of AddPartitionsToTxn are the brokers' batched /
+    // verify-only form (KIP-890 part 1), v5 also the leaders' add for transaction version 2;
+    // EndTxn v5, Produce v12 and TxnOffsetCommit v5 are transaction version 2's (part 2).
     api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
-    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::EndTxn, 0, 5),
     // Only 1: Kafka 4 removed v0 (KIP-896) and kafka-protocol decodes 1 alone.
     api(ApiKey::WriteTxnMarkers, 1, 1),
     // Sent to the group coordinator inside a transaction (KIP-98; v3+: KIP-447 member fields).
