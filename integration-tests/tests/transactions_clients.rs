@@ -1,6 +1,7 @@
 //! Transactional producers and read_committed consumers of real clients: the Java client
 //! (kafka-clients 4.1, `java/src/main/java/sluice/it/TransactionalProduce.java`) committing
-//! and aborting, and a zombie producer fenced by a newer instance of its transactional id;
+//! and aborting (with transaction version 2, and with 1 when the broker finalizes 1), and a
+//! zombie producer fenced by a newer instance of its transactional id;
 //! confluent-kafka (`python/confluent_transactions.py`) and kcat committing and aborting.
 
 use std::process::Command;
@@ -56,11 +57,54 @@ fn java_committed_transactions_are_read_and_aborted_ones_are_not() {
         per_partition(&["commit1", "abort", "commit2"], count),
         "read_uncommitted sees every record, markers skipped"
     );
+    // Transaction version 2: each of the three ends bumped the epoch its markers carry.
+    assert_eq!(output["producer_epochs"], json!([3, 3, 3]));
+}
+
+#[test]
+fn java_stays_on_transaction_version_1_when_the_broker_finalizes_it() {
+    let broker = Broker::start_with(&["--transaction-version", "1"]);
+    let topic = topic_name("java-txn-v1");
+    let count = 6;
+    let output = parse_output(&run_java(
+        "TransactionalProduce",
+        &[
+            "commit-abort",
+            &broker.bootstrap(),
+            &topic,
+            &format!("{topic}-id"),
+            &count.to_string(),
+        ],
+    ));
+    assert_eq!(
+        output["read_committed"],
+        per_partition(&["commit1", "commit2"], count)
+    );
+    // Transaction version 1: one epoch for the producer's whole life.
+    assert_eq!(output["producer_epochs"], json!([0, 0, 0]));
 }
 
 #[test]
 fn java_zombie_producer_is_fenced_and_its_transaction_aborted() {
-    let broker = Broker::start();
+    // Transaction version 2: the zombie's write reaches the leader, which adds the partition;
+    // the coordinator's PRODUCER_FENCED is INVALID_PRODUCER_EPOCH to a producer (as Kafka's
+    // AddPartitionsToTxnManager maps it). Its fenced transaction was aborted with two bumps
+    // (fence, then the end), the new instance's init and commit add two more.
+    java_zombie(&[], "InvalidProducerEpochException", 4);
+}
+
+#[test]
+fn java_zombie_producer_is_fenced_under_transaction_version_1() {
+    // Version 1: the zombie's AddPartitionsToTxn is refused as fenced.
+    java_zombie(
+        &["--transaction-version", "1"],
+        "ProducerFencedException",
+        2,
+    );
+}
+
+fn java_zombie(broker_args: &[&str], zombie_error: &str, last_epoch: i16) {
+    let broker = Broker::start_with(broker_args);
     let topic = topic_name("java-zombie");
     let output = parse_output(&run_java(
         "TransactionalProduce",
@@ -71,10 +115,8 @@ fn java_zombie_producer_is_fenced_and_its_transaction_aborted() {
             &format!("{topic}-id"),
         ],
     ));
-    assert_eq!(
-        output["zombie_error"], "ProducerFencedException",
-        "{output}"
-    );
+    assert_eq!(output["zombie_error"], zombie_error, "{output}");
+    assert_eq!(output["producer_epochs"], json!([last_epoch, -1, -1]));
     assert_eq!(
         output["read_committed"],
         json!([["current-1"], [], []]),

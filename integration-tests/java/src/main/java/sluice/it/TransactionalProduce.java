@@ -12,7 +12,9 @@ import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.DescribeProducersResult;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -34,7 +36,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * with the same transactional id initialises (fencing A and aborting its transaction), sends
  * and commits; A's next send and commit must fail as fenced.
  *
- * <p>Prints a one-line JSON summary: the values each consumer saw, per partition in offset order.
+ * <p>Prints a one-line JSON summary: the values each consumer saw, per partition in offset order,
+ * and per partition the highest producer epoch DescribeProducers reports (the markers' epoch: it
+ * moves on with every transaction only when the client runs transaction version 2).
  */
 public final class TransactionalProduce {
     private static final int PARTITIONS = 3;
@@ -58,6 +62,7 @@ public final class TransactionalProduce {
         Map<TopicPartition, Long> logEnds = endOffsets(bootstrap, topic, "read_uncommitted");
         Checks.waitFor("the last stable offsets to reach " + logEnds,
                 () -> endOffsets(bootstrap, topic, "read_committed").equals(logEnds));
+        summary.put("producer_epochs", producerEpochs(bootstrap, topic));
         summary.put("read_committed", readAll(bootstrap, topic, "read_committed"));
         summary.put("read_uncommitted", readAll(bootstrap, topic, "read_uncommitted"));
         System.out.println(Checks.json(summary));
@@ -162,6 +167,24 @@ public final class TransactionalProduce {
         config.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         config.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         return new KafkaProducer<>(config);
+    }
+
+    private static List<Integer> producerEpochs(String bootstrap, String topic) throws Exception {
+        Properties config = new Properties();
+        config.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        try (Admin admin = Admin.create(config)) {
+            Map<TopicPartition, DescribeProducersResult.PartitionProducerState> described =
+                    admin.describeProducers(partitions(topic)).all().get();
+            List<Integer> epochs = new ArrayList<>();
+            for (TopicPartition partition : partitions(topic)) {
+                int highest = -1;
+                for (ProducerState state : described.get(partition).activeProducers()) {
+                    highest = Math.max(highest, state.producerEpoch());
+                }
+                epochs.add(highest);
+            }
+            return epochs;
+        }
     }
 
     private static void createTopic(String bootstrap, String topic) throws Exception {
