@@ -3,7 +3,8 @@
 //! other nodes verify transactional produces with the coordinator over a peer connection
 //! (KIP-890, AddPartitionsToTxn v4 verify_only), the coordinator writes markers to remote
 //! leaders (WriteTxnMarkers), and kill -9 of the coordinator's node loses no transaction
-//! state: the new coordinator serves it and completes the transaction.
+//! state: the new coordinator serves it and completes the transaction. Transaction version
+//! 2: a remote leader adds the partition of a Produce v12 itself (AddPartitionsToTxn v5).
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -58,6 +59,85 @@ fn id_coordinated_away_from(client: &mut RawClient, topic: &str, leader: i32) ->
         }
     }
     unreachable!()
+}
+
+/// Produce v12 (transaction version 2) of a transactional batch to `partition`.
+fn produce_v12(
+    client: &mut RawClient,
+    id: &str,
+    topic: &str,
+    partition: i32,
+    batch: bytes::Bytes,
+) -> i16 {
+    let mut request =
+        sluice_integration_tests::raw_client::produce_request(topic, partition, -1, Some(batch));
+    request.transactional_id = Some(kafka_protocol::messages::TransactionalId(text(id)));
+    let response = client.request(12, &request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// EndTxn v5: (error, producer epoch answered).
+fn end_v5(client: &mut RawClient, id: &str, producer: (i64, i16), commit: bool) -> (i16, i16) {
+    let mut request = kafka_protocol::messages::EndTxnRequest::default();
+    request.transactional_id = kafka_protocol::messages::TransactionalId(text(id));
+    request.producer_id = kafka_protocol::messages::ProducerId(producer.0);
+    request.producer_epoch = producer.1;
+    request.committed = commit;
+    let response = client.request(5, &request);
+    (response.error_code, response.producer_epoch)
+}
+
+#[test]
+fn remote_leaders_add_the_partitions_of_transaction_version_2_produces() {
+    let cluster = Cluster::start(3);
+    let mut client = RawClient::connect(&cluster.node(1).bootstrap());
+    let topic = topic_name("txn-cluster-v2");
+    create_topic(&mut client, &topic);
+    let leaders = leaders(&mut client, &topic);
+    let (id, coordinator) = id_coordinated_away_from(&mut client, &topic, leaders[0]);
+    let mut coordinator_client = RawClient::connect(&cluster.node(coordinator).bootstrap());
+    let mut leader_client = RawClient::connect(&cluster.node(leaders[0]).bootstrap());
+    let (error, producer_id, epoch) = init_at_coordinator(&mut coordinator_client, &id, TIMEOUT_MS);
+    assert_eq!((error, epoch), (0, 0));
+    let batch = transactional_batch((producer_id, 0), 0, &["one"]);
+    assert_eq!(produce_v12(&mut leader_client, &id, &topic, 0, batch), 0);
+    let (_, state, _, partitions) = describe(&mut coordinator_client, &id);
+    assert_eq!(
+        (state.as_str(), partitions),
+        ("Ongoing", vec![(topic.clone(), 0)])
+    );
+    assert_eq!(
+        end_v5(&mut coordinator_client, &id, (producer_id, 0), true),
+        (0, 1)
+    );
+    wait_state(&mut coordinator_client, &id, "CompleteCommit");
+    // The old epoch is fenced at the remote leader too.
+    let late = transactional_batch((producer_id, 0), 1, &["late"]);
+    assert_eq!(
+        produce_v12(&mut leader_client, &id, &topic, 0, late),
+        code(ResponseError::InvalidProducerEpoch)
+    );
+    let batch = transactional_batch((producer_id, 1), 0, &["two"]);
+    assert_eq!(produce_v12(&mut leader_client, &id, &topic, 0, batch), 0);
+    assert_eq!(
+        end_v5(&mut coordinator_client, &id, (producer_id, 1), false),
+        (0, 2)
+    );
+    wait_state(&mut coordinator_client, &id, "CompleteAbort");
+    // Both transactions' records, on the leader the coordinator never was.
+    let values: Vec<Option<String>> = leader_client
+        .fetch_all_from(&topic, 0, 0)
+        .iter()
+        .filter(|record| !record.control)
+        .map(|record| {
+            let value = record.value.clone().unwrap();
+            Some(String::from_utf8(value.to_vec()).unwrap())
+        })
+        .collect();
+    assert_eq!(
+        values,
+        vec![Some("one".to_string()), Some("two".to_string())]
+    );
 }
 
 #[test]
