@@ -15,9 +15,10 @@ use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableT
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    CreateAclsRequest, CreateTopicsRequest, DeleteAclsRequest, DescribeAclsRequest,
-    DescribeClusterRequest, MetadataRequest, MetadataResponse, SaslAuthenticateRequest,
-    SaslHandshakeRequest, TopicName,
+    AddPartitionsToTxnRequest, CreateAclsRequest, CreateTopicsRequest, DeleteAclsRequest,
+    DescribeAclsRequest, DescribeClusterRequest, FindCoordinatorRequest, GroupId, MetadataRequest,
+    MetadataResponse, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProducerId,
+    SaslAuthenticateRequest, SaslHandshakeRequest, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
@@ -25,6 +26,9 @@ use sluice_integration_tests::certs::Certs;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::kafka_cli::{kafka_tool_ok, CONFIGS};
 use sluice_integration_tests::raw_client::{record_batch, RawClient, TestRecord};
+use sluice_integration_tests::transactions::{
+    add_partitions, find_coordinator, init_at_coordinator, TIMEOUT_MS,
+};
 use sluice_integration_tests::{run_java, run_python, topic_name, wait_until, Broker};
 
 /// `kafka-acls.sh`.
@@ -557,4 +561,252 @@ fn a_transactional_producer_needs_write_on_its_transactional_id() {
     );
     let committed = probe(&bootstrap, &alice, &txn);
     assert_eq!(committed, json!({"values": values(&topic), "error": null}));
+}
+
+/// ACL codes beyond the ones above: resource types, operations.
+const GROUP: i8 = 3;
+const CLUSTER: i8 = 4;
+const TRANSACTIONAL_ID: i8 = 5;
+const READ: i8 = 3;
+const WRITE: i8 = 4;
+const DELETE: i8 = 6;
+const CLUSTER_ACTION: i8 = 9;
+const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const INVALID_TXN_STATE: i16 = 48;
+
+/// An ALLOW entry for `principal` from any host, created by `admin`.
+fn grant(admin: &mut RawClient, resource_type: i8, name: &str, principal: &str, operation: i8) {
+    let creation = AclCreation::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_string()))
+        .with_resource_pattern_type(LITERAL)
+        .with_principal(StrBytes::from_string(principal.to_string()))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(operation)
+        .with_permission_type(ALLOW);
+    let created = admin.request(
+        3,
+        &CreateAclsRequest::default().with_creations(vec![creation]),
+    );
+    assert_eq!(created.results[0].error_code, 0, "{created:?}");
+}
+
+/// AddPartitionsToTxn v4 `verify_only` for one transaction: (top-level error, per-partition
+/// errors in request order).
+fn verify_v4(
+    client: &mut RawClient,
+    id: &str,
+    producer: (i64, i16),
+    partitions: &[(&str, i32)],
+) -> (i16, Vec<i16>) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    let mut transaction = AddPartitionsToTxnTransaction::default();
+    transaction.transactional_id = TransactionalId(StrBytes::from_string(id.to_string()));
+    transaction.producer_id = ProducerId(producer.0);
+    transaction.producer_epoch = producer.1;
+    transaction.verify_only = true;
+    for (topic, partition) in partitions {
+        let mut entry = AddPartitionsToTxnTopic::default();
+        entry.name = TopicName(StrBytes::from_string(topic.to_string()));
+        entry.partitions = vec![*partition];
+        transaction.topics.push(entry);
+    }
+    let mut request = AddPartitionsToTxnRequest::default();
+    request.transactions = vec![transaction];
+    let response = client.request(4, &request);
+    let codes = response
+        .results_by_transaction
+        .iter()
+        .flat_map(|result| &result.topic_results)
+        .flat_map(|topic| &topic.results_by_partition)
+        .map(|partition| partition.partition_error_code)
+        .collect();
+    (response.error_code, codes)
+}
+
+#[test]
+fn add_partitions_to_txn_refuses_only_the_topics_it_may_not_write() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let address = broker.listener_address("SASL_PLAINTEXT").to_string();
+    let mut admin = login(&address, "admin");
+    let writable = topic_name("apt-writable");
+    let other = topic_name("apt-other");
+    for topic in [&writable, &other] {
+        assert_eq!(admin.create_topic(topic, 2, &[]), 0);
+    }
+    let id = format!("{writable}-tx");
+    grant(&mut admin, TRANSACTIONAL_ID, &id, "User:alice", WRITE);
+    grant(&mut admin, TOPIC, &writable, "User:alice", WRITE);
+    let mut alice = login(&address, "alice");
+    find_coordinator(&mut alice, &id);
+    let (error, producer_id, epoch) = init_at_coordinator(&mut alice, &id, TIMEOUT_MS);
+    assert_eq!(error, 0);
+    let producer = (producer_id, epoch);
+
+    // v3 (clients): the refused topic and internal topics TOPIC_AUTHORIZATION_FAILED, the
+    // rest OPERATION_NOT_ATTEMPTED; an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
+    let refused = add_partitions(
+        &mut alice,
+        &id,
+        producer,
+        &[
+            (&writable, 0),
+            (&writable, 1),
+            (&other, 0),
+            ("__consumer_offsets", 0),
+        ],
+    );
+    let expected = [
+        OPERATION_NOT_ATTEMPTED,
+        OPERATION_NOT_ATTEMPTED,
+        TOPIC_AUTHORIZATION_FAILED,
+        TOPIC_AUTHORIZATION_FAILED,
+    ];
+    assert_eq!(refused, expected);
+    let missing = topic_name("apt-missing");
+    grant(&mut admin, TOPIC, &missing, "User:alice", WRITE);
+    let unknown = add_partitions(&mut alice, &id, producer, &[(&writable, 0), (&missing, 0)]);
+    assert_eq!(
+        unknown,
+        [OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION]
+    );
+    let added = add_partitions(&mut alice, &id, producer, &[(&writable, 0), (&writable, 1)]);
+    assert_eq!(added, [0, 0]);
+
+    // v4+ (nodes): CLUSTER_ACTION on the cluster, refused as a whole without it; with it no
+    // transactional id or topic checks (bob may write neither).
+    let wanted = [(writable.as_str(), 0), (other.as_str(), 0)];
+    let (top, codes) = verify_v4(&mut alice, &id, producer, &wanted);
+    assert_eq!((top, codes), (CLUSTER_AUTHORIZATION_FAILED, vec![]));
+    grant(
+        &mut admin,
+        CLUSTER,
+        "kafka-cluster",
+        "User:bob",
+        CLUSTER_ACTION,
+    );
+    let mut bob = login(&address, "bob");
+    let (top, codes) = verify_v4(&mut bob, &id, producer, &wanted);
+    assert_eq!((top, codes), (0, vec![0, INVALID_TXN_STATE]));
+}
+
+/// OffsetCommit v8 of `offset` for each partition, as a simple (group-less) consumer.
+fn commit(client: &mut RawClient, group: &str, partitions: &[(&str, i32)], offset: i64) {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let mut request = OffsetCommitRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    request.generation_id_or_member_epoch = -1;
+    for (topic, partition) in partitions {
+        let mut entry = OffsetCommitRequestTopic::default();
+        entry.name = TopicName(StrBytes::from_string(topic.to_string()));
+        let mut wanted = OffsetCommitRequestPartition::default();
+        wanted.partition_index = *partition;
+        wanted.committed_offset = offset;
+        entry.partitions.push(wanted);
+        request.topics.push(entry);
+    }
+    let response = client.request(8, &request);
+    for topic in &response.topics {
+        for partition in &topic.partitions {
+            assert_eq!(partition.error_code, 0, "{response:?}");
+        }
+    }
+}
+
+/// OffsetDelete of `partitions`: (group error, per-partition errors in request order).
+fn offset_delete(
+    client: &mut RawClient,
+    group: &str,
+    partitions: &[(&str, i32)],
+) -> (i16, Vec<i16>) {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    let mut request = OffsetDeleteRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    for (topic, partition) in partitions {
+        let mut entry = OffsetDeleteRequestTopic::default();
+        entry.name = TopicName(StrBytes::from_string(topic.to_string()));
+        let mut wanted = OffsetDeleteRequestPartition::default();
+        wanted.partition_index = *partition;
+        entry.partitions.push(wanted);
+        request.topics.push(entry);
+    }
+    let response = client.request(0, &request);
+    let codes = response
+        .topics
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .map(|partition| partition.error_code)
+        .collect();
+    (response.error_code, codes)
+}
+
+/// The committed offset of each partition (-1: none), OffsetFetch v7.
+fn committed(client: &mut RawClient, group: &str, partitions: &[(&str, i32)]) -> Vec<i64> {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let mut request = OffsetFetchRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    let topics = partitions
+        .iter()
+        .map(|(topic, partition)| {
+            let mut entry = OffsetFetchRequestTopic::default();
+            entry.name = TopicName(StrBytes::from_string(topic.to_string()));
+            entry.partition_indexes = vec![*partition];
+            entry
+        })
+        .collect();
+    request.topics = Some(topics);
+    let response = client.request(7, &request);
+    assert_eq!(response.error_code, 0, "{response:?}");
+    response
+        .topics
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .map(|partition| partition.committed_offset)
+        .collect()
+}
+
+#[test]
+fn offset_delete_needs_group_delete_then_read_on_each_topic() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let address = broker.listener_address("SASL_PLAINTEXT").to_string();
+    let mut admin = login(&address, "admin");
+    let readable = topic_name("od-readable");
+    let other = topic_name("od-other");
+    for topic in [&readable, &other] {
+        assert_eq!(admin.create_topic(topic, 1, &[]), 0);
+    }
+    let group = format!("{readable}-group");
+    find_group_coordinator(&mut admin, &group);
+    let partitions = [(readable.as_str(), 0), (other.as_str(), 0)];
+    commit(&mut admin, &group, &partitions, 7);
+    assert_eq!(committed(&mut admin, &group, &partitions), [7, 7]);
+
+    let mut alice = login(&address, "alice");
+    grant(&mut admin, TOPIC, &readable, "User:alice", READ);
+    let (error, codes) = offset_delete(&mut alice, &group, &partitions);
+    assert_eq!((error, codes), (GROUP_AUTHORIZATION_FAILED, vec![]));
+    grant(&mut admin, GROUP, &group, "User:alice", DELETE);
+    let (error, codes) = offset_delete(&mut alice, &group, &partitions);
+    assert_eq!((error, codes), (0, vec![0, TOPIC_AUTHORIZATION_FAILED]));
+    assert_eq!(committed(&mut admin, &group, &partitions), [-1, 7]);
+}
+
+/// FindCoordinator for a group until it names a node (creating the offsets topic).
+fn find_group_coordinator(client: &mut RawClient, group: &str) {
+    wait_until(CLUSTER_DEADLINE, "a group coordinator", || {
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(group.to_string()))
+            .with_key_type(0);
+        (client.request(3, &request).error_code == 0).then_some(())
+    });
 }
