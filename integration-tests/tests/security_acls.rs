@@ -953,6 +953,18 @@ fn admin_apis_authorise_per_resource_as_kafka() {
         delete_by_id(&mut bob, &hidden_id),
         (TOPIC_AUTHORIZATION_FAILED, Some(hidden.clone()))
     );
+    let missing = format!("{base}-missing");
+    let by_name = |name: &str| {
+        DeleteTopicsRequest::default()
+            .with_topic_names(vec![TopicName(StrBytes::from_string(name.to_string()))])
+            .with_timeout_ms(30_000)
+    };
+    let code = |client: &mut RawClient, name: &str| {
+        client.request(5, &by_name(name)).responses[0].error_code
+    };
+    assert_eq!(code(&mut bob, &missing), TOPIC_AUTHORIZATION_FAILED);
+    grant(&mut admin, TOPIC, &missing, "User:bob", DESCRIBE);
+    assert_eq!(code(&mut bob, &missing), UNKNOWN_TOPIC_OR_PARTITION);
     grant(&mut admin, CLUSTER, "kafka-cluster", "User:alice", DELETE);
     let mut alice = login(&address, "alice");
     assert_eq!(

@@ -2,7 +2,8 @@
 //!
 //! Authorised as Kafka's controller does: DELETE on the cluster allows every topic, else
 //! DELETE on each topic; a refused topic asked for by id is named in the answer only to a
-//! principal that may DESCRIBE it.
+//! principal that may DESCRIBE it, and a missing one is UNKNOWN_TOPIC_OR_PARTITION rather
+//! than refused to a principal that may DESCRIBE it.
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
@@ -50,8 +51,15 @@ pub async fn handle(
             continue;
         };
         if !cluster_delete && !context.authorize_topic(operation::DELETE, &name) {
-            result.error_code = ResponseError::TopicAuthorizationFailed.code();
-            if id != Uuid::nil() && !context.authorize_topic(operation::DESCRIBE, &name) {
+            let describable = context.authorize_topic(operation::DESCRIBE, &name);
+            let exists = context.broker.topics().by_name.contains_key(&name);
+            // Kafka: a missing topic the principal may see is named missing, not refused.
+            result.error_code = if describable && !exists {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                ResponseError::TopicAuthorizationFailed.code()
+            };
+            if id != Uuid::nil() && !describable {
                 // Asked by id: the name is not given away.
                 result.name = None;
             }
