@@ -5,7 +5,11 @@
 //! group; raw requests show a revoked principal refused on its next request on the same
 //! connection, ACL APIs refused to non-admins, and confluent-kafka refused a write; a 3-node
 //! cluster whose nodes replicate as the PLAINTEXT super user keeps its ISR full; a Java
-//! transactional producer needs WRITE on its transactional id.
+//! transactional producer needs WRITE on its transactional id. Raw requests check Kafka's
+//! per-resource rules: AddPartitionsToTxn refuses only the topics it may not write (v0-3) or
+//! needs CLUSTER_ACTION (v4+), OffsetDelete needs DELETE on the group then READ per topic,
+//! and config resources, cluster authorised operations, CreateTopics configs, DeleteTopics,
+//! ElectLeaders, DescribeTransactions and WriteTxnMarkers are checked as Kafka checks them.
 
 use std::path::PathBuf;
 
