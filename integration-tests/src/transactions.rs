@@ -1,6 +1,7 @@
 //! Raw transactional requests for the transaction tests: FindCoordinator for a transactional
 //! id, InitProducerId, AddPartitionsToTxn, EndTxn, DescribeTransactions, and transactional
-//! record batches, at the versions the Java client uses with transaction version 1.
+//! record batches, at the versions the Java client uses with transaction version 1; and
+//! Produce v12 / EndTxn v5 as it sends them with transaction version 2.
 
 use std::time::Duration;
 
@@ -26,6 +27,9 @@ pub const END_TXN_VERSION: i16 = 3;
 pub const ADD_OFFSETS_VERSION: i16 = 3;
 pub const FIND_COORDINATOR_VERSION: i16 = 3;
 pub const TIMEOUT_MS: i32 = 60_000;
+/// Produce and EndTxn as a transaction version 2 client sends them.
+pub const PRODUCE_VERSION_2: i16 = 12;
+pub const END_TXN_VERSION_2: i16 = 5;
 
 pub fn text(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_string())
@@ -201,4 +205,39 @@ pub fn produce_transactional_to(
     request.transactional_id = Some(TransactionalId(text(id)));
     let response = client.request(crate::raw_client::PRODUCE_VERSION, &request);
     response.responses[0].partition_responses[0].error_code
+}
+
+/// A transactional Produce v12 (transaction version 2: the leader adds the partition) of
+/// `batch` to `partition`: the partition's error code.
+pub fn produce_transactional_v2(
+    client: &mut RawClient,
+    id: &str,
+    topic: &str,
+    partition: i32,
+    batch: Bytes,
+) -> i16 {
+    let mut request = crate::raw_client::produce_request(topic, partition, -1, Some(batch));
+    request.transactional_id = Some(TransactionalId(text(id)));
+    let response = client.request(PRODUCE_VERSION_2, &request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// EndTxn v5 (transaction version 2): (error, producer id, producer epoch) answered.
+pub fn end_txn_v2(
+    client: &mut RawClient,
+    id: &str,
+    producer: (i64, i16),
+    commit: bool,
+) -> (i16, i64, i16) {
+    let mut request = EndTxnRequest::default();
+    request.transactional_id = TransactionalId(text(id));
+    request.producer_id = ProducerId(producer.0);
+    request.producer_epoch = producer.1;
+    request.committed = commit;
+    let response = client.request(END_TXN_VERSION_2, &request);
+    (
+        response.error_code,
+        response.producer_id.0,
+        response.producer_epoch,
+    )
 }

@@ -1,13 +1,14 @@
 //! Apache Kafka's own tools against the transaction coordinator: `kafka-transactions.sh list`
 //! and `describe` (ListTransactions, DescribeTransactions), and the console consumer with
 //! Kafka's `TransactionLogMessageFormatter` reading `__transaction_state`, which shows our
-//! records are in Kafka's schema.
+//! records are in Kafka's schema (value version 0, and version 1 with transaction version
+//! 2's tagged fields).
 
 use sluice_integration_tests::kafka_cli::{kafka_tool, CONSOLE_CONSUMER};
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::transactions::{
-    add_partitions, end_txn, find_coordinator, init, produce_transactional, transactional_batch,
-    wait_state, TIMEOUT_MS,
+    add_partitions, end_txn, end_txn_v2, find_coordinator, init, produce_transactional,
+    produce_transactional_v2, transactional_batch, wait_state, TIMEOUT_MS,
 };
 use sluice_integration_tests::{topic_name, Broker};
 
@@ -115,5 +116,72 @@ fn kafka_transactions_tool_lists_and_describes_and_the_log_is_kafkas_format() {
             line.contains(&format!("\"producerId\":{producer_id}")),
             "{line}"
         );
+    }
+}
+
+#[test]
+fn kafkas_formatter_reads_transaction_version_2_records() {
+    let broker = Broker::start();
+    let mut client = RawClient::connect(&broker.bootstrap());
+    let topic = topic_name("txn-cli-v2");
+    assert_eq!(client.create_topic(&topic, 1, &[]), 0);
+    let id = format!("{topic}-id");
+    find_coordinator(&mut client, &id);
+    let (_, producer_id, epoch) = init(&mut client, &id, TIMEOUT_MS);
+    assert_eq!(epoch, 0);
+    let batch = transactional_batch((producer_id, 0), 0, &["v"]);
+    assert_eq!(
+        produce_transactional_v2(&mut client, &id, &topic, 0, batch),
+        0
+    );
+    assert_eq!(
+        end_txn_v2(&mut client, &id, (producer_id, 0), true),
+        (0, producer_id, 1)
+    );
+    wait_state(&mut client, &id, "CompleteCommit");
+    // Empty (InitProducerId, version 0), then Ongoing, PrepareCommit, CompleteCommit of a
+    // version 2 client (value version 1); the end's epoch bump is in the Prepare record.
+    let records = tool(
+        &broker,
+        CONSOLE_CONSUMER,
+        &[
+            "--topic",
+            "__transaction_state",
+            "--from-beginning",
+            "--max-messages",
+            "4",
+            "--timeout-ms",
+            "60000",
+            "--formatter",
+            TRANSACTION_LOG_FORMATTER,
+        ],
+    );
+    let lines: Vec<&str> = records
+        .split("{\"key\":")
+        .filter(|line| line.contains(&id))
+        .collect();
+    assert_eq!(lines.len(), 4, "{records}");
+    let expected = [
+        ("0", 0, None),
+        ("1", 0, Some(2)),
+        ("2", 1, Some(2)),
+        ("4", 1, Some(2)),
+    ];
+    for (line, (status, epoch, client_version)) in lines.iter().zip(expected) {
+        assert!(
+            line.contains(&format!("\"transactionStatus\":{status}")),
+            "status {status} in {line}"
+        );
+        assert!(
+            line.contains(&format!("\"producerEpoch\":{epoch}")),
+            "epoch {epoch} in {line}"
+        );
+        match client_version {
+            Some(version) => assert!(
+                line.contains(&format!("\"clientTransactionVersion\":{version}")),
+                "{line}"
+            ),
+            None => assert!(!line.contains("clientTransactionVersion"), "{line}"),
+        }
     }
 }

@@ -13,8 +13,9 @@ use kafka_protocol::ResponseError;
 use sluice_integration_tests::cluster::Cluster;
 use sluice_integration_tests::raw_client::{RawClient, CREATE_TOPICS_VERSION};
 use sluice_integration_tests::transactions::{
-    add_partitions, code, describe, end_txn, find_coordinator, init, init_at_coordinator,
-    produce_transactional_to, text, transactional_batch, wait_state, TIMEOUT_MS, WAIT,
+    add_partitions, code, describe, end_txn, end_txn_v2, find_coordinator, init,
+    init_at_coordinator, produce_transactional_to, produce_transactional_v2, text,
+    transactional_batch, wait_state, TIMEOUT_MS, WAIT,
 };
 use sluice_integration_tests::{topic_name, wait_until};
 
@@ -61,32 +62,6 @@ fn id_coordinated_away_from(client: &mut RawClient, topic: &str, leader: i32) ->
     unreachable!()
 }
 
-/// Produce v12 (transaction version 2) of a transactional batch to `partition`.
-fn produce_v12(
-    client: &mut RawClient,
-    id: &str,
-    topic: &str,
-    partition: i32,
-    batch: bytes::Bytes,
-) -> i16 {
-    let mut request =
-        sluice_integration_tests::raw_client::produce_request(topic, partition, -1, Some(batch));
-    request.transactional_id = Some(kafka_protocol::messages::TransactionalId(text(id)));
-    let response = client.request(12, &request);
-    response.responses[0].partition_responses[0].error_code
-}
-
-/// EndTxn v5: (error, producer epoch answered).
-fn end_v5(client: &mut RawClient, id: &str, producer: (i64, i16), commit: bool) -> (i16, i16) {
-    let mut request = kafka_protocol::messages::EndTxnRequest::default();
-    request.transactional_id = kafka_protocol::messages::TransactionalId(text(id));
-    request.producer_id = kafka_protocol::messages::ProducerId(producer.0);
-    request.producer_epoch = producer.1;
-    request.committed = commit;
-    let response = client.request(5, &request);
-    (response.error_code, response.producer_epoch)
-}
-
 #[test]
 fn remote_leaders_add_the_partitions_of_transaction_version_2_produces() {
     let cluster = Cluster::start(3);
@@ -100,28 +75,34 @@ fn remote_leaders_add_the_partitions_of_transaction_version_2_produces() {
     let (error, producer_id, epoch) = init_at_coordinator(&mut coordinator_client, &id, TIMEOUT_MS);
     assert_eq!((error, epoch), (0, 0));
     let batch = transactional_batch((producer_id, 0), 0, &["one"]);
-    assert_eq!(produce_v12(&mut leader_client, &id, &topic, 0, batch), 0);
+    assert_eq!(
+        produce_transactional_v2(&mut leader_client, &id, &topic, 0, batch),
+        0
+    );
     let (_, state, _, partitions) = describe(&mut coordinator_client, &id);
     assert_eq!(
         (state.as_str(), partitions),
         ("Ongoing", vec![(topic.clone(), 0)])
     );
     assert_eq!(
-        end_v5(&mut coordinator_client, &id, (producer_id, 0), true),
-        (0, 1)
+        end_txn_v2(&mut coordinator_client, &id, (producer_id, 0), true),
+        (0, producer_id, 1)
     );
     wait_state(&mut coordinator_client, &id, "CompleteCommit");
     // The old epoch is fenced at the remote leader too.
     let late = transactional_batch((producer_id, 0), 1, &["late"]);
     assert_eq!(
-        produce_v12(&mut leader_client, &id, &topic, 0, late),
+        produce_transactional_v2(&mut leader_client, &id, &topic, 0, late),
         code(ResponseError::InvalidProducerEpoch)
     );
     let batch = transactional_batch((producer_id, 1), 0, &["two"]);
-    assert_eq!(produce_v12(&mut leader_client, &id, &topic, 0, batch), 0);
     assert_eq!(
-        end_v5(&mut coordinator_client, &id, (producer_id, 1), false),
-        (0, 2)
+        produce_transactional_v2(&mut leader_client, &id, &topic, 0, batch),
+        0
+    );
+    assert_eq!(
+        end_txn_v2(&mut coordinator_client, &id, (producer_id, 1), false),
+        (0, producer_id, 2)
     );
     wait_state(&mut coordinator_client, &id, "CompleteAbort");
     // Both transactions' records, on the leader the coordinator never was.

@@ -14,19 +14,18 @@ use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    ApiVersionsRequest, EndTxnRequest, GroupId, OffsetFetchRequest, ProducerId, TopicName,
-    TransactionalId, TxnOffsetCommitRequest,
+    ApiVersionsRequest, GroupId, OffsetFetchRequest, ProducerId, TopicName, TransactionalId,
+    TxnOffsetCommitRequest,
 };
 use kafka_protocol::ResponseError;
-use sluice_integration_tests::raw_client::{produce_request, RawClient};
+use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::transactions::{
-    code, describe, find_coordinator, init, text, transactional_batch, wait_state, TIMEOUT_MS,
+    code, describe, end_txn_v2, find_coordinator, init, produce_transactional_v2, text,
+    transactional_batch, wait_state, TIMEOUT_MS,
 };
 use sluice_integration_tests::{topic_name, Broker};
 
 const GROUP: &str = "tv2-group";
-const PRODUCE_VERSION: i16 = 12;
-const END_TXN_VERSION: i16 = 5;
 const TXN_OFFSET_COMMIT_VERSION: i16 = 5;
 const OFFSET_FETCH_VERSION: i16 = 8;
 const API_VERSIONS_VERSION: i16 = 3;
@@ -50,35 +49,6 @@ fn finalized_transaction_version(client: &mut RawClient) -> Option<(i16, i16)> {
         .iter()
         .find(|feature| feature.name.as_str() == "transaction.version")
         .map(|feature| (feature.min_version_level, feature.max_version_level))
-}
-
-/// Produce v12 of a transactional batch: the partition's error code.
-fn produce_v12(
-    client: &mut RawClient,
-    id: &str,
-    topic: &str,
-    partition: i32,
-    batch: bytes::Bytes,
-) -> i16 {
-    let mut request = produce_request(topic, partition, -1, Some(batch));
-    request.transactional_id = Some(TransactionalId(text(id)));
-    let response = client.request(PRODUCE_VERSION, &request);
-    response.responses[0].partition_responses[0].error_code
-}
-
-/// EndTxn v5: (error, producer id, producer epoch).
-fn end_v5(client: &mut RawClient, id: &str, producer: (i64, i16), commit: bool) -> (i16, i64, i16) {
-    let mut request = EndTxnRequest::default();
-    request.transactional_id = TransactionalId(text(id));
-    request.producer_id = ProducerId(producer.0);
-    request.producer_epoch = producer.1;
-    request.committed = commit;
-    let response = client.request(END_TXN_VERSION, &request);
-    (
-        response.error_code,
-        response.producer_id.0,
-        response.producer_epoch,
-    )
 }
 
 /// TxnOffsetCommit v5 of `offset` for partition 0 of `topic`, without AddOffsetsToTxn.
@@ -163,7 +133,10 @@ fn transaction_version_2_adds_partitions_implicitly_and_bumps_the_epoch_per_end(
 
     // Transaction 1 (commit): no AddPartitionsToTxn, no AddOffsetsToTxn.
     let batch = transactional_batch((producer_id, 0), 0, &["a", "b"]);
-    assert_eq!(produce_v12(&mut client, &id, &topic, 0, batch), 0);
+    assert_eq!(
+        produce_transactional_v2(&mut client, &id, &topic, 0, batch),
+        0
+    );
     assert_eq!(
         txn_commit_v5(&mut client, &id, &topic, (producer_id, 0), 2),
         0
@@ -176,7 +149,7 @@ fn transaction_version_2_adds_partitions_implicitly_and_bumps_the_epoch_per_end(
         .iter()
         .any(|(name, _)| name == "__consumer_offsets"));
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 0), true),
+        end_txn_v2(&mut client, &id, (producer_id, 0), true),
         (0, producer_id, 1)
     );
     let (_, _, described_epoch, partitions) = wait_state(&mut client, &id, "CompleteCommit");
@@ -185,29 +158,32 @@ fn transaction_version_2_adds_partitions_implicitly_and_bumps_the_epoch_per_end(
     assert_eq!(committed_offset(&mut client, &topic), 2);
     // The client missed the answer and retries: the same answer, nothing changes.
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 0), true),
+        end_txn_v2(&mut client, &id, (producer_id, 0), true),
         (0, producer_id, 1)
     );
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 0), false).0,
+        end_txn_v2(&mut client, &id, (producer_id, 0), false).0,
         code(ResponseError::InvalidTxnState)
     );
     // A late write of the ended transaction (its epoch) is fenced.
     let late = transactional_batch((producer_id, 0), 2, &["late"]);
     assert_eq!(
-        produce_v12(&mut client, &id, &topic, 0, late),
+        produce_transactional_v2(&mut client, &id, &topic, 0, late),
         code(ResponseError::InvalidProducerEpoch)
     );
 
     // Transaction 2 (abort) at the bumped epoch, sequences from 0 again.
     let batch = transactional_batch((producer_id, 1), 0, &["c"]);
-    assert_eq!(produce_v12(&mut client, &id, &topic, 0, batch), 0);
+    assert_eq!(
+        produce_transactional_v2(&mut client, &id, &topic, 0, batch),
+        0
+    );
     assert_eq!(
         txn_commit_v5(&mut client, &id, &topic, (producer_id, 1), 3),
         0
     );
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 1), false),
+        end_txn_v2(&mut client, &id, (producer_id, 1), false),
         (0, producer_id, 2)
     );
     wait_state(&mut client, &id, "CompleteAbort");
@@ -215,9 +191,12 @@ fn transaction_version_2_adds_partitions_implicitly_and_bumps_the_epoch_per_end(
 
     // Transaction 3 (commit) on partition 1 only.
     let batch = transactional_batch((producer_id, 2), 0, &["d"]);
-    assert_eq!(produce_v12(&mut client, &id, &topic, 1, batch), 0);
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 2), true),
+        produce_transactional_v2(&mut client, &id, &topic, 1, batch),
+        0
+    );
+    assert_eq!(
+        end_txn_v2(&mut client, &id, (producer_id, 2), true),
         (0, producer_id, 3)
     );
     wait_state(&mut client, &id, "CompleteCommit");
@@ -243,11 +222,11 @@ fn transaction_version_2_adds_partitions_implicitly_and_bumps_the_epoch_per_end(
     let (_, _, described_epoch, _) = wait_state(&mut client, &id, "CompleteCommit");
     assert_eq!(described_epoch, 3);
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 2), true),
+        end_txn_v2(&mut client, &id, (producer_id, 2), true),
         (0, producer_id, 3)
     );
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 1), true).0,
+        end_txn_v2(&mut client, &id, (producer_id, 1), true).0,
         code(ResponseError::ProducerFenced)
     );
     assert_eq!(
@@ -271,17 +250,17 @@ fn an_abort_of_a_transaction_the_coordinator_never_saw_still_bumps_the_epoch() {
     let (error, producer_id, epoch) = init(&mut client, &id, TIMEOUT_MS);
     assert_eq!((error, epoch), (0, 0));
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 0), true).0,
+        end_txn_v2(&mut client, &id, (producer_id, 0), true).0,
         code(ResponseError::InvalidTxnState)
     );
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 0), false),
+        end_txn_v2(&mut client, &id, (producer_id, 0), false),
         (0, producer_id, 1)
     );
     let (_, _, described_epoch, _) = wait_state(&mut client, &id, "CompleteAbort");
     assert_eq!(described_epoch, 1);
     assert_eq!(
-        end_v5(&mut client, &id, (producer_id, 0), false),
+        end_txn_v2(&mut client, &id, (producer_id, 0), false),
         (0, producer_id, 1)
     );
 }
