@@ -1,7 +1,7 @@
 //! KIP-890's verification guard at the log: a marker landing between the coordinator's
 //! answer and the verified append makes the append fail (no hanging transaction), a stale
-//! guard never starts a later transaction, and a producer with an ongoing transaction needs
-//! no verification.
+//! guard never starts a later transaction, and a producer with an ongoing transaction of the
+//! same epoch needs no verification (transaction version 2: one of an older epoch does).
 
 mod common;
 
@@ -128,6 +128,29 @@ fn an_ongoing_transaction_needs_no_guard_until_its_marker() {
         .append_verified(&mut plain, 0, NOW_MS, VerificationGuard::NONE)
         .unwrap();
     assert_eq!(outcome.base_offset, 2);
+}
+
+#[test]
+fn the_next_epochs_first_batch_is_verified_while_the_previous_transaction_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path());
+    let guard = log.start_txn_verification(PRODUCER, 0, 0, NOW_MS);
+    assert_eq!(append_verified(&log, 0, guard).unwrap(), 0);
+    // Transaction version 2: EndTxn answered epoch 1 before the marker (epoch 1) landed
+    // here. The next transaction's first batch must not join the ending one unverified.
+    let next = log.start_txn_verification(PRODUCER, 0, 1, NOW_MS);
+    assert!(!next.is_none());
+    assert_eq!(log.txn_verification_guard(PRODUCER), Some(next));
+    // Once the marker is written, a fresh verification starts the new transaction.
+    log.append_txn_marker(abort(1), 0, NOW_MS).unwrap();
+    assert!(!log.has_ongoing_txn(PRODUCER));
+    let fresh = log.start_txn_verification(PRODUCER, 0, 1, NOW_MS);
+    assert!(!fresh.is_none());
+    let mut payload = transactional_batch(1, 0);
+    let outcome = log.append_verified(&mut payload, 0, NOW_MS, fresh).unwrap();
+    assert_eq!(outcome.base_offset, 2);
+    assert!(log.has_ongoing_txn(PRODUCER));
+    assert!(log.start_txn_verification(PRODUCER, 1, 1, NOW_MS).is_none());
 }
 
 #[test]
