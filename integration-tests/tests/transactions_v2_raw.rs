@@ -14,8 +14,8 @@ use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    ApiVersionsRequest, GroupId, OffsetFetchRequest, ProducerId, TopicName, TransactionalId,
-    TxnOffsetCommitRequest,
+    ApiKey, ApiVersionsRequest, GroupId, OffsetFetchRequest, ProducerId, TopicName,
+    TransactionalId, TxnOffsetCommitRequest,
 };
 use kafka_protocol::ResponseError;
 use sluice_integration_tests::raw_client::RawClient;
@@ -30,8 +30,9 @@ const TXN_OFFSET_COMMIT_VERSION: i16 = 5;
 const OFFSET_FETCH_VERSION: i16 = 8;
 const API_VERSIONS_VERSION: i16 = 3;
 
-/// The finalized `transaction.version` level ApiVersions v3 answers (None: not finalized).
-fn finalized_transaction_version(client: &mut RawClient) -> Option<(i16, i16)> {
+/// The finalized `transaction.version` levels ApiVersions v3 answers (None: not finalized),
+/// and the highest Produce and EndTxn versions it offers.
+fn transaction_version(client: &mut RawClient) -> (Option<(i16, i16)>, i16, i16) {
     let mut request = ApiVersionsRequest::default();
     request.client_software_name = text("sluice-test");
     request.client_software_version = text("1");
@@ -44,11 +45,19 @@ fn finalized_transaction_version(client: &mut RawClient) -> Option<(i16, i16)> {
         .map(|feature| (feature.min_version, feature.max_version));
     assert_eq!(supported, Some((0, 2)), "{response:?}");
     assert!(response.finalized_features_epoch >= 0, "{response:?}");
-    response
+    let finalized = response
         .finalized_features
         .iter()
         .find(|feature| feature.name.as_str() == "transaction.version")
-        .map(|feature| (feature.min_version_level, feature.max_version_level))
+        .map(|feature| (feature.min_version_level, feature.max_version_level));
+    let max = |key: ApiKey| {
+        response
+            .api_keys
+            .iter()
+            .find(|entry| entry.api_key == key as i16)
+            .map_or(-1, |entry| entry.max_version)
+    };
+    (finalized, max(ApiKey::Produce), max(ApiKey::EndTxn))
 }
 
 /// TxnOffsetCommit v5 of `offset` for partition 0 of `topic`, without AddOffsetsToTxn.
@@ -122,7 +131,7 @@ fn strings(values: &[&str]) -> Vec<String> {
 fn transaction_version_2_adds_partitions_implicitly_and_bumps_the_epoch_per_end() {
     let mut broker = Broker::start();
     let mut client = RawClient::connect(&broker.bootstrap());
-    assert_eq!(finalized_transaction_version(&mut client), Some((2, 2)));
+    assert_eq!(transaction_version(&mut client), (Some((2, 2)), 13, 5));
     let topic = topic_name("tv2-raw");
     assert_eq!(client.create_topic(&topic, 2, &[]), 0);
     client.wait_group_coordinators(&[GROUP], sluice_integration_tests::transactions::WAIT);
@@ -269,5 +278,6 @@ fn an_abort_of_a_transaction_the_coordinator_never_saw_still_bumps_the_epoch() {
 fn transaction_version_1_is_finalized_when_asked() {
     let broker = Broker::start_with(&["--transaction-version", "1"]);
     let mut client = RawClient::connect(&broker.bootstrap());
-    assert_eq!(finalized_transaction_version(&mut client), Some((1, 1)));
+    // Nothing that means version 2 is offered: Produce up to v11, EndTxn up to v4.
+    assert_eq!(transaction_version(&mut client), (Some((1, 1)), 11, 4));
 }

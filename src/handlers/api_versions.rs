@@ -1,9 +1,13 @@
 //! ApiVersions: what this broker serves, straight from the wire crate's table, and (v3+)
 //! the features: `transaction.version` supported 0-2, finalized at `--transaction-version`
-//! (Kafka's Java clients switch to transaction version 2, KIP-890 part 2, when it is 2).
+//! (Kafka's Java clients switch to transaction version 2, KIP-890 part 2, when it is 2; at 1
+//! the versions that mean version 2 — Produce v12+, EndTxn v5, TxnOffsetCommit v5 — are not
+//! offered).
 
-use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
 use super::{str_bytes, RequestContext};
@@ -15,10 +19,22 @@ const TRANSACTION_VERSION_SUPPORTED_MAX: i16 = 2;
 const FINALIZED_FEATURES_EPOCH: i64 = 1;
 /// The features are tagged fields of v3+.
 const FEATURES_VERSION_MIN: i16 = 3;
+const TRANSACTION_VERSION_2: i16 = 2;
+/// The last versions before the ones that mean transaction version 2 (KIP-890 part 2): a
+/// broker kept at version 1 does not offer those, so no client can use them by version alone.
+const VERSIONS_BEFORE_TRANSACTION_VERSION_2: [(ApiKey, i16); 3] = [
+    (ApiKey::Produce, 11),
+    (ApiKey::EndTxn, 4),
+    (ApiKey::TxnOffsetCommit, 4),
+];
 
 pub fn handle(context: &RequestContext<'_>, request: ApiVersionsRequest) -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
     response.api_keys = sluice_wire::versions::api_versions_keys();
+    let transaction_version = context.broker.config.transaction_version;
+    if transaction_version < TRANSACTION_VERSION_2 {
+        cap_transaction_version_2_apis(&mut response.api_keys);
+    }
     if context.api_version >= FEATURES_VERSION_MIN {
         add_features(context.broker.config.transaction_version, &mut response);
     }
@@ -42,6 +58,17 @@ pub fn handle(context: &RequestContext<'_>, request: ApiVersionsRequest) -> ApiV
             .insert(crate::admission::IDENTITY_TAG, identity.encode());
     }
     response
+}
+
+fn cap_transaction_version_2_apis(api_keys: &mut [ApiVersion]) {
+    for entry in api_keys.iter_mut() {
+        let cap = VERSIONS_BEFORE_TRANSACTION_VERSION_2
+            .iter()
+            .find(|(key, _)| *key as i16 == entry.api_key);
+        if let Some((_, version_max)) = cap {
+            entry.max_version = entry.max_version.min(*version_max);
+        }
+    }
 }
 
 fn add_features(transaction_version: i16, response: &mut ApiVersionsResponse) {
@@ -71,7 +98,22 @@ fn valid_software_field(text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_software_field;
+    use super::*;
+
+    #[test]
+    fn version_1_offers_no_transaction_version_2_api() {
+        let mut keys = sluice_wire::versions::api_versions_keys();
+        cap_transaction_version_2_apis(&mut keys);
+        let max = |key: ApiKey| {
+            keys.iter()
+                .find(|entry| entry.api_key == key as i16)
+                .map(|entry| entry.max_version)
+        };
+        assert_eq!(max(ApiKey::Produce), Some(11));
+        assert_eq!(max(ApiKey::EndTxn), Some(4));
+        assert_eq!(max(ApiKey::TxnOffsetCommit), Some(4));
+        assert_eq!(max(ApiKey::Fetch), Some(18));
+    }
 
     #[test]
     fn software_fields_follow_kafkas_pattern() {
