@@ -58,8 +58,8 @@ pub fn follow_leadership(
 
 /// Internal topic `name`, created through the controller if it does not exist yet (Kafka does
 /// this on the first FindCoordinator that needs it). Its replication factor is capped at the
-/// brokers alive now, so a single dev node needs no flag. The log is never compacted yet, so
-/// nothing may be deleted by time or size either.
+/// brokers alive now, so a single dev node needs no flag. Like Kafka's, both internal topics
+/// are compacted (`cleanup.policy=compact`), never cut by time or size.
 pub async fn ensure_created(
     broker: &Broker,
     name: &str,
@@ -79,10 +79,12 @@ pub async fn ensure_created(
         .count()
         .max(1);
     let replication_factor = replication_factor_max.min(i16::try_from(live).unwrap_or(i16::MAX));
-    let overrides = BTreeMap::from([
-        (topic_config::RETENTION_MS.to_string(), "-1".to_string()),
-        (topic_config::RETENTION_BYTES.to_string(), "-1".to_string()),
-    ]);
+    // Compacted, as in Kafka: the last record of each group offset or transactional id
+    // stays, tombstoned ones go after delete.retention.ms.
+    let overrides = BTreeMap::from([(
+        topic_config::CLEANUP_POLICY.to_string(),
+        topic_config::POLICY_COMPACT.to_string(),
+    )]);
     let created = broker
         .create_topic(
             name,

@@ -181,8 +181,8 @@ pub struct Log {
 pub(crate) struct CleanerState {
     /// Offsets below it were cleaned (Kafka's cleaner checkpoint); persisted.
     pub first_dirty_offset: i64,
-    /// The earliest delete horizon of a tombstone the last cleaning kept (memory only: after
-    /// a restart it is found again by the next cleaning).
+    /// The earliest delete horizon of a tombstone the last cleaning kept; persisted, so a
+    /// restarted broker still cleans when it passes.
     pub tombstone_horizon_ms: Option<i64>,
 }
 
@@ -273,7 +273,8 @@ impl Log {
         Ok(Log {
             cleaner: Mutex::new(CleanerState {
                 first_dirty_offset,
-                tombstone_horizon_ms: None,
+                tombstone_horizon_ms: checkpoint::read_tombstone_horizon(dir)
+                    .context("read tombstone horizon", dir)?,
             }),
             dir: dir.to_path_buf(),
             writer: Mutex::new(Writer {
@@ -844,6 +845,23 @@ impl Log {
         Ok(count as u32)
     }
 
+    /// Rolls a non-empty active segment whose first batch is `max_age_ms` old or older, so a
+    /// quiet partition's last records become cleanable (the cleaner calls this; appends roll
+    /// by `segment.ms` themselves). Returns whether it rolled.
+    pub fn roll_if_older(&self, now_ms: i64, max_age_ms: i64) -> Result<bool, StorageError> {
+        let mut writer = self.writer()?;
+        writer.now_ms_latest = writer.now_ms_latest.max(now_ms);
+        let aged = writer.active.segment.size_bytes() > 0
+            && writer
+                .active
+                .rolling_base_ms
+                .is_some_and(|base_ms| now_ms.saturating_sub(base_ms) >= max_age_ms);
+        if aged {
+            self.roll(&mut writer, now_ms)?;
+        }
+        Ok(aged)
+    }
+
     pub fn update_config(&self, config: LogConfig) {
         let mut writer = lock(&self.writer);
         writer
@@ -1317,8 +1335,15 @@ impl Log {
         let mut cleaner = lock(&self.cleaner);
         cleaner.first_dirty_offset = first_dirty_offset.min(log_end_offset);
         cleaner.tombstone_horizon_ms = tombstone_horizon_ms;
+        checkpoint::write_tombstone_horizon(&self.dir, tombstone_horizon_ms)
+            .context("write tombstone horizon", &self.dir)?;
         checkpoint::write_cleaner_checkpoint(&self.dir, cleaner.first_dirty_offset)
             .context("write cleaner checkpoint", &self.dir)
+    }
+
+    /// Whether `close` ran (a long cleaning stops then).
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.writer).closed
     }
 
     /// The earliest delete horizon of a tombstone the last cleaning kept, if any.

@@ -120,7 +120,7 @@ impl Log {
         if dirty.first_dirty_offset >= dirty.cleanable_end_offset && !tombstones_due {
             return Ok(outcome);
         }
-        let mut throttle = Throttle::new(config.io_bytes_per_second);
+        let mut throttle = Throttle::new(self, config.io_bytes_per_second);
         let (map, map_end) = build_offset_map(&view, &dirty, config, codec, &mut throttle)?;
         outcome.keys_mapped = map.len();
         let rules = FilterRules {
@@ -202,7 +202,7 @@ fn build_offset_map(
     dirty: &DirtyStats,
     config: &CleanerConfig,
     codec: &dyn RecordsCodec,
-    throttle: &mut Throttle,
+    throttle: &mut Throttle<'_>,
 ) -> Result<(OffsetMap, i64), StorageError> {
     let mut map = OffsetMap::new(config.dedupe_buffer_bytes);
     let mut map_end = dirty.first_dirty_offset;
@@ -229,7 +229,7 @@ fn build_offset_map(
             let batch = segment
                 .read_batch(position - header.size_bytes() as u64, end)
                 .context("clean", path)?;
-            throttle.charge(batch.len() as u64);
+            throttle.charge(batch.len() as u64)?;
             if !map_batch(&mut map, &batch, &header, codec) {
                 return Ok((map, map_end));
             }
@@ -306,7 +306,7 @@ fn clean_group(
     view: &CleaningView,
     group: &[Arc<Segment>],
     rules: &FilterRules<'_>,
-    throttle: &mut Throttle,
+    throttle: &mut Throttle<'_>,
     outcome: &mut CleanOutcome,
 ) -> Result<bool, StorageError> {
     let dir = log.dir();
@@ -341,7 +341,7 @@ fn clean_group(
                 .write_at(bytes, written)
                 .context("write cleaned segment", cleaned.log_path())?;
             written += bytes.len() as u64;
-            throttle.charge((batch.len() + bytes.len()) as u64);
+            throttle.charge((batch.len() + bytes.len()) as u64)?;
         }
     }
     outcome.bytes_after += written;
@@ -386,31 +386,46 @@ fn finish_cleaned_segment(
     Ok(())
 }
 
-/// Bounds the cleaner's I/O rate by sleeping (it runs on its own thread).
-struct Throttle {
+/// Bounds the cleaner's I/O rate by sleeping (it runs on its own thread), and stops the
+/// cleaning once the log is closed (shutdown must not wait for a throttled cleaning).
+struct Throttle<'a> {
+    log: &'a Log,
     bytes_per_second: u64,
     started: Instant,
     bytes: u64,
 }
 
-impl Throttle {
-    fn new(bytes_per_second: u64) -> Throttle {
+/// Longest sleep between two looks at whether the log closed.
+const THROTTLE_SLEEP_MAX: Duration = Duration::from_millis(100);
+
+impl Throttle<'_> {
+    fn new(log: &Log, bytes_per_second: u64) -> Throttle<'_> {
         Throttle {
+            log,
             bytes_per_second,
             started: Instant::now(),
             bytes: 0,
         }
     }
 
-    fn charge(&mut self, bytes: u64) {
+    fn charge(&mut self, bytes: u64) -> Result<(), StorageError> {
+        if self.log.is_closed() {
+            return Err(StorageError::Closed);
+        }
         if self.bytes_per_second == 0 {
-            return;
+            return Ok(());
         }
         self.bytes += bytes;
         let due = Duration::from_secs_f64(self.bytes as f64 / self.bytes_per_second as f64);
-        let elapsed = self.started.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
+        loop {
+            let elapsed = self.started.elapsed();
+            if due <= elapsed {
+                return Ok(());
+            }
+            std::thread::sleep((due - elapsed).min(THROTTLE_SLEEP_MAX));
+            if self.log.is_closed() {
+                return Err(StorageError::Closed);
+            }
         }
     }
 }
