@@ -288,3 +288,59 @@ fn kafka_configs_turns_compaction_on_for_an_existing_topic() {
         "{refused}"
     );
 }
+
+#[test]
+fn committed_offsets_survive_the_compaction_of_consumer_offsets() {
+    let args = [
+        &CLEANER_ARGS[..],
+        &["--segment-ms", "300", "--offsets-topic-partitions", "1"],
+    ]
+    .concat();
+    let mut broker = Broker::start_with(&args);
+    let topic = topic_name("offsets-compaction");
+    let group = format!("{topic}-group");
+    let bootstrap = broker.bootstrap();
+    let commit = ["commit", &bootstrap, &topic, &group, "3", "300"];
+    let output = parse_output(&run_python("confluent_offsets_compaction.py", &commit));
+    let want = serde_json::json!({"0": 300, "1": 300, "2": 300});
+    assert_eq!(output["committed"], want);
+    let size = |broker: &Broker| {
+        sluice_integration_tests::metrics::sample(
+            &broker.scrape(),
+            "sluice_log_size_bytes",
+            &[("topic", "__consumer_offsets"), ("partition", "0")],
+        )
+        .expect("offsets partition size")
+    };
+    // 300 commits of 3 offsets are ~100 KB; compacted, about the last commit's batch is left.
+    wait_until(
+        METRIC_DEADLINE,
+        "__consumer_offsets to be compacted",
+        || {
+            let reclaimed = sum(&broker.scrape(), "sluice_log_cleaner_bytes_reclaimed_total");
+            (size(&broker) < 2_000.0 && reclaimed > 50_000.0).then_some(())
+        },
+    );
+    broker.kill9();
+    broker.restart();
+    let bootstrap = broker.bootstrap();
+    let fetch = ["fetch", &bootstrap, &topic, &group, "3"];
+    let output = parse_output(&run_python("confluent_offsets_compaction.py", &fetch));
+    assert_eq!(output["committed"], want);
+    let describe = [
+        "--bootstrap-server",
+        &bootstrap,
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "__consumer_offsets",
+        "--describe",
+    ];
+    let described = kafka_tool(CONFIGS, &describe, b"").success("describe");
+    assert_eq!(
+        described,
+        "Dynamic configs for topic __consumer_offsets are:\n  cleanup.policy=compact \
+         sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact, \
+         DEFAULT_CONFIG:log.cleanup.policy=delete}\n"
+    );
+}

@@ -321,12 +321,14 @@ fn an_idempotent_producer_keeps_its_last_batch_even_when_empty() {
                     header.record_count,
                     header.last_offset(),
                     header.base_sequence,
+                    header.max_timestamp,
                 ));
             }
             offset = header.last_offset() + 1;
         }
     }
-    assert_eq!(empty_batches, vec![(0, last_producer_offset, 38)]);
+    // No record carries a timestamp any more: time lookups never land on it.
+    assert_eq!(empty_batches, vec![(0, last_producer_offset, 38, -1)]);
     // The producer continues its sequence after a restart that replays the log.
     drop(log);
     for name in std::fs::read_dir(dir.path()).unwrap() {
@@ -376,6 +378,51 @@ fn a_follower_appends_a_compacted_leaders_batches() {
         .clean(&cleaner_config(1 << 20), &UncompressedOnly, NOW_MS)
         .unwrap();
     check_compacted(&follower, &written, false);
+}
+
+#[test]
+fn transactional_batches_and_markers_stay_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), log_config(), 0, 0).unwrap();
+    let mut written = BTreeMap::new();
+    append(&log, &mut written, &[entry(1, Some(0)), entry(2, Some(0))]);
+    // An aborted transaction writing key 1 (its records must not shadow the committed ones).
+    let mut batch = keyed_batch(&[entry(1, Some(100))], Some((9, 0)));
+    batch[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    common::fix_crc(&mut batch);
+    let txn = log.append(&mut batch, 0, NOW_MS).unwrap();
+    let marker = sluice_storage::TxnMarker {
+        producer_id: 9,
+        producer_epoch: 0,
+        coordinator_epoch: 0,
+        commit: false,
+    };
+    let abort = log.append_txn_marker(marker, 0, NOW_MS).unwrap();
+    for round in 1..40u32 {
+        append(&log, &mut written, &[entry(2, Some(round))]);
+    }
+    let outcome = log
+        .clean(&cleaner_config(1 << 20), &UncompressedOnly, NOW_MS)
+        .unwrap();
+    assert_eq!(outcome.stats.batches_untouched, 2, "{outcome:?}");
+    let (read, _) = read_records(&log);
+    // Key 1's committed value stays (the aborted write was never mapped); the transactional
+    // record and the marker batch are still there, byte for byte.
+    assert_eq!(read[0], (0, entry(1, Some(0))));
+    assert_eq!(read[1], (txn.base_offset, entry(1, Some(100))));
+    let stored = log.read(txn.base_offset, 1 << 20, true).unwrap().records;
+    assert_eq!(&stored[..batch.len()], &batch[..]);
+    let marker_batch = log.read(abort.base_offset, 1 << 20, true).unwrap().records;
+    let header = sluice_storage::BatchHeader::parse(&marker_batch).unwrap();
+    assert!(header.is_control());
+    assert_eq!(header.base_offset, abort.base_offset);
+    assert_eq!(log.aborted_transactions(0, log.log_end_offset()).len(), 1);
+    // The cleaned part (below the active segment) holds key 2 once.
+    let key_2_cleaned = read
+        .iter()
+        .filter(|(offset, (key, _))| key == b"key-2" && *offset < outcome.first_dirty_offset)
+        .count();
+    assert_eq!(key_2_cleaned, 1, "key 2 compacted to its latest");
 }
 
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use crate::batch::{
     encode_batch, BatchHeader, TimestampType, ATTRIBUTE_COMPRESSION_MASK,
-    ATTRIBUTE_DELETE_HORIZON_BIT, BATCH_HEADER_BYTES,
+    ATTRIBUTE_DELETE_HORIZON_BIT, BATCH_HEADER_BYTES, NO_TIMESTAMP,
 };
 use crate::compaction::codec::{RecordsCodec, CODEC_NONE};
 use crate::compaction::offset_map::OffsetMap;
@@ -146,11 +146,16 @@ pub fn filter_batch(
     Fate::Rewrite(rewrite(header, &kept, horizon, rules.codec))
 }
 
-/// The batch header without records: offsets, producer fields and timestamps stay.
+/// The batch header without records: offsets and producer fields stay. A CreateTime batch
+/// loses its maximum timestamp (no record carries it any more), so time lookups and the
+/// segment's time index never land on a batch without records.
 fn empty_batch(header: &BatchHeader) -> Vec<u8> {
     let mut empty = *header;
     empty.record_count = 0;
     empty.attributes &= !ATTRIBUTE_COMPRESSION_MASK;
+    if header.timestamp_type() == TimestampType::CreateTime {
+        empty.max_timestamp = NO_TIMESTAMP;
+    }
     encode_batch(&empty, &[])
 }
 
