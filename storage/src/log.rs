@@ -184,6 +184,9 @@ pub(crate) struct CleanerState {
     /// The earliest delete horizon of a tombstone the last cleaning kept; persisted, so a
     /// restarted broker still cleans when it passes.
     pub tombstone_horizon_ms: Option<i64>,
+    /// Bumped by every truncation: a cleaning that started before one is not installed (a
+    /// truncated segment keeps its identity but not its contents).
+    pub truncations: u64,
 }
 
 /// What the cleaner needs to know of the log, copied under the writer lock.
@@ -275,6 +278,7 @@ impl Log {
                 first_dirty_offset,
                 tombstone_horizon_ms: checkpoint::read_tombstone_horizon(dir)
                     .context("read tombstone horizon", dir)?,
+                truncations: 0,
             }),
             dir: dir.to_path_buf(),
             writer: Mutex::new(Writer {
@@ -1252,6 +1256,7 @@ impl Log {
     /// The log was cut at `log_end_offset`: what comes next is dirty.
     fn clamp_first_dirty_offset(&self, log_end_offset: i64) -> Result<(), StorageError> {
         let mut cleaner = lock(&self.cleaner);
+        cleaner.truncations += 1;
         if cleaner.first_dirty_offset > log_end_offset {
             cleaner.first_dirty_offset = log_end_offset;
             checkpoint::write_cleaner_checkpoint(&self.dir, log_end_offset)
@@ -1283,15 +1288,19 @@ impl Log {
 
     /// Replaces `group` (consecutive segments, still in the log) by the cleaned segment in
     /// the cleaner's work directory, which covers offsets up to `end_offset` (the next
-    /// segment's base). Returns false, changing nothing, when the log changed meanwhile
-    /// (truncation, retention).
+    /// segment's base). Returns false, changing nothing, when the log changed since
+    /// `cleaning` was taken (truncation, retention).
     pub(crate) fn install_cleaned(
         &self,
+        cleaning: &CleaningView,
         group: &[Arc<Segment>],
         end_offset: i64,
     ) -> Result<bool, StorageError> {
         assert!(!group.is_empty());
         let writer = self.writer()?;
+        if lock(&self.cleaner).truncations != cleaning.state.truncations {
+            return Ok(false);
+        }
         let view = self.snapshot();
         let first = group[0].base_offset();
         let Some(at) = view

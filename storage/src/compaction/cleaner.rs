@@ -140,7 +140,7 @@ impl Log {
             let group = &view.segments[start..end];
             let end_offset = view.segments[end].base_offset();
             let cleaned = clean_group(self, &view, group, &rules, &mut throttle, &mut outcome)?;
-            if !cleaned || !self.install_cleaned(group, end_offset)? {
+            if !cleaned || !self.install_cleaned(&view, group, end_offset)? {
                 swap::abandon(self.dir()).context("remove cleaner work", self.dir())?;
                 tracing::info!(dir = %self.dir().display(), "log changed during cleaning; stopped");
                 return Ok(outcome);
@@ -427,5 +427,51 @@ impl Throttle<'_> {
                 return Err(StorageError::Closed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compaction::UncompressedOnly;
+    use crate::test_encoder::simple_batch;
+    use crate::LogConfig;
+
+    #[test]
+    fn a_cleaning_that_saw_the_log_before_a_truncation_is_not_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 400,
+            retention_ms: -1,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir.path(), config, 0, 0).unwrap();
+        for at in 0..20 {
+            log.append(&mut simple_batch(2, 20, at), 0, 1).unwrap();
+        }
+        let view = log.cleaning_view().unwrap();
+        assert!(view.segments.len() > 3);
+        // A follower cutting its tail into the first segment keeps that segment's identity.
+        let cut = view.segments[0].base_offset() + 2;
+        log.truncate_to(cut).unwrap();
+        assert_eq!(log.log_end_offset(), cut);
+        // New batches of the same size roll at the same offset: the segment list looks as
+        // before, but the first segment holds other records now.
+        while log.cleaning_view().unwrap().segments.len() < 2 {
+            log.append(&mut simple_batch(2, 20, 99), 0, 1).unwrap();
+        }
+        let now = log.cleaning_view().unwrap();
+        assert!(Arc::ptr_eq(&now.segments[0], &view.segments[0]));
+        assert_eq!(
+            now.segments[1].base_offset(),
+            view.segments[1].base_offset()
+        );
+        let group = &view.segments[..1];
+        let installed = log
+            .install_cleaned(&view, group, view.segments[1].base_offset())
+            .unwrap();
+        assert!(!installed);
+        log.clean(&CleanerConfig::default(), &UncompressedOnly, 10)
+            .unwrap();
     }
 }
