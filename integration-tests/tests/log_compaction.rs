@@ -15,7 +15,7 @@ use sluice_integration_tests::cluster::Cluster;
 use sluice_integration_tests::kafka_cli::{kafka_tool, CONFIGS, TOPICS};
 use sluice_integration_tests::metrics::sum;
 use sluice_integration_tests::records::{array, parse_output};
-use sluice_integration_tests::{run_python, topic_name, wait_until, Broker};
+use sluice_integration_tests::{run_java, run_python, topic_name, wait_until, Broker};
 
 const SCRIPT: &str = "confluent_compaction.py";
 const KEYS: usize = 300;
@@ -109,6 +109,17 @@ fn a_consumer_reads_the_latest_value_of_every_live_key() {
     let expected = latest_live(&produced);
     assert_eq!(expected.len(), KEYS - KEYS.div_ceil(10));
     read_until(&bootstrap, &topic, produced.len(), &expected);
+    // The Java consumer reads the same (gaps, empty batches, KIP-534 delete horizons).
+    let dumped = run_java("IsolationDump", &[&bootstrap, &topic, "read_uncommitted"]);
+    let mut want: String = expected
+        .iter()
+        .map(|record| {
+            let value = String::from_utf8(hex(&record["value"])).expect("utf-8 value");
+            format!("{value}@{}\n", record["offset"])
+        })
+        .collect();
+    want.push_str(&format!("end={}\n", produced.len()));
+    assert_eq!(dumped, want);
     let metrics = broker.scrape();
     assert!(
         sum(&metrics, "sluice_log_cleaner_bytes_reclaimed_total") > 0.0,
