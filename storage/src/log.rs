@@ -1265,17 +1265,22 @@ impl Log {
         Ok(())
     }
 
-    /// A consistent copy of what the cleaner reads.
-    pub(crate) fn cleaning_view(&self) -> Result<CleaningView, StorageError> {
+    /// A consistent copy of what the cleaner reads; the producers' last offsets only when
+    /// `with_producers` (a cleaning needs them, measuring dirtiness does not).
+    pub(crate) fn cleaning_view(&self, with_producers: bool) -> Result<CleaningView, StorageError> {
         let writer = self.writer()?;
         let view = self.snapshot();
-        let producer_last_offsets = writer
-            .producers
-            .entries_sorted()
-            .into_iter()
-            .filter(|(_, entry)| !entry.batches.is_empty())
-            .map(|(producer_id, entry)| (producer_id, entry.last_offset()))
-            .collect();
+        let producer_last_offsets = if with_producers {
+            writer
+                .producers
+                .entries_sorted()
+                .into_iter()
+                .filter(|(_, entry)| !entry.batches.is_empty())
+                .map(|(producer_id, entry)| (producer_id, entry.last_offset()))
+                .collect()
+        } else {
+            std::collections::HashMap::new()
+        };
         Ok(CleaningView {
             segments: view.segments,
             log_start_offset: view.log_start_offset,

@@ -94,7 +94,7 @@ impl Log {
         now_ms: i64,
         min_compaction_lag_ms: i64,
     ) -> Result<DirtyStats, StorageError> {
-        let view = self.cleaning_view()?;
+        let view = self.cleaning_view(false)?;
         dirty_stats(&view, now_ms, min_compaction_lag_ms)
     }
 
@@ -107,7 +107,7 @@ impl Log {
         codec: &dyn RecordsCodec,
         now_ms: i64,
     ) -> Result<CleanOutcome, StorageError> {
-        let view = self.cleaning_view()?;
+        let view = self.cleaning_view(true)?;
         let dirty = dirty_stats(&view, now_ms, config.min_compaction_lag_ms)?;
         let tombstones_due = view
             .state
@@ -449,7 +449,7 @@ mod tests {
         for at in 0..20 {
             log.append(&mut simple_batch(2, 20, at), 0, 1).unwrap();
         }
-        let view = log.cleaning_view().unwrap();
+        let view = log.cleaning_view(true).unwrap();
         assert!(view.segments.len() > 3);
         // A follower cutting its tail into the first segment keeps that segment's identity.
         let cut = view.segments[0].base_offset() + 2;
@@ -457,10 +457,10 @@ mod tests {
         assert_eq!(log.log_end_offset(), cut);
         // New batches of the same size roll at the same offset: the segment list looks as
         // before, but the first segment holds other records now.
-        while log.cleaning_view().unwrap().segments.len() < 2 {
+        while log.cleaning_view(true).unwrap().segments.len() < 2 {
             log.append(&mut simple_batch(2, 20, 99), 0, 1).unwrap();
         }
-        let now = log.cleaning_view().unwrap();
+        let now = log.cleaning_view(true).unwrap();
         assert!(Arc::ptr_eq(&now.segments[0], &view.segments[0]));
         assert_eq!(
             now.segments[1].base_offset(),
