@@ -194,6 +194,8 @@ fn keyed_content(partition_dir: &Path) -> (BTreeMap<Vec<u8>, Vec<u8>>, usize) {
 
 #[test]
 fn three_replicas_converge_to_the_same_keyed_content() {
+    // The cluster's nodes detect failures fast (`FAST_FAILURE_DETECTION`): a stopped
+    // replica leaves the ISR within seconds.
     let args = [&["--default-replication-factor", "3"][..], &CLEANER_ARGS].concat();
     let mut cluster = Cluster::start_with(3, &args);
     let topic = topic_name("compacted-rf3");
@@ -202,19 +204,49 @@ fn three_replicas_converge_to_the_same_keyed_content() {
     let expected = latest_live(&produced);
     read_until(&bootstrap, &topic, produced.len(), &expected);
     // Every replica compacts its own copy.
-    for id in cluster.ids().collect::<Vec<_>>() {
+    let ids: Vec<i32> = cluster.ids().collect();
+    for &id in &ids {
         wait_for_cleaner_runs(cluster.node(id), 1.0);
     }
+    // A replica that lost its disk refetches everything from a compacted leader (offset gaps,
+    // empty batches) and rejoins the ISR.
+    let wiped = 3;
+    let partition_dir =
+        |cluster: &Cluster, id: i32| cluster.node(id).data_dir().join(format!("{topic}-0"));
+    cluster.node_mut(wiped).stop();
+    let under_replicated = |cluster: &Cluster| -> f64 {
+        ids.iter()
+            .filter(|&&id| id != wiped || cluster.node(id).pid().is_some())
+            .map(|&id| {
+                sum(
+                    &cluster.node(id).scrape(),
+                    "sluice_under_replicated_partitions",
+                )
+            })
+            .sum()
+    };
+    wait_until(METRIC_DEADLINE, "the ISR to drop the stopped node", || {
+        (under_replicated(&cluster) > 0.0).then_some(())
+    });
+    std::fs::remove_dir_all(partition_dir(&cluster, wiped)).expect("wipe the replica");
+    cluster.restart(wiped);
+    wait_until(
+        METRIC_DEADLINE,
+        "the wiped replica to rejoin the ISR",
+        || (under_replicated(&cluster) == 0.0).then_some(()),
+    );
     let want: BTreeMap<Vec<u8>, Vec<u8>> = expected
         .iter()
         .map(|record| (hex(&record["key"]), hex(&record["value"])))
         .collect();
-    for id in cluster.ids().collect::<Vec<_>>() {
+    for &id in &ids {
         cluster.node_mut(id).stop();
-        let dir = cluster.node(id).data_dir().join(format!("{topic}-0"));
-        let (content, records) = keyed_content(&dir);
+        let (content, records) = keyed_content(&partition_dir(&cluster, id));
         assert_eq!(content, want, "node {id}");
-        assert!(records < produced.len(), "node {id} compacted nothing");
+        assert!(
+            records < produced.len(),
+            "node {id} holds an uncompacted log"
+        );
     }
 }
 
