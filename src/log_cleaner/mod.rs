@@ -138,6 +138,9 @@ fn clean(broker: &Broker, candidate: &Candidate, now: i64) -> bool {
         delete_retention_ms: candidate.settings.delete_retention_ms,
         min_compaction_lag_ms: candidate.settings.min_compaction_lag_ms,
         io_bytes_per_second: broker.config.log_cleaner_io_max_bytes_per_second,
+        // Never above the high watermark (what is above may still be truncated) nor into an
+        // open transaction.
+        stable_offset: replica.log.last_stable_offset(replica.high_watermark()),
     };
     match replica.log.clean(&config, &KafkaCodecs, now) {
         Ok(outcome) => {

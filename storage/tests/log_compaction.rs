@@ -29,6 +29,7 @@ fn cleaner_config(dedupe_buffer_bytes: usize) -> CleanerConfig {
         delete_retention_ms: 1_000,
         min_compaction_lag_ms: 0,
         io_bytes_per_second: 0,
+        stable_offset: i64::MAX,
     }
 }
 
@@ -380,49 +381,147 @@ fn a_follower_appends_a_compacted_leaders_batches() {
     check_compacted(&follower, &written, false);
 }
 
+fn txn_batch(entries: &[Entry], producer_id: i64) -> Vec<u8> {
+    let mut batch = keyed_batch(entries, Some((producer_id, 0)));
+    batch[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    common::fix_crc(&mut batch);
+    batch
+}
+
+fn end_txn(log: &Log, producer_id: i64, commit: bool) -> i64 {
+    let marker = sluice_storage::TxnMarker {
+        producer_id,
+        producer_epoch: 0,
+        coordinator_epoch: 0,
+        commit,
+    };
+    log.append_txn_marker(marker, 0, NOW_MS)
+        .unwrap()
+        .base_offset
+}
+
+/// Every batch's (base offset, record count, transactional, control) from the log start.
+fn batch_shapes(log: &Log) -> Vec<(i64, i32, bool, bool)> {
+    let mut shapes = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let records = log.read(offset, 1 << 20, true).unwrap().records;
+        for item in BatchIter::new(&records) {
+            let (_, header) = item.unwrap();
+            let shape = (
+                header.base_offset,
+                header.record_count,
+                header.is_transactional(),
+                header.is_control(),
+            );
+            shapes.push(shape);
+            offset = header.last_offset() + 1;
+        }
+    }
+    shapes
+}
+
 #[test]
-fn transactional_batches_and_markers_stay_untouched() {
+fn aborted_records_go_committed_ones_compact_markers_and_open_transactions_stay() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), log_config(), 0, 0).unwrap();
     let mut written = BTreeMap::new();
     append(&log, &mut written, &[entry(1, Some(0)), entry(2, Some(0))]);
-    // An aborted transaction writing key 1 (its records must not shadow the committed ones).
-    let mut batch = keyed_batch(&[entry(1, Some(100))], Some((9, 0)));
-    batch[21..23].copy_from_slice(&0x10i16.to_be_bytes());
-    common::fix_crc(&mut batch);
-    let txn = log.append(&mut batch, 0, NOW_MS).unwrap();
-    let marker = sluice_storage::TxnMarker {
-        producer_id: 9,
-        producer_epoch: 0,
-        coordinator_epoch: 0,
-        commit: false,
-    };
-    let abort = log.append_txn_marker(marker, 0, NOW_MS).unwrap();
+    // Aborted: key 1 (must neither stay nor shadow the committed value).
+    let aborted = log
+        .append(&mut txn_batch(&[entry(1, Some(100))], 9), 0, NOW_MS)
+        .unwrap();
+    let abort_marker = end_txn(&log, 9, false);
+    // Committed: key 3 (overwritten later) and key 4 (not).
+    let committed = log
+        .append(
+            &mut txn_batch(&[entry(3, Some(50)), entry(4, Some(50))], 10),
+            0,
+            NOW_MS,
+        )
+        .unwrap();
+    let commit_marker = end_txn(&log, 10, true);
+    append(&log, &mut written, &[entry(3, Some(51))]);
     for round in 1..40u32 {
         append(&log, &mut written, &[entry(2, Some(round))]);
     }
-    let outcome = log
-        .clean(&cleaner_config(1 << 20), &UncompressedOnly, NOW_MS)
+    // Open: everything from here on is above the last stable offset.
+    let open = log
+        .append(&mut txn_batch(&[entry(2, Some(999))], 11), 0, NOW_MS)
         .unwrap();
-    assert_eq!(outcome.stats.batches_untouched, 2, "{outcome:?}");
+    for round in 40..60u32 {
+        append(&log, &mut written, &[entry(2, Some(round))]);
+    }
+    let stable_offset = log.last_stable_offset(log.log_end_offset());
+    assert_eq!(stable_offset, open.base_offset);
+    let config = CleanerConfig {
+        stable_offset,
+        ..cleaner_config(1 << 20)
+    };
+    let outcome = log.clean(&config, &UncompressedOnly, NOW_MS).unwrap();
+    assert_eq!(outcome.stats.aborted_batches_removed, 1, "{outcome:?}");
+    assert!(outcome.first_dirty_offset <= open.base_offset);
     let (read, _) = read_records(&log);
-    // Key 1's committed value stays (the aborted write was never mapped); the transactional
-    // record and the marker batch are still there, byte for byte.
-    assert_eq!(read[0], (0, entry(1, Some(0))));
-    assert_eq!(read[1], (txn.base_offset, entry(1, Some(100))));
-    let stored = log.read(txn.base_offset, 1 << 20, true).unwrap().records;
-    assert_eq!(&stored[..batch.len()], &batch[..]);
-    let marker_batch = log.read(abort.base_offset, 1 << 20, true).unwrap().records;
-    let header = sluice_storage::BatchHeader::parse(&marker_batch).unwrap();
-    assert!(header.is_control());
-    assert_eq!(header.base_offset, abort.base_offset);
+    let at = |offset: i64| {
+        read.iter()
+            .find(|(at, _)| *at == offset)
+            .map(|(_, e)| e.clone())
+    };
+    assert_eq!(
+        at(0),
+        Some(entry(1, Some(0))),
+        "the committed value of key 1 stays"
+    );
+    assert_eq!(at(aborted.base_offset), None, "the aborted record is gone");
+    assert_eq!(
+        at(committed.base_offset),
+        None,
+        "key 3 was overwritten after the commit"
+    );
+    assert_eq!(at(committed.base_offset + 1), Some(entry(4, Some(50))));
+    assert_eq!(
+        at(open.base_offset),
+        Some(entry(2, Some(999))),
+        "open transactions stay"
+    );
+    let shapes = batch_shapes(&log);
+    let shape = |offset: i64| shapes.iter().find(|shape| shape.0 == offset).copied();
+    // Each transactional producer's last batch stays, emptied, for its producer state.
+    assert_eq!(
+        shape(aborted.base_offset),
+        Some((aborted.base_offset, 0, true, false))
+    );
+    assert_eq!(
+        shape(committed.base_offset),
+        Some((committed.base_offset, 1, true, false))
+    );
+    assert_eq!(shape(abort_marker), Some((abort_marker, 1, true, true)));
+    assert_eq!(shape(commit_marker), Some((commit_marker, 1, true, true)));
     assert_eq!(log.aborted_transactions(0, log.log_end_offset()).len(), 1);
-    // The cleaned part (below the active segment) holds key 2 once.
+    // The cleaned part holds key 2 once.
     let key_2_cleaned = read
         .iter()
         .filter(|(offset, (key, _))| key == b"key-2" && *offset < outcome.first_dirty_offset)
         .count();
     assert_eq!(key_2_cleaned, 1, "key 2 compacted to its latest");
+    // Replaying the cleaned log from scratch gives the same producer and transaction state.
+    drop(log);
+    for path in std::fs::read_dir(dir.path()).unwrap() {
+        let path = path.unwrap().path();
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "snapshot")
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let log = Log::open(dir.path(), log_config(), 0, NOW_MS).unwrap();
+    assert!(log.has_ongoing_txn(11));
+    assert!(!log.has_ongoing_txn(9) && !log.has_ongoing_txn(10));
+    assert_eq!(
+        log.last_stable_offset(log.log_end_offset()),
+        open.base_offset
+    );
 }
 
 #[derive(Debug, Clone)]

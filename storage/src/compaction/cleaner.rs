@@ -34,6 +34,11 @@ pub struct CleanerConfig {
     pub min_compaction_lag_ms: i64,
     /// `log.cleaner.io.max.bytes.per.second` (reads plus writes); 0 = unlimited.
     pub io_bytes_per_second: u64,
+    /// Batches at or above this offset are not cleaned: the partition's last stable offset
+    /// (never above the high watermark), as in Kafka. Records above the high watermark may
+    /// still be truncated, so they must not make older records go; transactions still open
+    /// are not decided yet.
+    pub stable_offset: i64,
 }
 
 impl Default for CleanerConfig {
@@ -43,6 +48,7 @@ impl Default for CleanerConfig {
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_compaction_lag_ms: 0,
             io_bytes_per_second: 0,
+            stable_offset: i64::MAX,
         }
     }
 }
@@ -108,7 +114,11 @@ impl Log {
         now_ms: i64,
     ) -> Result<CleanOutcome, StorageError> {
         let view = self.cleaning_view(true)?;
-        let dirty = dirty_stats(&view, now_ms, config.min_compaction_lag_ms)?;
+        let mut dirty = dirty_stats(&view, now_ms, config.min_compaction_lag_ms)?;
+        dirty.cleanable_end_offset = dirty
+            .cleanable_end_offset
+            .min(config.stable_offset)
+            .max(dirty.first_dirty_offset);
         let tombstones_due = view
             .state
             .tombstone_horizon_ms
@@ -121,7 +131,9 @@ impl Log {
             return Ok(outcome);
         }
         let mut throttle = Throttle::new(self, config.io_bytes_per_second);
-        let (map, map_end) = build_offset_map(&view, &dirty, config, codec, &mut throttle)?;
+        let aborted = AbortedIndex::new(&view);
+        let (map, map_end) =
+            build_offset_map(&view, &dirty, config, codec, &aborted, &mut throttle)?;
         outcome.keys_mapped = map.len();
         let rules = FilterRules {
             map: &map,
@@ -139,7 +151,15 @@ impl Log {
         for (start, end) in groups(&view, cleanable) {
             let group = &view.segments[start..end];
             let end_offset = view.segments[end].base_offset();
-            let cleaned = clean_group(self, &view, group, &rules, &mut throttle, &mut outcome)?;
+            let cleaned = clean_group(
+                self,
+                &view,
+                group,
+                &rules,
+                &aborted,
+                &mut throttle,
+                &mut outcome,
+            )?;
             if !cleaned || !self.install_cleaned(&view, group, end_offset)? {
                 swap::abandon(self.dir()).context("remove cleaner work", self.dir())?;
                 tracing::info!(dir = %self.dir().display(), "log changed during cleaning; stopped");
@@ -202,6 +222,7 @@ fn build_offset_map(
     dirty: &DirtyStats,
     config: &CleanerConfig,
     codec: &dyn RecordsCodec,
+    aborted: &AbortedIndex,
     throttle: &mut Throttle<'_>,
 ) -> Result<(OffsetMap, i64), StorageError> {
     let mut map = OffsetMap::new(config.dedupe_buffer_bytes);
@@ -222,7 +243,10 @@ fn build_offset_map(
             if header.last_offset() < dirty.first_dirty_offset {
                 continue;
             }
-            if !is_cleanable(&header) {
+            if header.last_offset() >= dirty.cleanable_end_offset {
+                return Ok((map, map_end));
+            }
+            if !is_cleanable(&header) || aborted.contains(&header) {
                 map_end = header.last_offset() + 1;
                 continue;
             }
@@ -306,6 +330,7 @@ fn clean_group(
     view: &CleaningView,
     group: &[Arc<Segment>],
     rules: &FilterRules<'_>,
+    aborted_txns: &AbortedIndex,
     throttle: &mut Throttle<'_>,
     outcome: &mut CleanOutcome,
 ) -> Result<bool, StorageError> {
@@ -328,7 +353,15 @@ fn clean_group(
             position += batch.len() as u64;
             let keep_empty =
                 view.producer_last_offsets.get(&header.producer_id) == Some(&header.last_offset());
-            let fate = filter_batch(&batch, &header, rules, keep_empty, &mut outcome.stats);
+            let aborted = aborted_txns.contains(&header);
+            let fate = filter_batch(
+                &batch,
+                &header,
+                rules,
+                aborted,
+                keep_empty,
+                &mut outcome.stats,
+            );
             let bytes: &[u8] = match &fate {
                 Fate::Keep => &batch,
                 Fate::Rewrite(rewritten) => rewritten,
@@ -384,6 +417,43 @@ fn finish_cleaned_segment(
             .context("set modification time", path)?;
     }
     Ok(())
+}
+
+/// The aborted transactions of the log (from every segment's `.txnindex`), to tell an
+/// aborted transactional batch from a committed one below the last stable offset.
+struct AbortedIndex {
+    /// Producer id → `(first offset, marker offset)` of each aborted transaction.
+    by_producer: std::collections::HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl AbortedIndex {
+    fn new(view: &CleaningView) -> AbortedIndex {
+        let mut by_producer: std::collections::HashMap<i64, Vec<(i64, i64)>> =
+            std::collections::HashMap::new();
+        for segment in view.segments.iter() {
+            for entry in segment.aborted_txns() {
+                by_producer
+                    .entry(entry.producer_id)
+                    .or_default()
+                    .push((entry.first_offset, entry.last_offset));
+            }
+        }
+        AbortedIndex { by_producer }
+    }
+
+    /// Whether `header` is a data batch of an aborted transaction.
+    fn contains(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self
+                .by_producer
+                .get(&header.producer_id)
+                .is_some_and(|spans| {
+                    spans.iter().any(|&(first, last)| {
+                        first <= header.base_offset && header.base_offset <= last
+                    })
+                })
+    }
 }
 
 /// Bounds the cleaner's I/O rate by sleeping (it runs on its own thread), and stops the

@@ -3,8 +3,8 @@
 //!
 //! A rewritten batch keeps its base offset, last offset delta, producer id, epoch, base
 //! sequence, leader epoch and attributes, so kept records keep their offsets (the dropped
-//! ones leave gaps) and a producer's sequences stay continuous. Transactional and control
-//! batches are never touched (see the module doc of `compaction`).
+//! ones leave gaps) and a producer's sequences stay continuous. Committed transactional
+//! batches are cleaned like others, aborted ones removed, markers kept (see `compaction`).
 
 use std::borrow::Cow;
 
@@ -42,16 +42,19 @@ pub struct FilterStats {
     pub records_removed: u64,
     pub tombstones_removed: u64,
     pub null_key_records_removed: u64,
-    /// Batches kept whole because the cleaner does not rewrite them (transactional, control,
-    /// or records it cannot decode).
+    /// Batches of aborted transactions removed (or emptied).
+    pub aborted_batches_removed: u64,
+    /// Batches kept whole because the cleaner does not rewrite them (transaction markers, or
+    /// records it cannot decode).
     pub batches_untouched: u64,
     /// The earliest delete horizon of a tombstone still in the cleaned part of the log.
     pub tombstone_horizon_ms: Option<i64>,
 }
 
-/// Whether the map (and the filter) may look inside this batch.
+/// Whether the map may look inside this batch (an aborted transaction's batch is excluded
+/// by the caller, who knows the aborted transactions).
 pub fn is_cleanable(header: &BatchHeader) -> bool {
-    !header.is_transactional() && !header.is_control() && header.record_count > 0
+    !header.is_control() && header.record_count > 0
 }
 
 /// The batch's uncompressed record section, or `None` when it cannot be decoded.
@@ -71,21 +74,35 @@ pub fn records_section<'a>(
     }
 }
 
-/// Decides the fate of `batch`. `keep_empty`: when every record goes, keep an empty batch
-/// (the producer's last batch in the log, so its sequence survives a restart).
+/// Decides the fate of `batch` (below the last stable offset, so its transaction, if any,
+/// is decided: `aborted` says how). `keep_empty`: when every record goes, keep an empty
+/// batch (the producer's last batch in the log, so its sequence survives a restart).
 pub fn filter_batch(
     batch: &[u8],
     header: &BatchHeader,
     rules: &FilterRules<'_>,
+    aborted: bool,
     keep_empty: bool,
     stats: &mut FilterStats,
 ) -> Fate {
     if header.base_offset >= rules.map_end {
         return Fate::Keep;
     }
-    if header.is_transactional() || header.is_control() {
+    if header.is_control() {
+        // Markers stay: consumers skip them and they are tiny (Kafka removes them once
+        // their transaction's records are gone and a horizon passed; not done here).
         stats.batches_untouched += 1;
         return Fate::Keep;
+    }
+    if aborted && header.record_count > 0 {
+        // Nobody reading committed data sees these records (Kafka's cleaner drops them).
+        stats.records_removed += header.record_count as u64;
+        stats.aborted_batches_removed += 1;
+        return if keep_empty {
+            Fate::Rewrite(empty_batch(header))
+        } else {
+            Fate::Drop
+        };
     }
     if header.record_count == 0 {
         // Left by an earlier cleaning; only the producer's last batch needs it.

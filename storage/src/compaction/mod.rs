@@ -8,9 +8,10 @@
 //! - `cleaner`: `Log::clean` and `Log::dirty_stats`.
 //! - `swap`: replacing segments by their cleaned copy, crash-safely.
 //!
-//! What is not done (said plainly): transactional and control batches are never rewritten
-//! and their keys are not mapped, so transactional data and markers stay until retention
-//! (a compacted topic written transactionally keeps every committed and aborted record).
+//! Transactions (Kafka's rules, simplified for markers): only batches below the last stable
+//! offset are cleaned, so every transaction there is decided; records of aborted
+//! transactions are removed and never mapped, committed transactional records are compacted
+//! like any other, and transaction markers (control batches) are kept.
 //! Records with a null key are removed.
 
 pub mod cleaner;
