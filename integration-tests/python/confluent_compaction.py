@@ -2,7 +2,8 @@
 
 usage:
   confluent_compaction.py produce BOOTSTRAP TOPIC REPLICATION KEYS ROUNDS CODEC DELETE_RETENTION_MS
-  confluent_compaction.py read BOOTSTRAP TOPIC END EXPECTED_FILE
+  confluent_compaction.py produce-txn BOOTSTRAP TOPIC KEYS ROUNDS
+  confluent_compaction.py read BOOTSTRAP TOPIC END EXPECTED_FILE [ISOLATION]
 
 produce: creates TOPIC with the AdminClient (cleanup.policy=compact, segment.ms=200,
 min.cleanable.dirty.ratio=0.01, delete.retention.ms=DELETE_RETENTION_MS), checks that
@@ -12,7 +13,13 @@ producer and codec CODEC (every key in round 0; later rounds skip keys % 7 == 1,
 round-0 record stays their latest), and in a last round tombstones keys % 10 == 0. Prints
 every record produced with its offset.
 
-read: consumes the partition from offset 0 to END (the log end) until the records equal the
+produce-txn: creates TOPIC like produce, then writes ROUNDS rounds of every key, each round in
+its own transaction; rounds with index % 3 == 1 are aborted (the last round commits) and also
+write 10 keys of their own. Prints
+every record produced with its offset and whether its transaction committed.
+
+read: consumes the partition (ISOLATION read_committed, the default, or read_uncommitted)
+from offset 0 to END (the log end) until the records equal the
 JSON list in EXPECTED_FILE (the cleaner works in the background), polling with a deadline.
 Prints the records read and how many reads it took.
 """
@@ -21,7 +28,7 @@ import json
 import sys
 import time
 
-from confluent_kafka import KafkaError
+from confluent_kafka import Consumer, KafkaError
 from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 
 import confluent_common as cc
@@ -32,6 +39,7 @@ TOPIC_CONFIGS = {
     "segment.ms": "200",
     "min.cleanable.dirty.ratio": "0.01",
 }
+ABORTED_ONLY_KEYS = 10
 # Gives the broker time to roll segments between rounds (segment.ms above).
 ROUND_PAUSE_S = 0.25
 
@@ -102,8 +110,48 @@ def produce(argv):
     emit({"configs": configs, "null_key_error": refusal, "produced": produced})
 
 
-def read_all(bootstrap, topic, end, attempt):
-    consumer = cc.consumer(bootstrap, f"{topic}-reader-{attempt}")
+def produce_txn(argv):
+    bootstrap, topic, keys, rounds = argv[0], argv[1], int(argv[2]), int(argv[3])
+    admin_client = cc.admin(bootstrap)
+    create_compacted(bootstrap, admin_client, topic, 1, 1000)
+    producer = cc.producer(bootstrap, {"transactional.id": f"{topic}-txn"})
+    producer.init_transactions(DEADLINE_S)
+    base_ms = now_ms()
+    produced = []
+    for round_index in range(rounds):
+        commit = round_index % 3 != 1 or round_index == rounds - 1
+        producer.begin_transaction()
+        # Aborted rounds also write ABORTED_ONLY_KEYS keys no committed round writes: only
+        # the cleaner's transaction rule, not a newer value, can remove those records.
+        written_keys = keys if commit else keys + ABORTED_ONLY_KEYS
+        batch = [record(key, round_index, base_ms) for key in range(written_keys)]
+        offsets = cc.produce(producer, topic, batch)
+        if commit:
+            producer.commit_transaction(DEADLINE_S)
+        else:
+            producer.abort_transaction(DEADLINE_S)
+        for r, offset in zip(batch, offsets):
+            produced.append(dict(to_json(r, offset), committed=commit))
+        time.sleep(ROUND_PAUSE_S)
+    emit({"produced": produced})
+
+
+def read_all(bootstrap, topic, end, attempt, isolation):
+    # confluent_common's consumer settings plus the isolation level.
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "broker.address.family": "v4",
+            "group.id": f"{topic}-reader-{attempt}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "check.crcs": True,
+            "fetch.wait.max.ms": 100,
+            "isolation.level": isolation,
+        }
+    )
     cc.assign_from(consumer, topic, {0: 0})
     records = cc.consume_until(consumer, topic, {0: end}, f"{topic} from 0")
     consumer.close()
@@ -112,13 +160,14 @@ def read_all(bootstrap, topic, end, attempt):
 
 def read(argv):
     bootstrap, topic, end, expected_file = argv[0], argv[1], int(argv[2]), argv[3]
+    isolation = argv[4] if len(argv) > 4 else "read_committed"
     with open(expected_file) as file:
         expected = json.load(file)
     deadline = Deadline(DEADLINE_S * 2, "the compacted log to show the expected records")
     attempts = 0
     while True:
         attempts += 1
-        records = read_all(bootstrap, topic, end, attempts)
+        records = read_all(bootstrap, topic, end, attempts, isolation)
         if records == expected:
             emit({"attempts": attempts, "records": records})
             return
@@ -133,6 +182,8 @@ def main():
     mode, argv = sys.argv[1], sys.argv[2:]
     if mode == "produce":
         produce(argv)
+    elif mode == "produce-txn":
+        produce_txn(argv)
     elif mode == "read":
         read(argv)
     else:

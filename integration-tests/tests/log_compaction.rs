@@ -82,13 +82,20 @@ fn latest_live(produced: &[Value]) -> Vec<Value> {
 
 /// Reads the topic from offset 0 until it shows exactly `expected` (or fails at the
 /// script's deadline); returns how many reads it took.
-fn read_until(bootstrap: &str, topic: &str, end: usize, expected: &[Value]) -> i64 {
+fn read_until(
+    bootstrap: &str,
+    topic: &str,
+    end: usize,
+    expected: &[Value],
+    isolation: &str,
+) -> i64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("expected.json");
     std::fs::write(&path, serde_json::to_vec(expected).expect("json")).expect("write expected");
     let end = end.to_string();
     let path = path.to_str().expect("utf-8 path");
-    let output = parse_output(&run_python(SCRIPT, &["read", bootstrap, topic, &end, path]));
+    let args = ["read", bootstrap, topic, &end, path, isolation];
+    let output = parse_output(&run_python(SCRIPT, &args));
     assert_eq!(array(&output, "records"), expected);
     output["attempts"].as_i64().expect("attempts")
 }
@@ -108,7 +115,13 @@ fn a_consumer_reads_the_latest_value_of_every_live_key() {
     wait_for_cleaner_runs(&broker, 1.0);
     let expected = latest_live(&produced);
     assert_eq!(expected.len(), KEYS - KEYS.div_ceil(10));
-    read_until(&bootstrap, &topic, produced.len(), &expected);
+    read_until(
+        &bootstrap,
+        &topic,
+        produced.len(),
+        &expected,
+        "read_committed",
+    );
     // The Java consumer reads the same (gaps, empty batches, KIP-534 delete horizons).
     let dumped = run_java("IsolationDump", &[&bootstrap, &topic, "read_uncommitted"]);
     let mut want: String = expected
@@ -159,7 +172,13 @@ fn kill_9_during_a_cleaning_then_restart_gives_the_same_records() {
     broker.set_args(&CLEANER_ARGS);
     broker.restart();
     let bootstrap = broker.bootstrap();
-    read_until(&bootstrap, &topic, produced.len(), &latest_live(&produced));
+    read_until(
+        &bootstrap,
+        &topic,
+        produced.len(),
+        &latest_live(&produced),
+        "read_committed",
+    );
     assert!(!partition_dir.join("cleaner-work").exists());
     assert!(!partition_dir.join("cleaner-swap").exists());
 }
@@ -202,7 +221,13 @@ fn three_replicas_converge_to_the_same_keyed_content() {
     let bootstrap = cluster.bootstrap();
     let produced = produce(&bootstrap, &topic, 3, "gzip");
     let expected = latest_live(&produced);
-    read_until(&bootstrap, &topic, produced.len(), &expected);
+    read_until(
+        &bootstrap,
+        &topic,
+        produced.len(),
+        &expected,
+        "read_committed",
+    );
     // Every replica compacts its own copy.
     let ids: Vec<i32> = cluster.ids().collect();
     for &id in &ids {
@@ -386,4 +411,46 @@ fn committed_offsets_survive_the_compaction_of_consumer_offsets() {
          sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact, \
          DEFAULT_CONFIG:log.cleanup.policy=delete}\n"
     );
+}
+
+#[test]
+fn aborted_transactions_go_and_committed_ones_compact() {
+    let broker = Broker::start_with(&CLEANER_ARGS);
+    let topic = topic_name("compacted-txn");
+    let bootstrap = broker.bootstrap();
+    let (keys, rounds) = (50, 7);
+    let (keys_text, rounds_text) = (keys.to_string(), rounds.to_string());
+    let args = ["produce-txn", &bootstrap, &topic, &keys_text, &rounds_text];
+    let output = parse_output(&run_python(SCRIPT, &args));
+    let produced = array(&output, "produced");
+    // Rounds 1 and 4 abort, and also write 10 keys no committed round writes.
+    assert_eq!(produced.len(), keys * rounds + 2 * 10);
+    let committed: Vec<Value> = produced
+        .iter()
+        .filter(|record| record["committed"] == true)
+        .map(|record| {
+            let mut record = record.clone();
+            record.as_object_mut().expect("object").remove("committed");
+            record
+        })
+        .collect();
+    assert_eq!(
+        committed.len(),
+        keys * (rounds - 2),
+        "rounds 1 and 4 aborted"
+    );
+    let expected = latest_live(&committed);
+    assert_eq!(expected.len(), keys);
+    // The log end is past the last marker.
+    let end = produced
+        .iter()
+        .map(|record| record["offset"].as_u64().expect("offset"))
+        .max()
+        .expect("records")
+        + 2;
+    let end = usize::try_from(end).expect("end");
+    // read_uncommitted sees no aborted record any more: the cleaner removed them, also those
+    // no newer record replaced.
+    read_until(&bootstrap, &topic, end, &expected, "read_uncommitted");
+    read_until(&bootstrap, &topic, end, &expected, "read_committed");
 }
