@@ -76,6 +76,11 @@ fn read_records(log: &Log) -> (Vec<(i64, Entry)>, usize) {
                 "bad CRC"
             );
             batches += 1;
+            if header.is_control() {
+                // A transaction marker: clients skip it.
+                offset = header.last_offset() + 1;
+                continue;
+            }
             for record in parse_records(&batch[61..], header.record_count).unwrap() {
                 let record_offset = header.base_offset + i64::from(record.offset_delta);
                 assert!(record_offset <= header.last_offset());
@@ -94,7 +99,13 @@ fn read_records(log: &Log) -> (Vec<(i64, Entry)>, usize) {
 }
 
 /// What a log must show after cleanings, given everything written (offset → entry).
-fn check_compacted(log: &Log, written: &BTreeMap<i64, Entry>, tombstones_may_go: bool) {
+/// `aborted`: records of aborted transactions, which may still be read until cleaned.
+fn check_compacted(
+    log: &Log,
+    written: &BTreeMap<i64, Entry>,
+    aborted: &BTreeMap<i64, Entry>,
+    tombstones_may_go: bool,
+) {
     let (read, _) = read_records(log);
     let mut latest: BTreeMap<&[u8], i64> = BTreeMap::new();
     for (offset, (key, _)) in written {
@@ -105,6 +116,10 @@ fn check_compacted(log: &Log, written: &BTreeMap<i64, Entry>, tombstones_may_go:
     for (offset, entry) in &read {
         assert!(*offset > previous, "offsets increase");
         previous = *offset;
+        if let Some(aborted_entry) = aborted.get(offset) {
+            assert_eq!(aborted_entry, entry, "aborted record at {offset}");
+            continue;
+        }
         assert_eq!(
             written.get(offset),
             Some(entry),
@@ -175,7 +190,7 @@ fn cleaning_keeps_the_latest_record_of_each_key_at_its_offset() {
     assert!(outcome.segments_cleaned > 1, "{outcome:?}");
     assert_eq!(outcome.keys_mapped, 7);
     assert!(log.size_bytes() < size_before);
-    check_compacted(&log, &written, false);
+    check_compacted(&log, &written, &BTreeMap::new(), false);
     let (read, _) = read_records(&log);
     // Each key at most once in the cleaned part (below the active segment).
     let cleaned_end = outcome.first_dirty_offset;
@@ -236,7 +251,7 @@ fn tombstones_stay_until_their_horizon_then_go() {
     assert_eq!(outcome.stats.tombstones_removed, 1);
     let (read, _) = read_records(&log);
     assert!(!read.iter().any(|(_, (key, _))| key == b"key-1"));
-    check_compacted(&log, &written, true);
+    check_compacted(&log, &written, &BTreeMap::new(), true);
 }
 
 #[test]
@@ -256,11 +271,11 @@ fn a_small_map_cleans_in_several_passes() {
         cleaner_config(5 * (6 + sluice_storage::compaction::offset_map::ENTRY_OVERHEAD_BYTES));
     let first = log.clean(&config, &UncompressedOnly, NOW_MS).unwrap();
     assert!(first.keys_mapped <= 5, "{first:?}");
-    check_compacted(&log, &written, false);
+    check_compacted(&log, &written, &BTreeMap::new(), false);
     let mut passes = 1;
     while log.dirty_stats(NOW_MS, 0).unwrap().dirty_bytes > 0 {
         log.clean(&config, &UncompressedOnly, NOW_MS).unwrap();
-        check_compacted(&log, &written, false);
+        check_compacted(&log, &written, &BTreeMap::new(), false);
         passes += 1;
         assert!(passes < 100);
     }
@@ -281,7 +296,7 @@ fn min_compaction_lag_keeps_young_segments_dirty() {
     assert_eq!(outcome.segments_cleaned, 0);
     let outcome = log.clean(&config, &UncompressedOnly, NOW_MS + 10).unwrap();
     assert!(outcome.segments_cleaned > 0);
-    check_compacted(&log, &written, false);
+    check_compacted(&log, &written, &BTreeMap::new(), false);
 }
 
 #[test]
@@ -310,7 +325,7 @@ fn an_idempotent_producer_keeps_its_last_batch_even_when_empty() {
     }
     log.clean(&cleaner_config(1 << 20), &UncompressedOnly, NOW_MS)
         .unwrap();
-    check_compacted(&log, &written, false);
+    check_compacted(&log, &written, &BTreeMap::new(), false);
     let mut empty_batches = Vec::new();
     let mut offset = 0;
     while offset < log.log_end_offset() {
@@ -378,7 +393,7 @@ fn a_follower_appends_a_compacted_leaders_batches() {
     follower
         .clean(&cleaner_config(1 << 20), &UncompressedOnly, NOW_MS)
         .unwrap();
-    check_compacted(&follower, &written, false);
+    check_compacted(&follower, &written, &BTreeMap::new(), false);
 }
 
 fn txn_batch(entries: &[Entry], producer_id: i64) -> Vec<u8> {
@@ -527,13 +542,19 @@ fn aborted_records_go_committed_ones_compact_markers_and_open_transactions_stay(
 #[derive(Debug, Clone)]
 enum Op {
     Write(Vec<(u8, Option<u32>)>),
-    Clean { dedupe_keys: usize, advance_ms: i64 },
+    /// A transaction of a new producer, committed or aborted.
+    Txn(Vec<(u8, Option<u32>)>, bool),
+    Clean {
+        dedupe_keys: usize,
+        advance_ms: i64,
+    },
     Reopen,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec((0u8..12, proptest::option::weighted(0.9, 0u32..1000)), 1..5).prop_map(Op::Write),
+        2 => (proptest::collection::vec((0u8..14, proptest::option::weighted(0.9, 0u32..1000)), 1..4), any::<bool>()).prop_map(|(entries, commit)| Op::Txn(entries, commit)),
         2 => (1usize..16, 0i64..800).prop_map(|(dedupe_keys, advance_ms)| Op::Clean { dedupe_keys, advance_ms }),
         1 => Just(Op::Reopen),
     ]
@@ -550,6 +571,8 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let mut log = Log::open(dir.path(), log_config(), 0, 0).unwrap();
         let mut written = BTreeMap::new();
+        let mut aborted = BTreeMap::new();
+        let mut producer_id = 1_000;
         let mut now_ms = NOW_MS;
         for op in ops {
             match op {
@@ -557,17 +580,35 @@ proptest! {
                     let entries: Vec<Entry> = entries.into_iter().map(|(key, value)| entry(key, value)).collect();
                     append(&log, &mut written, &entries);
                 }
+                Op::Txn(entries, commit) => {
+                    producer_id += 1;
+                    let entries: Vec<Entry> = entries.into_iter().map(|(key, value)| entry(key, value)).collect();
+                    let outcome = log.append(&mut txn_batch(&entries, producer_id), 0, NOW_MS).unwrap();
+                    let target = if commit { &mut written } else { &mut aborted };
+                    for (at, entry) in entries.iter().enumerate() {
+                        target.insert(outcome.base_offset + at as i64, entry.clone());
+                    }
+                    end_txn(&log, producer_id, commit);
+                }
                 Op::Clean { dedupe_keys, advance_ms } => {
                     now_ms += advance_ms;
                     let bytes = dedupe_keys * (6 + sluice_storage::compaction::offset_map::ENTRY_OVERHEAD_BYTES);
-                    log.clean(&cleaner_config(bytes), &UncompressedOnly, now_ms).unwrap();
+                    let config = CleanerConfig {
+                        stable_offset: log.last_stable_offset(log.log_end_offset()),
+                        ..cleaner_config(bytes)
+                    };
+                    let outcome = log.clean(&config, &UncompressedOnly, now_ms).unwrap();
+                    let cleaned_end = outcome.first_dirty_offset;
+                    let (read, _) = read_records(&log);
+                    let left = read.iter().find(|(offset, _)| *offset < cleaned_end && aborted.contains_key(offset));
+                    prop_assert!(left.is_none(), "aborted record left in the cleaned part: {left:?}");
                 }
                 Op::Reopen => {
                     drop(log);
                     log = Log::open(dir.path(), log_config(), 0, 0).unwrap();
                 }
             }
-            check_compacted(&log, &written, true);
+            check_compacted(&log, &written, &aborted, true);
         }
     }
 }
