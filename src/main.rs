@@ -277,6 +277,10 @@ async fn open_broker(
     let quorum = Arc::new(start_quorum(&config).await?);
     let mut broker = Broker::new(config, advertised, local, quorum.clone(), metrics);
     broker.advertised_listeners = advertised_listeners;
+    broker.inter_broker = Arc::new(
+        net::peer_transport::InterBroker::open(&broker.config)
+            .context("setting up inter-broker connections")?,
+    );
     let broker = Arc::new(broker);
     let offsets_log = offsets_topic::ReplicatedOffsetsLog::new(&broker);
     broker.groups.attach_log(Box::new(offsets_log));

@@ -1,6 +1,8 @@
 //! The TLS server configuration of SSL and SASL_SSL listeners, rebuilt from its PEM files
 //! when their modification times change (checked as each connection arrives), so certificates
 //! rotate without a restart. A rebuild that fails keeps the previous configuration.
+//! Also the client configuration a node dials other nodes' TLS listeners with
+//! (`client_config`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -9,7 +11,7 @@ use std::time::SystemTime;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 /// Most certificates read from one PEM file (chain or CA bundle).
 const PEM_CERTIFICATES_MAX: usize = 256;
@@ -144,4 +146,30 @@ fn build(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
         None => builder.with_no_client_auth(),
     };
     Ok(builder.with_single_cert(chain, key)?)
+}
+
+/// The configuration a node dials other nodes with: it trusts the certificates `trusted_ca`
+/// signed (the server name checked is the peer's advertised host), and presents
+/// `identity` (certificate chain, key) when a peer asks for a client certificate (mTLS).
+pub fn client_config(
+    trusted_ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates(trusted_ca)? {
+        roots.add(certificate)?;
+    }
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let Some((certificate, key)) = identity else {
+        return Ok(builder.with_no_client_auth());
+    };
+    let chain = certificates(certificate)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Pem {
+        path: key.to_path_buf(),
+        source,
+    })?;
+    Ok(builder.with_client_auth_cert(chain, key)?)
 }

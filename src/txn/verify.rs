@@ -108,6 +108,7 @@ async fn remote_code(
         .txns
         .peers
         .request::<AddPartitionsToTxnResponse>(
+            &broker.inter_broker,
             &address,
             ApiKey::AddPartitionsToTxn,
             VERIFY_VERSION,
