@@ -169,6 +169,13 @@ pub struct Config {
     )]
     pub raft_listen_address: SocketAddr,
 
+    /// Mutual TLS on the Raft port: this node presents --ssl-certificate-file to the nodes it
+    /// dials and requires theirs, each verified against --ssl-truststore-file (default
+    /// --ssl-client-ca-file) and the certificate naming the host of its Raft address. Every
+    /// node of a cluster sets it, or none. Certificates are read at start.
+    #[arg(long, env = "SLUICE_RAFT_TLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub raft_tls: bool,
+
     /// The controller quorum's voters, `id@host:port,...` (Kafka's
     /// controller.quorum.voters) [default: this node alone, on --raft-listen-address].
     /// Fixed at the first start of a data dir; a later start with another set is refused.
@@ -583,6 +590,17 @@ impl Config {
                 "SSL and SASL_SSL listeners need --ssl-certificate-file and --ssl-key-file".into(),
             );
         }
+        if self.raft_tls
+            && (self.ssl_certificate_file.is_none()
+                || self.ssl_key_file.is_none()
+                || self.inter_broker_trusted_ca().is_none())
+        {
+            return Err(
+                "--raft-tls needs --ssl-certificate-file, --ssl-key-file and \
+                 --ssl-truststore-file (or --ssl-client-ca-file)"
+                    .into(),
+            );
+        }
         self.validate_inter_broker(&specs)
     }
 
@@ -857,6 +875,15 @@ mod tests {
             .validate_listeners()
             .unwrap_err()
             .contains("INTERNAL"));
+        // --raft-tls needs the node's certificate and a CA to trust.
+        let raft = Config::try_parse_from(["sluice", "--raft-tls"]).unwrap();
+        assert!(raft
+            .validate_listeners()
+            .unwrap_err()
+            .contains("--raft-tls"));
+        let raft = parse(&["--raft-tls", "--ssl-truststore-file", "/ca.pem"]);
+        assert!(raft.raft_tls);
+        assert_eq!(raft.validate_listeners(), Ok(()));
         // Only secured listeners: the first is dialed.
         let only = Config::try_parse_from(["sluice", "--listeners", "SSL://127.0.0.1:0"]).unwrap();
         assert_eq!(name(&only).unwrap(), "SSL");

@@ -348,6 +348,9 @@ async fn start_quorum(config: &Config) -> anyhow::Result<MetadataQuorum> {
     quorum_config.controller.broker_session_timeout_ms = config.broker_session_timeout_ms;
     quorum_config.controller.reassignment_moves_max = config.reassignment_moves_max;
     quorum_config.controller.admission_check = config.admission_check;
+    if config.raft_tls {
+        quorum_config.tls = Some(security::tls::raft_tls(config).context("Raft TLS")?);
+    }
     MetadataQuorum::start_with(quorum_config)
         .await
         .with_context(|| {

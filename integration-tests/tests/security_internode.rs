@@ -10,14 +10,23 @@
 //! with a PLAIN users file holding only `admin`; the admin creates the SCRAM user `broker`
 //! with kafka-configs. Until then nodes are admitted (the controller's address check is TLS +
 //! ApiVersions, served before authentication) but cannot replicate.
+//!
+//! The mTLS cluster also runs its Raft port under mutual TLS (`--raft-tls`): the failover
+//! needs the metadata quorum, and a plaintext Raft request is not answered.
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_integration_tests::certs::Certs;
 use sluice_integration_tests::cluster::{Cluster, ClusterPlan, CLUSTER_DEADLINE};
 use sluice_integration_tests::kafka_cli::{kafka_tool_ok, CONFIGS, CONSOLE_CONSUMER, TOPICS};
 use sluice_integration_tests::{run_java, topic_name, wait_until, Broker};
+use sluice_raft::controller::Operation;
+use sluice_raft::network::frame::{cluster_fingerprint, encode_frame, RpcEnvelope, RpcRequest};
 
 const ACLS: &str = "org.apache.kafka.tools.AclCommand";
 const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
@@ -27,6 +36,10 @@ const BROKER_PASSWORD: &str = "br0ker-Pa55-internode";
 const WRONG_PASSWORD: &str = "wr0ng-Pa55-internode";
 const ADMIN_PASSWORD: &str = "adm1n-Pa55-internode";
 const APP_PASSWORD: &str = "app-Pa55-internode";
+/// A broker id no cluster here has.
+const BROKER_ID_UNKNOWN: i32 = 99;
+/// The first byte of a TLS alert record.
+const TLS_ALERT_RECORD: u8 = 21;
 /// How long the console consumer waits for a record before giving up.
 const CONSUMER_IDLE_TIMEOUT_MS: &str = "60000";
 
@@ -340,8 +353,44 @@ fn sasl_ssl_scram_only_nodes_replicate_as_user_broker() {
     assert_no_password_logged(&[cluster.node(1), cluster.node(2), cluster.node(3)]);
 }
 
+/// What a Raft listener under mutual TLS answers a well-formed plaintext Raft request (a
+/// forwarded operation that changes nothing, which a plaintext listener answers): nothing,
+/// or a TLS alert (record type 21), never a Raft frame.
+fn assert_plaintext_raft_refused(cluster: &Cluster, target: i32) {
+    let voters: BTreeMap<u64, String> = cluster
+        .ids()
+        .map(|id| (id as u64, cluster.raft_address(id).to_string()))
+        .collect();
+    let envelope = RpcEnvelope {
+        cluster_fingerprint: cluster_fingerprint(&voters),
+        target: target as u64,
+        request: RpcRequest::Forward(Operation::FenceBroker {
+            broker_id: BROKER_ID_UNKNOWN,
+        }),
+    };
+    let address = cluster.raft_address(target);
+    let frame = encode_frame(&envelope).expect("encode a frame");
+    let mut stream = TcpStream::connect(address).expect("connect to the raft listener");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("read timeout");
+    stream.write_all(&frame).expect("send");
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(error) => {
+            panic!("the raft listener kept a plaintext connection open ({error}), after {answer:?}")
+        }
+    }
+    assert!(
+        answer.is_empty() || answer[0] == TLS_ALERT_RECORD,
+        "a plaintext Raft request was answered: {answer:?}"
+    );
+}
+
 #[test]
-fn mtls_only_nodes_replicate_as_their_certificate_name() {
+fn mtls_only_nodes_replicate_as_their_certificate_name_with_raft_over_mtls() {
     let certs = Certs::generate();
     let (certificate, key) = certs.node("broker");
     let ca = certs.ca();
@@ -361,8 +410,12 @@ fn mtls_only_nodes_replicate_as_their_certificate_name() {
         "User:broker;User:admin",
         "--default-replication-factor",
         "3",
+        "--raft-tls",
     ];
     let mut cluster = Cluster::start_with(3, &args);
+    for id in 1..=3 {
+        assert_plaintext_raft_refused(&cluster, id);
+    }
     let admin = mtls_properties(&certs, "admin");
     replicate_and_fail_over(&mut cluster, "SSL", &admin, &admin);
 }

@@ -31,6 +31,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("client CA verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("{0} is not set")]
+    Missing(String),
 }
 
 /// The PEM files a TLS configuration is built from.
@@ -122,6 +124,36 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         });
     }
     Ok(certificates)
+}
+
+/// Mutual TLS for the Raft port (--raft-tls): the node's certificate both ways, the
+/// inter-broker trusted CA both ways.
+pub fn raft_tls(
+    config: &crate::config::Config,
+) -> Result<sluice_raft::network::transport::RaftTls, TlsError> {
+    let missing = |what: &str| TlsError::Missing(what.to_string());
+    let certificate = config
+        .ssl_certificate_file
+        .clone()
+        .ok_or_else(|| missing("--ssl-certificate-file"))?;
+    let key = config
+        .ssl_key_file
+        .clone()
+        .ok_or_else(|| missing("--ssl-key-file"))?;
+    let ca = config
+        .inter_broker_trusted_ca()
+        .ok_or_else(|| missing("--ssl-truststore-file"))?
+        .to_path_buf();
+    let client = client_config(&ca, Some((&certificate, &key)))?;
+    let server = build(&TlsFiles {
+        certificate,
+        key,
+        client_ca: Some(ca),
+    })?;
+    Ok(sluice_raft::network::transport::RaftTls {
+        server: Arc::new(server),
+        client: Arc::new(client),
+    })
 }
 
 fn build(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
