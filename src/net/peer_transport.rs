@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::{Buf, Bytes, BytesMut};
@@ -25,7 +25,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::config::Config;
 use crate::net::listeners::SecurityProtocol;
-use crate::security::scram::{ScramClient, ScramMechanism};
+use crate::security::scram::{SaltedPasswordCache, ScramClient, ScramMechanism};
 use crate::security::{tls, Secret};
 
 /// Largest response accepted from a peer: a Fetch carries at most the leader's fetch limit,
@@ -43,6 +43,8 @@ const CLIENT_ID: &str = "sluice-inter-broker";
 /// Peers whose last connection failure is remembered (to log each once); beyond it the
 /// table starts afresh.
 const FAILURES_REMEMBERED_MAX: usize = 1024;
+/// A connection is renewed after this share (in tenths) of the peer's SASL session lifetime.
+const SESSION_RENEWAL_TENTHS: u32 = 8;
 /// Distinct failure reasons remembered per peer.
 const REASONS_PER_PEER_MAX: usize = 8;
 
@@ -50,6 +52,20 @@ const REASONS_PER_PEER_MAX: usize = 8;
 pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
 pub type PeerStream = Box<dyn PeerIo>;
+
+/// An open, authenticated connection to a peer.
+pub struct PeerConnection {
+    pub stream: PeerStream,
+    /// When the peer limits SASL sessions (KIP-368, its connections.max.reauth.ms): the time
+    /// to open a fresh connection, well before the peer would close this one mid-request.
+    renew_at: Option<Instant>,
+}
+
+impl PeerConnection {
+    pub fn due_for_renewal(&self) -> bool {
+        self.renew_at.is_some_and(|at| Instant::now() >= at)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -78,6 +94,7 @@ struct Credentials {
     mechanism: Mechanism,
     user: String,
     password: Secret,
+    salted: SaltedPasswordCache,
 }
 
 /// How this node dials other nodes.
@@ -85,7 +102,7 @@ pub struct InterBroker {
     /// The listener name dialed on every node.
     pub listener_name: String,
     protocol: SecurityProtocol,
-    tls: Option<TlsConnector>,
+    tls: Option<tls::ClientTlsSource>,
     credentials: Option<Credentials>,
     /// Peer address → the connection failures logged for it since its last success.
     failures: Mutex<HashMap<String, Vec<String>>>,
@@ -117,12 +134,13 @@ impl InterBroker {
                 .context("the inter-broker listener uses TLS but no CA is trusted")?;
             let identity = config
                 .ssl_certificate_file
-                .as_deref()
-                .zip(config.ssl_key_file.as_deref());
-            let client = tls::client_config(ca, identity).with_context(|| {
-                format!("loading the inter-broker TLS trust ({})", ca.display())
-            })?;
-            inter_broker.tls = Some(TlsConnector::from(Arc::new(client)));
+                .clone()
+                .zip(config.ssl_key_file.clone());
+            let source =
+                tls::ClientTlsSource::open(ca.to_path_buf(), identity).with_context(|| {
+                    format!("loading the inter-broker TLS trust ({})", ca.display())
+                })?;
+            inter_broker.tls = Some(source);
         }
         if listener.protocol.uses_sasl() {
             let name = config.sasl_mechanism_inter_broker_protocol.as_deref();
@@ -143,6 +161,7 @@ impl InterBroker {
                     .inter_broker_sasl_password
                     .clone()
                     .context("--inter-broker-sasl-password is not set")?,
+                salted: SaltedPasswordCache::default(),
             });
         }
         Ok(inter_broker)
@@ -163,15 +182,18 @@ impl InterBroker {
     }
 
     /// A connection to `address` (`host:port`), authenticated when the listener uses SASL.
-    pub async fn connect(&self, address: &str) -> Result<PeerStream, PeerError> {
+    pub async fn connect(&self, address: &str) -> Result<PeerConnection, PeerError> {
         let host = host_of(address);
         let opening = async {
             let tcp = TcpStream::connect(address).await?;
             let mut stream = self.secure(tcp, host).await?;
+            let mut renew_at = None;
             if let Some(credentials) = &self.credentials {
-                authenticate(&mut stream, credentials).await?;
+                let lifetime = authenticate(&mut stream, credentials).await?;
+                renew_at = lifetime
+                    .map(|lifetime| Instant::now() + lifetime * SESSION_RENEWAL_TENTHS / 10);
             }
-            Ok(stream)
+            Ok(PeerConnection { stream, renew_at })
         };
         let result = tokio::time::timeout(CONNECT_TIMEOUT, opening)
             .await
@@ -199,9 +221,10 @@ impl InterBroker {
 
     async fn secure(&self, tcp: TcpStream, host: &str) -> Result<PeerStream, PeerError> {
         tcp.set_nodelay(true)?;
-        let Some(connector) = &self.tls else {
+        let Some(source) = &self.tls else {
             return Ok(Box::new(tcp));
         };
+        let connector = TlsConnector::from(source.current());
         let name = ServerName::try_from(host.to_string())
             .map_err(|_| PeerError::ServerName(host.to_string()))?;
         let stream = connector
@@ -245,8 +268,12 @@ fn host_of(address: &str) -> &str {
     host.trim_start_matches('[').trim_end_matches(']')
 }
 
-/// SaslHandshake, then SaslAuthenticate until the mechanism is done.
-async fn authenticate(stream: &mut PeerStream, credentials: &Credentials) -> Result<(), PeerError> {
+/// SaslHandshake, then SaslAuthenticate until the mechanism is done; the session lifetime
+/// the peer announced, if any.
+async fn authenticate(
+    stream: &mut PeerStream,
+    credentials: &Credentials,
+) -> Result<Option<Duration>, PeerError> {
     let name = match &credentials.mechanism {
         Mechanism::Plain => "PLAIN",
         Mechanism::Scram(mechanism) => mechanism.name(),
@@ -269,32 +296,34 @@ async fn authenticate(stream: &mut PeerStream, credentials: &Credentials) -> Res
     }
     let user = credentials.user.as_str();
     let password = credentials.password.expose();
-    match &credentials.mechanism {
+    let last = match &credentials.mechanism {
         Mechanism::Plain => {
             let token = format!("\0{user}\0{password}");
-            sasl_step(stream, 2, token.into_bytes()).await?;
+            sasl_step(stream, 2, token.into_bytes()).await?
         }
         Mechanism::Scram(mechanism) => {
             let mut client = ScramClient::new(*mechanism, user, password);
             let server_first = sasl_step(stream, 2, client.first()).await?;
             let client_final = client
-                .answer(&server_first)
+                .answer(&server_first.auth_bytes, &credentials.salted)
                 .map_err(|error| PeerError::Authentication(error.to_string()))?;
             let server_final = sasl_step(stream, 3, client_final).await?;
             client
-                .verify(&server_final)
+                .verify(&server_final.auth_bytes)
                 .map_err(|error| PeerError::Authentication(error.to_string()))?;
+            server_final
         }
-    }
-    Ok(())
+    };
+    let lifetime_ms = u64::try_from(last.session_lifetime_ms).unwrap_or(0);
+    Ok((lifetime_ms > 0).then(|| Duration::from_millis(lifetime_ms)))
 }
 
-/// One SaslAuthenticate: the peer's answer bytes, or its refusal.
+/// One SaslAuthenticate: the peer's answer, or its refusal.
 async fn sasl_step(
     stream: &mut PeerStream,
     correlation_id: i32,
     token: Vec<u8>,
-) -> Result<Bytes, PeerError> {
+) -> Result<SaslAuthenticateResponse, PeerError> {
     let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
     let answer: SaslAuthenticateResponse = round_trip(
         stream,
@@ -313,7 +342,7 @@ async fn sasl_step(
             message.as_deref().unwrap_or("no message")
         )));
     }
-    Ok(answer.auth_bytes)
+    Ok(answer)
 }
 
 /// Sends one request framed as a Kafka client frames it.

@@ -7,13 +7,13 @@ use std::time::Duration;
 use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::protocol::Decodable;
 
-use crate::net::peer_transport::{round_trip, InterBroker, PeerStream};
+use crate::net::peer_transport::{round_trip, InterBroker, PeerConnection};
 pub use crate::net::peer_transport::{PeerError, PEER_RESPONSE_BYTES_MAX};
 
 pub struct Peer {
     inter_broker: Arc<InterBroker>,
     address: String,
-    stream: Option<PeerStream>,
+    connection: Option<PeerConnection>,
     correlation_id: i32,
 }
 
@@ -22,7 +22,7 @@ impl Peer {
         Peer {
             inter_broker,
             address,
-            stream: None,
+            connection: None,
             correlation_id: 0,
         }
     }
@@ -39,7 +39,7 @@ impl Peer {
         let result = tokio::time::timeout(timeout, self.exchange(api_key, version, body)).await;
         let result = result.unwrap_or(Err(PeerError::TimedOut));
         if result.is_err() {
-            self.stream = None;
+            self.connection = None;
         }
         result
     }
@@ -50,16 +50,24 @@ impl Peer {
         version: i16,
         body: RequestKind,
     ) -> Result<R, PeerError> {
-        let stream = match &mut self.stream {
-            Some(stream) => stream,
+        if self
+            .connection
+            .as_ref()
+            .is_some_and(PeerConnection::due_for_renewal)
+        {
+            // The peer's SASL session is about to end: log in again on a fresh connection.
+            self.connection = None;
+        }
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
             None => self
-                .stream
+                .connection
                 .insert(self.inter_broker.connect(&self.address).await?),
         };
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
         round_trip(
-            stream,
+            &mut connection.stream,
             correlation_id,
             api_key,
             version,

@@ -296,6 +296,50 @@ fn encode_name(name: &str) -> String {
     name.replace('=', "=3D").replace(',', "=2C")
 }
 
+/// Most salts whose salted password a [`SaltedPasswordCache`] keeps.
+const SALTED_CACHE_ENTRIES_MAX: usize = 16;
+
+/// Hi(password, salt, iterations) results for one password. PBKDF2 is slow on purpose, and a
+/// node opens many connections (one per followed partition, renewed per SASL session) to
+/// peers that all answer with the same salt: computing it once per salt keeps a node's
+/// logins cheap. Holds key material as sensitive as the password itself.
+#[derive(Default)]
+pub struct SaltedPasswordCache {
+    entries: std::sync::Mutex<Vec<(SaltKey, Vec<u8>)>>,
+}
+
+/// What a salted password depends on, besides the password: mechanism, salt, iterations.
+type SaltKey = (ScramMechanism, Vec<u8>, u32);
+
+impl SaltedPasswordCache {
+    fn salted_password(
+        &self,
+        mechanism: ScramMechanism,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Vec<u8> {
+        let key = (mechanism, salt.to_vec(), iterations);
+        let cached = {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(salted) = cached {
+            return salted;
+        }
+        let salted = mechanism.salted_password(password.as_bytes(), salt, iterations);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= SALTED_CACHE_ENTRIES_MAX {
+            entries.remove(0);
+        }
+        entries.push((key, salted.clone()));
+        salted
+    }
+}
+
 /// The client's side of one exchange: `first()`, then `answer(server-first)`, then
 /// `verify(server-final)`, which proves the server knew the password too.
 pub struct ScramClient {
@@ -331,8 +375,13 @@ impl ScramClient {
         format!("n,,{}", self.first_bare()).into_bytes()
     }
 
-    /// client-final-message for `server_first`, or why it cannot be answered.
-    pub fn answer(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
+    /// client-final-message for `server_first`, or why it cannot be answered; the salted
+    /// password comes from `cache` when it has it.
+    pub fn answer(
+        &mut self,
+        server_first: &[u8],
+        cache: &SaltedPasswordCache,
+    ) -> Result<Vec<u8>, ScramError> {
         if server_first.len() > MESSAGE_BYTES_MAX {
             return Err(ScramError::Malformed);
         }
@@ -350,7 +399,7 @@ impl ScramClient {
             return Err(ScramError::Iterations(iterations));
         }
         let mechanism = self.mechanism;
-        let salted = mechanism.salted_password(self.password.as_bytes(), &salt, iterations);
+        let salted = cache.salted_password(mechanism, &self.password, &salt, iterations);
         let client_key = mechanism.hmac(&salted, b"Client Key");
         let stored_key = mechanism.hash(&client_key);
         // "biws" is base64("n,,"): the gs2 header of client-first, echoed.
@@ -457,7 +506,7 @@ mod tests {
         let Step::Continue(server_first) = server.step(&client.first(), &lookup, &mut seen)? else {
             panic!("the first step does not finish");
         };
-        let client_final = client.answer(&server_first)?;
+        let client_final = client.answer(&server_first, &SaltedPasswordCache::default())?;
         match server.step(&client_final, &lookup, &mut seen)? {
             Step::Success {
                 user: name,
@@ -494,6 +543,27 @@ mod tests {
     }
 
     #[test]
+    fn salted_passwords_are_computed_once_per_salt() {
+        let cache = SaltedPasswordCache::default();
+        let mechanism = ScramMechanism::Sha256;
+        let first = cache.salted_password(mechanism, "secret", b"salt-a", 4096);
+        assert_eq!(first, mechanism.salted_password(b"secret", b"salt-a", 4096));
+        assert_eq!(
+            cache.salted_password(mechanism, "secret", b"salt-a", 4096),
+            first
+        );
+        let other = cache.salted_password(mechanism, "secret", b"salt-b", 4096);
+        assert_ne!(other, first);
+        for index in 0..SALTED_CACHE_ENTRIES_MAX {
+            cache.salted_password(mechanism, "secret", &index.to_be_bytes(), 4096);
+        }
+        assert_eq!(
+            cache.entries.lock().unwrap().len(),
+            SALTED_CACHE_ENTRIES_MAX
+        );
+    }
+
+    #[test]
     fn client_refuses_a_server_that_does_not_know_the_password() {
         let mechanism = ScramMechanism::Sha512;
         let mut client = ScramClient::new(mechanism, "broker", "broker-secret");
@@ -504,7 +574,9 @@ mod tests {
             client.client_nonce,
             BASE64.encode(b"sluice-test-salt")
         );
-        client.answer(server_first.as_bytes()).unwrap();
+        client
+            .answer(server_first.as_bytes(), &SaltedPasswordCache::default())
+            .unwrap();
         let impostor = stored(mechanism, "other");
         let forged = mechanism.hmac(&impostor.server_key, b"anything");
         let forged = format!("v={}", BASE64.encode(forged));
@@ -532,7 +604,7 @@ mod tests {
             (format!("r={nonce}x,s=!!!,i=4096"), "malformed"),
             ("garbage".to_string(), "malformed"),
         ] {
-            let outcome = client.answer(message.as_bytes());
+            let outcome = client.answer(message.as_bytes(), &SaltedPasswordCache::default());
             let kind = match outcome {
                 Err(ScramError::Nonce) => "nonce",
                 Err(ScramError::Iterations(_)) => "iterations",

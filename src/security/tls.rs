@@ -2,7 +2,7 @@
 //! when their modification times change (checked as each connection arrives), so certificates
 //! rotate without a restart. A rebuild that fails keeps the previous configuration.
 //! Also the client configuration a node dials other nodes' TLS listeners with
-//! (`client_config`).
+//! (`ClientTlsSource`, reloaded the same way as connections are opened).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -93,6 +93,71 @@ impl TlsSource {
         }
         loaded.config.clone()
     }
+}
+
+/// The client configuration of inter-broker connections, rebuilt from its PEM files when
+/// their modification times change (checked as each connection is opened); a rebuild that
+/// fails keeps the previous configuration.
+pub struct ClientTlsSource {
+    trusted_ca: PathBuf,
+    identity: Option<(PathBuf, PathBuf)>,
+    loaded: Mutex<(Vec<Option<SystemTime>>, Arc<ClientConfig>)>,
+}
+
+impl ClientTlsSource {
+    /// Loads the files once; a node whose certificates do not load does not start.
+    pub fn open(
+        trusted_ca: PathBuf,
+        identity: Option<(PathBuf, PathBuf)>,
+    ) -> Result<ClientTlsSource, TlsError> {
+        let config = build_client(&trusted_ca, identity.as_ref())?;
+        let mtimes = client_mtimes(&trusted_ca, identity.as_ref());
+        Ok(ClientTlsSource {
+            trusted_ca,
+            identity,
+            loaded: Mutex::new((mtimes, Arc::new(config))),
+        })
+    }
+
+    /// The configuration for a new connection, rebuilt first if a file changed.
+    pub fn current(&self) -> Arc<ClientConfig> {
+        let now = client_mtimes(&self.trusted_ca, self.identity.as_ref());
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if now != loaded.0 {
+            // As for the server side: a half-written file is retried on its next change.
+            loaded.0 = now;
+            match build_client(&self.trusted_ca, self.identity.as_ref()) {
+                Ok(config) => {
+                    tracing::info!(ca = %self.trusted_ca.display(), "inter-broker TLS certificates reloaded");
+                    loaded.1 = Arc::new(config);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "reloading inter-broker TLS certificates failed; keeping the old ones")
+                }
+            }
+        }
+        loaded.1.clone()
+    }
+}
+
+fn client_mtimes(ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> Vec<Option<SystemTime>> {
+    let mut times = vec![mtime(ca)];
+    if let Some((certificate, key)) = identity {
+        times.extend([mtime(certificate), mtime(key)]);
+    }
+    times
+}
+
+fn build_client(
+    ca: &Path,
+    identity: Option<&(PathBuf, PathBuf)>,
+) -> Result<ClientConfig, TlsError> {
+    let identity = identity.map(|(certificate, key)| (certificate.as_path(), key.as_path()));
+    client_config(ca, identity)
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn mtimes(files: &TlsFiles) -> Vec<Option<SystemTime>> {
