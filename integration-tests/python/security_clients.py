@@ -3,7 +3,8 @@
 usage: security_clients.py CLIENT BOOTSTRAP TOPIC COUNT SETTINGS_JSON
   CLIENT: confluent | kafka-python
   SETTINGS_JSON: librdkafka-style security settings (security.protocol, sasl.mechanism,
-  sasl.username, sasl.password, ssl.ca.location, ssl.certificate.location, ssl.key.location).
+  sasl.username, sasl.password, ssl.ca.location, ssl.certificate.location, ssl.key.location;
+  api.version for kafka-python only).
   With COUNT 0 the script only connects (Metadata) and reports the error, if any.
 
 Prints {"produced": [...], "consumed": [...]} (record values, in order) or {"error": "..."}.
@@ -72,8 +73,14 @@ def kafka_python_settings(settings):
         "ssl.ca.location": "ssl_cafile",
         "ssl.certificate.location": "ssl_certfile",
         "ssl.key.location": "ssl_keyfile",
+        # A list such as [0, 10, 0]: an old broker version, whose SaslHandshake v0 is
+        # followed by raw SASL tokens instead of SaslAuthenticate.
+        "api.version": "api_version",
     }
-    return {mapping[key]: value for key, value in settings.items()}
+    converted = {mapping[key]: value for key, value in settings.items()}
+    if "api_version" in converted:
+        converted["api_version"] = tuple(converted["api_version"])
+    return converted
 
 
 def kafka_python(bootstrap, topic, count, settings):

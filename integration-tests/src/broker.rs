@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::process::{read_tail, sluice_bin};
+use crate::process::{sluice_bin, OUTPUT_TAIL_BYTES_MAX};
 
 /// How long a broker may take from spawn to accepting connections (data-dir recovery
 /// included) on a busy two-core CI machine.
@@ -288,13 +288,42 @@ impl Broker {
     }
 
     /// The last lines the broker wrote to stderr (its log), for failure messages.
+    /// The end of the broker's log, without colours and without the Raft layer's repeated
+    /// "peer unreachable" lines, which would crowd out everything else after a network cut.
     pub fn stderr_tail(&self) -> String {
-        read_tail(&self.scratch_dir.path().join("stderr.log"))
+        let log = strip_colours(&self.stderr_all());
+        let kept: Vec<&str> = log
+            .lines()
+            .filter(|line| !is_raft_peer_noise(line))
+            .collect();
+        let mut tail = String::new();
+        for line in kept.iter().rev() {
+            if tail.len() + line.len() + 1 > OUTPUT_TAIL_BYTES_MAX {
+                break;
+            }
+            tail.insert_str(0, &format!("{line}\n"));
+        }
+        tail
     }
 
     /// The broker's whole log (stderr) so far, for tests that search it.
     pub fn stderr_all(&self) -> String {
         std::fs::read_to_string(self.scratch_dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// With `SLUICE_TEST_KEEP_LOGS=<dir>`, a failing test's broker logs are copied there whole
+    /// (the failure message shows only their tails).
+    fn keep_log(&self) {
+        let Some(dir) = std::env::var_os("SLUICE_TEST_KEEP_LOGS") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let name = self.address.to_string().replace([':', '.'], "_");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::copy(
+            self.scratch_dir.path().join("stderr.log"),
+            dir.join(format!("{name}-{}.log", std::process::id())),
+        );
     }
 
     fn logs(&self) -> String {
@@ -471,12 +500,36 @@ impl Drop for Broker {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("broker {} {}", self.address, self.logs());
+            self.keep_log();
         }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+fn is_raft_peer_noise(line: &str) -> bool {
+    (line.contains("openraft::replication") && line.contains("RPCError"))
+        || line.contains("while requesting vote")
+}
+
+/// Removes the ANSI colour sequences (`ESC [ ... m`) tracing writes.
+fn strip_colours(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for next in chars.by_ref() {
+                if next.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {

@@ -25,7 +25,9 @@ use sluice_integration_tests::{
 };
 
 const NODES: i32 = 3;
-const PARTITIONS: i32 = 3;
+/// Five, so that on five nodes (RF=3, placement spreads replicas evenly) some partition has
+/// no replica on a given node: the five-node test needs one without the controller.
+const PARTITIONS: i32 = 5;
 /// kcat's message.timeout.ms for writes that must be acknowledged: rides out a leader change.
 const ACKED_TIMEOUT_MS: u32 = 30_000;
 /// kcat's message.timeout.ms for writes the isolated side must not acknowledge: longer than a
@@ -601,13 +603,19 @@ fn an_isolated_controller_commits_nothing_alone_and_one_controller_remains() {
 fn five_nodes_lose_the_controller_and_a_partition_leader_at_once_without_split_brain() {
     let _serial = serial();
     let setup = Partitioned::start(5);
-    let controller = wait_formed(&setup);
+    wait_formed(&setup);
     let topic = topic_name("five");
     let partitions = create_replicated_topic(&setup, &topic);
+    // Read after the topic exists: the controller is the one the cut must take.
+    let controller = wait_formed(&setup);
+    // Its replicas must not include the controller: cutting both would leave one in-sync
+    // replica, below min.insync.replicas, and acks=all could never succeed on the majority.
     let chosen = partitions
         .iter()
-        .find(|p| p.leader != controller)
-        .expect("placement spreads leaders over the brokers");
+        .find(|p| !p.replicas.contains(&controller))
+        .unwrap_or_else(|| {
+            panic!("placement left a partition off node {controller}: {partitions:#?}")
+        });
     let (partition, leader) = (chosen.index, chosen.leader);
     let all = setup.all();
     produce_acknowledged(&setup, &all, &topic, partition, &values("ack-", 0..200));

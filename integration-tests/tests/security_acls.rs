@@ -5,7 +5,11 @@
 //! group; raw requests show a revoked principal refused on its next request on the same
 //! connection, ACL APIs refused to non-admins, and confluent-kafka refused a write; a 3-node
 //! cluster whose nodes replicate as the PLAINTEXT super user keeps its ISR full; a Java
-//! transactional producer needs WRITE on its transactional id.
+//! transactional producer needs WRITE on its transactional id. Raw requests check Kafka's
+//! per-resource rules: AddPartitionsToTxn refuses only the topics it may not write (v0-3) or
+//! needs CLUSTER_ACTION (v4+), OffsetDelete needs DELETE on the group then READ per topic,
+//! and config resources, cluster authorised operations, CreateTopics configs, DeleteTopics,
+//! ElectLeaders, DescribeTransactions and WriteTxnMarkers are checked as Kafka checks them.
 
 use std::path::PathBuf;
 
@@ -13,11 +17,16 @@ use bytes::Bytes;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    CreateAclsRequest, CreateTopicsRequest, DeleteAclsRequest, DescribeAclsRequest,
-    DescribeClusterRequest, MetadataRequest, MetadataResponse, SaslAuthenticateRequest,
-    SaslHandshakeRequest, TopicName,
+    AddPartitionsToTxnRequest, CreateAclsRequest, CreateTopicsRequest, DeleteAclsRequest,
+    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    ElectLeadersRequest, FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest,
+    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, ProducerId, SaslAuthenticateRequest, SaslHandshakeRequest, TopicName,
+    TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
@@ -25,6 +34,9 @@ use sluice_integration_tests::certs::Certs;
 use sluice_integration_tests::cluster::{Cluster, CLUSTER_DEADLINE};
 use sluice_integration_tests::kafka_cli::{kafka_tool_ok, CONFIGS};
 use sluice_integration_tests::raw_client::{record_batch, RawClient, TestRecord};
+use sluice_integration_tests::transactions::{
+    add_partitions, describe, find_coordinator, init_at_coordinator, TIMEOUT_MS,
+};
 use sluice_integration_tests::{run_java, run_python, topic_name, wait_until, Broker};
 
 /// `kafka-acls.sh`.
@@ -557,4 +569,486 @@ fn a_transactional_producer_needs_write_on_its_transactional_id() {
     );
     let committed = probe(&bootstrap, &alice, &txn);
     assert_eq!(committed, json!({"values": values(&topic), "error": null}));
+}
+
+/// ACL codes beyond the ones above: resource types, operations.
+const GROUP: i8 = 3;
+const CLUSTER: i8 = 4;
+const TRANSACTIONAL_ID: i8 = 5;
+const READ: i8 = 3;
+const WRITE: i8 = 4;
+const DELETE: i8 = 6;
+const CLUSTER_ACTION: i8 = 9;
+const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const GROUP_AUTHORIZATION_FAILED: i16 = 30;
+const INVALID_TXN_STATE: i16 = 48;
+
+/// An ALLOW entry for `principal` from any host, created by `admin`.
+fn grant(admin: &mut RawClient, resource_type: i8, name: &str, principal: &str, operation: i8) {
+    let creation = AclCreation::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_string()))
+        .with_resource_pattern_type(LITERAL)
+        .with_principal(StrBytes::from_string(principal.to_string()))
+        .with_host(StrBytes::from_static_str("*"))
+        .with_operation(operation)
+        .with_permission_type(ALLOW);
+    let created = admin.request(
+        3,
+        &CreateAclsRequest::default().with_creations(vec![creation]),
+    );
+    assert_eq!(created.results[0].error_code, 0, "{created:?}");
+}
+
+/// AddPartitionsToTxn v4 `verify_only` for one transaction: (top-level error, per-partition
+/// errors in request order).
+fn verify_v4(
+    client: &mut RawClient,
+    id: &str,
+    producer: (i64, i16),
+    partitions: &[(&str, i32)],
+) -> (i16, Vec<i16>) {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    let mut transaction = AddPartitionsToTxnTransaction::default();
+    transaction.transactional_id = TransactionalId(StrBytes::from_string(id.to_string()));
+    transaction.producer_id = ProducerId(producer.0);
+    transaction.producer_epoch = producer.1;
+    transaction.verify_only = true;
+    for (topic, partition) in partitions {
+        let mut entry = AddPartitionsToTxnTopic::default();
+        entry.name = TopicName(StrBytes::from_string(topic.to_string()));
+        entry.partitions = vec![*partition];
+        transaction.topics.push(entry);
+    }
+    let mut request = AddPartitionsToTxnRequest::default();
+    request.transactions = vec![transaction];
+    let response = client.request(4, &request);
+    let codes = response
+        .results_by_transaction
+        .iter()
+        .flat_map(|result| &result.topic_results)
+        .flat_map(|topic| &topic.results_by_partition)
+        .map(|partition| partition.partition_error_code)
+        .collect();
+    (response.error_code, codes)
+}
+
+#[test]
+fn add_partitions_to_txn_refuses_only_the_topics_it_may_not_write() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let address = broker.listener_address("SASL_PLAINTEXT").to_string();
+    let mut admin = login(&address, "admin");
+    let writable = topic_name("apt-writable");
+    let other = topic_name("apt-other");
+    for topic in [&writable, &other] {
+        assert_eq!(admin.create_topic(topic, 2, &[]), 0);
+    }
+    let id = format!("{writable}-tx");
+    grant(&mut admin, TRANSACTIONAL_ID, &id, "User:alice", WRITE);
+    grant(&mut admin, TOPIC, &writable, "User:alice", WRITE);
+    let mut alice = login(&address, "alice");
+    find_coordinator(&mut alice, &id);
+    let (error, producer_id, epoch) = init_at_coordinator(&mut alice, &id, TIMEOUT_MS);
+    assert_eq!(error, 0);
+    let producer = (producer_id, epoch);
+
+    // v3 (clients): the refused topic and internal topics TOPIC_AUTHORIZATION_FAILED, the
+    // rest OPERATION_NOT_ATTEMPTED; an unknown topic UNKNOWN_TOPIC_OR_PARTITION.
+    let refused = add_partitions(
+        &mut alice,
+        &id,
+        producer,
+        &[
+            (&writable, 0),
+            (&writable, 1),
+            (&other, 0),
+            ("__consumer_offsets", 0),
+        ],
+    );
+    let expected = [
+        OPERATION_NOT_ATTEMPTED,
+        OPERATION_NOT_ATTEMPTED,
+        TOPIC_AUTHORIZATION_FAILED,
+        TOPIC_AUTHORIZATION_FAILED,
+    ];
+    assert_eq!(refused, expected);
+    let missing = topic_name("apt-missing");
+    grant(&mut admin, TOPIC, &missing, "User:alice", WRITE);
+    let unknown = add_partitions(&mut alice, &id, producer, &[(&writable, 0), (&missing, 0)]);
+    assert_eq!(
+        unknown,
+        [OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION]
+    );
+    let added = add_partitions(&mut alice, &id, producer, &[(&writable, 0), (&writable, 1)]);
+    assert_eq!(added, [0, 0]);
+
+    // v4+ (nodes): CLUSTER_ACTION on the cluster, refused as a whole without it; with it no
+    // transactional id or topic checks (bob may write neither).
+    let wanted = [(writable.as_str(), 0), (other.as_str(), 0)];
+    let (top, codes) = verify_v4(&mut alice, &id, producer, &wanted);
+    assert_eq!((top, codes), (CLUSTER_AUTHORIZATION_FAILED, vec![]));
+    grant(
+        &mut admin,
+        CLUSTER,
+        "kafka-cluster",
+        "User:bob",
+        CLUSTER_ACTION,
+    );
+    let mut bob = login(&address, "bob");
+    let (top, codes) = verify_v4(&mut bob, &id, producer, &wanted);
+    assert_eq!((top, codes), (0, vec![0, INVALID_TXN_STATE]));
+}
+
+/// OffsetCommit v8 of `offset` for each partition, as a simple (group-less) consumer.
+fn commit(client: &mut RawClient, group: &str, partitions: &[(&str, i32)], offset: i64) {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let mut request = OffsetCommitRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    request.generation_id_or_member_epoch = -1;
+    for (topic, partition) in partitions {
+        let mut entry = OffsetCommitRequestTopic::default();
+        entry.name = TopicName(StrBytes::from_string(topic.to_string()));
+        let mut wanted = OffsetCommitRequestPartition::default();
+        wanted.partition_index = *partition;
+        wanted.committed_offset = offset;
+        entry.partitions.push(wanted);
+        request.topics.push(entry);
+    }
+    let response = client.request(8, &request);
+    for topic in &response.topics {
+        for partition in &topic.partitions {
+            assert_eq!(partition.error_code, 0, "{response:?}");
+        }
+    }
+}
+
+/// OffsetDelete of `partitions`: (group error, per-partition errors in request order).
+fn offset_delete(
+    client: &mut RawClient,
+    group: &str,
+    partitions: &[(&str, i32)],
+) -> (i16, Vec<i16>) {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    let mut request = OffsetDeleteRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    for (topic, partition) in partitions {
+        let mut entry = OffsetDeleteRequestTopic::default();
+        entry.name = TopicName(StrBytes::from_string(topic.to_string()));
+        let mut wanted = OffsetDeleteRequestPartition::default();
+        wanted.partition_index = *partition;
+        entry.partitions.push(wanted);
+        request.topics.push(entry);
+    }
+    let response = client.request(0, &request);
+    let codes = response
+        .topics
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .map(|partition| partition.error_code)
+        .collect();
+    (response.error_code, codes)
+}
+
+/// The committed offset of each partition (-1: none), OffsetFetch v7.
+fn committed(client: &mut RawClient, group: &str, partitions: &[(&str, i32)]) -> Vec<i64> {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let mut request = OffsetFetchRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    let topics = partitions
+        .iter()
+        .map(|(topic, partition)| {
+            let mut entry = OffsetFetchRequestTopic::default();
+            entry.name = TopicName(StrBytes::from_string(topic.to_string()));
+            entry.partition_indexes = vec![*partition];
+            entry
+        })
+        .collect();
+    request.topics = Some(topics);
+    let response = client.request(7, &request);
+    assert_eq!(response.error_code, 0, "{response:?}");
+    response
+        .topics
+        .iter()
+        .flat_map(|topic| &topic.partitions)
+        .map(|partition| partition.committed_offset)
+        .collect()
+}
+
+#[test]
+fn offset_delete_needs_group_delete_then_read_on_each_topic() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let address = broker.listener_address("SASL_PLAINTEXT").to_string();
+    let mut admin = login(&address, "admin");
+    let readable = topic_name("od-readable");
+    let other = topic_name("od-other");
+    for topic in [&readable, &other] {
+        assert_eq!(admin.create_topic(topic, 1, &[]), 0);
+    }
+    let group = format!("{readable}-group");
+    find_group_coordinator(&mut admin, &group);
+    let partitions = [(readable.as_str(), 0), (other.as_str(), 0)];
+    commit(&mut admin, &group, &partitions, 7);
+    assert_eq!(committed(&mut admin, &group, &partitions), [7, 7]);
+
+    let mut alice = login(&address, "alice");
+    grant(&mut admin, TOPIC, &readable, "User:alice", READ);
+    let (error, codes) = offset_delete(&mut alice, &group, &partitions);
+    assert_eq!((error, codes), (GROUP_AUTHORIZATION_FAILED, vec![]));
+    grant(&mut admin, GROUP, &group, "User:alice", DELETE);
+    let (error, codes) = offset_delete(&mut alice, &group, &partitions);
+    assert_eq!((error, codes), (0, vec![0, TOPIC_AUTHORIZATION_FAILED]));
+    assert_eq!(committed(&mut admin, &group, &partitions), [-1, 7]);
+}
+
+/// FindCoordinator for a group until it names a node (creating the offsets topic).
+fn find_group_coordinator(client: &mut RawClient, group: &str) {
+    wait_until(CLUSTER_DEADLINE, "a group coordinator", || {
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(group.to_string()))
+            .with_key_type(0);
+        (client.request(3, &request).error_code == 0).then_some(())
+    });
+}
+
+const CREATE: i8 = 5;
+const ALTER: i8 = 7;
+const DESCRIBE_CONFIGS: i8 = 10;
+const INVALID_REQUEST: i16 = 42;
+/// ConfigResource types.
+const CONFIG_BROKER_LOGGER: i8 = 8;
+const CONFIG_GROUP: i8 = 32;
+
+/// DescribeConfigs v4 of one config resource: its error code.
+fn describe_config_error(client: &mut RawClient, resource_type: i8, name: &str) -> i16 {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    let resource = DescribeConfigsResource::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_string()));
+    let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
+    client.request(4, &request).results[0].error_code
+}
+
+/// IncrementalAlterConfigs v1 of one config resource (no changes): its error code.
+fn alter_config_error(client: &mut RawClient, resource_type: i8, name: &str) -> i16 {
+    use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_string()));
+    let request = IncrementalAlterConfigsRequest::default()
+        .with_resources(vec![resource])
+        .with_validate_only(true);
+    client.request(1, &request).responses[0].error_code
+}
+
+/// Metadata v10 and DescribeCluster v1 asking for the cluster's authorised operations.
+fn cluster_operations(client: &mut RawClient) -> (i32, i32) {
+    let mut metadata = MetadataRequest::default();
+    metadata.topics = Some(vec![]);
+    metadata.include_cluster_authorized_operations = true;
+    let from_metadata = client.request(10, &metadata).cluster_authorized_operations;
+    let cluster =
+        DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+    let from_cluster = client.request(1, &cluster).cluster_authorized_operations;
+    (from_metadata, from_cluster)
+}
+
+/// CreateTopics v7 of one 3-partition topic: (error, topic config error, partitions,
+/// replication factor, config count).
+fn create_topic_v7(client: &mut RawClient, name: &str) -> (i16, i16, i32, i16, usize) {
+    let mut topic = CreatableTopic::default();
+    topic.name = TopicName(StrBytes::from_string(name.to_string()));
+    topic.num_partitions = 3;
+    topic.replication_factor = 1;
+    let mut request = CreateTopicsRequest::default();
+    request.topics.push(topic);
+    request.timeout_ms = 30_000;
+    let response = client.request(7, &request);
+    let result = &response.topics[0];
+    (
+        result.error_code,
+        result.topic_config_error_code,
+        result.num_partitions,
+        result.replication_factor,
+        result.configs.as_ref().map_or(0, Vec::len),
+    )
+}
+
+/// DeleteTopics v6 of one topic by id: (error, name in the answer).
+fn delete_by_id(client: &mut RawClient, by_id: &DeleteTopicState) -> (i16, Option<String>) {
+    let request = DeleteTopicsRequest::default()
+        .with_topics(vec![by_id.clone()])
+        .with_timeout_ms(30_000);
+    let response = client.request(6, &request);
+    let result = &response.responses[0];
+    (
+        result.error_code,
+        result.name.as_ref().map(|n| n.0.to_string()),
+    )
+}
+
+/// The DeleteTopics entry naming `name` by its id only.
+fn by_id(client: &mut RawClient, name: &str) -> DeleteTopicState {
+    let id = metadata(client, Some(name), false).topics[0].topic_id;
+    DeleteTopicState::default().with_topic_id(id)
+}
+
+#[test]
+fn admin_apis_authorise_per_resource_as_kafka() {
+    let certs = Certs::generate();
+    let broker = acl_broker(&certs);
+    let address = broker.listener_address("SASL_PLAINTEXT").to_string();
+    let mut admin = login(&address, "admin");
+    let mut bob = login(&address, "bob");
+    let base = topic_name("apis");
+
+    // Config resources: a group is checked on the group, a broker logger on the cluster.
+    let group = format!("{base}-group");
+    assert_eq!(
+        describe_config_error(&mut bob, CONFIG_GROUP, &group),
+        GROUP_AUTHORIZATION_FAILED
+    );
+    assert_eq!(
+        alter_config_error(&mut bob, CONFIG_GROUP, &group),
+        GROUP_AUTHORIZATION_FAILED
+    );
+    assert_eq!(
+        describe_config_error(&mut bob, CONFIG_BROKER_LOGGER, "1"),
+        CLUSTER_AUTHORIZATION_FAILED
+    );
+    assert_eq!(describe_config_error(&mut bob, 99, "x"), INVALID_REQUEST);
+
+    // Cluster authorised operations: none without DESCRIBE on the cluster.
+    grant(&mut admin, CLUSTER, "kafka-cluster", "User:bob", CREATE);
+    assert_eq!(cluster_operations(&mut bob), (0, 0));
+    grant(&mut admin, CLUSTER, "kafka-cluster", "User:bob", DESCRIBE);
+    let allowed = (1 << CREATE) | (1 << DESCRIBE);
+    assert_eq!(cluster_operations(&mut bob), (allowed, allowed));
+
+    // CreateTopics: configs, partitions and replication factor only with DESCRIBE_CONFIGS.
+    let hidden = format!("{base}-hidden");
+    assert_eq!(
+        create_topic_v7(&mut bob, &hidden),
+        (0, TOPIC_AUTHORIZATION_FAILED, -1, -1, 0)
+    );
+    let shown = format!("{base}-shown");
+    grant(&mut admin, TOPIC, &shown, "User:bob", DESCRIBE_CONFIGS);
+    let (error, config_error, partitions, replication, configs) = create_topic_v7(&mut bob, &shown);
+    assert_eq!((error, config_error, partitions, replication), (0, 0, 3, 1));
+    assert!(configs > 0, "no configs returned");
+
+    // DeleteTopics by id: the name only to a principal that may DESCRIBE it; DELETE on the
+    // cluster deletes any topic.
+    let hidden_id = by_id(&mut admin, &hidden);
+    assert_eq!(
+        delete_by_id(&mut bob, &hidden_id),
+        (TOPIC_AUTHORIZATION_FAILED, None)
+    );
+    grant(&mut admin, TOPIC, &hidden, "User:bob", DESCRIBE);
+    assert_eq!(
+        delete_by_id(&mut bob, &hidden_id),
+        (TOPIC_AUTHORIZATION_FAILED, Some(hidden.clone()))
+    );
+    let missing = format!("{base}-missing");
+    let by_name = |name: &str| {
+        DeleteTopicsRequest::default()
+            .with_topic_names(vec![TopicName(StrBytes::from_string(name.to_string()))])
+            .with_timeout_ms(30_000)
+    };
+    let code = |client: &mut RawClient, name: &str| {
+        client.request(5, &by_name(name)).responses[0].error_code
+    };
+    assert_eq!(code(&mut bob, &missing), TOPIC_AUTHORIZATION_FAILED);
+    grant(&mut admin, TOPIC, &missing, "User:bob", DESCRIBE);
+    assert_eq!(code(&mut bob, &missing), UNKNOWN_TOPIC_OR_PARTITION);
+    grant(&mut admin, CLUSTER, "kafka-cluster", "User:alice", DELETE);
+    let mut alice = login(&address, "alice");
+    assert_eq!(
+        delete_by_id(&mut alice, &hidden_id),
+        (0, Some(hidden.clone()))
+    );
+
+    // ElectLeaders v0 (no top-level error): every partition asked for is refused.
+    let mut elect = ElectLeadersRequest::default();
+    elect.topic_partitions = Some(vec![TopicPartitions::default()
+        .with_topic(TopicName(StrBytes::from_string(shown.clone())))
+        .with_partitions(vec![0, 1])]);
+    elect.timeout_ms = 30_000;
+    let refused = bob.request(0, &elect);
+    let codes: Vec<i16> = refused
+        .replica_election_results
+        .iter()
+        .flat_map(|topic| &topic.partition_result)
+        .map(|partition| partition.error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        [CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED]
+    );
+
+    // DescribeTransactions: only the partitions of topics the principal may DESCRIBE.
+    let id = format!("{base}-tx");
+    find_coordinator(&mut admin, &id);
+    let (error, producer_id, epoch) = init_at_coordinator(&mut admin, &id, TIMEOUT_MS);
+    assert_eq!(error, 0);
+    let other = format!("{base}-other");
+    assert_eq!(admin.create_topic(&other, 1, &[]), 0);
+    let added = add_partitions(
+        &mut admin,
+        &id,
+        (producer_id, epoch),
+        &[(&shown, 0), (&other, 0)],
+    );
+    assert_eq!(added, [0, 0]);
+    grant(&mut admin, TRANSACTIONAL_ID, &id, "User:bob", DESCRIBE);
+    grant(&mut admin, TOPIC, &shown, "User:bob", DESCRIBE);
+    let (error, state, _, partitions) = describe(&mut bob, &id);
+    assert_eq!((error, state.as_str()), (0, "Ongoing"));
+    assert_eq!(partitions, [(shown.clone(), 0)]);
+    let (_, _, _, partitions) = describe(&mut admin, &id);
+    // The coordinator lists them by name.
+    assert_eq!(partitions, [(other.clone(), 0), (shown.clone(), 0)]);
+
+    // WriteTxnMarkers: ALTER on the cluster is enough (kafka-transactions abort).
+    let markers = abort_marker(producer_id, epoch, &other);
+    let refused = bob.request(1, &markers);
+    assert_eq!(marker_codes(&refused), [CLUSTER_AUTHORIZATION_FAILED]);
+    grant(&mut admin, CLUSTER, "kafka-cluster", "User:bob", ALTER);
+    let written = bob.request(1, &markers);
+    assert_eq!(marker_codes(&written), [0]);
+}
+
+/// WriteTxnMarkers v1: one ABORT marker for `topic` partition 0.
+fn abort_marker(producer_id: i64, epoch: i16, topic: &str) -> WriteTxnMarkersRequest {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    let topic = WritableTxnMarkerTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_indexes(vec![0]);
+    let marker = WritableTxnMarker::default()
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
+        .with_transaction_result(false)
+        .with_topics(vec![topic])
+        .with_coordinator_epoch(0);
+    WriteTxnMarkersRequest::default().with_markers(vec![marker])
+}
+
+fn marker_codes(response: &WriteTxnMarkersResponse) -> Vec<i16> {
+    response
+        .markers
+        .iter()
+        .flat_map(|marker| &marker.topics)
+        .flat_map(|topic| &topic.partitions)
+        .map(|partition| partition.error_code)
+        .collect()
 }

@@ -1,8 +1,8 @@
 //! Named listeners, TLS, mTLS and SASL/PLAIN with real clients (confluent-kafka, kafka-python)
 //! and raw requests: exact records back over SASL_SSL and mTLS, wrong passwords and garbage
 //! tokens refused with SASL_AUTHENTICATION_FAILED, plaintext to a TLS port refused, requests
-//! before authentication closing the connection, and a flood of failed logins that does not
-//! stop another client. Certificates are made by the test (`openssl` CLI).
+//! before authentication closing the connection, a flood of failed logins that does not
+//! stop another client, and SaslHandshake v0 followed by raw tokens (old clients). Certificates are made by the test (`openssl` CLI).
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
 use sluice_integration_tests::certs::Certs;
 use sluice_integration_tests::kafka_cli::{kafka_tool, kafka_tool_ok, CONFIGS};
-use sluice_integration_tests::raw_client::RawClient;
+use sluice_integration_tests::raw_client::{frame, record_batch, RawClient, TestRecord};
 use sluice_integration_tests::{run_java, run_python, topic_name, Broker};
 
 const RECORD_COUNT: usize = 25;
@@ -680,5 +680,101 @@ fn java_clients_reauthenticate_before_their_sessions_expire() {
         !log.contains("SASL session expired"),
         "{}",
         broker.stderr_tail()
+    );
+}
+
+/// SaslHandshake v0 for `mechanism` on a fresh connection: from here on tokens travel raw.
+fn handshake_v0(address: &str, mechanism: &'static str) -> RawClient {
+    let mut client = RawClient::connect(address);
+    let mut handshake = SaslHandshakeRequest::default();
+    handshake.mechanism = StrBytes::from_static_str(mechanism);
+    let answer = client.request(0, &handshake);
+    assert_eq!(answer.error_code, 0);
+    assert!(answer.mechanisms.iter().any(|m| m.as_str() == mechanism));
+    client
+}
+
+#[test]
+fn handshake_v0_is_followed_by_raw_tokens_as_old_clients_send_them() {
+    let certs = Certs::generate();
+    let broker = sasl_broker(&certs);
+    let address = broker.listener_address("SASL_PLAINTEXT").to_string();
+    // PLAIN: one raw token, answered by an empty raw token; then requests are served.
+    let mut client = handshake_v0(&address, "PLAIN");
+    client
+        .send_raw(&frame(b"\0alice\0alice-secret"))
+        .expect("send token");
+    assert_eq!(
+        client.read_response_bytes().expect("reply token"),
+        Bytes::new()
+    );
+    let topic = topic_name("sasl-v0-raw");
+    assert_eq!(client.create_topic(&topic, 1, &[]), 0);
+    let records = [TestRecord::new(b"k0", b"v0"), TestRecord::new(b"k1", b"v1")];
+    let produced = client.produce(&topic, 0, -1, record_batch(&records));
+    assert_eq!(
+        produced.map(|p| (p.error_code, p.base_offset)),
+        Some((0, 0))
+    );
+    let fetched = client.fetch_all_from(&topic, 0, 0);
+    assert_eq!(fetched.len(), records.len());
+    assert!(records.iter().zip(&fetched).all(|(r, f)| r.matches(f)));
+
+    // A wrong password: no answer at all, the connection is closed (Kafka's v0 behaviour).
+    let mut client = handshake_v0(&address, "PLAIN");
+    client
+        .send_raw(&frame(b"\0alice\0wrong"))
+        .expect("send token");
+    let refused = client
+        .read_response_bytes()
+        .expect_err("no reply to a wrong password");
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::UnexpectedEof,
+        "{refused}"
+    );
+    // A SaslAuthenticate after a v0 handshake is not a token of the mechanism: refused.
+    let mut client = handshake_v0(&address, "PLAIN");
+    let mut authenticate = SaslAuthenticateRequest::default();
+    authenticate.auth_bytes = Bytes::from_static(b"\0alice\0alice-secret");
+    client.send_request(2, &authenticate).expect("send");
+    assert!(client.read_response_bytes().is_err());
+
+    // kafka-python told the broker is 0.10.0 uses SaslHandshake v0 and raw tokens: PLAIN
+    // and SCRAM-SHA-512 round trip, a wrong password is refused.
+    let added = user_configs(
+        &broker,
+        "carol",
+        &[
+            "--alter",
+            "--add-config",
+            "SCRAM-SHA-512=[password=carol-secret]",
+        ],
+    );
+    assert_eq!(added.trim(), "Completed updating config for user carol.");
+    let old = |mechanism: &str, user: &str, password: &str| {
+        json!({
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": mechanism,
+            "sasl.username": user,
+            "sasl.password": password,
+            "api.version": [0, 10, 0],
+        })
+    };
+    for (mechanism, user, password) in [
+        ("PLAIN", "bob", "bob:with:colons"),
+        ("SCRAM-SHA-512", "carol", "carol-secret"),
+    ] {
+        let topic = topic_name(&format!("sasl-v0-{mechanism}"));
+        let settings = old(mechanism, user, password);
+        let output = run_client("kafka-python", &address, &topic, RECORD_COUNT, &settings);
+        assert_round_trip(&output, &topic);
+    }
+    let wrong = old("SCRAM-SHA-512", "carol", "wrong");
+    let output = run_client("kafka-python", &address, "unused", 0, &wrong);
+    assert_ne!(output["error"], Value::Null, "{output}");
+    assert!(
+        broker.stderr_all().contains("SASL authentication failed"),
+        "the refusal is logged"
     );
 }

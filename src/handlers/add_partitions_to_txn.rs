@@ -1,10 +1,14 @@
 //! AddPartitionsToTxn: partitions join a producer's transaction before it writes to them.
 //!
 //! v0-3 (clients): one transaction, every partition answered with the same error, except
-//! that unknown partitions make the request fail as UNKNOWN_TOPIC_OR_PARTITION with the
-//! others OPERATION_NOT_ATTEMPTED (Kafka's `handleAddPartitionsToTxn`). v4-5 (brokers,
-//! KIP-890): a batch of transactions, each either added or only verified (`verify_only`:
-//! partitions not in the ongoing transaction answer INVALID_TXN_STATE, nothing is written).
+//! that topics the principal may not WRITE (and internal topics) make the request fail as
+//! TOPIC_AUTHORIZATION_FAILED and unknown partitions as UNKNOWN_TOPIC_OR_PARTITION, each for
+//! its own partitions, the others OPERATION_NOT_ATTEMPTED (Kafka's `handleAddPartitionsToTxn`).
+//! v4-5 (brokers, KIP-890): a batch of transactions, each either added or only verified
+//! (`verify_only`: partitions not in the ongoing transaction answer INVALID_TXN_STATE, nothing
+//! is written). Only nodes send it: it needs CLUSTER_ACTION on the cluster (refused as a
+//! whole with CLUSTER_AUTHORIZATION_FAILED), and then no transactional id or topic checks,
+//! as Kafka's.
 
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -15,7 +19,8 @@ use kafka_protocol::ResponseError;
 
 use super::{authz, RequestContext};
 use crate::broker::{now_ms, TopicsImage};
-use crate::txn::{self, state, TxnPartition};
+use crate::group::OFFSETS_TOPIC;
+use crate::txn::{self, state, TxnPartition, TRANSACTION_STATE_TOPIC};
 
 /// Versions below this say INVALID_PRODUCER_EPOCH where newer ones say PRODUCER_FENCED.
 const PRODUCER_FENCED_VERSION_MIN: i16 = 2;
@@ -31,16 +36,22 @@ pub async fn handle(
     let mut response = AddPartitionsToTxnResponse::default();
     if context.api_version < BATCHED_VERSION_MIN {
         let partitions = flatten(&request.v3_and_below_topics);
-        let result = add(
-            context,
-            request.v3_and_below_transactional_id.as_str(),
-            request.v3_and_below_producer_id.0,
-            request.v3_and_below_producer_epoch,
-            &partitions,
-        )
-        .await;
+        let transactional_id = request.v3_and_below_transactional_id.as_str();
+        let result = match refusal(context, transactional_id, &partitions) {
+            Some(refused) => refused,
+            None => {
+                let pid = request.v3_and_below_producer_id.0;
+                let epoch = request.v3_and_below_producer_epoch;
+                add(context, transactional_id, pid, epoch, &partitions).await
+            }
+        };
         let result = result.map_err(|error| fenced_for_version(context.api_version, error));
         response.results_by_topic_v3_and_below = results(&partitions, result_code(&result));
+        return response;
+    }
+    let cluster_action = sluice_raft::image::acls::operation::CLUSTER_ACTION;
+    if !context.authorize_cluster(cluster_action) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return response;
     }
     let total: usize = request
@@ -76,19 +87,77 @@ pub async fn handle(
     response
 }
 
-/// An add that did not fail as a whole: `Some` names the unknown partitions that made it
-/// fail (nothing was added), `None` means added.
-type Added = Option<Vec<TxnPartition>>;
+/// An add that did not fail as a whole: `Some` names the partitions that made it fail with
+/// their errors (nothing was added; the others are OPERATION_NOT_ATTEMPTED), `None` means
+/// added.
+type Added = Option<Vec<(TxnPartition, ResponseError)>>;
 
 fn result_code(added: &Result<Added, ResponseError>) -> impl Fn(&TxnPartition) -> i16 + '_ {
     move |partition| match added {
         Ok(None) => 0,
         Err(error) => error.code(),
-        Ok(Some(unknown)) if unknown.contains(partition) => {
-            ResponseError::UnknownTopicOrPartition.code()
-        }
-        Ok(Some(_)) => ResponseError::OperationNotAttempted.code(),
+        Ok(Some(failed)) => failed
+            .iter()
+            .find(|(entry, _)| entry == partition)
+            .map_or(ResponseError::OperationNotAttempted.code(), |(_, error)| {
+                error.code()
+            }),
     }
+}
+
+/// A client's (v0-3) add refused by authorisation, as Kafka checks it: WRITE on the
+/// transactional id (every partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED), then WRITE on
+/// each topic, internal topics never allowed (their partitions TOPIC_AUTHORIZATION_FAILED,
+/// unknown partitions UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED).
+/// `None`: allowed.
+fn refusal(
+    context: &RequestContext<'_>,
+    transactional_id: &str,
+    partitions: &[TxnPartition],
+) -> Option<Result<Added, ResponseError>> {
+    if transactional_id.is_empty() || partitions.len() > REQUEST_PARTITIONS_MAX {
+        return Some(Err(ResponseError::InvalidRequest));
+    }
+    if !authz::authorize_transactional_id(context, transactional_id) {
+        return Some(Err(ResponseError::TransactionalIdAuthorizationFailed));
+    }
+    let write = sluice_raft::image::acls::operation::WRITE;
+    let mut allowed_topics: Vec<&str> = Vec::new();
+    let mut refused_topics: Vec<&str> = Vec::new();
+    for (topic, _) in partitions {
+        let topic = topic.as_str();
+        if allowed_topics.contains(&topic) || refused_topics.contains(&topic) {
+            continue;
+        }
+        if !is_internal(topic) && context.authorize_topic(write, topic) {
+            allowed_topics.push(topic);
+        } else {
+            refused_topics.push(topic);
+        }
+    }
+    if refused_topics.is_empty() {
+        return None;
+    }
+    let image = context.broker.topics();
+    let failed = partitions
+        .iter()
+        .filter_map(|partition| {
+            let error = if refused_topics.contains(&partition.0.as_str()) {
+                ResponseError::TopicAuthorizationFailed
+            } else if !partition_exists(&image, partition) {
+                ResponseError::UnknownTopicOrPartition
+            } else {
+                return None;
+            };
+            Some((partition.clone(), error))
+        })
+        .collect();
+    Some(Ok(Some(failed)))
+}
+
+/// Kafka's `Topic.isInternal`: no client may add these to a transaction.
+fn is_internal(topic: &str) -> bool {
+    topic == OFFSETS_TOPIC || topic == TRANSACTION_STATE_TOPIC
 }
 
 fn fenced_for_version(version: i16, error: ResponseError) -> ResponseError {
@@ -109,19 +178,12 @@ async fn add(
     if transactional_id.is_empty() || partitions.len() > REQUEST_PARTITIONS_MAX {
         return Err(ResponseError::InvalidRequest);
     }
-    // Kafka: WRITE on the transactional id, then WRITE on every topic (here a refused topic
-    // refuses the whole add).
-    if !authz::authorize_transactional_id(context, transactional_id) {
-        return Err(ResponseError::TransactionalIdAuthorizationFailed);
-    }
-    let write = sluice_raft::image::acls::operation::WRITE;
-    if partitions
+    let image = context.broker.topics();
+    let unknown: Vec<_> = partitions
         .iter()
-        .any(|(topic, _)| !context.authorize_topic(write, topic))
-    {
-        return Err(ResponseError::TopicAuthorizationFailed);
-    }
-    let unknown = unknown_partitions(&context.broker.topics(), partitions);
+        .filter(|partition| !partition_exists(&image, partition))
+        .map(|partition| (partition.clone(), ResponseError::UnknownTopicOrPartition))
+        .collect();
     if !unknown.is_empty() {
         return Ok(Some(unknown));
     }
@@ -146,18 +208,12 @@ fn verify(
         .verify(transactional_id, producer_id, producer_epoch, partitions)
 }
 
-fn unknown_partitions(image: &TopicsImage, partitions: &[TxnPartition]) -> Vec<TxnPartition> {
-    partitions
-        .iter()
-        .filter(|(topic, index)| {
-            image
-                .by_name
-                .get(topic)
-                .and_then(|found| found.partition(*index))
-                .is_none()
-        })
-        .cloned()
-        .collect()
+fn partition_exists(image: &TopicsImage, (topic, index): &TxnPartition) -> bool {
+    image
+        .by_name
+        .get(topic)
+        .and_then(|found| found.partition(*index))
+        .is_some()
 }
 
 fn flatten(topics: &[AddPartitionsToTxnTopic]) -> Vec<TxnPartition> {

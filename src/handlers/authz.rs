@@ -98,11 +98,17 @@ pub fn authorize_idempotent_write(context: &RequestContext<'_>) -> bool {
         || context.authorize_any(operation::WRITE, resource_type::TOPIC)
 }
 
-/// ConfigResource types (not ACL resource types): TOPIC 2, BROKER 4, BROKER_LOGGER 8.
+/// ConfigResource types (not ACL resource types).
 const CONFIG_RESOURCE_TOPIC: i8 = 2;
+const CONFIG_RESOURCE_BROKER: i8 = 4;
+const CONFIG_RESOURCE_BROKER_LOGGER: i8 = 8;
+const CONFIG_RESOURCE_CLIENT_METRICS: i8 = 16;
+const CONFIG_RESOURCE_GROUP: i8 = 32;
 
 /// The refusal of `wanted` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config resource, as
-/// Kafka checks it: on the topic for a topic, on the cluster for brokers. `None`: allowed.
+/// Kafka checks it (`ConfigHelper`, `ControllerApis.authorizeAlterResource`): on the topic
+/// for a topic, on the group for a group, on the cluster for brokers, broker loggers and
+/// client metrics; another type is INVALID_REQUEST. `None`: allowed.
 pub fn config_refusal(
     context: &RequestContext<'_>,
     wanted: i8,
@@ -110,15 +116,33 @@ pub fn config_refusal(
     name: &str,
 ) -> Option<(kafka_protocol::ResponseError, String)> {
     use kafka_protocol::ResponseError;
-    if config_resource_type == CONFIG_RESOURCE_TOPIC {
-        (!context.authorize_topic(wanted, name)).then(|| {
+    match config_resource_type {
+        CONFIG_RESOURCE_TOPIC => (!context.authorize_topic(wanted, name)).then(|| {
             let text = format!("Topic authorization failed for {name}");
             (ResponseError::TopicAuthorizationFailed, text)
-        })
-    } else {
-        (!context.authorize_cluster(wanted)).then(|| {
-            let text = "Cluster authorization failed.".to_string();
-            (ResponseError::ClusterAuthorizationFailed, text)
-        })
+        }),
+        CONFIG_RESOURCE_GROUP => (!context.authorize_group(wanted, name)).then(|| {
+            let text = format!("Group authorization failed for {name}");
+            (ResponseError::GroupAuthorizationFailed, text)
+        }),
+        CONFIG_RESOURCE_BROKER | CONFIG_RESOURCE_BROKER_LOGGER | CONFIG_RESOURCE_CLIENT_METRICS => {
+            (!context.authorize_cluster(wanted)).then(|| {
+                let text = "Cluster authorization failed.".to_string();
+                (ResponseError::ClusterAuthorizationFailed, text)
+            })
+        }
+        other => Some((
+            ResponseError::InvalidRequest,
+            format!("Unexpected resource type {other}."),
+        )),
     }
+}
+
+/// The `cluster_authorized_operations` of Metadata and DescribeCluster: the allowed cluster
+/// operations, or none at all without DESCRIBE on the cluster (Kafka's `AuthHelper`).
+pub fn cluster_authorized_operations(context: &RequestContext<'_>, candidates: i32) -> i32 {
+    if !context.authorize_cluster(operation::DESCRIBE) {
+        return 0;
+    }
+    context.authorized_operations(resource_type::CLUSTER, CLUSTER_RESOURCE_NAME, candidates)
 }

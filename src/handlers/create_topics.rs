@@ -52,10 +52,16 @@ pub async fn handle(
                 if context.api_version >= 7 {
                     result.topic_id = topic_id;
                 }
-                if context.api_version >= 5 {
+                // Kafka: the topic's configs, partitions and replication factor only with
+                // DESCRIBE_CONFIGS on it, else TOPIC_AUTHORIZATION_FAILED in their place.
+                let describable = context.authorize_topic(operation::DESCRIBE_CONFIGS, &name);
+                if context.api_version >= 5 && describable {
                     result.num_partitions = partitions;
                     result.replication_factor = replication_factor;
                     result.configs = Some(config_entries(context, &overrides));
+                } else if context.api_version >= 5 {
+                    result.configs = Some(Vec::new());
+                    result.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
                 }
             }
             Err(error) => {

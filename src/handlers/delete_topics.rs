@@ -1,4 +1,9 @@
 //! DeleteTopics: by name (all versions) or by topic id (v6+).
+//!
+//! Authorised as Kafka's controller does: DELETE on the cluster allows every topic, else
+//! DELETE on each topic; a refused topic asked for by id is named in the answer only to a
+//! principal that may DESCRIBE it, and a missing one is UNKNOWN_TOPIC_OR_PARTITION rather
+//! than refused to a principal that may DESCRIBE it.
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
@@ -26,6 +31,7 @@ pub async fn handle(
             .iter()
             .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
     );
+    let cluster_delete = context.authorize_cluster(operation::DELETE);
     for (name, id) in wanted {
         let mut result = DeletableTopicResult::default();
         result.topic_id = id;
@@ -44,10 +50,17 @@ pub async fn handle(
             response.responses.push(result);
             continue;
         };
-        if !context.authorize_topic(operation::DELETE, &name) {
-            result.error_code = ResponseError::TopicAuthorizationFailed.code();
-            if id != Uuid::nil() && request.topic_names.is_empty() {
-                // Asked by id: the name is not given away (Kafka).
+        if !cluster_delete && !context.authorize_topic(operation::DELETE, &name) {
+            let describable = context.authorize_topic(operation::DESCRIBE, &name);
+            let exists = context.broker.topics().by_name.contains_key(&name);
+            // Kafka: a missing topic the principal may see is named missing, not refused.
+            result.error_code = if describable && !exists {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                ResponseError::TopicAuthorizationFailed.code()
+            };
+            if id != Uuid::nil() && !describable {
+                // Asked by id: the name is not given away.
                 result.name = None;
             }
             response.responses.push(result);

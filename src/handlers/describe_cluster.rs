@@ -61,11 +61,7 @@ pub fn handle(
         .filter(|node| !node.is_fenced || (context.api_version >= 2 && include_fenced))
         .collect();
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
-        context.authorized_operations(
-            sluice_raft::image::acls::resource_type::CLUSTER,
-            sluice_raft::image::acls::CLUSTER_RESOURCE_NAME,
-            CLUSTER_OPERATIONS_ALL,
-        )
+        super::authz::cluster_authorized_operations(context, CLUSTER_OPERATIONS_ALL)
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };

@@ -47,6 +47,11 @@ pub fn handle(
                 entry.transaction_start_time_ms = metadata.start_ms;
                 let mut topics: Vec<TopicData> = Vec::new();
                 for (topic, partition) in metadata.partitions {
+                    // Kafka: only the partitions of topics the principal may DESCRIBE.
+                    let describe = sluice_raft::image::acls::operation::DESCRIBE;
+                    if !context.authorize_topic(describe, &topic) {
+                        continue;
+                    }
                     match topics.last_mut() {
                         Some(last) if last.topic.0.as_str() == topic => {
                             last.partitions.push(partition)

@@ -17,6 +17,8 @@ use super::{message, str_bytes, RequestContext};
 /// Kafka's `ElectionType` values.
 const ELECTION_TYPE_PREFERRED: i8 = 0;
 const ELECTION_TYPE_UNCLEAN: i8 = 1;
+/// The response's top-level error code starts here.
+const TOP_LEVEL_ERROR_VERSION_MIN: i16 = 1;
 
 pub async fn handle(
     context: &RequestContext<'_>,
@@ -24,7 +26,28 @@ pub async fn handle(
 ) -> ElectLeadersResponse {
     let mut response = ElectLeadersResponse::default();
     if !context.authorize_cluster(sluice_raft::image::acls::operation::ALTER) {
-        response.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+        // Kafka: the error at the top (v1+) and on every partition asked for (v0 has only
+        // those to say it).
+        if context.api_version >= TOP_LEVEL_ERROR_VERSION_MIN {
+            response.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+        }
+        response.replica_election_results = request
+            .topic_partitions
+            .iter()
+            .flatten()
+            .map(|topic| {
+                let mut result = ReplicaElectionResult::default();
+                result.topic = topic.topic.clone();
+                for index in &topic.partitions {
+                    let mut partition = PartitionResult::default();
+                    partition.partition_id = *index;
+                    partition.error_code = super::authz::CLUSTER_AUTHORIZATION_FAILED;
+                    partition.error_message = Some(str_bytes("Cluster authorization failed."));
+                    result.partition_result.push(partition);
+                }
+                result
+            })
+            .collect();
         return response;
     }
     // v0 has no election type: it is always a preferred election.

@@ -8,7 +8,7 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::ResponseError;
-use sluice_raft::image::acls::{operation, resource_type, CLUSTER_RESOURCE_NAME};
+use sluice_raft::image::acls::{operation, resource_type};
 use sluice_raft::image::{MetadataImage, LEADER_NONE};
 use uuid::Uuid;
 
@@ -38,11 +38,7 @@ pub async fn handle(context: &RequestContext<'_>, request: MetadataRequest) -> M
     response.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
     response.controller_id = BrokerId(controller_id(broker));
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
-        context.authorized_operations(
-            resource_type::CLUSTER,
-            CLUSTER_RESOURCE_NAME,
-            CLUSTER_OPERATIONS_ALL,
-        )
+        super::authz::cluster_authorized_operations(context, CLUSTER_OPERATIONS_ALL)
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };

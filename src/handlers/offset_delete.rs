@@ -1,4 +1,8 @@
 //! OffsetDelete: removes committed offsets of partitions the group no longer consumes.
+//!
+//! Authorised as Kafka's `KafkaApis` does: DELETE on the group first (refused as a whole with
+//! GROUP_AUTHORIZATION_FAILED), then READ on each topic; the partitions of a topic the
+//! principal may not read answer TOPIC_AUTHORIZATION_FAILED and are not deleted.
 
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
@@ -21,15 +25,25 @@ pub async fn handle(
     }
     let image = context.broker.topics();
     let mut known = Vec::new();
+    // Per requested partition, in order: the error it gets without reaching the group.
+    let mut refused = Vec::new();
     for topic in &request.topics {
+        let name = topic.name.0.as_str();
+        let readable = context.authorize_topic(operation::READ, name);
         for partition in &topic.partitions {
             let exists = image
                 .by_name
-                .get(topic.name.0.as_str())
+                .get(name)
                 .is_some_and(|t| t.partition(partition.partition_index).is_some());
-            if exists {
-                known.push((topic.name.0.to_string(), partition.partition_index));
-            }
+            let error = if !readable {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else if !exists {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else {
+                known.push((name.to_string(), partition.partition_index));
+                None
+            };
+            refused.push(error);
         }
     }
     let deleted = context
@@ -45,22 +59,19 @@ pub async fn handle(
         }
         Ok(results) => results,
     };
-    let mut results = known.into_iter().zip(results);
-    let mut next = results.next();
+    // `known` and `results` are in request order, one per partition `refused` let through.
+    let mut results = results.into_iter();
+    let mut refused = refused.into_iter();
     for topic in request.topics {
         let mut topic_entry = OffsetDeleteResponseTopic::default();
         for partition in topic.partitions {
             let mut entry = OffsetDeleteResponsePartition::default();
             entry.partition_index = partition.partition_index;
-            let matches = next.as_ref().is_some_and(|((name, index), _)| {
-                name.as_str() == topic.name.0.as_str() && *index == partition.partition_index
-            });
-            let error = if matches {
-                let result = next.take().map(|(_, result)| result);
-                next = results.next();
-                result.and_then(Result::err)
-            } else {
-                Some(ResponseError::UnknownTopicOrPartition)
+            let error = match refused.next().flatten() {
+                Some(error) => Some(error),
+                None => results
+                    .next()
+                    .map_or(Some(ResponseError::UnknownServerError), Result::err),
             };
             entry.error_code = error.map_or(0, |error| error.code());
             topic_entry.partitions.push(entry);

@@ -40,8 +40,12 @@ pub async fn handle(
     context: &RequestContext<'_>,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
-    // Kafka: only nodes (CLUSTER_ACTION on the cluster) write markers.
-    if !context.authorize_cluster(sluice_raft::image::acls::operation::CLUSTER_ACTION) {
+    // Kafka: only nodes (CLUSTER_ACTION on the cluster) and cluster administrators (ALTER,
+    // for aborting hanging transactions with kafka-transactions) write markers.
+    use sluice_raft::image::acls::operation;
+    if !context.authorize_cluster(operation::ALTER)
+        && !context.authorize_cluster(operation::CLUSTER_ACTION)
+    {
         return refused_everywhere(&request);
     }
     write_markers_here(context.broker, request).await

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::{RequestKind, ResponseKind};
-use sluice_wire::frame::{check_frame, FrameCheck, LENGTH_PREFIX_BYTES};
+use sluice_wire::frame::{check_frame, check_token_frame, FrameCheck, LENGTH_PREFIX_BYTES};
 use sluice_wire::legacy::encode_legacy_response;
 use sluice_wire::request::{decode_request, Decoded};
 use sluice_wire::response::{encode_api_versions_unsupported, encode_response};
@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 use crate::broker::Broker;
 use crate::budget::ConnectionShare;
 use crate::handlers::{self, RequestContext};
-use crate::net::sasl::{After, SaslState};
+use crate::net::sasl::{After, SaslState, RAW_TOKEN_BYTES_MAX};
 use crate::security::Security;
 
 /// Who is on the other end of a connection, and on which listener.
@@ -93,19 +93,22 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         // Answer every complete frame already buffered before reading more.
         let needed = loop {
-            match check_frame(&input, request_bytes_max) {
+            let raw_token = session.sasl.expects_raw_token();
+            let checked = if raw_token {
+                check_token_frame(&input, RAW_TOKEN_BYTES_MAX)
+            } else {
+                check_frame(&input, request_bytes_max)
+            };
+            match checked {
                 Ok(FrameCheck::Complete { frame_bytes }) => {
                     let mut frame = input.split_to(LENGTH_PREFIX_BYTES + frame_bytes);
                     frame.advance(LENGTH_PREFIX_BYTES);
-                    let next = serve_frame(
-                        &broker,
-                        peer,
-                        &share,
-                        &mut session,
-                        frame.freeze(),
-                        &mut output,
-                    )
-                    .await;
+                    let frame = frame.freeze();
+                    let next = if raw_token {
+                        serve_raw_token(&broker, peer, &mut session, &frame, &mut output).await
+                    } else {
+                        serve_frame(&broker, peer, &share, &mut session, frame, &mut output).await
+                    };
                     if matches!(next, Next::Close) {
                         write_out(&broker, &mut socket, &mut output).await?;
                         return Ok(());
@@ -336,6 +339,41 @@ async fn serve_frame(
     }
 }
 
+/// One raw SASL token after a v0 SaslHandshake: the reply goes back behind a length prefix
+/// and no response header; a refusal closes the connection without an answer, as Kafka's.
+async fn serve_raw_token(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    session: &mut Session,
+    token: &[u8],
+    output: &mut BytesMut,
+) -> Next {
+    let security = session.security.clone();
+    let reply = session
+        .sasl
+        .authenticate_raw(broker, &security, peer, token, &mut session.principal)
+        .await;
+    let Some(reply) = reply else {
+        return Next::Close;
+    };
+    let Ok(reply_bytes) = i32::try_from(reply.len()) else {
+        tracing::error!(%peer, bytes = reply.len(), "SASL reply too large to frame; closing");
+        return Next::Close;
+    };
+    output.extend_from_slice(&reply_bytes.to_be_bytes());
+    output.extend_from_slice(&reply);
+    if session.sasl.authenticated() {
+        let reauth_ms = broker.config.connections_max_reauth_ms;
+        if reauth_ms > 0 {
+            // No SaslAuthenticate carries a lifetime to a v0 client, so it cannot
+            // re-authenticate: its session simply ends, as Kafka's does.
+            let lifetime = std::time::Duration::from_millis(reauth_ms);
+            session.reauth.expires_at = Some(std::time::Instant::now() + lifetime);
+        }
+    }
+    Next::Continue
+}
+
 /// Before authentication on a SASL listener only ApiVersions, SaslHandshake and
 /// SaslAuthenticate are served; anything else closes the connection (`None`), as Kafka does.
 async fn serve_unauthenticated(
@@ -362,7 +400,15 @@ async fn serve_unauthenticated(
             Some((response, After::Continue))
         }
         RequestKind::SaslHandshake(request) => {
-            let (response, after) = session.sasl.handshake(&session.security, &request);
+            if api_version == 0 && session.reauth.previous_principal.is_some() {
+                // KIP-368 re-authenticates through SaslAuthenticate (handshake v1+) only.
+                tracing::warn!(%peer, "re-authentication with a v0 SaslHandshake; closing");
+                return None;
+            }
+            let (response, after) =
+                session
+                    .sasl
+                    .handshake(&session.security, &request, api_version);
             Some((ResponseKind::SaslHandshake(response), after))
         }
         RequestKind::SaslAuthenticate(request) => {

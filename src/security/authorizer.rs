@@ -10,7 +10,10 @@
 //! `allow.everyone.if.no.acl.found` (false by default: deny).
 //!
 //! Checks read the image of the moment, so an entry revoked by DeleteAcls applies to a
-//! client's next request.
+//! client's next request. They look entries up in the image's [`AclIndex`]: a check reads
+//! only the entries covering its resource, not every entry.
+//!
+//! [`AclIndex`]: sluice_raft::image::acls::AclIndex
 
 use std::collections::BTreeSet;
 
@@ -72,10 +75,7 @@ impl Authorizer {
         }
         let mut covered = false;
         let mut allowed = false;
-        for acl in acls.by_id.values() {
-            if !acl.covers(resource_type, name) {
-                continue;
-            }
+        for acl in acls.index().covering(resource_type, name) {
             covered = true;
             if !applies_to(&acl.principal, &acl.host, requester) {
                 continue;
@@ -106,10 +106,8 @@ impl Authorizer {
             return true;
         }
         let mut allowed = false;
-        for acl in acls.by_id.values() {
-            if acl.resource_type != resource_type
-                || !applies_to(&acl.principal, &acl.host, requester)
-            {
+        for acl in acls.index().of_type(resource_type) {
+            if !applies_to(&acl.principal, &acl.host, requester) {
                 continue;
             }
             let everything = (acl.pattern_type == pattern_type::LITERAL
@@ -205,7 +203,7 @@ mod tests {
     }
 
     fn image(entries: &[Entry<'_>]) -> AclsImage {
-        let mut acls = AclsImage::default();
+        let mut acls = Vec::new();
         for (index, entry) in entries.iter().enumerate() {
             let acl = AclBinding {
                 resource_type: resource_type::TOPIC,
@@ -216,9 +214,9 @@ mod tests {
                 operation: entry.operation,
                 permission_type: entry.permission,
             };
-            acls.by_id.insert(Uuid::from_u128(index as u128), acl);
+            acls.push((Uuid::from_u128(index as u128), acl));
         }
-        acls
+        AclsImage::from_entries(acls)
     }
 
     fn topic(
@@ -393,5 +391,185 @@ mod tests {
         deny.permission = permission::DENY;
         let acls = image(&[allow("t", "User:alice", operation::READ), deny]);
         assert!(!authorizer.authorize_any(&acls, ALICE, operation::READ, resource_type::TOPIC));
+    }
+
+    /// The checks as a scan of every entry, without the index: the reference the index must
+    /// agree with.
+    fn authorize_linear(
+        authorizer: &Authorizer,
+        acls: &AclsImage,
+        requester: Requester<'_>,
+        wanted: i8,
+        resource_type: i8,
+        name: &str,
+    ) -> bool {
+        if authorizer.is_super_user(requester.principal) {
+            return true;
+        }
+        let covering: Vec<&AclBinding> = acls
+            .by_id
+            .values()
+            .filter(|acl| acl.covers(resource_type, name))
+            .collect();
+        let applying = covering
+            .iter()
+            .filter(|acl| applies_to(&acl.principal, &acl.host, requester));
+        let mut allowed = false;
+        for acl in applying {
+            let denies = acl.operation == wanted || acl.operation == operation::ALL;
+            if acl.permission_type == permission::DENY && denies {
+                return false;
+            }
+            allowed |= acl.permission_type == permission::ALLOW && implies(acl.operation, wanted);
+        }
+        allowed || (covering.is_empty() && authorizer.allow_everyone_if_no_acl_found)
+    }
+
+    fn authorize_any_linear(
+        acls: &AclsImage,
+        requester: Requester<'_>,
+        wanted: i8,
+        resource_type: i8,
+    ) -> bool {
+        let of_type = acls.by_id.values().filter(|acl| {
+            acl.resource_type == resource_type && applies_to(&acl.principal, &acl.host, requester)
+        });
+        let mut allowed = false;
+        for acl in of_type {
+            let everything = (acl.pattern_type == pattern_type::LITERAL
+                && acl.resource_name == WILDCARD)
+                || (acl.pattern_type == pattern_type::PREFIXED && acl.resource_name.is_empty());
+            let denies = acl.operation == wanted || acl.operation == operation::ALL;
+            if acl.permission_type == permission::DENY && everything && denies {
+                return false;
+            }
+            allowed |= acl.permission_type == permission::ALLOW && implies(acl.operation, wanted);
+        }
+        allowed
+    }
+
+    /// Entries per generated image: the size the index is for.
+    const GENERATED_ACLS: usize = 10_000;
+    const QUERIES_PER_IMAGE: usize = 300;
+    const PRINCIPALS: [&str; 4] = ["User:alice", "User:bob", "User:*", "Group:ops"];
+    const HOSTS: [&str; 3] = ["*", "10.0.0.1", "10.0.0.2"];
+    const RESOURCE_TYPES: [i8; 3] = [
+        resource_type::TOPIC,
+        resource_type::GROUP,
+        resource_type::CLUSTER,
+    ];
+
+    /// Short names over a small alphabet (a multi-byte letter among them), so literal names,
+    /// prefixes and the `*` wildcard collide often.
+    fn name() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![9 => "[ab\u{e9}-]{0,5}", 1 => Just(WILDCARD.to_string())]
+    }
+
+    fn binding() -> impl proptest::strategy::Strategy<Value = AclBinding> {
+        use proptest::prelude::*;
+        (
+            proptest::sample::select(&RESOURCE_TYPES[..]),
+            name(),
+            prop_oneof![
+                10 => Just(pattern_type::LITERAL),
+                10 => Just(pattern_type::PREFIXED),
+                1 => Just(pattern_type::MATCH),
+            ],
+            proptest::sample::select(&PRINCIPALS[..]),
+            proptest::sample::select(&HOSTS[..]),
+            operation::ALL..=operation::IDEMPOTENT_WRITE,
+            prop_oneof![1 => Just(permission::DENY), 30 => Just(permission::ALLOW)],
+        )
+            .prop_map(
+                |(kind, name, pattern, principal, host, operation, permission)| AclBinding {
+                    resource_type: kind,
+                    resource_name: name,
+                    pattern_type: pattern,
+                    principal: principal.to_string(),
+                    host: host.to_string(),
+                    operation,
+                    permission_type: permission,
+                },
+            )
+    }
+
+    type Query = (i8, String, usize, usize, i8);
+
+    fn query() -> impl proptest::strategy::Strategy<Value = Query> {
+        use proptest::prelude::*;
+        (
+            proptest::sample::select(&RESOURCE_TYPES[..]),
+            prop_oneof![4 => name(), 1 => "[ab\u{e9}-]{6,9}"],
+            0..2usize,
+            1..HOSTS.len(),
+            operation::READ..=operation::IDEMPOTENT_WRITE,
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
+
+        #[test]
+        fn indexed_checks_answer_as_the_linear_scan(
+            bindings in proptest::collection::vec(binding(), GENERATED_ACLS),
+            queries in proptest::collection::vec(query(), QUERIES_PER_IMAGE),
+        ) {
+            let acls = AclsImage::from_entries(
+                bindings.into_iter().enumerate().map(|(i, acl)| (Uuid::from_u128(i as u128), acl)),
+            );
+            let mut allowed_count = 0;
+            let authorizers = [Authorizer::new("User:admin", false), Authorizer::new("", true)];
+            for authorizer in &authorizers {
+                for (kind, name, principal, host, wanted) in &queries {
+                    let requester = Requester {
+                        principal: PRINCIPALS[*principal],
+                        host: HOSTS[*host],
+                    };
+                    let indexed = authorizer.authorize(&acls, requester, *wanted, *kind, name);
+                    let linear =
+                        authorize_linear(authorizer, &acls, requester, *wanted, *kind, name);
+                    proptest::prop_assert_eq!(indexed, linear, "{} {} {}", kind, name, wanted);
+                    allowed_count += usize::from(indexed);
+                    let indexed = authorizer.authorize_any(&acls, requester, *wanted, *kind);
+                    let linear = authorize_any_linear(&acls, requester, *wanted, *kind);
+                    proptest::prop_assert_eq!(indexed, linear, "any {} {}", kind, wanted);
+                }
+            }
+            // Both answers occur: the comparison is not between two constant answers.
+            let total = authorizers.len() * queries.len();
+            proptest::prop_assert!(allowed_count > 0 && allowed_count < total, "{allowed_count}/{total}");
+        }
+    }
+
+    #[test]
+    fn the_index_covers_exactly_what_covers_selects() {
+        let acls = image(&[
+            allow("*", "User:bob", operation::READ),
+            Entry {
+                pattern: pattern_type::PREFIXED,
+                ..allow("", "User:bob", operation::READ)
+            },
+            Entry {
+                pattern: pattern_type::PREFIXED,
+                ..allow("\u{e9}", "User:bob", operation::READ)
+            },
+            allow("\u{e9}t\u{e9}", "User:bob", operation::READ),
+            Entry {
+                pattern: pattern_type::MATCH,
+                ..allow("\u{e9}t\u{e9}", "User:bob", operation::READ)
+            },
+        ]);
+        for (name, expected) in [("\u{e9}t\u{e9}", 4), ("*", 2), ("x", 2), ("\u{e9}", 3)] {
+            let indexed = acls.index().covering(resource_type::TOPIC, name).count();
+            let linear = acls
+                .by_id
+                .values()
+                .filter(|acl| acl.covers(resource_type::TOPIC, name))
+                .count();
+            assert_eq!((indexed, linear), (expected, expected), "{name}");
+        }
+        assert_eq!(acls.index().covering(resource_type::GROUP, "x").count(), 0);
+        assert_eq!(acls.index().of_type(resource_type::TOPIC).count(), 4);
     }
 }

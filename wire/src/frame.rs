@@ -53,6 +53,23 @@ pub enum FrameError {
 /// `Incomplete` covers "fewer than 4 bytes" and "prefix says N but fewer than 4 + N bytes are
 /// buffered". Errors are returned as soon as the prefix is readable.
 pub fn check_frame(buffered: &[u8], request_bytes_max: usize) -> Result<FrameCheck, FrameError> {
+    check_prefixed(buffered, REQUEST_BYTES_MIN, request_bytes_max)
+}
+
+/// Like [`check_frame`], for a raw SASL token after a v0 SaslHandshake: the same `i32`
+/// length prefix, but no request header, so any length from zero to `token_bytes_max`.
+pub fn check_token_frame(
+    buffered: &[u8],
+    token_bytes_max: usize,
+) -> Result<FrameCheck, FrameError> {
+    check_prefixed(buffered, 0, token_bytes_max)
+}
+
+fn check_prefixed(
+    buffered: &[u8],
+    frame_bytes_min: usize,
+    request_bytes_max: usize,
+) -> Result<FrameCheck, FrameError> {
     let Some(prefix) = buffered.first_chunk::<LENGTH_PREFIX_BYTES>() else {
         return Ok(FrameCheck::Incomplete);
     };
@@ -60,7 +77,7 @@ pub fn check_frame(buffered: &[u8], request_bytes_max: usize) -> Result<FrameChe
     let Ok(frame_bytes) = usize::try_from(length) else {
         return Err(FrameError::NegativeLength(length));
     };
-    if frame_bytes < REQUEST_BYTES_MIN {
+    if frame_bytes < frame_bytes_min {
         return Err(FrameError::TooSmall(frame_bytes));
     }
     if frame_bytes > request_bytes_max {
@@ -102,6 +119,37 @@ mod tests {
         assert_eq!(
             check_frame(&full, 100),
             Ok(FrameCheck::Complete { frame_bytes: 10 })
+        );
+    }
+
+    #[test]
+    fn raw_tokens_may_be_empty_or_short_but_not_over_their_limit() {
+        assert_eq!(
+            check_token_frame(&prefixed(0, 0), 100),
+            Ok(FrameCheck::Complete { frame_bytes: 0 })
+        );
+        assert_eq!(
+            check_token_frame(&prefixed(3, 3), 100),
+            Ok(FrameCheck::Complete { frame_bytes: 3 })
+        );
+        assert_eq!(
+            check_token_frame(&prefixed(3, 2), 100),
+            Ok(FrameCheck::Incomplete)
+        );
+        assert_eq!(
+            check_token_frame(&prefixed(101, 0), 100),
+            Err(FrameError::TooLarge {
+                frame_bytes: 101,
+                max: 100
+            })
+        );
+        assert_eq!(
+            check_token_frame(&prefixed(-1, 0), 100),
+            Err(FrameError::NegativeLength(-1))
+        );
+        assert_eq!(
+            check_frame(&prefixed(3, 3), 100),
+            Err(FrameError::TooSmall(3))
         );
     }
 

@@ -43,7 +43,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeGroups, 0, 6),
     api(ApiKey::ListGroups, 0, 5),
     // KIP-43 / KIP-152: v0 is followed by raw SASL tokens, v1 by SaslAuthenticate.
-    api(ApiKey::SaslHandshake, 1, 1),
+    api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),

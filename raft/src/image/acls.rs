@@ -1,12 +1,14 @@
 //! The ACL sub-image: every access-control entry (Kafka's `AccessControlEntryRecord`), by id,
-//! and the filters that select entries (CreateAcls, DescribeAcls, DeleteAcls).
+//! the filters that select entries (CreateAcls, DescribeAcls, DeleteAcls), and the index the
+//! authoriser looks entries up in ([`AclIndex`]: by resource type, literal name and prefix,
+//! built once per image, so a check reads only the entries that cover its resource).
 //!
 //! The codes are Kafka's (`ResourceType`, `PatternType`, `AclOperation`, `AclPermissionType`),
 //! so requests, records and responses carry the same numbers. Deciding whether an entry allows
 //! a request (implications, DENY over ALLOW, super users) is the broker's authoriser; here is
 //! only data and filter matching.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use uuid::Uuid;
 
@@ -173,12 +175,44 @@ impl AclFilter {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// The entries by id, and their index. `by_id` is the truth (replayed, snapshotted); `index`
+/// is derived from it by [`AclsImage::reindex`] whenever an image is built.
+#[derive(Debug, Clone, Default)]
 pub struct AclsImage {
     pub by_id: BTreeMap<Uuid, AclBinding>,
+    index: AclIndex,
 }
 
+impl PartialEq for AclsImage {
+    fn eq(&self, other: &AclsImage) -> bool {
+        // The index is a function of the entries.
+        self.by_id == other.by_id
+    }
+}
+
+impl Eq for AclsImage {}
+
 impl AclsImage {
+    /// An image of `entries`, indexed.
+    pub fn from_entries(entries: impl IntoIterator<Item = (Uuid, AclBinding)>) -> AclsImage {
+        let mut image = AclsImage {
+            by_id: entries.into_iter().collect(),
+            index: AclIndex::default(),
+        };
+        image.reindex();
+        image
+    }
+
+    /// Rebuilds the index from `by_id`; called once per built image.
+    pub fn reindex(&mut self) {
+        self.index = AclIndex::build(self.by_id.values());
+    }
+
+    /// The index of the entries as of the last [`AclsImage::reindex`].
+    pub fn index(&self) -> &AclIndex {
+        &self.index
+    }
+
     /// The id of an entry equal to `acl`, if there is one (creating it again is a no-op).
     pub fn find(&self, acl: &AclBinding) -> Option<Uuid> {
         self.by_id
@@ -193,6 +227,86 @@ impl AclsImage {
         filter: &'a AclFilter,
     ) -> impl Iterator<Item = (&'a Uuid, &'a AclBinding)> + 'a {
         self.by_id.iter().filter(|(_, acl)| filter.matches(acl))
+    }
+}
+
+/// The entries by resource type, then literal name and prefix, as Kafka's `StandardAuthorizer`
+/// keeps them sorted by resource: the entries covering one resource are its literal name's,
+/// the `*` literal's and those of each prefix of its name that has entries. Prefixes are
+/// looked up by length, only for the lengths some prefixed entry of the type has, so a check
+/// costs at most (distinct prefix lengths) lookups plus the covering entries themselves.
+#[derive(Debug, Clone, Default)]
+pub struct AclIndex {
+    entries: Vec<AclBinding>,
+    by_type: HashMap<i8, TypeIndex>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TypeIndex {
+    /// Positions in `entries` of every entry of the type (literal or prefixed).
+    all: Vec<usize>,
+    literal: HashMap<String, Vec<usize>>,
+    prefixed: HashMap<String, Vec<usize>>,
+    prefix_lengths_bytes: BTreeSet<usize>,
+}
+
+impl AclIndex {
+    pub fn build<'a>(acls: impl IntoIterator<Item = &'a AclBinding>) -> AclIndex {
+        let mut index = AclIndex::default();
+        for acl in acls {
+            let position = index.entries.len();
+            let of_type = index.by_type.entry(acl.resource_type).or_default();
+            let name = acl.resource_name.clone();
+            match acl.pattern_type {
+                pattern_type::LITERAL => of_type.literal.entry(name).or_default().push(position),
+                pattern_type::PREFIXED => {
+                    of_type.prefix_lengths_bytes.insert(name.len());
+                    of_type.prefixed.entry(name).or_default().push(position);
+                }
+                // Records only carry LITERAL and PREFIXED; anything else covers nothing.
+                _ => continue,
+            }
+            of_type.all.push(position);
+            index.entries.push(acl.clone());
+        }
+        index
+    }
+
+    /// Every entry whose pattern covers the resource `name` of `resource_type`: the same
+    /// entries as [`AclBinding::covers`] selects, each once, in no particular order.
+    pub fn covering<'a>(
+        &'a self,
+        resource_type: i8,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a AclBinding> + 'a {
+        let of_type = self.by_type.get(&resource_type);
+        let literal = of_type.into_iter().flat_map(move |of_type| {
+            let exact = of_type.literal.get(name);
+            let wildcard = (name != WILDCARD)
+                .then(|| of_type.literal.get(WILDCARD))
+                .flatten();
+            exact.into_iter().chain(wildcard).flatten()
+        });
+        let prefixed = of_type.into_iter().flat_map(move |of_type| {
+            of_type
+                .prefix_lengths_bytes
+                .range(..=name.len())
+                .filter_map(move |&length| name.get(..length))
+                .filter_map(move |prefix| of_type.prefixed.get(prefix))
+                .flatten()
+        });
+        literal
+            .chain(prefixed)
+            .map(move |&position| &self.entries[position])
+    }
+
+    /// Every entry of `resource_type`, whatever its pattern.
+    pub fn of_type(&self, resource_type: i8) -> impl Iterator<Item = &AclBinding> + '_ {
+        self.by_type
+            .get(&resource_type)
+            .into_iter()
+            .flat_map(|of_type| &of_type.all)
+            .map(move |&position| &self.entries[position])
     }
 }
 
@@ -248,9 +362,21 @@ mod tests {
             image.acls.by_id.keys().copied().collect::<Vec<_>>(),
             [second]
         );
+        // The built image is indexed: the remaining prefixed entry covers `orders`, the
+        // removed literal one no longer does.
+        let covering = |image: &MetadataImage| -> Vec<AclBinding> {
+            let index = image.acls.index();
+            index
+                .covering(resource_type::TOPIC, "orders")
+                .cloned()
+                .collect()
+        };
+        let remaining = acl("ord", pattern_type::PREFIXED, "User:*", operation::WRITE);
+        assert_eq!(covering(&image), std::slice::from_ref(&remaining));
         let rebuilt =
             MetadataImage::from_records(&image.to_records(), Provenance::default()).expect("ok");
         assert_eq!(rebuilt.acls, image.acls);
+        assert_eq!(covering(&rebuilt), [remaining]);
         // Removing an unknown entry is a replay error, as in Kafka.
         let mut delta = MetadataDelta::new(Arc::new(image));
         assert!(delta

@@ -257,7 +257,13 @@ impl MetadataDelta {
             client_quotas: self
                 .client_quotas
                 .map_or_else(|| base.client_quotas.clone(), Arc::new),
-            acls: self.acls.map_or_else(|| base.acls.clone(), Arc::new),
+            acls: self.acls.map_or_else(
+                || base.acls.clone(),
+                |mut acls| {
+                    acls.reindex();
+                    Arc::new(acls)
+                },
+            ),
         }
     }
 
