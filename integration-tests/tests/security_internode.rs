@@ -4,7 +4,8 @@
 //! only the nodes and the admin super users. The Java producer (acks=all) and consumer round
 //! trip every record, the ISR stays full, and after kill -9 of the leader the new leader
 //! has every record: replication ran over the secured listener. A node with a wrong
-//! inter-broker password cannot replicate, says why once per peer, and never logs a password.
+//! inter-broker password cannot replicate, says why once per peer, and never logs a password;
+//! nor can a node whose certificate names a principal without ClusterAction.
 //!
 //! Bootstrap of SCRAM credentials: they live in the cluster metadata, so the cluster starts
 //! with a PLAIN users file holding only `admin`; the admin creates the SCRAM user `broker`
@@ -513,4 +514,70 @@ fn a_node_with_a_wrong_inter_broker_password_cannot_replicate() {
         Some((1, vec![1, 2]))
     );
     assert_no_password_logged(&[cluster.node(1), cluster.node(2), cluster.node(3)]);
+}
+
+#[test]
+fn a_node_whose_certificate_names_another_principal_cannot_replicate() {
+    let certs = Certs::generate();
+    let broker = certs.node("broker");
+    // Signed by the same CA, so TLS succeeds; but User:intruder has no ClusterAction.
+    let intruder = certs.node("intruder");
+    let ca = certs.ca();
+    let plan = ClusterPlan::new(3);
+    let nodes: Vec<Broker> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..=3)
+            .map(|id| {
+                let (certificate, key) = if id == 3 { &intruder } else { &broker };
+                let mut args = plan.node_args(id);
+                args.extend(
+                    [
+                        "--listeners",
+                        &format!("SSL://127.0.0.1:{}", plan.client_port(id)),
+                        "--ssl-certificate-file",
+                        path_str(certificate),
+                        "--ssl-key-file",
+                        path_str(key),
+                        "--ssl-client-ca-file",
+                        path_str(&ca),
+                        "--authorizer-class-name",
+                        STANDARD_AUTHORIZER,
+                        "--super-users",
+                        "User:broker;User:admin",
+                    ]
+                    .map(str::to_string),
+                );
+                scope.spawn(move || Broker::start_with(&as_strs(&args)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("node"))
+            .collect()
+    });
+    let cluster = Cluster::from_nodes(nodes);
+    let admin = mtls_properties(&certs, "admin");
+    let bootstrap = bootstrap_of(&cluster, "SSL", &[1, 2, 3]);
+    let topic = topic_name("internode-intruder");
+    create_topic(&bootstrap, &admin, &topic);
+    java_round_trip(&bootstrap, &topic, &admin);
+    let (leader, _) = wait_until(CLUSTER_DEADLINE, "node 3 out of the ISR", || {
+        leader_and_isr(&bootstrap, &admin, &topic).filter(|(_, isr)| *isr == [1, 2])
+    });
+    assert_eq!(leader, 1);
+    // Node 3 says why, once per peer and reason.
+    let leader_address = cluster.node(1).listener_address("SSL").to_string();
+    let log = cluster.node(3).stderr_all();
+    let refusals = log
+        .lines()
+        .filter(|line| line.contains("a peer node refuses this node's requests"))
+        .filter(|line| line.contains(&leader_address))
+        .count();
+    assert!(
+        (1..=REASONS_LOGGED_MAX).contains(&refusals),
+        "{refusals} refusals logged"
+    );
+    assert_eq!(
+        leader_and_isr(&bootstrap, &admin, &topic),
+        Some((1, vec![1, 2]))
+    );
 }

@@ -106,6 +106,8 @@ pub struct InterBroker {
     credentials: Option<Credentials>,
     /// Peer address → the connection failures logged for it since its last success.
     failures: Mutex<HashMap<String, Vec<String>>>,
+    /// Peer address → the authorisation refusals logged for it.
+    refusals: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl InterBroker {
@@ -117,6 +119,7 @@ impl InterBroker {
             tls: None,
             credentials: None,
             failures: Mutex::new(HashMap::new()),
+            refusals: Mutex::new(HashMap::new()),
         }
     }
 
@@ -248,18 +251,34 @@ impl InterBroker {
             Err(error) => error,
         };
         let reason = error.to_string();
-        if failures.len() >= FAILURES_REMEMBERED_MAX && !failures.contains_key(address) {
-            failures.clear();
-        }
-        let logged = failures.entry(address.to_string()).or_default();
-        if logged.contains(&reason) {
-            return;
-        }
-        tracing::warn!(peer = %address, listener = %self.listener_name, %reason, "cannot connect to a peer node (retrying; each reason logged once)");
-        if logged.len() < REASONS_PER_PEER_MAX {
-            logged.push(reason);
+        if first_time(&mut failures, address, reason.clone()) {
+            tracing::warn!(peer = %address, listener = %self.listener_name, %reason, "cannot connect to a peer node (retrying; each reason logged once)");
         }
     }
+
+    /// Logs, once per peer and reason, that a peer refused this node's request as
+    /// unauthorised: the principal this node authenticates as lacks ClusterAction there.
+    pub fn note_refused(&self, address: &str, reason: &str) {
+        let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        if first_time(&mut refusals, address, reason.to_string()) {
+            tracing::warn!(peer = %address, listener = %self.listener_name, %reason, "a peer node refuses this node's requests: grant its principal ClusterAction on the cluster (or list it in --super-users there)");
+        }
+    }
+}
+
+/// Records `reason` for `address`; true the first time (since the peer's last success).
+fn first_time(logged: &mut HashMap<String, Vec<String>>, address: &str, reason: String) -> bool {
+    if logged.len() >= FAILURES_REMEMBERED_MAX && !logged.contains_key(address) {
+        logged.clear();
+    }
+    let reasons = logged.entry(address.to_string()).or_default();
+    if reasons.contains(&reason) {
+        return false;
+    }
+    if reasons.len() < REASONS_PER_PEER_MAX {
+        reasons.push(reason);
+    }
+    true
 }
 
 /// The host of `host:port` (brackets of an IPv6 literal removed), the TLS server name.

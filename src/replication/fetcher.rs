@@ -76,6 +76,12 @@ async fn run(broker: &Broker, replica: &Replica, leader: i32, leader_epoch: i32)
         match step {
             Ok(()) => truncated = true,
             Err(error) => {
+                if error.is_authorisation_refusal() {
+                    let reason = error.to_string();
+                    broker
+                        .inter_broker
+                        .note_refused(connection.address(), &reason);
+                }
                 tracing::debug!(%error, topic = %replica.topic, "replica fetch failed");
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
@@ -93,6 +99,18 @@ enum FetchError {
     Code(i16),
     #[error("storage: {0}")]
     Storage(String),
+}
+
+impl FetchError {
+    /// The leader refused the request for this node's principal (no ClusterAction).
+    fn is_authorisation_refusal(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Leader(
+                ResponseError::ClusterAuthorizationFailed | ResponseError::TopicAuthorizationFailed
+            )
+        )
+    }
 }
 
 fn partition_error(code: i16) -> Result<(), FetchError> {

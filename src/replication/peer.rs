@@ -27,6 +27,11 @@ impl Peer {
         }
     }
 
+    /// The peer's `host:port`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
     /// Sends `body` at `version` and decodes the answer as `R`; the connection is dropped on
     /// any error so the next call starts clean.
     pub async fn request<R: Decodable>(
