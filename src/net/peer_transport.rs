@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, RequestHeader, RequestKind, ResponseHeader, SaslAuthenticateRequest,
-    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use rustls::pki_types::ServerName;
@@ -31,13 +31,15 @@ use crate::security::{tls, Secret};
 /// Largest response accepted from a peer: a Fetch carries at most the leader's fetch limit,
 /// bounded on our side by the request's `max_bytes` plus headers.
 pub const PEER_RESPONSE_BYTES_MAX: usize = 64 << 20;
-/// SASL answers are a few hundred bytes.
+/// SASL and ApiVersions answers are a few hundred bytes.
 const SASL_RESPONSE_BYTES_MAX: usize = 64 * 1024;
 /// TCP connect, TLS handshake and SASL exchange together; under the callers' request
 /// timeouts, so that a failure is reported here with its reason. The peer may delay a
 /// failed login by up to 3 s (its failed-login limiter).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 const SASL_HANDSHAKE_VERSION: i16 = 1;
+/// ApiVersions v0: no fields to get wrong, answered by every broker.
+const API_VERSIONS_VERSION: i16 = 0;
 const SASL_AUTHENTICATE_VERSION: i16 = 2;
 const CLIENT_ID: &str = "sluice-inter-broker";
 /// Peers whose last connection failure is remembered (to log each once); beyond it the
@@ -195,6 +197,20 @@ impl InterBroker {
                 let lifetime = authenticate(&mut stream, credentials).await?;
                 renew_at = lifetime
                     .map(|lifetime| Instant::now() + lifetime * SESSION_RENEWAL_TENTHS / 10);
+            } else if self.tls.is_some() {
+                // With TLS 1.3 a peer refuses a client certificate only after the client's
+                // handshake has finished: one round trip here (ApiVersions, as every Kafka
+                // client sends first) makes that refusal a connection failure, logged here.
+                let versions = ApiVersionsRequest::default();
+                let _: ApiVersionsResponse = round_trip(
+                    &mut stream,
+                    0,
+                    ApiKey::ApiVersions,
+                    API_VERSIONS_VERSION,
+                    RequestKind::ApiVersions(versions),
+                    SASL_RESPONSE_BYTES_MAX,
+                )
+                .await?;
             }
             Ok(PeerConnection { stream, renew_at })
         };
@@ -423,6 +439,108 @@ pub async fn round_trip<R: Decodable>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(status.status.success(), "openssl {args:?}: {status:?}");
+    }
+
+    /// A CA `<ca>.pem` and a leaf `<leaf>.pem`/`.key` for 127.0.0.1 it signed.
+    fn ca_and_leaf(dir: &Path, ca: &str, leaf: &str) {
+        let curve = [
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ];
+        openssl(dir, &[&curve[..], &["-out", &format!("{ca}.key")]].concat());
+        let subject = format!("/CN={ca}");
+        let ca_key = format!("{ca}.key");
+        let ca_pem = format!("{ca}.pem");
+        openssl(
+            dir,
+            &[
+                "req", "-x509", "-new", "-key", &ca_key, "-days", "2", "-subj", &subject, "-out",
+                &ca_pem,
+            ],
+        );
+        let key = format!("{leaf}.key");
+        openssl(dir, &[&curve[..], &["-out", &key]].concat());
+        let csr = format!("{leaf}.csr");
+        let subject = format!("/CN={leaf}");
+        openssl(
+            dir,
+            &["req", "-new", "-key", &key, "-subj", &subject, "-out", &csr],
+        );
+        let ext = format!("{leaf}.ext");
+        std::fs::write(
+            dir.join(&ext),
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        let pem = format!("{leaf}.pem");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &pem,
+            ],
+        );
+    }
+
+    /// A peer requiring client certificates from its CA refuses one from another CA: with
+    /// TLS 1.3 the client's handshake completes first, so `connect` must still see it.
+    #[tokio::test]
+    async fn a_refused_client_certificate_fails_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        ca_and_leaf(dir.path(), "ca-a", "server");
+        ca_and_leaf(dir.path(), "ca-b", "stranger");
+        let path = |name: &str| dir.path().join(name);
+        let server = tls::TlsSource::open(tls::TlsFiles {
+            certificate: path("server.pem"),
+            key: path("server.key"),
+            client_ca: Some(path("ca-a.pem")),
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let acceptor = tokio_rustls::TlsAcceptor::from(server.current());
+        let serving = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            acceptor.accept(tcp).await.is_err()
+        });
+        let mut inter_broker = InterBroker::plaintext("SSL");
+        inter_broker.protocol = SecurityProtocol::Ssl;
+        let identity = Some((path("stranger.pem"), path("stranger.key")));
+        inter_broker.tls = Some(tls::ClientTlsSource::open(path("ca-a.pem"), identity).unwrap());
+        let error = match inter_broker.connect(&address).await {
+            Ok(_) => panic!("a refused certificate made a connection"),
+            Err(error) => error,
+        };
+        assert!(!matches!(error, PeerError::TimedOut), "{error}");
+        assert!(serving.await.unwrap(), "the server refused the handshake");
+        let logged = inter_broker.failures.lock().unwrap();
+        assert_eq!(logged.get(&address), Some(&vec![error.to_string()]));
+    }
 
     #[test]
     fn server_names_are_the_host() {
