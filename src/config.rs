@@ -474,6 +474,29 @@ pub struct Config {
     /// (Kafka's producer.id.expiration.ms).
     #[arg(long, env = "SLUICE_PRODUCER_ID_EXPIRATION_MS", default_value_t = DAY_MS)]
     pub producer_id_expiration_ms: i64,
+
+    /// Whether compacted topics (cleanup.policy=compact) are cleaned (Kafka's
+    /// log.cleaner.enable).
+    #[arg(long, env = "SLUICE_LOG_CLEANER_ENABLE", default_value_t = true, action = ArgAction::Set)]
+    pub log_cleaner_enable: bool,
+
+    /// Memory of the cleaner's key map; a larger dirty section is cleaned in several passes
+    /// (Kafka's log.cleaner.dedupe.buffer.size).
+    #[arg(long, env = "SLUICE_LOG_CLEANER_DEDUPE_BUFFER_SIZE", default_value_t = 128 << 20)]
+    pub log_cleaner_dedupe_buffer_size: usize,
+
+    /// Bytes per second the cleaner reads plus writes at most; 0 = unlimited (Kafka's
+    /// log.cleaner.io.max.bytes.per.second).
+    #[arg(
+        long,
+        env = "SLUICE_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND",
+        default_value_t = 0
+    )]
+    pub log_cleaner_io_max_bytes_per_second: u64,
+
+    /// How long the cleaner sleeps when no log needs cleaning (Kafka's log.cleaner.backoff.ms).
+    #[arg(long, env = "SLUICE_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
+    pub log_cleaner_backoff_ms: u64,
 }
 
 impl Config {
@@ -487,6 +510,7 @@ impl Config {
         }
         if self.flush_interval_ms == 0
             || self.retention_check_interval_ms == 0
+            || self.log_cleaner_backoff_ms == 0
             || self.replica_high_watermark_checkpoint_interval_ms == 0
         {
             return Err("intervals must be at least 1 ms".into());

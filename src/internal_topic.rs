@@ -56,18 +56,44 @@ pub fn follow_leadership(
     }
 }
 
+/// Internal topics created before compaction existed had retention turned off instead: they
+/// become compacted (their other overrides kept). A failure is logged and retried on the
+/// next call.
+async fn make_compacted(broker: &Broker, topic: &Topic) {
+    if topic_config::policy_has(&topic.overrides, topic_config::POLICY_COMPACT) {
+        return;
+    }
+    let mut overrides = topic.overrides.clone();
+    overrides.remove(topic_config::RETENTION_MS);
+    overrides.remove(topic_config::RETENTION_BYTES);
+    overrides.insert(
+        topic_config::CLEANUP_POLICY.to_string(),
+        topic_config::POLICY_COMPACT.to_string(),
+    );
+    match broker
+        .set_topic_overrides(&topic.name, overrides, false)
+        .await
+    {
+        Ok(()) => tracing::info!(topic = %topic.name, "internal topic is now compacted"),
+        Err(error) => {
+            tracing::warn!(topic = %topic.name, ?error, "cannot make the internal topic compacted")
+        }
+    }
+}
+
 /// Internal topic `name`, created through the controller if it does not exist yet (Kafka does
 /// this on the first FindCoordinator that needs it). Its replication factor is capped at the
-/// brokers alive now, so a single dev node needs no flag. The log is never compacted yet, so
-/// nothing may be deleted by time or size either.
+/// brokers alive now, so a single dev node needs no flag. Like Kafka's, both internal topics
+/// are compacted (`cleanup.policy=compact`), never cut by time or size.
 pub async fn ensure_created(
     broker: &Broker,
     name: &str,
     partitions: i32,
     replication_factor_max: i16,
 ) -> Result<Arc<Topic>, ApiError> {
-    if let Some(topic) = broker.topics().by_name.get(name) {
-        return Ok(topic.clone());
+    if let Some(topic) = broker.topics().by_name.get(name).cloned() {
+        make_compacted(broker, &topic).await;
+        return Ok(topic);
     }
     let live = broker
         .topics()
@@ -79,10 +105,12 @@ pub async fn ensure_created(
         .count()
         .max(1);
     let replication_factor = replication_factor_max.min(i16::try_from(live).unwrap_or(i16::MAX));
-    let overrides = BTreeMap::from([
-        (topic_config::RETENTION_MS.to_string(), "-1".to_string()),
-        (topic_config::RETENTION_BYTES.to_string(), "-1".to_string()),
-    ]);
+    // Compacted, as in Kafka: the last record of each group offset or transactional id
+    // stays, tombstoned ones go after delete.retention.ms.
+    let overrides = BTreeMap::from([(
+        topic_config::CLEANUP_POLICY.to_string(),
+        topic_config::POLICY_COMPACT.to_string(),
+    )]);
     let created = broker
         .create_topic(
             name,

@@ -14,6 +14,7 @@ mod group;
 mod handlers;
 mod internal_topic;
 mod lifecycle;
+mod log_cleaner;
 mod metadata_publisher;
 mod metrics;
 mod migration;
@@ -461,6 +462,9 @@ fn spawn_background_tasks(broker: &Arc<Broker>) -> Vec<tokio::task::JoinHandle<(
     tasks.push(spawn_periodic(broker.clone(), period, |b| {
         b.enforce_retention()
     }));
+    if broker.config.log_cleaner_enable {
+        tasks.push(log_cleaner::spawn(broker.clone()));
+    }
     tasks
 }
 

@@ -17,6 +17,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -41,6 +42,19 @@ pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 pub const COMPRESSION_TYPE: &str = "compression.type";
 pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
+pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
+pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
+/// `cleanup.policy` values.
+pub const POLICY_COMPACT: &str = "compact";
+pub const POLICY_DELETE: &str = "delete";
+
+/// Kafka's built-in defaults of the compaction keys.
+pub const DELETE_RETENTION_MS_DEFAULT: i64 = 24 * 60 * 60 * 1000;
+pub const MIN_CLEANABLE_DIRTY_RATIO_DEFAULT: f64 = 0.5;
+pub const MIN_COMPACTION_LAG_MS_DEFAULT: i64 = 0;
+pub const MAX_COMPACTION_LAG_MS_DEFAULT: i64 = i64::MAX;
 /// Kafka 3.x: whether Fetch v0-v3 readers get stored batches converted to their old format.
 pub const MESSAGE_DOWNCONVERSION_ENABLE: &str = "message.downconversion.enable";
 
@@ -49,10 +63,16 @@ const SEGMENT_BYTES_MIN: i64 = 1024 * 1024;
 
 /// The keys sluice accepts, sorted by name. Anything else is INVALID_CONFIG, as in Kafka.
 pub const CONFIG_KEYS: &[ConfigKey] = &[
-    key_choice(CLEANUP_POLICY, ConfigType::List, &["delete"]),
+    key_choice(
+        CLEANUP_POLICY,
+        ConfigType::List,
+        &[POLICY_COMPACT, POLICY_DELETE],
+    ),
     // Stored batches keep the producer's codec; only "producer" describes what we do.
     key_choice(COMPRESSION_TYPE, ConfigType::String, &["producer"]),
+    key_number(DELETE_RETENTION_MS, ConfigType::Long, 0),
     key_number(INDEX_INTERVAL_BYTES, ConfigType::Int, 0),
+    key_number(MAX_COMPACTION_LAG_MS, ConfigType::Long, 1),
     key_number(MAX_MESSAGE_BYTES, ConfigType::Int, 0),
     key_choice(
         MESSAGE_DOWNCONVERSION_ENABLE,
@@ -64,6 +84,8 @@ pub const CONFIG_KEYS: &[ConfigKey] = &[
         ConfigType::String,
         &["CreateTime", "LogAppendTime"],
     ),
+    key_ratio(MIN_CLEANABLE_DIRTY_RATIO),
+    key_number(MIN_COMPACTION_LAG_MS, ConfigType::Long, 0),
     key_number(MIN_INSYNC_REPLICAS, ConfigType::Int, 1),
     key_number(RETENTION_BYTES, ConfigType::Long, -1),
     key_number(RETENTION_MS, ConfigType::Long, -1),
@@ -76,6 +98,16 @@ const fn key_number(name: &'static str, config_type: ConfigType, minimum: i64) -
         name,
         config_type,
         minimum,
+        choices: &[],
+    }
+}
+
+/// A double between 0 and 1.
+const fn key_ratio(name: &'static str) -> ConfigKey {
+    ConfigKey {
+        name,
+        config_type: ConfigType::Double,
+        minimum: 0,
         choices: &[],
     }
 }
@@ -115,6 +147,9 @@ pub fn validate_entry(name: &str, value: &str) -> Result<(), String> {
         }
         return Ok(());
     }
+    if key.config_type == ConfigType::Double {
+        return validate_ratio(name, value);
+    }
     let parsed: i64 = value
         .trim()
         .parse()
@@ -128,6 +163,19 @@ pub fn validate_entry(name: &str, value: &str) -> Result<(), String> {
         return Err(format!(
             "Invalid value {value} for configuration {name}: Value must be at least {}",
             key.minimum
+        ));
+    }
+    Ok(())
+}
+
+fn validate_ratio(name: &str, value: &str) -> Result<(), String> {
+    let parsed: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("Invalid value {value} for configuration {name}: Not a number"))?;
+    if !(0.0..=1.0).contains(&parsed) {
+        return Err(format!(
+            "Invalid value {value} for configuration {name}: Value must be between 0 and 1"
         ));
     }
     Ok(())
@@ -153,6 +201,10 @@ pub fn default_value(config: &Config, name: &str) -> String {
         MIN_INSYNC_REPLICAS => "1".into(),
         COMPRESSION_TYPE => "producer".into(),
         INDEX_INTERVAL_BYTES => "4096".into(),
+        DELETE_RETENTION_MS => DELETE_RETENTION_MS_DEFAULT.to_string(),
+        MIN_CLEANABLE_DIRTY_RATIO => MIN_CLEANABLE_DIRTY_RATIO_DEFAULT.to_string(),
+        MIN_COMPACTION_LAG_MS => MIN_COMPACTION_LAG_MS_DEFAULT.to_string(),
+        MAX_COMPACTION_LAG_MS => MAX_COMPACTION_LAG_MS_DEFAULT.to_string(),
         MESSAGE_DOWNCONVERSION_ENABLE => config.message_downconversion_enable.to_string(),
         _ => String::new(),
     }
@@ -170,6 +222,10 @@ pub fn broker_synonym(name: &str) -> Option<(&'static str, &'static str)> {
     let synonym = match name {
         CLEANUP_POLICY => ("log.cleanup.policy", "delete"),
         COMPRESSION_TYPE => ("compression.type", "producer"),
+        DELETE_RETENTION_MS => ("log.cleaner.delete.retention.ms", "86400000"),
+        MIN_CLEANABLE_DIRTY_RATIO => ("log.cleaner.min.cleanable.ratio", "0.5"),
+        MIN_COMPACTION_LAG_MS => ("log.cleaner.min.compaction.lag.ms", "0"),
+        MAX_COMPACTION_LAG_MS => ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
         INDEX_INTERVAL_BYTES => ("log.index.interval.bytes", "4096"),
         MAX_MESSAGE_BYTES => ("message.max.bytes", "1048588"),
         MESSAGE_DOWNCONVERSION_ENABLE => ("log.message.downconversion.enable", "true"),
@@ -230,19 +286,70 @@ pub fn log_config(config: &Config, overrides: &BTreeMap<String, String>) -> LogC
         _ => TimestampType::CreateTime,
     };
     let segment_bytes = number(SEGMENT_BYTES, config.segment_bytes as i64);
+    // A compact-only topic is never cut by time or size (Kafka: retention applies with
+    // the "delete" policy only).
+    let deletes = policy_has(overrides, POLICY_DELETE);
     let max_message_bytes = number(MAX_MESSAGE_BYTES, i64::from(config.max_message_bytes));
     let index_interval_bytes = number(INDEX_INTERVAL_BYTES, 4096);
     LogConfig {
         segment_bytes: u64::try_from(segment_bytes).unwrap_or(config.segment_bytes),
         segment_ms: number(SEGMENT_MS, config.segment_ms),
-        retention_ms: number(RETENTION_MS, config.retention_ms),
-        retention_bytes: number(RETENTION_BYTES, config.retention_bytes),
+        retention_ms: if deletes {
+            number(RETENTION_MS, config.retention_ms)
+        } else {
+            -1
+        },
+        retention_bytes: if deletes {
+            number(RETENTION_BYTES, config.retention_bytes)
+        } else {
+            -1
+        },
         index_interval_bytes: u32::try_from(index_interval_bytes).unwrap_or(4096),
         max_message_bytes: u32::try_from(max_message_bytes).unwrap_or(config.max_message_bytes),
         timestamp_type,
         flush_every_append: config.flush_policy == FlushPolicy::EveryAppend,
         producer_id_expiration_ms: config.producer_id_expiration_ms,
     }
+}
+
+/// Whether the topic's `cleanup.policy` (default "delete") lists `policy`.
+pub fn policy_has(overrides: &BTreeMap<String, String>, policy: &str) -> bool {
+    overrides
+        .get(CLEANUP_POLICY)
+        .map_or(POLICY_DELETE, String::as_str)
+        .split(',')
+        .any(|listed| listed.trim() == policy)
+}
+
+/// A compacted topic's cleaner settings (Kafka's defaults for keys not set).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactionSettings {
+    pub delete_retention_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+}
+
+/// `None` unless the topic's `cleanup.policy` includes "compact".
+pub fn compaction_settings(overrides: &BTreeMap<String, String>) -> Option<CompactionSettings> {
+    if !policy_has(overrides, POLICY_COMPACT) {
+        return None;
+    }
+    let number = |name: &str, default: i64| -> i64 {
+        overrides
+            .get(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    Some(CompactionSettings {
+        delete_retention_ms: number(DELETE_RETENTION_MS, DELETE_RETENTION_MS_DEFAULT),
+        min_cleanable_dirty_ratio: overrides
+            .get(MIN_CLEANABLE_DIRTY_RATIO)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(MIN_CLEANABLE_DIRTY_RATIO_DEFAULT),
+        min_compaction_lag_ms: number(MIN_COMPACTION_LAG_MS, MIN_COMPACTION_LAG_MS_DEFAULT),
+        max_compaction_lag_ms: number(MAX_COMPACTION_LAG_MS, MAX_COMPACTION_LAG_MS_DEFAULT),
+    })
 }
 
 #[cfg(test)]
@@ -272,7 +379,14 @@ mod tests {
         assert!(validate_entry(SEGMENT_BYTES, "99999999999").is_err());
         assert!(validate_entry(TIMESTAMP_TYPE, "LogAppendTime").is_ok());
         assert!(validate_entry(TIMESTAMP_TYPE, "Never").is_err());
-        assert!(validate_entry(CLEANUP_POLICY, "compact").is_err());
+        assert!(validate_entry(CLEANUP_POLICY, "compact").is_ok());
+        assert!(validate_entry(CLEANUP_POLICY, "compact,delete").is_ok());
+        assert!(validate_entry(CLEANUP_POLICY, "shred").is_err());
+        assert!(validate_entry(MIN_CLEANABLE_DIRTY_RATIO, "0.01").is_ok());
+        assert!(validate_entry(MIN_CLEANABLE_DIRTY_RATIO, "1.5").is_err());
+        assert!(validate_entry(MIN_CLEANABLE_DIRTY_RATIO, "half").is_err());
+        assert!(validate_entry(DELETE_RETENTION_MS, "-1").is_err());
+        assert!(validate_entry(MAX_COMPACTION_LAG_MS, "0").is_err());
         assert!(validate_entry("no.such.key", "1").is_err());
     }
 
@@ -311,5 +425,22 @@ mod tests {
         assert_eq!(log.retention_ms, 5000);
         assert_eq!(log.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(log.segment_bytes, config.segment_bytes);
+        assert_eq!(compaction_settings(&overrides), None);
+    }
+
+    #[test]
+    fn compact_only_topics_keep_everything_by_time_and_size() {
+        let config = Config::try_parse_from(["sluice"]).expect("defaults");
+        let mut overrides = BTreeMap::new();
+        overrides.insert(RETENTION_MS.to_string(), "5000".to_string());
+        overrides.insert(CLEANUP_POLICY.to_string(), "compact".to_string());
+        overrides.insert(MIN_CLEANABLE_DIRTY_RATIO.to_string(), "0.1".to_string());
+        assert_eq!(log_config(&config, &overrides).retention_ms, -1);
+        let settings = compaction_settings(&overrides).expect("compacted");
+        assert_eq!(settings.min_cleanable_dirty_ratio, 0.1);
+        assert_eq!(settings.delete_retention_ms, DELETE_RETENTION_MS_DEFAULT);
+        overrides.insert(CLEANUP_POLICY.to_string(), "compact, delete".to_string());
+        assert_eq!(log_config(&config, &overrides).retention_ms, 5000);
+        assert!(compaction_settings(&overrides).is_some());
     }
 }

@@ -602,11 +602,15 @@ fn kafka_configs_describe_alter_and_delete_topic_configs() {
     let expected: BTreeMap<String, String> = [
         ("cleanup.policy", "delete"),
         ("compression.type", "producer"),
+        ("delete.retention.ms", "86400000"),
         ("index.interval.bytes", "4096"),
+        ("max.compaction.lag.ms", "9223372036854775807"),
         ("max.message.bytes", "1048588"),
         // Not a Kafka 4.x key (KIP-724 removed it); sluice keeps it for legacy fetches.
         ("message.downconversion.enable", "true"),
         ("message.timestamp.type", "CreateTime"),
+        ("min.cleanable.dirty.ratio", "0.5"),
+        ("min.compaction.lag.ms", "0"),
         ("min.insync.replicas", "1"),
         ("retention.bytes", "-1"),
         ("retention.ms", "604800000"),

@@ -301,6 +301,12 @@ async fn produce_one(
         return Err(ResponseError::InvalidTopicException);
     }
     let replica = partition.leader_replica(context.broker.node_id(), -1)?;
+    let compacted =
+        topic.is_some_and(|t| topic_config::policy_has(&t.overrides, topic_config::POLICY_COMPACT));
+    if compacted && crate::log_cleaner::has_null_key(&records) {
+        // Kafka: "Compacted topic cannot accept message without key".
+        return Err(ResponseError::InvalidRecord);
+    }
     let guard = verify_transactional(context, target, replica, &records).await?;
     let min_insync = min_insync_replicas(topic);
     if acks == -1 && partition.registration.isr.len() < min_insync {

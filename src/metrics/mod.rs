@@ -112,6 +112,12 @@ pub struct Metrics {
     offline_partitions: Gauge,
     log_size: Family<PartitionLabels, Gauge>,
     consumer_lag: Family<LagLabels, Gauge>,
+    /// Cleanings of compacted partitions (`sluice_log_cleaner_runs_total`).
+    pub log_cleaner_runs: Counter,
+    /// Bytes the cleaner removed from segments.
+    pub log_cleaner_bytes_reclaimed: Counter,
+    /// Largest dirty ratio among this node's compacted replicas at the cleaner's last look.
+    pub log_cleaner_max_dirty_ratio: Gauge<f64, AtomicU64>,
     /// Scrape-time gauges are cleared and refilled: one scrape at a time.
     scrape_lock: Mutex<()>,
 }
@@ -291,8 +297,27 @@ impl Metrics {
              (first LAG_GROUPS_EXPORTED_MAX groups by id) and partitions it holds",
             consumer_lag.clone(),
         );
+        let log_cleaner_runs = counter(
+            &mut registry,
+            "sluice_log_cleaner_runs",
+            "Cleanings of compacted partitions (cleanup.policy=compact) on this node",
+        );
+        let log_cleaner_bytes_reclaimed = counter(
+            &mut registry,
+            "sluice_log_cleaner_bytes_reclaimed",
+            "Segment bytes the log cleaner removed",
+        );
+        let log_cleaner_max_dirty_ratio = gauge_f64(
+            &mut registry,
+            "sluice_log_cleaner_max_dirty_ratio",
+            "Largest dirty / (clean + dirty) bytes ratio among this node's compacted replicas \
+             (Kafka's max-dirty-percent / 100)",
+        );
         Metrics {
             registry,
+            log_cleaner_runs,
+            log_cleaner_bytes_reclaimed,
+            log_cleaner_max_dirty_ratio,
             node_bytes_in,
             node_bytes_out,
             replication_bytes_out,

@@ -40,10 +40,12 @@ const RECORD_COUNT_AT: usize = 57;
 /// and partition leader epoch can be stamped without recomputing it.
 pub const CRC_COVERED_FROM: usize = ATTRIBUTES_AT;
 
-const ATTRIBUTE_COMPRESSION_MASK: i16 = 0x07;
+pub const ATTRIBUTE_COMPRESSION_MASK: i16 = 0x07;
 const ATTRIBUTE_TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const ATTRIBUTE_TRANSACTIONAL_BIT: i16 = 0x10;
 const ATTRIBUTE_CONTROL_BIT: i16 = 0x20;
+/// KIP-534: `baseTimestamp` holds the time after which the cleaner may remove tombstones.
+pub const ATTRIBUTE_DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// How a topic's record timestamps are assigned (Kafka `message.timestamp.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -183,7 +185,8 @@ impl BatchHeader {
         self.attributes & ATTRIBUTE_CONTROL_BIT != 0
     }
 
-    /// Checks the fields that define the batch's offsets and codec (not the CRC).
+    /// Checks the fields that define the batch's offsets and codec (not the CRC), as a
+    /// producer must send them: every offset of the batch holds a record.
     pub fn check_counts(&self) -> Result<(), BatchError> {
         if self.record_count <= 0 {
             return Err(BatchError::Corrupt(CorruptReason::RecordCountInvalid));
@@ -196,6 +199,36 @@ impl BatchHeader {
         }
         Ok(())
     }
+
+    /// Checks a batch as a log may hold it: a compacted batch keeps its base and last offset
+    /// but fewer records (gaps), down to none (Kafka keeps an empty batch for the producer
+    /// state of its last sequence).
+    pub fn check_stored_counts(&self) -> Result<(), BatchError> {
+        if self.record_count < 0 || self.last_offset_delta < 0 {
+            return Err(BatchError::Corrupt(CorruptReason::RecordCountInvalid));
+        }
+        if i64::from(self.record_count) > i64::from(self.last_offset_delta) + 1 {
+            return Err(BatchError::Corrupt(CorruptReason::LastOffsetDeltaMismatch));
+        }
+        if self.compression_codec() > COMPRESSION_CODEC_MAX {
+            return Err(BatchError::Corrupt(CorruptReason::CompressionInvalid));
+        }
+        Ok(())
+    }
+
+    /// Whether the batch carries Kafka's delete horizon (KIP-534) in `baseTimestamp`.
+    pub fn has_delete_horizon(&self) -> bool {
+        self.attributes & ATTRIBUTE_DELETE_HORIZON_BIT != 0
+    }
+}
+
+/// Which offsets rule `validate_batches_with` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountRule {
+    /// A producer's batch: one record per offset.
+    Produced,
+    /// A batch from a log (replication): compacted batches may have gaps or no record.
+    Stored,
 }
 
 /// What a validated produce payload contains.
@@ -222,6 +255,15 @@ pub struct BatchesSummary {
 pub fn validate_batches(
     bytes: &[u8],
     batch_bytes_max: usize,
+) -> Result<BatchesSummary, BatchError> {
+    validate_batches_with(bytes, batch_bytes_max, CountRule::Produced)
+}
+
+/// `validate_batches` with the offsets rule of `rule`.
+pub fn validate_batches_with(
+    bytes: &[u8],
+    batch_bytes_max: usize,
+    rule: CountRule,
 ) -> Result<BatchesSummary, BatchError> {
     if bytes.is_empty() {
         return Err(BatchError::Empty);
@@ -250,7 +292,10 @@ pub fn validate_batches(
         if batch_crc(batch) != header.crc {
             return Err(BatchError::Corrupt(CorruptReason::CrcMismatch));
         }
-        header.check_counts()?;
+        match rule {
+            CountRule::Produced => header.check_counts()?,
+            CountRule::Stored => header.check_stored_counts()?,
+        }
         if summary.batch_count == 0 {
             summary.first_producer_id = header.producer_id;
             summary.first_producer_epoch = header.producer_epoch;
@@ -276,6 +321,32 @@ pub fn validate_batches(
 pub fn batch_crc(batch: &[u8]) -> u32 {
     assert!(batch.len() >= BATCH_HEADER_BYTES);
     crc32c::crc32c(&batch[CRC_COVERED_FROM..])
+}
+
+/// Builds a batch from `header` (its `batch_length` and `crc` are ignored) and the encoded
+/// `records` (compressed when the header's codec says so), computing length and CRC-32C.
+pub fn encode_batch(header: &BatchHeader, records: &[u8]) -> Vec<u8> {
+    let length = BATCH_LENGTH_MIN + records.len();
+    assert!(length <= i32::MAX as usize, "batch too large");
+    let mut out = Vec::with_capacity(BATCH_LOG_OVERHEAD_BYTES + length);
+    out.extend_from_slice(&header.base_offset.to_be_bytes());
+    out.extend_from_slice(&(length as i32).to_be_bytes());
+    out.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
+    out.push(MAGIC_V2 as u8);
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&header.attributes.to_be_bytes());
+    out.extend_from_slice(&header.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&header.base_timestamp.to_be_bytes());
+    out.extend_from_slice(&header.max_timestamp.to_be_bytes());
+    out.extend_from_slice(&header.producer_id.to_be_bytes());
+    out.extend_from_slice(&header.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&header.base_sequence.to_be_bytes());
+    out.extend_from_slice(&header.record_count.to_be_bytes());
+    assert_eq!(out.len(), BATCH_HEADER_BYTES);
+    out.extend_from_slice(records);
+    let crc = batch_crc(&out);
+    out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 /// Sets `baseOffset` (not covered by the CRC).

@@ -27,6 +27,32 @@ pub fn high_watermark_path(dir: &Path) -> PathBuf {
 }
 
 /// Persists `offset`: every batch below it is on disk (fsynced) before this is called.
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-checkpoint";
+
+/// The first offset the log cleaner has not cleaned (Kafka's cleaner-offset-checkpoint).
+pub fn write_cleaner_checkpoint(dir: &Path, offset: i64) -> io::Result<()> {
+    write_offset_file(&dir.join(CLEANER_CHECKPOINT_FILE), offset)
+}
+
+pub fn read_cleaner_checkpoint(dir: &Path) -> io::Result<Option<i64>> {
+    read_offset_file(&dir.join(CLEANER_CHECKPOINT_FILE))
+}
+
+pub const TOMBSTONE_HORIZON_FILE: &str = "cleaner-tombstone-horizon";
+
+/// The earliest delete horizon of a tombstone the cleaner kept; `None` removes the file.
+pub fn write_tombstone_horizon(dir: &Path, horizon_ms: Option<i64>) -> io::Result<()> {
+    let path = dir.join(TOMBSTONE_HORIZON_FILE);
+    match horizon_ms {
+        Some(horizon_ms) => write_offset_file(&path, horizon_ms),
+        None => fs_util::remove_file_if_exists(&path),
+    }
+}
+
+pub fn read_tombstone_horizon(dir: &Path) -> io::Result<Option<i64>> {
+    read_offset_file(&dir.join(TOMBSTONE_HORIZON_FILE))
+}
+
 pub fn write_recovery_point(dir: &Path, offset: i64) -> io::Result<()> {
     write_offset_file(&recovery_point_path(dir), offset)
 }

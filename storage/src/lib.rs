@@ -15,10 +15,13 @@
 //!   (`Log::append_txn_marker`), the last stable offset, and an aborted-transaction index
 //!   per segment (`.txnindex`, Kafka's format) for read_committed reads, and KIP-890's
 //!   verification guard (`Log::start_txn_verification`, `Log::append_verified`).
+//! - Log compaction (`compaction`, Kafka's LogCleaner): `Log::clean` keeps each key's last
+//!   record, rewriting closed segments and swapping them in crash-safely. It is the one part
+//!   that reads records (keys and null values); compressed ones through a caller's codec.
 //! - `MetadataStore`: topics, log start offsets, cluster id and producer id blocks in redb.
 //!
 //! What it must not know: Kafka requests and responses, client sessions, Raft or any other
-//! replication protocol, record contents (keys, values, headers, compression). Callers
+//! replication protocol, record contents outside compaction, compression codecs. Callers
 //! translate errors into Kafka error codes (see `BatchError`, `ReadError`).
 //!
 //! See `DESIGN.md` next to this crate's `Cargo.toml` for file formats and durability rules.
@@ -26,6 +29,7 @@
 mod active_segment;
 pub mod batch;
 mod checkpoint;
+pub mod compaction;
 pub mod control;
 mod error;
 mod fs_util;

@@ -45,6 +45,7 @@ pub(crate) struct Loaded {
 
 pub(crate) fn load(dir: &Path, index_interval_bytes: u32) -> Result<Loaded, StorageError> {
     fs::create_dir_all(dir).context("create log directory", dir)?;
+    crate::compaction::swap::recover(dir).context("recover log cleaning", dir)?;
     let bases = clean_directory(dir).context("clean log directory", dir)?;
     let clean =
         checkpoint::take_clean_shutdown_marker(dir).context("remove clean-shutdown marker", dir)?;
@@ -125,7 +126,7 @@ fn clean_directory(dir: &Path) -> io::Result<Vec<i64>> {
 }
 
 /// Loads a trusted segment's indexes, rebuilding them (headers only) if missing or damaged.
-fn load_trusted_indexes(
+pub(crate) fn load_trusted_indexes(
     segment: &Segment,
     interval_bytes: u32,
     report: &mut OpenReport,
@@ -176,7 +177,7 @@ fn read_indexes(segment: &Segment) -> io::Result<Result<(OffsetIndex, TimeIndex)
     Ok(decoded)
 }
 
-fn persist_indexes(segment: &Segment) -> Result<(), StorageError> {
+pub(crate) fn persist_indexes(segment: &Segment) -> Result<(), StorageError> {
     rewrite_index_file(
         &segment.offset_index_path(),
         &segment.offset_index().encode(),

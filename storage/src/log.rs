@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::active_segment::ActiveSegment;
-use crate::batch::{stamp_batches, validate_batches, TimestampType};
+use crate::batch::{
+    stamp_batches, validate_batches, validate_batches_with, CountRule, TimestampType,
+};
 use crate::checkpoint;
 use crate::control::{encode_marker_batch, TxnMarker};
 use crate::error::{AppendError, IoContext, ReadError, StorageError};
@@ -170,6 +172,33 @@ pub struct Log {
     open_report: OpenReport,
     /// The persisted high watermark found at open, bounded by the log.
     high_watermark_at_open: i64,
+    /// Where compaction stands (`compaction::cleaner`); changed by the cleaner and truncation.
+    cleaner: Mutex<CleanerState>,
+}
+
+/// Compaction progress of this log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CleanerState {
+    /// Offsets below it were cleaned (Kafka's cleaner checkpoint); persisted.
+    pub first_dirty_offset: i64,
+    /// The earliest delete horizon of a tombstone the last cleaning kept; persisted, so a
+    /// restarted broker still cleans when it passes.
+    pub tombstone_horizon_ms: Option<i64>,
+    /// Bumped by every truncation: a cleaning that started before one is not installed (a
+    /// truncated segment keeps its identity but not its contents).
+    pub truncations: u64,
+}
+
+/// What the cleaner needs to know of the log, copied under the writer lock.
+pub(crate) struct CleaningView {
+    /// Every segment, the active one last.
+    pub segments: Arc<Vec<Arc<Segment>>>,
+    pub log_start_offset: i64,
+    pub state: CleanerState,
+    /// Last offset of each idempotent producer's last batch.
+    pub producer_last_offsets: std::collections::HashMap<i64, i64>,
+    pub segment_bytes: u64,
+    pub index_interval_bytes: u32,
 }
 
 /// How many times a reader retries when the writer published a segment maximum timestamp
@@ -241,7 +270,16 @@ impl Log {
             producer_batches_replayed = rebuilt.batches_replayed,
             "log opened"
         );
+        let first_dirty_offset = checkpoint::read_cleaner_checkpoint(dir)
+            .context("read cleaner checkpoint", dir)?
+            .unwrap_or(log_start_offset);
         Ok(Log {
+            cleaner: Mutex::new(CleanerState {
+                first_dirty_offset,
+                tombstone_horizon_ms: checkpoint::read_tombstone_horizon(dir)
+                    .context("read tombstone horizon", dir)?,
+                truncations: 0,
+            }),
             dir: dir.to_path_buf(),
             writer: Mutex::new(Writer {
                 config,
@@ -811,6 +849,23 @@ impl Log {
         Ok(count as u32)
     }
 
+    /// Rolls a non-empty active segment whose first batch is `max_age_ms` old or older, so a
+    /// quiet partition's last records become cleanable (the cleaner calls this; appends roll
+    /// by `segment.ms` themselves). Returns whether it rolled.
+    pub fn roll_if_older(&self, now_ms: i64, max_age_ms: i64) -> Result<bool, StorageError> {
+        let mut writer = self.writer()?;
+        writer.now_ms_latest = writer.now_ms_latest.max(now_ms);
+        let aged = writer.active.segment.size_bytes() > 0
+            && writer
+                .active
+                .rolling_base_ms
+                .is_some_and(|base_ms| now_ms.saturating_sub(base_ms) >= max_age_ms);
+        if aged {
+            self.roll(&mut writer, now_ms)?;
+        }
+        Ok(aged)
+    }
+
     pub fn update_config(&self, config: LogConfig) {
         let mut writer = lock(&self.writer);
         writer
@@ -856,11 +911,16 @@ impl Log {
     }
 
     /// Appends batches a partition leader already stamped (a follower replicating): offsets
-    /// and leader epochs are kept as they are. The first batch must start at the log end and
-    /// the batches must be contiguous; each new epoch among them enters the epoch cache.
+    /// and leader epochs are kept as they are. The first batch must start at or after the log
+    /// end and the offsets must increase (a compacted leader's batches have gaps, and may hold
+    /// fewer records than offsets); each new epoch among them enters the epoch cache.
     pub fn append_replicated(&self, batches: &[u8], now_ms: i64) -> Result<i64, AppendError> {
         let batch_bytes_max = lock(&self.writer).config.max_message_bytes as usize;
-        let summary = validate_batches(batches, batch_bytes_max.max(REPLICATED_BATCH_BYTES_MIN))?;
+        let summary = validate_batches_with(
+            batches,
+            batch_bytes_max.max(REPLICATED_BATCH_BYTES_MIN),
+            CountRule::Stored,
+        )?;
         let mut writer = self.writer()?;
         writer.now_ms_latest = writer.now_ms_latest.max(now_ms);
         let config = writer.config.clone();
@@ -1154,6 +1214,7 @@ impl Log {
             .epochs
             .truncate_from(&self.dir, tail.next_offset)
             .context("write leader epochs", &self.dir)?;
+        self.clamp_first_dirty_offset(tail.next_offset)?;
         self.reload_producers(&mut writer)
     }
 
@@ -1188,7 +1249,120 @@ impl Log {
             .epochs
             .truncate_from(&self.dir, offset)
             .context("write leader epochs", &self.dir)?;
+        self.clamp_first_dirty_offset(offset)?;
         self.reload_producers(writer)
+    }
+
+    /// The log was cut at `log_end_offset`: what comes next is dirty.
+    fn clamp_first_dirty_offset(&self, log_end_offset: i64) -> Result<(), StorageError> {
+        let mut cleaner = lock(&self.cleaner);
+        cleaner.truncations += 1;
+        if cleaner.first_dirty_offset > log_end_offset {
+            cleaner.first_dirty_offset = log_end_offset;
+            checkpoint::write_cleaner_checkpoint(&self.dir, log_end_offset)
+                .context("write cleaner checkpoint", &self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// A consistent copy of what the cleaner reads; the producers' last offsets only when
+    /// `with_producers` (a cleaning needs them, measuring dirtiness does not).
+    pub(crate) fn cleaning_view(&self, with_producers: bool) -> Result<CleaningView, StorageError> {
+        let writer = self.writer()?;
+        let view = self.snapshot();
+        let producer_last_offsets = if with_producers {
+            writer
+                .producers
+                .entries_sorted()
+                .into_iter()
+                .filter(|(_, entry)| !entry.batches.is_empty())
+                .map(|(producer_id, entry)| (producer_id, entry.last_offset()))
+                .collect()
+        } else {
+            std::collections::HashMap::new()
+        };
+        Ok(CleaningView {
+            segments: view.segments,
+            log_start_offset: view.log_start_offset,
+            state: *lock(&self.cleaner),
+            producer_last_offsets,
+            segment_bytes: writer.config.segment_bytes_effective(),
+            index_interval_bytes: writer.config.index_interval_bytes,
+        })
+    }
+
+    /// Replaces `group` (consecutive segments, still in the log) by the cleaned segment in
+    /// the cleaner's work directory, which covers offsets up to `end_offset` (the next
+    /// segment's base). Returns false, changing nothing, when the log changed since
+    /// `cleaning` was taken (truncation, retention).
+    pub(crate) fn install_cleaned(
+        &self,
+        cleaning: &CleaningView,
+        group: &[Arc<Segment>],
+        end_offset: i64,
+    ) -> Result<bool, StorageError> {
+        assert!(!group.is_empty());
+        let writer = self.writer()?;
+        if lock(&self.cleaner).truncations != cleaning.state.truncations {
+            return Ok(false);
+        }
+        let view = self.snapshot();
+        let first = group[0].base_offset();
+        let Some(at) = view
+            .segments
+            .iter()
+            .position(|segment| Arc::ptr_eq(segment, &group[0]))
+        else {
+            return Ok(false);
+        };
+        let still_there = view.segments.len() > at + group.len()
+            && group
+                .iter()
+                .zip(&view.segments[at..])
+                .all(|(old, now)| Arc::ptr_eq(old, now))
+            && view.segments[at + group.len()].base_offset() == end_offset;
+        if !still_there {
+            return Ok(false);
+        }
+        crate::compaction::swap::commit(&self.dir, first, end_offset)
+            .context("commit cleaned segment", &self.dir)?;
+        crate::compaction::swap::finish(&self.dir).context("swap cleaned segment", &self.dir)?;
+        let segment = Segment::open(&self.dir, first).context("open segment", &self.dir)?;
+        let mut report = OpenReport::default();
+        loader::load_trusted_indexes(&segment, writer.config.index_interval_bytes, &mut report)?;
+        let mut segments = Vec::with_capacity(view.segments.len() - group.len() + 1);
+        segments.extend(view.segments[..at].iter().cloned());
+        segments.push(Arc::new(segment));
+        segments.extend(view.segments[at + group.len()..].iter().cloned());
+        lock(&self.view).segments = Arc::new(segments);
+        Ok(true)
+    }
+
+    /// Records a finished cleaning: offsets below `first_dirty_offset` are clean (persisted).
+    pub(crate) fn finish_cleaning(
+        &self,
+        first_dirty_offset: i64,
+        tombstone_horizon_ms: Option<i64>,
+    ) -> Result<(), StorageError> {
+        let _writer = self.writer()?;
+        let log_end_offset = self.log_end_offset();
+        let mut cleaner = lock(&self.cleaner);
+        cleaner.first_dirty_offset = first_dirty_offset.min(log_end_offset);
+        cleaner.tombstone_horizon_ms = tombstone_horizon_ms;
+        checkpoint::write_tombstone_horizon(&self.dir, tombstone_horizon_ms)
+            .context("write tombstone horizon", &self.dir)?;
+        checkpoint::write_cleaner_checkpoint(&self.dir, cleaner.first_dirty_offset)
+            .context("write cleaner checkpoint", &self.dir)
+    }
+
+    /// Whether `close` ran (a long cleaning stops then).
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.writer).closed
+    }
+
+    /// The earliest delete horizon of a tombstone the last cleaning kept, if any.
+    pub fn tombstone_horizon_ms(&self) -> Option<i64> {
+        lock(&self.cleaner).tombstone_horizon_ms
     }
 
     /// Removes the whole directory (topic deletion). It is first renamed to
@@ -1222,8 +1396,6 @@ struct ReplicatedEpochs {
     next_offset: i64,
 }
 
-/// Checks that replicated batches start at `log_end_offset` and follow each other, and lists
-/// where their leader epochs change.
 /// KIP-890 for a planned client append (Kafka's `analyzeAndValidateProducerState` with
 /// verification): a producer still verifying may not append above its lowest verifying
 /// sequence, and every transaction the payload starts needs that producer's current guard.
@@ -1257,6 +1429,9 @@ fn check_verification(
     Ok(())
 }
 
+/// Checks that replicated batches start at or after `log_end_offset` and follow each other
+/// in increasing offsets (a compacted leader's log has gaps), and lists where their leader
+/// epochs change.
 fn replicated_epoch_starts(
     batches: &[u8],
     log_end_offset: i64,
@@ -1265,7 +1440,8 @@ fn replicated_epoch_starts(
     let mut epochs: Vec<(i32, i64)> = Vec::new();
     for item in crate::batch::BatchIter::new(batches) {
         let (_, header) = item?;
-        if header.base_offset != next_offset {
+        // A compacted leader's log has gaps: a batch may start after the log end.
+        if header.base_offset < next_offset {
             return Err(AppendError::Storage(StorageError::OffsetOutOfRange {
                 offset: header.base_offset,
                 log_start_offset: log_end_offset,

@@ -403,7 +403,7 @@ impl Segment {
 
     /// Walks headers from `position` (where the batch with base `next_offset` starts) to
     /// `end`, updating the maximum timestamp. Returns `None` if the walk does not land exactly
-    /// on `end` with consecutive offsets (the caller then recovers the segment by a full scan).
+    /// on `end` with increasing offsets (the caller then recovers the segment by a full scan).
     pub fn walk_tail(
         &self,
         mut position: u64,
@@ -416,7 +416,8 @@ impl Segment {
                 Err(error) if error.kind() == io::ErrorKind::InvalidData => return Ok(None),
                 Err(error) => return Err(error),
             };
-            if header.base_offset != next_offset || header.check_counts().is_err() {
+            // Compaction leaves gaps between batches, never overlaps.
+            if header.base_offset < next_offset || header.check_stored_counts().is_err() {
                 return Ok(None);
             }
             let mut max = lock(&self.max_timestamp);
