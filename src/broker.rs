@@ -288,6 +288,8 @@ pub struct Broker {
     pub advertised: Endpoint,
     /// Every advertised listener, in --listeners order (the first is `advertised`).
     pub advertised_listeners: Vec<NamedEndpoint>,
+    /// How this node dials other nodes (the inter-broker listener, TLS, SASL).
+    pub inter_broker: Arc<crate::net::peer_transport::InterBroker>,
     pub cluster_id: String,
     /// Fresh for every process start: tells the controller this run from a previous one.
     pub incarnation_id: Uuid,
@@ -426,6 +428,9 @@ impl Broker {
             config,
             advertised,
             advertised_listeners,
+            inter_broker: Arc::new(crate::net::peer_transport::InterBroker::plaintext(
+                crate::net::listeners::PLAINTEXT_NAME,
+            )),
             cluster_id,
             incarnation_id: Uuid::new_v4(),
             quorum,

@@ -85,6 +85,38 @@ pub struct Config {
     #[arg(long, env = "SLUICE_SSL_CLIENT_CA_FILE")]
     pub ssl_client_ca_file: Option<PathBuf>,
 
+    /// PEM CA certificates this node trusts when it dials another node's SSL or SASL_SSL
+    /// listener (Kafka's ssl.truststore.location) [default: --ssl-client-ca-file]. The
+    /// other node's certificate must name its advertised host (IP or DNS SAN). When the other
+    /// node asks for a client certificate (mTLS), this node presents --ssl-certificate-file.
+    #[arg(long, env = "SLUICE_SSL_TRUSTSTORE_FILE")]
+    pub ssl_truststore_file: Option<PathBuf>,
+
+    /// Kafka's `inter.broker.listener.name`: the listener nodes dial each other on
+    /// (replication, transaction markers, the controller's address check); every node of a
+    /// cluster names the same one. [default: the first PLAINTEXT listener, else the first]
+    #[arg(long, env = "SLUICE_INTER_BROKER_LISTENER_NAME")]
+    pub inter_broker_listener_name: Option<String>,
+
+    /// Kafka's `sasl.mechanism.inter.broker.protocol`, when the inter-broker listener uses
+    /// SASL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(long, env = "SLUICE_SASL_MECHANISM_INTER_BROKER_PROTOCOL")]
+    pub sasl_mechanism_inter_broker_protocol: Option<String>,
+
+    /// The SASL user this node authenticates as to other nodes; its principal
+    /// (`User:<name>`) needs ClusterAction on the cluster (or --super-users).
+    #[arg(long, env = "SLUICE_INTER_BROKER_SASL_USERNAME")]
+    pub inter_broker_sasl_username: Option<String>,
+
+    /// The password of --inter-broker-sasl-username (prefer the environment variable: a
+    /// command line is visible to every local user). Never logged.
+    #[arg(
+        long,
+        env = "SLUICE_INTER_BROKER_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub inter_broker_sasl_password: Option<crate::security::Secret>,
+
     /// SASL/PLAIN users, one `user:password` a line (`#` comments); PLAIN is offered only
     /// when this is set. Re-read when its mtime changes.
     #[arg(long, env = "SLUICE_SASL_PLAIN_USERS_FILE")]
@@ -104,8 +136,10 @@ pub struct Config {
     pub authorizer_class_name: Option<String>,
 
     /// Kafka's `super.users`: principals allowed everything, `User:admin;User:ops`. Nodes
-    /// replicate as `User:ANONYMOUS` over the first PLAINTEXT listener: list it here (and
-    /// keep that listener internal) or grant it ClusterAction on the cluster.
+    /// replicate as the principal they authenticate as on --inter-broker-listener-name: the
+    /// SASL user (--inter-broker-sasl-username), `User:<CN>` of their certificate on an
+    /// mTLS listener, else `User:ANONYMOUS` (then keep that listener internal). List it here
+    /// or grant it ClusterAction on the cluster.
     #[arg(long, env = "SLUICE_SUPER_USERS", default_value = "")]
     pub super_users: String,
 
@@ -134,6 +168,13 @@ pub struct Config {
         default_value = "127.0.0.1:9093"
     )]
     pub raft_listen_address: SocketAddr,
+
+    /// Mutual TLS on the Raft port: this node presents --ssl-certificate-file to the nodes it
+    /// dials and requires theirs, each verified against --ssl-truststore-file (default
+    /// --ssl-client-ca-file) and the certificate naming the host of its Raft address. Every
+    /// node of a cluster sets it, or none. Certificates are read at start.
+    #[arg(long, env = "SLUICE_RAFT_TLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub raft_tls: bool,
 
     /// The controller quorum's voters, `id@host:port,...` (Kafka's
     /// controller.quorum.voters) [default: this node alone, on --raft-listen-address].
@@ -584,7 +625,81 @@ impl Config {
                 "SSL and SASL_SSL listeners need --ssl-certificate-file and --ssl-key-file".into(),
             );
         }
+        if self.raft_tls
+            && (self.ssl_certificate_file.is_none()
+                || self.ssl_key_file.is_none()
+                || self.inter_broker_trusted_ca().is_none())
+        {
+            return Err(
+                "--raft-tls needs --ssl-certificate-file, --ssl-key-file and \
+                 --ssl-truststore-file (or --ssl-client-ca-file)"
+                    .into(),
+            );
+        }
+        self.validate_inter_broker(&specs)
+    }
+
+    /// The inter-broker listener (--inter-broker-listener-name, else the first PLAINTEXT
+    /// listener, else the first) must be one of this node's, with what dialing it needs.
+    fn validate_inter_broker(&self, specs: &[ListenerSpec]) -> Result<(), String> {
+        let listener = self.inter_broker_listener(specs)?;
+        if listener.protocol.uses_tls() && self.inter_broker_trusted_ca().is_none() {
+            return Err(format!(
+                "the inter-broker listener {} uses TLS: --ssl-truststore-file (or \
+                 --ssl-client-ca-file) must name the CA other nodes' certificates come from",
+                listener.name
+            ));
+        }
+        if !listener.protocol.uses_sasl() {
+            return Ok(());
+        }
+        let mechanism = self.sasl_mechanism_inter_broker_protocol.as_deref();
+        if !matches!(mechanism, Some("PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512")) {
+            return Err(format!(
+                "the inter-broker listener {} uses SASL: --sasl-mechanism-inter-broker-protocol \
+                 must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+                listener.name
+            ));
+        }
+        let has_user = self
+            .inter_broker_sasl_username
+            .as_deref()
+            .is_some_and(|user| !user.is_empty());
+        if !has_user || self.inter_broker_sasl_password.is_none() {
+            return Err(format!(
+                "the inter-broker listener {} uses SASL: set --inter-broker-sasl-username and \
+                 --inter-broker-sasl-password",
+                listener.name
+            ));
+        }
         Ok(())
+    }
+
+    /// This node's listener other nodes are dialed on (they dial theirs of the same name).
+    pub fn inter_broker_listener<'a>(
+        &self,
+        specs: &'a [ListenerSpec],
+    ) -> Result<&'a ListenerSpec, String> {
+        match &self.inter_broker_listener_name {
+            Some(name) => {
+                let name = name.to_ascii_uppercase();
+                specs.iter().find(|spec| spec.name == name).ok_or_else(|| {
+                    format!("--inter-broker-listener-name {name} is not one of --listeners")
+                })
+            }
+            None => specs
+                .iter()
+                .find(|spec| spec.protocol == listeners::SecurityProtocol::Plaintext)
+                .or(specs.first())
+                .ok_or_else(|| "no listener".to_string()),
+        }
+    }
+
+    /// The CA file this node trusts when it dials another node over TLS.
+    pub fn inter_broker_trusted_ca(&self) -> Option<&std::path::Path> {
+        self.ssl_truststore_file
+            .as_deref()
+            .or(self.ssl_client_ca_file.as_deref())
     }
 
     fn validate_cluster(&self) -> Result<(), String> {
@@ -732,6 +847,81 @@ mod tests {
         assert!(!config.auto_create_topics);
         assert_eq!(config.retention_ms, -1);
         assert_eq!(config.flush_policy, FlushPolicy::EveryAppend);
+    }
+
+    #[test]
+    fn inter_broker_listener_is_validated() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "sluice",
+                "--listeners",
+                "SASL_SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+                "--ssl-certificate-file",
+                "/c.pem",
+                "--ssl-key-file",
+                "/k.pem",
+            ];
+            args.extend_from_slice(extra);
+            Config::try_parse_from(args).expect("flags parse")
+        };
+        let name = |config: &Config| {
+            let specs = config.listener_specs().unwrap();
+            config.inter_broker_listener(&specs).map(|l| l.name.clone())
+        };
+        // Default: the first PLAINTEXT listener, as before inter-broker security existed.
+        let config = parse(&[]);
+        assert_eq!(name(&config).unwrap(), "PLAINTEXT");
+        assert_eq!(config.validate_listeners(), Ok(()));
+        let sasl = ["--inter-broker-listener-name", "sasl_ssl"];
+        let error = parse(&sasl).validate_listeners().unwrap_err();
+        assert!(error.contains("--ssl-truststore-file"), "{error}");
+        let trusted = [&sasl[..], &["--ssl-truststore-file", "/ca.pem"]].concat();
+        let error = parse(&trusted).validate_listeners().unwrap_err();
+        assert!(
+            error.contains("--sasl-mechanism-inter-broker-protocol"),
+            "{error}"
+        );
+        let mechanism = [
+            &trusted[..],
+            &["--sasl-mechanism-inter-broker-protocol", "SCRAM-SHA-512"],
+        ]
+        .concat();
+        let error = parse(&mechanism).validate_listeners().unwrap_err();
+        assert!(error.contains("--inter-broker-sasl-username"), "{error}");
+        let complete = [
+            &mechanism[..],
+            &[
+                "--inter-broker-sasl-username",
+                "broker",
+                "--inter-broker-sasl-password",
+                "p4ss",
+            ],
+        ]
+        .concat();
+        let config = parse(&complete);
+        assert_eq!(config.validate_listeners(), Ok(()));
+        assert_eq!(name(&config).unwrap(), "SASL_SSL");
+        assert!(
+            !format!("{config:?}").contains("p4ss"),
+            "the password is never printed"
+        );
+        let unknown = parse(&["--inter-broker-listener-name", "INTERNAL"]);
+        assert!(unknown
+            .validate_listeners()
+            .unwrap_err()
+            .contains("INTERNAL"));
+        // --raft-tls needs the node's certificate and a CA to trust.
+        let raft = Config::try_parse_from(["sluice", "--raft-tls"]).unwrap();
+        assert!(raft
+            .validate_listeners()
+            .unwrap_err()
+            .contains("--raft-tls"));
+        let raft = parse(&["--raft-tls", "--ssl-truststore-file", "/ca.pem"]);
+        assert!(raft.raft_tls);
+        assert_eq!(raft.validate_listeners(), Ok(()));
+        // Only secured listeners: the first is dialed.
+        let only = Config::try_parse_from(["sluice", "--listeners", "SSL://127.0.0.1:0"]).unwrap();
+        assert_eq!(name(&only).unwrap(), "SSL");
     }
 
     #[test]

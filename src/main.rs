@@ -278,6 +278,10 @@ async fn open_broker(
     let quorum = Arc::new(start_quorum(&config).await?);
     let mut broker = Broker::new(config, advertised, local, quorum.clone(), metrics);
     broker.advertised_listeners = advertised_listeners;
+    broker.inter_broker = Arc::new(
+        net::peer_transport::InterBroker::open(&broker.config)
+            .context("setting up inter-broker connections")?,
+    );
     let broker = Arc::new(broker);
     let offsets_log = offsets_topic::ReplicatedOffsetsLog::new(&broker);
     broker.groups.attach_log(Box::new(offsets_log));
@@ -345,6 +349,9 @@ async fn start_quorum(config: &Config) -> anyhow::Result<MetadataQuorum> {
     quorum_config.controller.broker_session_timeout_ms = config.broker_session_timeout_ms;
     quorum_config.controller.reassignment_moves_max = config.reassignment_moves_max;
     quorum_config.controller.admission_check = config.admission_check;
+    if config.raft_tls {
+        quorum_config.tls = Some(security::tls::raft_tls(config).context("Raft TLS")?);
+    }
     MetadataQuorum::start_with(quorum_config)
         .await
         .with_context(|| {

@@ -80,6 +80,24 @@ impl Certs {
         self.client_valid_for(common_name, "2")
     }
 
+    /// A node certificate with subject CN `common_name` for 127.0.0.1/localhost, for both
+    /// server and client use: a node presents it on its listeners and, on an mTLS
+    /// inter-broker listener, to the nodes it dials (its principal `User:<cn>`).
+    /// `node-<cn>.pem` / `.key`.
+    pub fn node(&self, common_name: &str) -> (PathBuf, PathBuf) {
+        let name = format!("node-{common_name}");
+        self.leaf(
+            &name,
+            common_name,
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n",
+            "2",
+        );
+        (
+            self.path(&format!("{name}.pem")),
+            self.path(&format!("{name}.key")),
+        )
+    }
+
     /// A client certificate (as [`Certs::client`]) that expired a day before it was made.
     pub fn expired_client(&self, common_name: &str) -> (PathBuf, PathBuf) {
         self.client_valid_for(common_name, "-1")

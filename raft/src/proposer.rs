@@ -9,7 +9,6 @@ use std::time::Duration;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpStream;
 use tokio::sync::{watch, Mutex};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -19,6 +18,7 @@ use crate::image::{encode_batch, BrokerId, MetadataImage};
 use crate::network::frame::{
     decode, read_frame, write_message, FrameError, RpcEnvelope, RpcRequest, RpcResponse,
 };
+use crate::network::transport::RaftTransport;
 use crate::quorum::{ProposeError, ENTRY_BYTES_MAX};
 use crate::raft_types::{ApplyOutcome, NodeId, Raft, RecordBatch};
 
@@ -49,6 +49,8 @@ pub struct Proposer {
     pub(crate) images: watch::Receiver<Arc<MetadataImage>>,
     pub(crate) controller: ControllerConfig,
     pub(crate) cluster_fingerprint: u64,
+    /// Opens connections to other nodes' Raft listeners (forwarding, joining).
+    transport: RaftTransport,
     /// Proposals run one at a time so each is computed against the image its records land on.
     propose_lock: Mutex<()>,
     /// The active controller's view of broker liveness: last heartbeat per broker.
@@ -64,6 +66,7 @@ impl Proposer {
         images: watch::Receiver<Arc<MetadataImage>>,
         controller: ControllerConfig,
         cluster_fingerprint: u64,
+        transport: RaftTransport,
     ) -> Proposer {
         Proposer {
             node_id,
@@ -71,6 +74,7 @@ impl Proposer {
             images,
             controller,
             cluster_fingerprint,
+            transport,
             propose_lock: Mutex::new(()),
             sessions: std::sync::Mutex::new(HashMap::new()),
             loads: std::sync::Mutex::new(HashMap::new()),
@@ -251,8 +255,7 @@ impl Proposer {
             request,
         };
         let exchange = async {
-            let mut stream = TcpStream::connect(address).await?;
-            stream.set_nodelay(true)?;
+            let mut stream = self.transport.connect(address).await?;
             write_message(&mut stream, &envelope).await?;
             let payload = read_frame(&mut stream).await?;
             decode::<RpcResponse>(&payload)

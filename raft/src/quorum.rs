@@ -21,6 +21,7 @@ use crate::log_store::{LogStore, META_TABLE};
 use crate::network::client::NetworkFactory;
 use crate::network::frame::cluster_fingerprint;
 use crate::network::server::{serve, ServerContext};
+use crate::network::transport::RaftTransport;
 use crate::proposer::{Proposed, Proposer};
 use crate::raft_types::{NodeId, Raft};
 use crate::state_machine::StateMachine;
@@ -54,6 +55,8 @@ pub struct QuorumConfig {
     pub snapshot_logs_since_last: u64,
     /// Entries kept in the log behind a snapshot, for followers that lag a little.
     pub logs_kept_after_snapshot: u64,
+    /// Mutual TLS on the Raft listener and to the other nodes' (`None`: plain TCP).
+    pub tls: Option<crate::network::transport::RaftTls>,
 }
 
 impl QuorumConfig {
@@ -74,6 +77,7 @@ impl QuorumConfig {
             election_timeout_max_ms: 1000,
             snapshot_logs_since_last: 5000,
             logs_kept_after_snapshot: 1000,
+            tls: None,
         }
     }
 
@@ -188,8 +192,10 @@ impl MetadataQuorum {
         let (publisher, images) = watch::channel(Arc::new(MetadataImage::empty()));
         let state_machine = StateMachine::open(db, publisher)?;
         let fingerprint = cluster_fingerprint(&config.voters);
+        let transport = RaftTransport::new(config.tls.clone());
         let network = NetworkFactory {
             cluster_fingerprint: fingerprint,
+            transport: transport.clone(),
         };
         let raft = Raft::new(
             config.node_id,
@@ -209,12 +215,14 @@ impl MetadataQuorum {
             images.clone(),
             config.controller.clone(),
             fingerprint,
+            transport.clone(),
         ));
         let context = ServerContext {
             raft: raft.clone(),
             node_id: config.node_id,
             cluster_fingerprint: fingerprint,
             proposer: proposer.clone(),
+            transport,
         };
         let server = tokio::spawn(serve(listener, context, shutdown));
         let quorum = MetadataQuorum {

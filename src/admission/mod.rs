@@ -28,7 +28,6 @@ pub const REFUSAL_TAG: i32 = 0x51_1D;
 pub const DRAINING_TAG: i32 = 0x51_1E;
 
 use crate::broker::Broker;
-use crate::net::listeners::inter_broker_listener;
 
 /// How often the controller looks for brokers due a check.
 const TICK: Duration = Duration::from_millis(250);
@@ -89,17 +88,21 @@ async fn check_due_brokers(broker: &Broker, states: &mut HashMap<i32, CheckState
             continue;
         }
         state.last_checked = Some(now);
-        // Probe a PLAINTEXT listener (sluice has no TLS/SASL client); a broker with none is
-        // admitted unchecked.
-        let protocol_map = broker.config.listener_security_protocol_map.as_deref();
-        let listener = inter_broker_listener(protocol_map, &registration.listeners).cloned();
+        // Probe the inter-broker listener; a broker without one is admitted unchecked.
+        let listener = broker
+            .inter_broker
+            .listener_of(&registration.listeners)
+            .cloned();
+        let inter_broker = broker.inter_broker.clone();
         let expected = Identity {
             node_id: registration.broker_id,
             incarnation_id: registration.incarnation_id,
         };
         probes.spawn(async move {
             let result = match listener {
-                Some(listener) => probe::probe(&listener.host, listener.port, expected).await,
+                Some(listener) => {
+                    probe::probe(&inter_broker, &listener.host, listener.port, expected).await
+                }
                 None => Ok(()),
             };
             (expected, result)

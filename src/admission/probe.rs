@@ -1,6 +1,8 @@
 //! One reachability check of a broker's advertised address, as a client would make it:
-//! resolve the name, connect, and complete an ApiVersions round-trip answered by that very
-//! broker incarnation.
+//! resolve the name, connect (with TLS when the inter-broker listener uses it, presenting
+//! this node's certificate to an mTLS listener), and complete an ApiVersions round-trip
+//! answered by that very broker incarnation. No SASL: ApiVersions is what every client sends
+//! before authenticating, and a node that is not unfenced yet serves nothing else.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,8 +12,9 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, 
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use uuid::Uuid;
+
+use crate::net::peer_transport::InterBroker;
 
 /// `client_software_name` of a probe: the probed broker answers it with its identity.
 pub const PROBE_SOFTWARE_NAME: &str = "sluice-admission-probe";
@@ -25,7 +28,6 @@ const PROBE_CORRELATION_ID: i32 = 1;
 /// An ApiVersions answer is a few hundred bytes; anything much larger is not one.
 const RESPONSE_BYTES_MAX: usize = 64 * 1024;
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The identity a probed broker proves.
@@ -57,11 +59,16 @@ impl Identity {
 }
 
 /// `Ok` when `host:port` answers as `expected`; otherwise why not, in words for operators.
-pub async fn probe(host: &str, port: u16, expected: Identity) -> Result<(), String> {
+pub async fn probe(
+    inter_broker: &InterBroker,
+    host: &str,
+    port: u16,
+    expected: Identity,
+) -> Result<(), String> {
     let addresses = resolve(host, port).await?;
     let mut failures = Vec::new();
     for address in addresses {
-        match exchange(address).await {
+        match exchange(inter_broker, address, host).await {
             Ok(answered) if answered == expected => return Ok(()),
             Ok(answered) if answered.node_id != expected.node_id => failures.push(format!(
                 "{address} answered as node {} instead",
@@ -93,16 +100,22 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     Ok(resolved)
 }
 
-async fn exchange(address: SocketAddr) -> Result<Identity, String> {
-    let connect = TcpStream::connect(address);
-    let mut stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Err(_) => return Err("connect timed out".into()),
-        Ok(Err(error)) => return Err(format!("connect failed: {error}")),
-        Ok(Ok(stream)) => stream,
-    };
+async fn exchange(
+    inter_broker: &InterBroker,
+    address: SocketAddr,
+    host: &str,
+) -> Result<Identity, String> {
+    let mut stream = inter_broker
+        .connect_unauthenticated(address, host)
+        .await
+        .map_err(|error| format!("connect failed: {error}"))?;
     let round_trip = async {
         stream
             .write_all(&probe_request())
+            .await
+            .map_err(|e| format!("send failed: {e}"))?;
+        stream
+            .flush()
             .await
             .map_err(|e| format!("send failed: {e}"))?;
         let length = stream
@@ -183,7 +196,8 @@ mod tests {
             node_id: 1,
             incarnation_id: Uuid::nil(),
         };
-        let error = probe("127.0.0.1", port, expected)
+        let inter_broker = InterBroker::plaintext("PLAINTEXT");
+        let error = probe(&inter_broker, "127.0.0.1", port, expected)
             .await
             .expect_err("closed");
         assert!(error.contains("connect failed"), "{error}");

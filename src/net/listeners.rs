@@ -172,29 +172,6 @@ pub fn advertised_overrides(
     Ok(entries)
 }
 
-/// The protocol of listener `name` as this node's flags name it: mapped, or the name itself,
-/// else PLAINTEXT (another node's private listener name this node cannot know).
-pub fn protocol_of(protocol_map: Option<&str>, name: &str) -> SecurityProtocol {
-    parse_protocol_map(protocol_map)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|(mapped, _)| mapped == name)
-        .map(|(_, protocol)| protocol)
-        .or_else(|| SecurityProtocol::parse(name))
-        .unwrap_or(SecurityProtocol::Plaintext)
-}
-
-/// The listener a node speaks to another on (replication, the admission probe): the first
-/// PLAINTEXT one, as sluice has no TLS or SASL client. `None` when a broker has none.
-pub fn inter_broker_listener<'a>(
-    protocol_map: Option<&str>,
-    listeners: &'a [sluice_raft::image::Listener],
-) -> Option<&'a sluice_raft::image::Listener> {
-    listeners
-        .iter()
-        .find(|listener| protocol_of(protocol_map, &listener.name) == SecurityProtocol::Plaintext)
-}
-
 /// A registered broker's listener named `name`: clients get the endpoint of the listener they
 /// came in on (Kafka's rule); a broker lacking it is left out.
 pub fn listener_named<'a>(

@@ -53,10 +53,7 @@ fn still_following(replica: &Replica, leader: i32, leader_epoch: i32) -> bool {
 fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     let image = broker.topics();
     let registration = image.metadata.cluster.broker(leader)?;
-    let protocol_map = broker.config.listener_security_protocol_map.as_deref();
-    let listener =
-        crate::net::listeners::inter_broker_listener(protocol_map, &registration.listeners)?;
-    Some(format!("{}:{}", listener.host, listener.port))
+    broker.inter_broker.address_of(&registration.listeners)
 }
 
 async fn run(broker: &Broker, replica: &Replica, leader: i32, leader_epoch: i32) {
@@ -64,7 +61,8 @@ async fn run(broker: &Broker, replica: &Replica, leader: i32, leader_epoch: i32)
     let mut truncated = false;
     while still_following(replica, leader, leader_epoch) {
         if peer.is_none() {
-            peer = leader_address(broker, leader).map(Peer::new);
+            peer = leader_address(broker, leader)
+                .map(|address| Peer::new(broker.inter_broker.clone(), address));
         }
         let Some(connection) = peer.as_mut() else {
             tokio::time::sleep(RETRY_PAUSE).await;
@@ -78,6 +76,12 @@ async fn run(broker: &Broker, replica: &Replica, leader: i32, leader_epoch: i32)
         match step {
             Ok(()) => truncated = true,
             Err(error) => {
+                if error.is_authorisation_refusal() {
+                    let reason = error.to_string();
+                    broker
+                        .inter_broker
+                        .note_refused(connection.address(), &reason);
+                }
                 tracing::debug!(%error, topic = %replica.topic, "replica fetch failed");
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
@@ -95,6 +99,18 @@ enum FetchError {
     Code(i16),
     #[error("storage: {0}")]
     Storage(String),
+}
+
+impl FetchError {
+    /// The leader refused the request for this node's principal (no ClusterAction).
+    fn is_authorisation_refusal(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Leader(
+                ResponseError::ClusterAuthorizationFailed | ResponseError::TopicAuthorizationFailed
+            )
+        )
+    }
 }
 
 fn partition_error(code: i16) -> Result<(), FetchError> {

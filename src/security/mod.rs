@@ -18,6 +18,31 @@ use crate::config::Config;
 /// connection has, as Kafka names it.
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
+/// A password from a flag or the environment: its `Debug` never shows it, so a logged
+/// configuration does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(text.to_string()))
+    }
+}
+
 /// What every listener shares: certificates, PLAIN users, the failed-login limiter.
 pub struct Security {
     pub tls: Option<Arc<tls::TlsSource>>,

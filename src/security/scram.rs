@@ -1,5 +1,6 @@
-//! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677), server side, without channel
-//! binding. The broker keeps only the salt, iteration count, StoredKey and ServerKey.
+//! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) without channel binding: the server
+//! side, which keeps only the salt, iteration count, StoredKey and ServerKey, and the client
+//! side a node uses to authenticate to another node (`ScramClient`).
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -9,7 +10,13 @@ use subtle::ConstantTimeEq;
 
 /// Longest client message accepted (names and nonces are short).
 const MESSAGE_BYTES_MAX: usize = 4096;
-const SERVER_NONCE_BYTES: usize = 24;
+/// Random bytes in each side's nonce.
+const NONCE_BYTES: usize = 24;
+/// Most PBKDF2 iterations a client computes for a server (Kafka's own maximum): a hostile
+/// server must not make a node spin.
+pub const CLIENT_ITERATIONS_MAX: u32 = 16_384;
+/// Fewest iterations a client accepts (Kafka's minimum).
+pub const CLIENT_ITERATIONS_MIN: u32 = 4_096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ScramMechanism {
@@ -85,8 +92,7 @@ impl ScramMechanism {
         }
     }
 
-    /// Hi() of RFC 5802: PBKDF2 with HMAC over this hash (clients compute it; tests too).
-    #[cfg(test)]
+    /// Hi() of RFC 5802: PBKDF2 with HMAC over this hash (clients compute it).
     pub fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             ScramMechanism::Sha256 => {
@@ -121,6 +127,10 @@ pub enum ScramError {
     Nonce,
     #[error("invalid proof")]
     Proof,
+    #[error("the server asked for {0} iterations, outside {CLIENT_ITERATIONS_MIN}..={CLIENT_ITERATIONS_MAX}")]
+    Iterations(u32),
+    #[error("the server's signature is wrong: it does not know the password")]
+    ServerSignature,
 }
 
 /// The server's side of one exchange.
@@ -223,7 +233,7 @@ fn client_first(
     }
     *user_seen = Some(user.clone());
     let credential = lookup(&user, mechanism).ok_or(ScramError::UnknownUser)?;
-    let nonce = format!("{client_nonce}{}", server_nonce());
+    let nonce = format!("{client_nonce}{}", random_nonce());
     let server_first = format!(
         "r={nonce},s={},i={}",
         BASE64.encode(&credential.salt),
@@ -281,8 +291,154 @@ fn client_final(
     Ok(format!("v={}", BASE64.encode(server_signature)).into_bytes())
 }
 
-fn server_nonce() -> String {
-    let mut bytes = [0u8; SERVER_NONCE_BYTES];
+/// RFC 5802 saslname: `,` is `=2C` and `=` is `=3D`.
+fn encode_name(name: &str) -> String {
+    name.replace('=', "=3D").replace(',', "=2C")
+}
+
+/// Most salts whose salted password a [`SaltedPasswordCache`] keeps.
+const SALTED_CACHE_ENTRIES_MAX: usize = 16;
+
+/// Hi(password, salt, iterations) results for one password. PBKDF2 is slow on purpose, and a
+/// node opens many connections (one per followed partition, renewed per SASL session) to
+/// peers that all answer with the same salt: computing it once per salt keeps a node's
+/// logins cheap. Holds key material as sensitive as the password itself.
+#[derive(Default)]
+pub struct SaltedPasswordCache {
+    entries: std::sync::Mutex<Vec<(SaltKey, Vec<u8>)>>,
+}
+
+/// What a salted password depends on, besides the password: mechanism, salt, iterations.
+type SaltKey = (ScramMechanism, Vec<u8>, u32);
+
+impl SaltedPasswordCache {
+    fn salted_password(
+        &self,
+        mechanism: ScramMechanism,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Vec<u8> {
+        let key = (mechanism, salt.to_vec(), iterations);
+        let cached = {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            entries
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(salted) = cached {
+            return salted;
+        }
+        let salted = mechanism.salted_password(password.as_bytes(), salt, iterations);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= SALTED_CACHE_ENTRIES_MAX {
+            entries.remove(0);
+        }
+        entries.push((key, salted.clone()));
+        salted
+    }
+}
+
+/// The client's side of one exchange: `first()`, then `answer(server-first)`, then
+/// `verify(server-final)`, which proves the server knew the password too.
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    user: String,
+    password: String,
+    client_nonce: String,
+    /// ServerSignature the server's final message must carry; set by `answer`.
+    server_signature_expected: Option<Vec<u8>>,
+}
+
+impl ScramClient {
+    pub fn new(mechanism: ScramMechanism, user: &str, password: &str) -> ScramClient {
+        ScramClient::with_nonce(mechanism, user, password, random_nonce())
+    }
+
+    fn with_nonce(mechanism: ScramMechanism, user: &str, password: &str, nonce: String) -> Self {
+        ScramClient {
+            mechanism,
+            user: user.to_string(),
+            password: password.to_string(),
+            client_nonce: nonce,
+            server_signature_expected: None,
+        }
+    }
+
+    fn first_bare(&self) -> String {
+        format!("n={},r={}", encode_name(&self.user), self.client_nonce)
+    }
+
+    /// client-first-message: no channel binding, no authzid.
+    pub fn first(&self) -> Vec<u8> {
+        format!("n,,{}", self.first_bare()).into_bytes()
+    }
+
+    /// client-final-message for `server_first`, or why it cannot be answered; the salted
+    /// password comes from `cache` when it has it.
+    pub fn answer(
+        &mut self,
+        server_first: &[u8],
+        cache: &SaltedPasswordCache,
+    ) -> Result<Vec<u8>, ScramError> {
+        if server_first.len() > MESSAGE_BYTES_MAX {
+            return Err(ScramError::Malformed);
+        }
+        let text = std::str::from_utf8(server_first).map_err(|_| ScramError::Malformed)?;
+        let mut fields = text.split(',');
+        let nonce = attribute(fields.next().ok_or(ScramError::Malformed)?, 'r')?;
+        let salt = attribute(fields.next().ok_or(ScramError::Malformed)?, 's')?;
+        let iterations = attribute(fields.next().ok_or(ScramError::Malformed)?, 'i')?;
+        if !nonce.starts_with(&self.client_nonce) || nonce.len() == self.client_nonce.len() {
+            return Err(ScramError::Nonce);
+        }
+        let salt = BASE64.decode(salt).map_err(|_| ScramError::Malformed)?;
+        let iterations: u32 = iterations.parse().map_err(|_| ScramError::Malformed)?;
+        if !(CLIENT_ITERATIONS_MIN..=CLIENT_ITERATIONS_MAX).contains(&iterations) {
+            return Err(ScramError::Iterations(iterations));
+        }
+        let mechanism = self.mechanism;
+        let salted = cache.salted_password(mechanism, &self.password, &salt, iterations);
+        let client_key = mechanism.hmac(&salted, b"Client Key");
+        let stored_key = mechanism.hash(&client_key);
+        // "biws" is base64("n,,"): the gs2 header of client-first, echoed.
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{text},{without_proof}", self.first_bare());
+        let client_signature = mechanism.hmac(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&client_signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = mechanism.hmac(&salted, b"Server Key");
+        self.server_signature_expected = Some(mechanism.hmac(&server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes())
+    }
+
+    /// Checks server-final-message: `Ok` only when it carries the expected ServerSignature.
+    pub fn verify(&self, server_final: &[u8]) -> Result<(), ScramError> {
+        let expected = self
+            .server_signature_expected
+            .as_ref()
+            .ok_or(ScramError::Malformed)?;
+        let text = std::str::from_utf8(server_final).map_err(|_| ScramError::Malformed)?;
+        let signature = attribute(text, 'v')?;
+        let signature = BASE64
+            .decode(signature)
+            .map_err(|_| ScramError::Malformed)?;
+        let valid: bool = signature.ct_eq(expected).into();
+        if valid {
+            Ok(())
+        } else {
+            Err(ScramError::ServerSignature)
+        }
+    }
+}
+
+/// A fresh nonce (both sides use the same length).
+fn random_nonce() -> String {
+    let mut bytes = [0u8; NONCE_BYTES];
     // ring's system randomness: the OS generator.
     let filled = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
     if filled.is_err() {
@@ -290,7 +446,7 @@ fn server_nonce() -> String {
         let a = uuid::Uuid::new_v4();
         let b = uuid::Uuid::new_v4();
         bytes[..16].copy_from_slice(a.as_bytes());
-        bytes[16..].copy_from_slice(&b.as_bytes()[..SERVER_NONCE_BYTES - 16]);
+        bytes[16..].copy_from_slice(&b.as_bytes()[..NONCE_BYTES - 16]);
     }
     BASE64.encode(bytes)
 }
@@ -325,6 +481,141 @@ mod tests {
         assert!(matches!(
             client_final(mechanism, &credential, nonce, auth_head, &wrong),
             Err(ScramError::Proof)
+        ));
+    }
+
+    fn stored(mechanism: ScramMechanism, password: &str) -> ScramCredential {
+        let salt = b"sluice-test-salt".to_vec();
+        let salted = mechanism.salted_password(password.as_bytes(), &salt, 4096);
+        mechanism.credential_from_salted(salt, &salted, 4096)
+    }
+
+    /// Runs a whole exchange of `client` against a server holding `credential` for `user`:
+    /// the server's outcome, and the client's verdict on the server's final message.
+    fn exchange(
+        client: &mut ScramClient,
+        user: &str,
+        credential: &ScramCredential,
+    ) -> Result<Result<(), ScramError>, ScramError> {
+        let mechanism = client.mechanism;
+        let lookup = |name: &str, asked: ScramMechanism| {
+            (name == user && asked == mechanism).then(|| credential.clone())
+        };
+        let mut server = ScramServer::new(mechanism);
+        let mut seen = None;
+        let Step::Continue(server_first) = server.step(&client.first(), &lookup, &mut seen)? else {
+            panic!("the first step does not finish");
+        };
+        let client_final = client.answer(&server_first, &SaltedPasswordCache::default())?;
+        match server.step(&client_final, &lookup, &mut seen)? {
+            Step::Success {
+                user: name,
+                message,
+            } => {
+                assert_eq!(name, user);
+                Ok(client.verify(&message))
+            }
+            Step::Continue(_) => panic!("the second step finishes"),
+        }
+    }
+
+    #[test]
+    fn client_authenticates_against_the_server_side() {
+        for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+            let credential = stored(mechanism, "broker-secret");
+            let user = "broker,=odd";
+            let mut client = ScramClient::new(mechanism, user, "broker-secret");
+            assert!(matches!(
+                exchange(&mut client, user, &credential),
+                Ok(Ok(()))
+            ));
+            let mut wrong = ScramClient::new(mechanism, user, "not-the-secret");
+            assert!(matches!(
+                exchange(&mut wrong, user, &credential),
+                Err(ScramError::Proof)
+            ));
+            let mut unknown = ScramClient::new(mechanism, "nobody", "broker-secret");
+            assert!(matches!(
+                exchange(&mut unknown, user, &credential),
+                Err(ScramError::UnknownUser)
+            ));
+        }
+    }
+
+    #[test]
+    fn salted_passwords_are_computed_once_per_salt() {
+        let cache = SaltedPasswordCache::default();
+        let mechanism = ScramMechanism::Sha256;
+        let first = cache.salted_password(mechanism, "secret", b"salt-a", 4096);
+        assert_eq!(first, mechanism.salted_password(b"secret", b"salt-a", 4096));
+        assert_eq!(
+            cache.salted_password(mechanism, "secret", b"salt-a", 4096),
+            first
+        );
+        let other = cache.salted_password(mechanism, "secret", b"salt-b", 4096);
+        assert_ne!(other, first);
+        for index in 0..SALTED_CACHE_ENTRIES_MAX {
+            cache.salted_password(mechanism, "secret", &index.to_be_bytes(), 4096);
+        }
+        assert_eq!(
+            cache.entries.lock().unwrap().len(),
+            SALTED_CACHE_ENTRIES_MAX
+        );
+    }
+
+    #[test]
+    fn client_refuses_a_server_that_does_not_know_the_password() {
+        let mechanism = ScramMechanism::Sha512;
+        let mut client = ScramClient::new(mechanism, "broker", "broker-secret");
+        // A server holding another password's keys cannot produce the right signature,
+        // even when it accepts the client's proof (a server that skips the check).
+        let server_first = format!(
+            "r={}server,s={},i=4096",
+            client.client_nonce,
+            BASE64.encode(b"sluice-test-salt")
+        );
+        client
+            .answer(server_first.as_bytes(), &SaltedPasswordCache::default())
+            .unwrap();
+        let impostor = stored(mechanism, "other");
+        let forged = mechanism.hmac(&impostor.server_key, b"anything");
+        let forged = format!("v={}", BASE64.encode(forged));
+        assert!(matches!(
+            client.verify(forged.as_bytes()),
+            Err(ScramError::ServerSignature)
+        ));
+        assert!(matches!(
+            client.verify(b"e=other-error"),
+            Err(ScramError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn client_refuses_bad_server_first_messages() {
+        let mechanism = ScramMechanism::Sha256;
+        let salt = BASE64.encode(b"salt");
+        let mut client = ScramClient::new(mechanism, "broker", "secret");
+        let nonce = client.client_nonce.clone();
+        for (message, expected) in [
+            (format!("r=other,s={salt},i=4096"), "nonce"),
+            (format!("r={nonce},s={salt},i=4096"), "nonce"),
+            (format!("r={nonce}x,s={salt},i=100000000"), "iterations"),
+            (format!("r={nonce}x,s={salt},i=1"), "iterations"),
+            (format!("r={nonce}x,s=!!!,i=4096"), "malformed"),
+            ("garbage".to_string(), "malformed"),
+        ] {
+            let outcome = client.answer(message.as_bytes(), &SaltedPasswordCache::default());
+            let kind = match outcome {
+                Err(ScramError::Nonce) => "nonce",
+                Err(ScramError::Iterations(_)) => "iterations",
+                Err(ScramError::Malformed) => "malformed",
+                _ => "other",
+            };
+            assert_eq!(kind, expected, "{message}");
+        }
+        assert!(matches!(
+            client.verify(b"v=AAAA"),
+            Err(ScramError::Malformed)
         ));
     }
 }

@@ -190,6 +190,7 @@ async fn send_remote(
         .txns
         .peers
         .request(
+            &broker.inter_broker,
             &address,
             ApiKey::WriteTxnMarkers,
             WRITE_TXN_MARKERS_VERSION,
@@ -203,8 +204,5 @@ async fn send_remote(
 pub(crate) fn leader_address(broker: &Broker, node: i32) -> Option<String> {
     let image = broker.topics();
     let registration = image.metadata.cluster.broker(node)?;
-    let protocol_map = broker.config.listener_security_protocol_map.as_deref();
-    let listener =
-        crate::net::listeners::inter_broker_listener(protocol_map, &registration.listeners)?;
-    Some(format!("{}:{}", listener.host, listener.port))
+    broker.inter_broker.address_of(&registration.listeners)
 }

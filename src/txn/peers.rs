@@ -3,12 +3,13 @@
 //! thousands of sockets in TIME_WAIT under a steady stream of transactions.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::protocol::Decodable;
 
+use crate::net::peer_transport::InterBroker;
 use crate::replication::Peer;
 
 /// Idle connections kept per address; concurrent requests beyond it open more and close
@@ -25,6 +26,7 @@ impl PeerPool {
     /// goes back to the pool only after a clean exchange.
     pub async fn request<R: Decodable>(
         &self,
+        inter_broker: &Arc<InterBroker>,
         address: &str,
         api_key: ApiKey,
         version: i16,
@@ -32,7 +34,7 @@ impl PeerPool {
         timeout: Duration,
     ) -> Result<R, String> {
         let idle = self.take(address);
-        let mut peer = idle.unwrap_or_else(|| Peer::new(address.to_string()));
+        let mut peer = idle.unwrap_or_else(|| Peer::new(inter_broker.clone(), address.to_string()));
         let result = peer.request::<R>(api_key, version, body, timeout).await;
         if result.is_ok() {
             self.put(address, peer);

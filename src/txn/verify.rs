@@ -158,6 +158,7 @@ async fn remote_code(
         .txns
         .peers
         .request::<AddPartitionsToTxnResponse>(
+            &broker.inter_broker,
             &address,
             ApiKey::AddPartitionsToTxn,
             version,

@@ -11,14 +11,14 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
-use tokio::net::TcpStream;
 
 use super::frame::{
     decode, read_frame, write_message, FrameError, RpcEnvelope, RpcRequest, RpcResponse,
 };
+use super::transport::{RaftStream, RaftTransport};
 use crate::raft_types::{NodeId, TypeConfig};
 
-/// How long to wait for a TCP connection to a peer.
+/// How long to wait for a connection to a peer (TCP, and the TLS handshake when on).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pause before redialing a peer that refused the connection: short, since a restarted
 /// peer should rejoin quickly, but long enough that a dead one costs no CPU.
@@ -31,6 +31,7 @@ type RpcResult<T, E = openraft::error::Infallible> =
 #[derive(Clone)]
 pub struct NetworkFactory {
     pub cluster_fingerprint: u64,
+    pub transport: RaftTransport,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -41,6 +42,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             address: node.addr.clone(),
             cluster_fingerprint: self.cluster_fingerprint,
+            transport: self.transport.clone(),
             stream: None,
         }
     }
@@ -52,7 +54,8 @@ pub struct PeerClient {
     target: NodeId,
     address: String,
     cluster_fingerprint: u64,
-    stream: Option<TcpStream>,
+    transport: RaftTransport,
+    stream: Option<RaftStream>,
 }
 
 impl PeerClient {
@@ -68,11 +71,10 @@ impl PeerClient {
         };
         let exchange = async {
             if self.stream.is_none() {
-                let connect = TcpStream::connect(&self.address);
+                let connect = self.transport.connect(&self.address);
                 let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
                     .await
                     .map_err(|_| timed_out("connect"))??;
-                stream.set_nodelay(true)?;
                 self.stream = Some(stream);
             }
             let Some(stream) = self.stream.as_mut() else {

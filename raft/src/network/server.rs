@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+
+use super::transport::RaftTransport;
 use tokio::sync::{watch, Semaphore};
 
 use super::frame::{
@@ -27,6 +29,7 @@ pub struct ServerContext {
     pub node_id: NodeId,
     pub cluster_fingerprint: u64,
     pub proposer: Arc<Proposer>,
+    pub transport: RaftTransport,
 }
 
 /// Accepts connections until `shutdown` turns true.
@@ -64,11 +67,14 @@ pub async fn serve(
 }
 
 async fn serve_connection(
-    mut stream: TcpStream,
+    tcp: TcpStream,
     context: &ServerContext,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), FrameError> {
-    stream.set_nodelay(true)?;
+    let mut stream = tokio::select! {
+        accepted = context.transport.accept(tcp) => accepted?,
+        _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+    };
     loop {
         let read = tokio::time::timeout(RAFT_IDLE_TIMEOUT, read_frame_or_end(&mut stream));
         let payload = tokio::select! {
