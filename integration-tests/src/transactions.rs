@@ -241,3 +241,25 @@ pub fn end_txn_v2(
         response.producer_epoch,
     )
 }
+
+/// Values of one partition, from its start to its end, as kcat reads them with `isolation`
+/// (read_committed or read_uncommitted).
+pub fn kcat_values(bootstrap: &str, topic: &str, partition: i32, isolation: &str) -> Vec<String> {
+    let mut command = std::process::Command::new(crate::kcat());
+    command.arg("-b").arg(bootstrap).args([
+        "-C",
+        "-t",
+        topic,
+        "-p",
+        &partition.to_string(),
+        "-o",
+        "beginning",
+        "-e",
+        "-f",
+        "%s\\n",
+        "-X",
+        &format!("isolation.level={isolation}"),
+    ]);
+    let output = crate::run_command(command, b"", "kcat -C");
+    output.lines().map(str::to_string).collect()
+}

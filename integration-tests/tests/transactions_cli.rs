@@ -86,27 +86,7 @@ fn kafka_transactions_tool_lists_and_describes_and_the_log_is_kafkas_format() {
     assert_eq!(end_txn(&mut client, &id, producer, true), 0);
     wait_state(&mut client, &id, "CompleteCommit");
     // Empty (InitProducerId), Ongoing, PrepareCommit, CompleteCommit.
-    let records = tool(
-        &broker,
-        CONSOLE_CONSUMER,
-        &[
-            "--topic",
-            "__transaction_state",
-            "--from-beginning",
-            "--max-messages",
-            "4",
-            "--timeout-ms",
-            "60000",
-            "--formatter",
-            TRANSACTION_LOG_FORMATTER,
-        ],
-    );
-    // Kafka 4.1's formatter writes the records without a separator between them.
-    let lines: Vec<&str> = records
-        .split("{\"key\":")
-        .filter(|line| line.contains(&id))
-        .collect();
-    assert_eq!(lines.len(), 4, "{records}");
+    let lines = transaction_log_records(&broker, &id, 4);
     for (line, status) in lines.iter().zip(["0", "1", "2", "4"]) {
         assert!(
             line.contains(&format!("\"transactionStatus\":{status}")),
@@ -141,26 +121,7 @@ fn kafkas_formatter_reads_transaction_version_2_records() {
     wait_state(&mut client, &id, "CompleteCommit");
     // Empty (InitProducerId, version 0), then Ongoing, PrepareCommit, CompleteCommit of a
     // version 2 client (value version 1); the end's epoch bump is in the Prepare record.
-    let records = tool(
-        &broker,
-        CONSOLE_CONSUMER,
-        &[
-            "--topic",
-            "__transaction_state",
-            "--from-beginning",
-            "--max-messages",
-            "4",
-            "--timeout-ms",
-            "60000",
-            "--formatter",
-            TRANSACTION_LOG_FORMATTER,
-        ],
-    );
-    let lines: Vec<&str> = records
-        .split("{\"key\":")
-        .filter(|line| line.contains(&id))
-        .collect();
-    assert_eq!(lines.len(), 4, "{records}");
+    let lines = transaction_log_records(&broker, &id, 4);
     let expected = [
         ("0", 0, None),
         ("1", 0, Some(2)),
@@ -184,4 +145,33 @@ fn kafkas_formatter_reads_transaction_version_2_records() {
             None => assert!(!line.contains("clientTransactionVersion"), "{line}"),
         }
     }
+}
+
+/// The first `count` records of `__transaction_state`, as Kafka's formatter prints them, that
+/// belong to transactional id `id`.
+fn transaction_log_records(broker: &Broker, id: &str, count: usize) -> Vec<String> {
+    let count = count.to_string();
+    let records = tool(
+        broker,
+        CONSOLE_CONSUMER,
+        &[
+            "--topic",
+            "__transaction_state",
+            "--from-beginning",
+            "--max-messages",
+            &count,
+            "--timeout-ms",
+            "60000",
+            "--formatter",
+            TRANSACTION_LOG_FORMATTER,
+        ],
+    );
+    // Kafka 4.1's formatter writes the records without a separator between them.
+    let lines: Vec<String> = records
+        .split("{\"key\":")
+        .filter(|line| line.contains(id))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len().to_string(), count, "{records}");
+    lines
 }

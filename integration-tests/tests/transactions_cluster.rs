@@ -14,7 +14,7 @@ use sluice_integration_tests::cluster::Cluster;
 use sluice_integration_tests::raw_client::{RawClient, CREATE_TOPICS_VERSION};
 use sluice_integration_tests::transactions::{
     add_partitions, code, describe, end_txn, end_txn_v2, find_coordinator, init,
-    init_at_coordinator, produce_transactional_to, produce_transactional_v2, text,
+    init_at_coordinator, kcat_values, produce_transactional_to, produce_transactional_v2, text,
     transactional_batch, wait_state, TIMEOUT_MS, WAIT,
 };
 use sluice_integration_tests::{topic_name, wait_until};
@@ -237,25 +237,4 @@ fn a_transaction_survives_kill_9_of_its_coordinator_and_completes() {
             "partition {partition}"
         );
     }
-}
-
-/// Values of one partition as kcat reads them with `isolation.level`.
-fn kcat_values(bootstrap: &str, topic: &str, partition: i32, isolation: &str) -> Vec<String> {
-    let mut command = std::process::Command::new(sluice_integration_tests::kcat());
-    command.arg("-b").arg(bootstrap).args([
-        "-C",
-        "-t",
-        topic,
-        "-p",
-        &partition.to_string(),
-        "-o",
-        "beginning",
-        "-e",
-        "-f",
-        "%s\\n",
-        "-X",
-        &format!("isolation.level={isolation}"),
-    ]);
-    let output = sluice_integration_tests::run_command(command, b"", "kcat -C");
-    output.lines().map(str::to_string).collect()
 }

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::transactions::{
-    add_partitions, code, describe, end_txn, find_coordinator, init, init_settled,
+    add_partitions, code, describe, end_txn, find_coordinator, init, init_settled, kcat_values,
     produce_transactional, text, transactional_batch, wait_state, ADD_OFFSETS_VERSION, TIMEOUT_MS,
 };
 use sluice_integration_tests::{topic_name, Broker};
@@ -266,27 +266,6 @@ fn transaction_state_survives_kill_9() {
     assert_eq!(init(&mut client, &id, TIMEOUT_MS), (0, producer_id, 1));
 }
 
-/// Values of partition `partition` as kcat reads them with `isolation.level`.
-fn kcat_values(broker: &Broker, topic: &str, partition: i32, isolation: &str) -> Vec<String> {
-    let mut command = std::process::Command::new(sluice_integration_tests::kcat());
-    command.arg("-b").arg(broker.bootstrap()).args([
-        "-C",
-        "-t",
-        topic,
-        "-p",
-        &partition.to_string(),
-        "-o",
-        "beginning",
-        "-e",
-        "-f",
-        "%s\\n",
-        "-X",
-        &format!("isolation.level={isolation}"),
-    ]);
-    let output = sluice_integration_tests::run_command(command, b"", "kcat -C");
-    output.lines().map(str::to_string).collect()
-}
-
 /// kill -9 right after EndTxn (the markers may not all be written yet) and mid-transaction:
 /// after each restart the coordinator completes or keeps the transaction, and read_committed
 /// readers see exactly the committed records.
@@ -335,12 +314,15 @@ fn kill_9_after_commit_and_mid_transaction_keeps_exactly_the_committed_records()
     assert_eq!(end_txn(&mut client, &id, producer, false), 0);
     wait_state(&mut client, &id, "CompleteAbort");
     let committed: Vec<String> = ["r0-a", "r0-b", "r2-a", "r2-b"].map(String::from).to_vec();
-    assert_eq!(kcat_values(&broker, &topic, 0, "read_committed"), committed);
+    assert_eq!(
+        kcat_values(&broker.bootstrap(), &topic, 0, "read_committed"),
+        committed
+    );
     let everything: Vec<String> = ["r0-a", "r0-b", "r1-a", "r1-b", "r2-a", "r2-b", "open"]
         .map(String::from)
         .to_vec();
     assert_eq!(
-        kcat_values(&broker, &topic, 0, "read_uncommitted"),
+        kcat_values(&broker.bootstrap(), &topic, 0, "read_uncommitted"),
         everything
     );
 }

@@ -20,8 +20,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::transactions::{
-    code, describe, end_txn_v2, find_coordinator, init, produce_transactional_v2, text,
-    transactional_batch, wait_state, TIMEOUT_MS,
+    code, describe, end_txn_v2, find_coordinator, init, kcat_values, produce_transactional_v2,
+    text, transactional_batch, wait_state, TIMEOUT_MS,
 };
 use sluice_integration_tests::{topic_name, Broker};
 
@@ -101,26 +101,6 @@ fn committed_offset(client: &mut RawClient, topic: &str) -> i64 {
     let partition = &response.groups[0].topics[0].partitions[0];
     assert_eq!(partition.error_code, 0, "{response:?}");
     partition.committed_offset
-}
-
-fn kcat_values(broker: &Broker, topic: &str, partition: i32, isolation: &str) -> Vec<String> {
-    let mut command = std::process::Command::new(sluice_integration_tests::kcat());
-    command.arg("-b").arg(broker.bootstrap()).args([
-        "-C",
-        "-t",
-        topic,
-        "-p",
-        &partition.to_string(),
-        "-o",
-        "beginning",
-        "-e",
-        "-f",
-        "%s\\n",
-        "-X",
-        &format!("isolation.level={isolation}"),
-    ]);
-    let output = sluice_integration_tests::run_command(command, b"", "kcat -C");
-    output.lines().map(str::to_string).collect()
 }
 
 fn strings(values: &[&str]) -> Vec<String> {
@@ -211,15 +191,15 @@ fn transaction_version_2_adds_partitions_implicitly_and_bumps_the_epoch_per_end(
     wait_state(&mut client, &id, "CompleteCommit");
 
     assert_eq!(
-        kcat_values(&broker, &topic, 0, "read_committed"),
+        kcat_values(&broker.bootstrap(), &topic, 0, "read_committed"),
         strings(&["a", "b"])
     );
     assert_eq!(
-        kcat_values(&broker, &topic, 0, "read_uncommitted"),
+        kcat_values(&broker.bootstrap(), &topic, 0, "read_uncommitted"),
         strings(&["a", "b", "c"])
     );
     assert_eq!(
-        kcat_values(&broker, &topic, 1, "read_committed"),
+        kcat_values(&broker.bootstrap(), &topic, 1, "read_committed"),
         strings(&["d"])
     );
 
@@ -239,11 +219,11 @@ fn transaction_version_2_adds_partitions_implicitly_and_bumps_the_epoch_per_end(
         code(ResponseError::ProducerFenced)
     );
     assert_eq!(
-        kcat_values(&broker, &topic, 0, "read_committed"),
+        kcat_values(&broker.bootstrap(), &topic, 0, "read_committed"),
         strings(&["a", "b"])
     );
     assert_eq!(
-        kcat_values(&broker, &topic, 1, "read_committed"),
+        kcat_values(&broker.bootstrap(), &topic, 1, "read_committed"),
         strings(&["d"])
     );
     assert_eq!(committed_offset(&mut client, &topic), 2);
