@@ -193,7 +193,7 @@ mod tests {
             .replica
             .clone()
             .expect("replica");
-        let replayed = offsets_topic::load(&led).expect("replay");
+        let (replayed, _) = offsets_topic::load(&led).expect("replay");
         let a = &replayed["a"];
         assert_eq!(a.get("t", 0).map(|c| c.offset), Some(10));
         assert_eq!(a.get("t", 1).map(|c| c.offset), Some(11));

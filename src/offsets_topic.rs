@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 use sluice_storage::{AppendError, VerificationGuard};
 
 use crate::broker::{now_ms, ApiError, Broker, Replica, Topic, TopicsImage};
-use crate::group::offset_records::{self, RecordError};
+use crate::group::offset_records::{self, ConsumerRecords, RecordError};
 use crate::group::{GroupOffsets, OffsetsLog, Ownership, Replicated, OFFSETS_TOPIC};
 use crate::internal_topic;
 use crate::replication;
@@ -200,8 +200,9 @@ fn spawn_load(broker: Arc<Broker>, replica: Arc<Replica>, leader_epoch: i32) {
             let reading = replica.clone();
             let loaded = tokio::task::spawn_blocking(move || load(&reading)).await;
             let error = match loaded {
-                Ok(Ok(loaded)) => {
-                    broker.groups.finish_load(partition, leader_epoch, loaded);
+                Ok(Ok((loaded, consumer))) => {
+                    let groups = &broker.groups;
+                    groups.finish_load_with(partition, leader_epoch, loaded, consumer);
                     return;
                 }
                 Ok(Err(error)) => error.to_string(),
@@ -225,17 +226,24 @@ pub(crate) enum LoadError {
     Record(#[from] RecordError),
 }
 
-/// Every committed offset in the partition, as of its log end now.
-pub(crate) fn load(replica: &Replica) -> Result<HashMap<String, GroupOffsets>, LoadError> {
+/// Every group's offsets and KIP-848 membership records in the partition, as of its log end.
+pub(crate) type Loaded = (
+    HashMap<String, GroupOffsets>,
+    HashMap<String, ConsumerRecords>,
+);
+
+/// Every committed offset and membership record in the partition, as of its log end now.
+pub(crate) fn load(replica: &Replica) -> Result<Loaded, LoadError> {
     let mut groups = HashMap::new();
+    let mut consumer = HashMap::new();
     let end = replica.log.log_end_offset();
     let mut offset = replica.log.log_start_offset();
     while offset < end {
         let read = replica.log.read(offset, LOAD_READ_BYTES, true)?;
-        match offset_records::replay(read.records, &mut groups)? {
+        match offset_records::replay_all(read.records, &mut groups, &mut consumer)? {
             Some(next) if next > offset => offset = next,
             _ => return Err(LoadError::Record(RecordError::Batch)),
         }
     }
-    Ok(groups)
+    Ok((groups, consumer))
 }

@@ -8,6 +8,8 @@
 //! epoch; (3) the member is reconciled one step towards its target (`consumer_member`).
 //! Session and revocation deadlines are enforced by one timer task per member.
 
+mod persist;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use super::consumer_outcome::{
     ConsumerMemberDescription, JOIN_GROUP_MEMBER_EPOCH, LEAVE_GROUP_MEMBER_EPOCH,
     LEAVE_GROUP_STATIC_MEMBER_EPOCH, REBALANCE_TIMEOUT_UNCHANGED,
 };
+use super::offset_records::ConsumerRecords;
 use super::{timers, GroupContext};
 use crate::broker::{now_ms, ApiError};
 
@@ -71,6 +74,10 @@ pub struct ConsumerGroup {
     topics: BTreeMap<String, TopicMetadata>,
     empty_since_ms: Option<i64>,
     dead: bool,
+    /// The group's records as last written to its offsets partition (`persist`).
+    written: ConsumerRecords,
+    /// Restored from the log: `topics` is not known yet and is read without a new epoch.
+    topics_unknown: bool,
 }
 
 fn error(code: ResponseError, message: String) -> ApiError {
@@ -439,6 +446,10 @@ impl ConsumerGroup {
             .keys()
             .filter_map(|name| topics(name).map(|metadata| (name.clone(), metadata)))
             .collect();
+        if std::mem::take(&mut self.topics_unknown) {
+            self.topics = current;
+            return false;
+        }
         if current == self.topics {
             return false;
         }

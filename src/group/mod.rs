@@ -14,14 +14,16 @@
 //! group's commits in the order the group accepted them); once the batch is on every ISR
 //! member the in-memory offsets are updated and the handler answers. When this node becomes
 //! leader of an offsets partition it replays the partition (`load`) before serving its
-//! groups; membership is not persisted, so groups come back Empty and members rejoin, as
-//! after a Kafka coordinator moves.
+//! groups. KIP-848 groups' membership is persisted too (`consumer_records`, Kafka's records),
+//! so they come back with their members, who carry on; classic groups come back Empty and
+//! their members rejoin, as after a Kafka coordinator moves.
 
 pub mod assignor;
 mod classic;
 pub mod consumer;
 mod consumer_member;
 pub mod consumer_outcome;
+pub mod consumer_records;
 mod member;
 pub mod offset_records;
 mod offsets;
@@ -55,7 +57,7 @@ use consumer_outcome::{
     validate_heartbeat, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatOutcome,
     JOIN_GROUP_MEMBER_EPOCH,
 };
-use offset_records::{OffsetKey, OffsetRecord};
+use offset_records::{ConsumerRecords, OffsetKey, OffsetRecord, RawRecord};
 pub use offsets::{CommittedOffset, GroupOffsets};
 pub use txn::FetchedOffset;
 
@@ -450,11 +452,24 @@ impl GroupCoordinator {
 
     /// Installs the replayed offsets of `partition` (if it is still loading at `leader_epoch`)
     /// and starts serving its groups, each Empty.
+    #[cfg(test)]
     pub fn finish_load(
         &self,
         partition: i32,
         leader_epoch: i32,
         loaded: HashMap<String, GroupOffsets>,
+    ) {
+        self.finish_load_with(partition, leader_epoch, loaded, HashMap::new());
+    }
+
+    /// As [`Self::finish_load`], with the KIP-848 groups' membership records: those groups
+    /// come back with their members (each with a fresh session), epochs and assignments.
+    pub fn finish_load_with(
+        &self,
+        partition: i32,
+        leader_epoch: i32,
+        mut loaded: HashMap<String, GroupOffsets>,
+        consumer: HashMap<String, ConsumerRecords>,
     ) {
         let mut owned = self.owned();
         if owned.get(&partition) != Some(&Ownership::Loading { leader_epoch }) {
@@ -462,6 +477,9 @@ impl GroupCoordinator {
         }
         let late = self.late_markers().remove(&partition).unwrap_or_default();
         let mut groups = self.groups();
+        for id in consumer.keys() {
+            loaded.entry(id.clone()).or_default();
+        }
         let group_count = loaded.len();
         for (id, mut offsets) in loaded {
             for marker in &late {
@@ -471,9 +489,15 @@ impl GroupCoordinator {
                     marker.marker_offset,
                 );
             }
-            let mut group = Group::new(id.clone());
+            let slot = Arc::new(Mutex::new(Group::new(id.clone())));
+            let mut group = lock_group(&slot);
             group.offsets = offsets;
-            groups.insert(id, Arc::new(Mutex::new(group)));
+            if let Some(records) = consumer.get(&id) {
+                let ctx = self.context(&slot);
+                group.membership = Membership::Consumer(ConsumerGroup::restore(&ctx, &id, records));
+            }
+            drop(group);
+            groups.insert(id, slot);
         }
         drop(groups);
         owned.insert(partition, Ownership::Active { leader_epoch });
@@ -532,16 +556,26 @@ impl GroupCoordinator {
         partition: i32,
         records: &[OffsetRecord],
     ) -> Result<(i64, Replicated), ResponseError> {
+        self.append_raw(partition, &offset_records::raw(records))
+    }
+
+    /// As [`Self::append`], for records of any kind.
+    fn append_raw(
+        &self,
+        partition: i32,
+        records: &[RawRecord],
+    ) -> Result<(i64, Replicated), ResponseError> {
         assert!(!records.is_empty());
         let log = self
             .log
             .get()
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let batch =
-            offset_records::encode_batch(records, crate::broker::now_ms()).map_err(|error| {
+        let batch = offset_records::encode_raw_batch(records, crate::broker::now_ms()).map_err(
+            |error| {
                 tracing::error!(%error, "encoding offset records");
                 ResponseError::UnknownServerError
-            })?;
+            },
+        )?;
         let (last_offset, replicated) = log.append(partition, batch, None)?;
         let first_offset = last_offset - (records.len() as i64 - 1);
         Ok((first_offset, replicated))
@@ -765,7 +799,28 @@ impl GroupCoordinator {
     }
 
     /// ConsumerGroupHeartbeat (KIP-848): joins, heartbeats and leaves of consumer groups.
-    /// `topics` resolves subscribed topic names in the broker's current image.
+    /// `topics` resolves subscribed topic names in the broker's current image. What the
+    /// heartbeat changed is written to the group's offsets partition; the answer waits until
+    /// it is replicated, so a new coordinator knows every member an answer told of.
+    pub fn consumer_heartbeat_durable(
+        &self,
+        group_id: &str,
+        request: ConsumerHeartbeat,
+        api_version: i16,
+        topics: TopicLookup<'_>,
+    ) -> impl Future<Output = Result<ConsumerHeartbeatOutcome, ApiError>> + Send + 'static {
+        let (outcome, replicated) =
+            self.submit_consumer_heartbeat(group_id, request, api_version, topics);
+        async move {
+            if let Some(replicated) = replicated {
+                replicated.await.map_err(ApiError::code_only)?;
+            }
+            outcome
+        }
+    }
+
+    /// As [`Self::consumer_heartbeat_durable`], without waiting for replication.
+    #[cfg(test)]
     pub fn consumer_heartbeat(
         &self,
         group_id: &str,
@@ -773,35 +828,93 @@ impl GroupCoordinator {
         api_version: i16,
         topics: TopicLookup<'_>,
     ) -> Result<ConsumerHeartbeatOutcome, ApiError> {
-        validate_heartbeat(group_id, &request, api_version)?;
-        self.coordinated(group_id).map_err(ApiError::code_only)?;
-        let joining = request.member_epoch == JOIN_GROUP_MEMBER_EPOCH;
-        let slot = if joining {
-            self.slot_or_create(group_id).map_err(ApiError::code_only)?
-        } else {
-            // Membership is not durable: after a restart every member is unknown, and the
-            // client rejoins on UNKNOWN_MEMBER_ID as after a Kafka coordinator failover.
-            let unknown = || {
-                let message = format!(
-                    "Member {} is not a member of group {group_id}.",
-                    request.member_id
-                );
-                ApiError::new(ResponseError::UnknownMemberId, message)
-            };
-            let slot = self.slot(group_id).ok_or_else(unknown)?;
-            let group = lock_group(&slot);
-            if group.classic_ref().is_some_and(|c| c.has_no_members()) {
-                return Err(unknown());
-            }
-            drop(group);
-            slot
+        self.submit_consumer_heartbeat(group_id, request, api_version, topics)
+            .0
+    }
+
+    fn submit_consumer_heartbeat(
+        &self,
+        group_id: &str,
+        request: ConsumerHeartbeat,
+        api_version: i16,
+        topics: TopicLookup<'_>,
+    ) -> (
+        Result<ConsumerHeartbeatOutcome, ApiError>,
+        Option<Replicated>,
+    ) {
+        if let Err(error) = validate_heartbeat(group_id, &request, api_version) {
+            return (Err(error), None);
+        }
+        let partition = match self.coordinated(group_id) {
+            Ok(partition) => partition,
+            Err(code) => return (Err(ApiError::code_only(code)), None),
+        };
+        let slot = match self.heartbeat_slot(group_id, &request) {
+            Ok(slot) => slot,
+            Err(error) => return (Err(error), None),
         };
         let ctx = self.context(&slot);
         let mut group = lock_group(&slot);
         if group.is_dead() {
-            return Err(ApiError::code_only(ResponseError::CoordinatorNotAvailable));
+            let error = ApiError::code_only(ResponseError::CoordinatorNotAvailable);
+            return (Err(error), None);
         }
-        group.as_consumer()?.heartbeat(&ctx, request, topics)
+        let consumer = match group.as_consumer() {
+            Ok(consumer) => consumer,
+            Err(error) => return (Err(error), None),
+        };
+        let outcome = consumer.heartbeat(&ctx, request, topics);
+        // Written under the group lock: the log holds the group's changes in their order.
+        match self.write_consumer_changes(partition, group_id, consumer) {
+            Ok(replicated) => (outcome, replicated),
+            Err(code) => (Err(ApiError::code_only(code)), None),
+        }
+    }
+
+    /// The group a heartbeat goes to: created for a joining member; a member of a group this
+    /// coordinator does not know is unknown (it rejoins on UNKNOWN_MEMBER_ID).
+    fn heartbeat_slot(
+        &self,
+        group_id: &str,
+        request: &ConsumerHeartbeat,
+    ) -> Result<GroupSlot, ApiError> {
+        if request.member_epoch == JOIN_GROUP_MEMBER_EPOCH {
+            return self.slot_or_create(group_id).map_err(ApiError::code_only);
+        }
+        let unknown = || {
+            let message = format!(
+                "Member {} is not a member of group {group_id}.",
+                request.member_id
+            );
+            ApiError::new(ResponseError::UnknownMemberId, message)
+        };
+        let slot = self.slot(group_id).ok_or_else(unknown)?;
+        let group = lock_group(&slot);
+        if group.classic_ref().is_some_and(|c| c.has_no_members()) {
+            return Err(unknown());
+        }
+        drop(group);
+        Ok(slot)
+    }
+
+    /// Appends the records that bring the log up to `consumer`'s state, if any changed.
+    fn write_consumer_changes(
+        &self,
+        partition: i32,
+        group_id: &str,
+        consumer: &mut ConsumerGroup,
+    ) -> Result<Option<Replicated>, ResponseError> {
+        let (changes, view) = consumer.durable_changes();
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let records: Vec<RawRecord> = changes
+            .into_iter()
+            .map(|(key, value)| (consumer_records::encode_key(group_id, &key), value))
+            .collect();
+        let (_, replicated) = self.append_raw(partition, &records)?;
+        consumer.mark_written(view);
+        Ok(Some(replicated))
     }
 
     /// ConsumerGroupDescribe: the group and the topic names of its assignments.
@@ -938,10 +1051,17 @@ impl GroupCoordinator {
             .iter()
             .map(|(topic, topic_partition)| tombstone(group_id, topic, *topic_partition))
             .collect();
+        let mut tombstones = offset_records::raw(&tombstones);
+        if let Some(consumer) = group.consumer_ref() {
+            let membership = consumer.durable_tombstones().into_iter();
+            tombstones.extend(
+                membership.map(|(key, _)| (consumer_records::encode_key(group_id, &key), None)),
+            );
+        }
         let replicated = if tombstones.is_empty() {
             None
         } else {
-            Some(self.append(partition, &tombstones)?.1)
+            Some(self.append_raw(partition, &tombstones)?.1)
         };
         group.mark_dead();
         group.offsets = GroupOffsets::default();

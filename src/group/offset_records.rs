@@ -5,13 +5,14 @@
 //! group, string topic, i32 partition`. Value (`OffsetCommitValue`, version 3): `i16 version,
 //! i64 offset, i32 leader_epoch, string metadata, i64 commit_timestamp`. A record without a
 //! value (a tombstone) deletes the key. Strings are an `i16` length then UTF-8 bytes. Keys of
-//! other kinds (version 2: group metadata, which we do not persist) are skipped on replay.
+//! other kinds: version 2 (classic group metadata, not persisted) is skipped on replay; 3 to 8
+//! are KIP-848 consumer group records (`consumer_records`), kept per group for the loader.
 //!
 //! A transactional commit (TxnOffsetCommit) is the same records in a transactional batch of
 //! the committing producer; it stays pending until a control batch of that producer (Kafka's
 //! `EndTransactionMarker`, key `i16 version, i16 type`: 0 abort, 1 commit) ends it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
@@ -19,6 +20,7 @@ use kafka_protocol::records::{
 };
 use thiserror::Error;
 
+use super::consumer_records::{self, ConsumerKey};
 use super::offsets::{CommittedOffset, GroupOffsets};
 
 pub const KEY_VERSION_OFFSET_COMMIT: i16 = 1;
@@ -97,7 +99,29 @@ pub struct TxnProducer {
 }
 
 /// One uncompressed v2 batch holding `records` (offsets 0.., stamped by the log).
+#[cfg(test)]
 pub fn encode_batch(records: &[OffsetRecord], now_ms: i64) -> Result<BytesMut, RecordError> {
+    encode(&raw(records), None, now_ms)
+}
+
+/// A record as bytes: its key and its value (`None`: a tombstone).
+pub type RawRecord = (Bytes, Option<Bytes>);
+
+/// Offset records as raw records.
+pub fn raw(records: &[OffsetRecord]) -> Vec<RawRecord> {
+    records
+        .iter()
+        .map(|record| {
+            (
+                encode_key(&record.key),
+                record.value.as_ref().map(encode_value),
+            )
+        })
+        .collect()
+}
+
+/// One uncompressed v2 batch of the coordinator's own records of any kind.
+pub fn encode_raw_batch(records: &[RawRecord], now_ms: i64) -> Result<BytesMut, RecordError> {
     encode(records, None, now_ms)
 }
 
@@ -108,18 +132,18 @@ pub fn encode_txn_batch(
     now_ms: i64,
 ) -> Result<BytesMut, RecordError> {
     assert!(producer.producer_id >= 0 && producer.base_sequence >= 0);
-    encode(records, Some(producer), now_ms)
+    encode(&raw(records), Some(producer), now_ms)
 }
 
 fn encode(
-    records: &[OffsetRecord],
+    records: &[RawRecord],
     producer: Option<TxnProducer>,
     now_ms: i64,
 ) -> Result<BytesMut, RecordError> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(index, record)| Record {
+        .map(|(index, (key, value))| Record {
             transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
@@ -138,8 +162,8 @@ fn encode(
                 None => index as i32 - 1,
             },
             timestamp: now_ms,
-            key: Some(encode_key(&record.key)),
-            value: record.value.as_ref().map(encode_value),
+            key: Some(key.clone()),
+            value: value.clone(),
             headers: Default::default(),
         })
         .collect();
@@ -239,9 +263,22 @@ pub fn decode_value(bytes: &[u8]) -> Result<CommittedOffset, RecordError> {
 
 /// Replays every record of `batches` into `groups` (last write wins, tombstones delete).
 /// Returns the offset after the last batch (`None`: no whole batch in `batches`).
+#[cfg(test)]
 pub fn replay(
     batches: Bytes,
     groups: &mut HashMap<String, GroupOffsets>,
+) -> Result<Option<i64>, RecordError> {
+    replay_all(batches, groups, &mut HashMap::new())
+}
+
+/// A consumer group's membership records as replayed: each key's latest value.
+pub type ConsumerRecords = BTreeMap<ConsumerKey, Bytes>;
+
+/// As [`replay`], and KIP-848 membership records into `consumer` (by group).
+pub fn replay_all(
+    batches: Bytes,
+    groups: &mut HashMap<String, GroupOffsets>,
+    consumer: &mut HashMap<String, ConsumerRecords>,
 ) -> Result<Option<i64>, RecordError> {
     let mut next_offset = None;
     for entry in sluice_storage::BatchIter::new(&batches) {
@@ -261,6 +298,11 @@ pub fn replay(
         let Some(key) = record.key.as_deref() else {
             continue;
         };
+        let key_type = key.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]]));
+        if key_type.is_some_and(consumer_records::is_consumer_key) {
+            replay_consumer(record, key, consumer);
+            continue;
+        }
         let key = match decode_key(key) {
             Ok(Some(key)) => key,
             Ok(None) => continue,
@@ -301,6 +343,35 @@ pub fn replay(
         }
     }
     Ok(next_offset)
+}
+
+/// A membership record: the latest value of each key is kept (decoded when the group is
+/// rebuilt), a tombstone deletes it.
+fn replay_consumer(record: &Record, key: &[u8], consumer: &mut HashMap<String, ConsumerRecords>) {
+    let (group, key) = match consumer_records::decode_key(key) {
+        Ok(Some(decoded)) => decoded,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, offset = record.offset, "skipping a consumer group record");
+            return;
+        }
+    };
+    match &record.value {
+        Some(value) => {
+            consumer
+                .entry(group)
+                .or_default()
+                .insert(key, value.clone());
+        }
+        None => {
+            if let Some(records) = consumer.get_mut(&group) {
+                records.remove(&key);
+                if records.is_empty() {
+                    consumer.remove(&group);
+                }
+            }
+        }
+    }
 }
 
 /// The outcome a control record (transaction marker) carries: `Some(true)` commit,

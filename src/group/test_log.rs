@@ -80,9 +80,9 @@ pub fn coordinator_over(config: GroupConfig, log: &Arc<MemoryLog>) -> GroupCoord
     let coordinator = GroupCoordinator::new(config, 1);
     coordinator.attach_log(Box::new(Shared(log.clone())));
     assert!(coordinator.begin_load(0, 0));
-    let mut loaded = HashMap::new();
-    offset_records::replay(log.bytes(0), &mut loaded).unwrap();
-    coordinator.finish_load(0, 0, loaded);
+    let (mut loaded, mut consumer) = (HashMap::new(), HashMap::new());
+    offset_records::replay_all(log.bytes(0), &mut loaded, &mut consumer).unwrap();
+    coordinator.finish_load_with(0, 0, loaded, consumer);
     coordinator
 }
 

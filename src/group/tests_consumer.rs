@@ -22,6 +22,8 @@ const REBALANCE_MS: i32 = 30_000;
 
 struct Fixture {
     coordinator: Arc<GroupCoordinator>,
+    log: Arc<super::test_log::MemoryLog>,
+    config: GroupConfig,
     topics: Mutex<BTreeMap<String, TopicMetadata>>,
 }
 
@@ -34,7 +36,7 @@ fn fixture() -> Fixture {
         consumer_session_timeout: SESSION,
     };
     let log = Arc::new(super::test_log::MemoryLog::default());
-    let coordinator = Arc::new(super::test_log::coordinator_over(config, &log));
+    let coordinator = Arc::new(super::test_log::coordinator_over(config.clone(), &log));
     let topics = BTreeMap::from([(
         TOPIC.to_string(),
         TopicMetadata {
@@ -44,6 +46,8 @@ fn fixture() -> Fixture {
     )]);
     Fixture {
         coordinator,
+        log,
+        config,
         topics: Mutex::new(topics),
     }
 }
@@ -613,4 +617,79 @@ async fn heartbeats_that_break_kafkas_rules_are_invalid_requests() {
     let mut unknown = request(&client("z"));
     unknown.member_epoch = 4;
     assert_eq!(code(send(&f, unknown)), ResponseError::UnknownMemberId);
+}
+
+/// The coordinator a new leader of the offsets partition builds from the same log.
+fn restart(f: &mut Fixture) {
+    f.coordinator = Arc::new(super::test_log::coordinator_over(f.config.clone(), &f.log));
+}
+
+#[tokio::test(start_paused = true)]
+async fn members_carry_on_after_the_coordinator_restarts() {
+    let mut f = fixture();
+    let (mut a, mut b) = (client("a"), client("b"));
+    beat(&f, &mut a);
+    beat(&f, &mut b);
+    converge(&f, &mut [&mut a, &mut b]);
+    let (a_owned, b_owned) = (a.owned.clone(), b.owned.clone());
+    assert_eq!((a.epoch, b.epoch), (2, 2));
+    restart(&mut f);
+    let (description, _) = f.coordinator.consumer_describe(GROUP).unwrap();
+    assert_eq!(description.state, "Stable");
+    assert_eq!(
+        (description.group_epoch, description.assignment_epoch),
+        (2, 2)
+    );
+    let members: Vec<(&str, i32)> = description
+        .members
+        .iter()
+        .map(|m| (m.member_id.as_str(), m.member_epoch))
+        .collect();
+    assert_eq!(members, [("a", 2), ("b", 2)]);
+    assert_eq!(description.members[0].assignment, a_owned);
+    assert_eq!(description.members[0].client_host, "/127.0.0.1");
+    // Both heartbeat at their epochs: no fencing, no new epoch, the same partitions.
+    for c in [&mut a, &mut b] {
+        let outcome = beat(&f, c);
+        assert_eq!(outcome.member_epoch, 2);
+    }
+    assert_eq!((a.owned.clone(), b.owned.clone()), (a_owned, b_owned));
+    assert_eq!(group_epoch(&f), 2);
+    assert_eq!(state(&f), "Stable");
+    // A restored member gets a fresh session: silent, it is fenced after one.
+    tokio::time::advance(SESSION + Duration::from_millis(10)).await;
+    tokio::task::yield_now().await;
+    let description = f.coordinator.consumer_describe(GROUP).unwrap().0;
+    assert!(description.members.is_empty(), "{:?}", description.members);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_left_stays_gone_and_a_deleted_group_is_not_restored() {
+    let mut f = fixture();
+    let (mut a, mut b) = (client("a"), client("b"));
+    beat(&f, &mut a);
+    beat(&f, &mut b);
+    converge(&f, &mut [&mut a, &mut b]);
+    let mut leave = request(&b);
+    leave.member_epoch = -1;
+    send(&f, leave).unwrap();
+    restart(&mut f);
+    let description = f.coordinator.consumer_describe(GROUP).unwrap().0;
+    let ids: Vec<&str> = description
+        .members
+        .iter()
+        .map(|m| m.member_id.as_str())
+        .collect();
+    assert_eq!(ids, ["a"]);
+    assert_eq!(description.group_epoch, 3);
+    // a learns it gets everything at the new epoch, as without the restart.
+    converge(&f, &mut [&mut a]);
+    assert_eq!((a.epoch, partitions(&a).len()), (3, 12));
+    let mut leave = request(&a);
+    leave.member_epoch = -1;
+    send(&f, leave).unwrap();
+    f.coordinator.delete(GROUP).await.unwrap();
+    restart(&mut f);
+    let refused = f.coordinator.consumer_describe(GROUP).unwrap_err();
+    assert_eq!(refused.code, ResponseError::GroupIdNotFound);
 }

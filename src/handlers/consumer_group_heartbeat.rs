@@ -12,7 +12,7 @@ use super::{message, str_bytes, RequestContext};
 use crate::group::assignor::TopicMetadata;
 use crate::group::consumer_outcome::ConsumerHeartbeat;
 
-pub fn handle(
+pub async fn handle(
     context: &RequestContext<'_>,
     request: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
@@ -49,12 +49,13 @@ pub fn handle(
         client_id: context.client_id.clone().unwrap_or_default(),
         client_host: client_host(context),
     };
-    let outcome = context.broker.groups.consumer_heartbeat(
+    let durable = context.broker.groups.consumer_heartbeat_durable(
         &request.group_id.0,
         heartbeat,
         context.api_version,
         &lookup,
     );
+    let outcome = durable.await;
     let mut response = ConsumerGroupHeartbeatResponse::default();
     match outcome {
         Ok(outcome) => {

@@ -246,9 +246,9 @@ pub async fn dispatch(context: &RequestContext<'_>, body: RequestKind) -> Option
         RequestKind::OffsetDelete(request) => {
             ResponseKind::OffsetDelete(offset_delete::handle(context, request).await)
         }
-        RequestKind::ConsumerGroupHeartbeat(request) => {
-            ResponseKind::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(context, request))
-        }
+        RequestKind::ConsumerGroupHeartbeat(request) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_group_heartbeat::handle(context, request).await,
+        ),
         RequestKind::ConsumerGroupDescribe(request) => {
             ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(context, request))
         }
