@@ -2,18 +2,23 @@
 //! (`group.protocol=consumer`) keeps consuming while its only broker is killed with SIGKILL and
 //! started again. The broker rebuilds the group from `__consumer_offsets`, so the member keeps
 //! its member id and epoch, is never told its partitions were revoked or lost, and consumes
-//! every record exactly once. The program is `java/src/main/java/sluice/it/MemberAcrossRestart.java`.
+//! every record exactly once; likewise on 3 nodes when the coordinator's node is killed and
+//! another node loads the group from its replica. The program is `java/src/main/java/sluice/it/MemberAcrossRestart.java`.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use sluice_integration_tests::cluster::Cluster;
+use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::{java_command, topic_name, wait_until, Broker};
 
 /// Records the program sends before and after the restart.
 const BATCH: usize = 600;
 const CONSUME_DEADLINE: Duration = Duration::from_secs(120);
+/// Members heartbeat every 500 ms, so they find the coordinator again quickly.
+const HEARTBEAT_FLAGS: [&str; 2] = ["--group-consumer-heartbeat-interval-ms", "500"];
 
 /// The Java program, killed on drop.
 struct Program {
@@ -82,41 +87,46 @@ impl Drop for Program {
     }
 }
 
-#[test]
-fn a_kip848_member_carries_on_across_a_broker_kill_and_restart() {
-    let mut broker = Broker::start_with(&["--group-consumer-heartbeat-interval-ms", "500"]);
-    let topic = topic_name("member-restart");
-    let group = format!("{topic}-group");
+/// Starts the program: it creates `topic` with `replicas`, sends the first batch and
+/// consumes as a member of `group`.
+fn start_program(bootstrap: &str, topic: &str, group: &str, replicas: usize) -> Program {
     let scratch = tempfile::tempdir().expect("scratch dir");
     let dir = scratch.path().to_str().expect("utf-8").to_string();
-    let mut command = java_command(
-        "MemberAcrossRestart",
-        &[&broker.bootstrap(), &topic, &group, &dir],
-    );
+    let replicas = replicas.to_string();
+    let args = [bootstrap, topic, group, &dir, &replicas];
+    let mut command = java_command("MemberAcrossRestart", &args);
     command
         .stdin(Stdio::null())
         .stdout(File::create(scratch.path().join("stdout")).expect("stdout file"))
         .stderr(File::create(scratch.path().join("stderr")).expect("stderr file"));
     let child = command.spawn().expect("spawn MemberAcrossRestart");
-    let mut program = Program { child, scratch };
+    Program { child, scratch }
+}
 
+/// Once the first batch is consumed: the member's "id epoch" line.
+fn first_batch(program: &mut Program) -> String {
     program.wait_consumed(BATCH, "the first batch consumed");
     let before = program.lines("member ");
     assert_eq!(before.len(), 1, "{}", program.logs());
-    let epoch_before: i32 = before[0].split(' ').nth(1).unwrap().parse().unwrap();
-    assert!(epoch_before >= 1, "{before:?}");
+    let epoch: i32 = before[0].split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(epoch >= 1, "{before:?}");
+    before[0].clone()
+}
 
-    broker.kill9();
-    broker.restart();
+/// After the coordinator went away: the second batch is consumed and the member carried on
+/// as `member` ("id epoch") without any rebalance.
+fn carried_on(mut program: Program, member: &str) {
     program.touch("produce");
-    program.wait_consumed(2 * BATCH, "the second batch consumed after the restart");
+    program.wait_consumed(
+        2 * BATCH,
+        "the second batch consumed after the coordinator moved",
+    );
     program.touch("stop");
     let status = wait_until(CONSUME_DEADLINE, "the program to exit", || {
         program.child.try_wait().expect("try_wait")
     });
     assert!(status.success(), "{}", program.logs());
     assert_eq!(program.lines("done").len(), 1, "{}", program.logs());
-
     // Every record once: nothing consumed twice (no rewind to a committed offset).
     let (distinct, lines) = program.consumed();
     assert_eq!(
@@ -126,23 +136,50 @@ fn a_kip848_member_carries_on_across_a_broker_kill_and_restart() {
         program.logs()
     );
     // The same member at the same epoch throughout: no rebalance, nothing revoked or lost.
-    assert_eq!(program.lines("member "), before, "{}", program.logs());
+    assert_eq!(program.lines("member "), [member], "{}", program.logs());
     assert_eq!(program.lines("assigned "), ["12"], "{}", program.logs());
     assert!(program.lines("revoked ").is_empty(), "{}", program.logs());
-    assert_eq!(program.lines("revoked-on-close "), ["12"], "{}", program.logs());
     assert!(program.lines("lost ").is_empty(), "{}", program.logs());
-    // ConsumerGroupDescribe after the restart lists the member with its epoch and partitions.
-    let member_id = before[0].split(' ').next().unwrap();
+    assert_eq!(
+        program.lines("revoked-on-close "),
+        ["12"],
+        "{}",
+        program.logs()
+    );
+    // ConsumerGroupDescribe at the new coordinator lists the member at its epoch.
+    let epoch = member.split(' ').nth(1).unwrap();
     assert_eq!(
         program.lines("described "),
-        [format!("{member_id} {epoch_before} 12")],
+        [format!("{member} 12")],
         "{}",
         program.logs()
     );
-    assert_eq!(
-        program.lines("group-epoch "),
-        [epoch_before.to_string()],
-        "{}",
-        program.logs()
-    );
+    assert_eq!(program.lines("group-epoch "), [epoch], "{}", program.logs());
+}
+
+#[test]
+fn a_kip848_member_carries_on_across_a_broker_kill_and_restart() {
+    let mut broker = Broker::start_with(&HEARTBEAT_FLAGS);
+    let topic = topic_name("member-restart");
+    let group = format!("{topic}-group");
+    let mut program = start_program(&broker.bootstrap(), &topic, &group, 1);
+    let member = first_batch(&mut program);
+    broker.kill9();
+    broker.restart();
+    carried_on(program, &member);
+}
+
+#[test]
+fn a_kip848_member_carries_on_when_its_coordinator_node_dies() {
+    let mut cluster = Cluster::start_with(3, &HEARTBEAT_FLAGS);
+    let topic = topic_name("member-failover");
+    let group = format!("{topic}-group");
+    let mut program = start_program(&cluster.bootstrap(), &topic, &group, 3);
+    let member = first_batch(&mut program);
+    let mut client = RawClient::connect(&cluster.node(1).bootstrap());
+    let found = &client.find_group_coordinators(&[&group])[0];
+    assert_eq!(found.error_code, 0);
+    drop(client);
+    cluster.kill9(found.node_id.0);
+    carried_on(program, &member);
 }

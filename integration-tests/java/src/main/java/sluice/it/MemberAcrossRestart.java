@@ -11,6 +11,7 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.MemberDescription;
+import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -21,7 +22,7 @@ import org.apache.kafka.common.TopicPartition;
  * restarts the broker: it prints every record, its member id and epoch whenever they change,
  * and every rebalance callback, so the test can tell whether the member carried on.
  *
- * <p>Args: bootstrap topic group scratch-dir. Files the test creates in scratch-dir: `produce`
+ * <p>Args: bootstrap topic group scratch-dir replicas (of the topic). Files the test creates in scratch-dir: `produce`
  * (send the second batch), `stop` (describe the group, close, print `done`).
  */
 final class MemberAcrossRestart {
@@ -60,7 +61,13 @@ final class MemberAcrossRestart {
         String topic = args[1];
         String group = args[2];
         Path scratch = Path.of(args[3]);
-        GroupConsume.createTopic(bootstrap, topic);
+        short replicas = Short.parseShort(args[4]);
+        Properties adminConfig = new Properties();
+        adminConfig.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        try (Admin admin = Admin.create(adminConfig)) {
+            admin.createTopics(List.of(new NewTopic(topic, GroupConsume.PARTITIONS, replicas)))
+                    .all().get(60, TimeUnit.SECONDS);
+        }
         GroupConsume.produce(bootstrap, topic, "a", BATCH, false);
         Properties config = ConsumerProtocolGroup.consumerConfig(bootstrap, group, "uniform");
         boolean produced = false;
