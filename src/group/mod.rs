@@ -326,6 +326,10 @@ pub type GroupSlot = Arc<Mutex<Group>>;
 pub struct GroupContext {
     pub slot: Weak<Mutex<Group>>,
     pub config: Arc<GroupConfig>,
+    /// Where the group's records go (`None` before the broker attached the log), and the
+    /// group's offsets partition: timers write what they change too.
+    pub log: Option<Arc<dyn OffsetsLog>>,
+    pub offsets_partition: i32,
 }
 
 /// A poisoned group lock means a panic while it was held; the state is still the best there
@@ -352,7 +356,7 @@ pub struct GroupCoordinator {
     /// Partitions of the offsets topic (the configured count until the topic exists).
     partition_count: AtomicI32,
     /// Set once the broker exists (it owns the replicas commits are appended to).
-    log: OnceLock<Box<dyn OffsetsLog>>,
+    log: OnceLock<Arc<dyn OffsetsLog>>,
     /// Bumped whenever a partition finishes loading (FindCoordinator waits on it).
     loaded: tokio::sync::watch::Sender<u64>,
     /// Held from reading a producer's next sequence until its batch is appended, so two
@@ -401,7 +405,7 @@ impl GroupCoordinator {
 
     /// Where commits are appended; set once.
     pub fn attach_log(&self, log: Box<dyn OffsetsLog>) {
-        if self.log.set(log).is_err() {
+        if self.log.set(Arc::from(log)).is_err() {
             tracing::error!("the offsets log was attached twice; keeping the first");
         }
     }
@@ -493,7 +497,7 @@ impl GroupCoordinator {
             let mut group = lock_group(&slot);
             group.offsets = offsets;
             if let Some(records) = consumer.get(&id) {
-                let ctx = self.context(&slot);
+                let ctx = self.context(&slot, &id);
                 group.membership = Membership::Consumer(ConsumerGroup::restore(&ctx, &id, records));
             }
             drop(group);
@@ -607,10 +611,14 @@ impl GroupCoordinator {
         Ok(slot)
     }
 
-    fn context(&self, slot: &GroupSlot) -> GroupContext {
+    /// What the group `group_id` in `slot` needs for its timers (neither lock is taken).
+    fn context(&self, slot: &GroupSlot, group_id: &str) -> GroupContext {
+        let offsets_partition = self.partition_for(group_id);
         GroupContext {
             slot: Arc::downgrade(slot),
             config: self.config.clone(),
+            log: self.log.get().cloned(),
+            offsets_partition,
         }
     }
 
@@ -646,7 +654,7 @@ impl GroupCoordinator {
                 None => return refuse(ResponseError::UnknownMemberId),
             }
         };
-        let ctx = self.context(&slot);
+        let ctx = self.context(&slot, group_id);
         let mut group = lock_group(&slot);
         match group.as_classic() {
             Ok(classic) => classic.join(&ctx, request),
@@ -694,7 +702,7 @@ impl GroupCoordinator {
         let Some(slot) = self.slot(group_id) else {
             return Ok(vec![Err(ResponseError::UnknownMemberId); leaving.len()]);
         };
-        let ctx = self.context(&slot);
+        let ctx = self.context(&slot, group_id);
         let mut group = lock_group(&slot);
         match group.classic() {
             Some(classic) => classic.leave(&ctx, leaving),
@@ -853,7 +861,7 @@ impl GroupCoordinator {
             Ok(slot) => slot,
             Err(error) => return (Err(error), None),
         };
-        let ctx = self.context(&slot);
+        let ctx = self.context(&slot, group_id);
         let mut group = lock_group(&slot);
         if group.is_dead() {
             let error = ApiError::code_only(ResponseError::CoordinatorNotAvailable);
@@ -865,7 +873,11 @@ impl GroupCoordinator {
         };
         let outcome = consumer.heartbeat(&ctx, request, topics);
         // Written under the group lock: the log holds the group's changes in their order.
-        match self.write_consumer_changes(partition, group_id, consumer) {
+        let Some(log) = self.log.get() else {
+            let error = ApiError::code_only(ResponseError::CoordinatorNotAvailable);
+            return (Err(error), None);
+        };
+        match write_consumer_changes(log.as_ref(), partition, group_id, consumer) {
             Ok(replicated) => (outcome, replicated),
             Err(code) => (Err(ApiError::code_only(code)), None),
         }
@@ -895,26 +907,6 @@ impl GroupCoordinator {
         }
         drop(group);
         Ok(slot)
-    }
-
-    /// Appends the records that bring the log up to `consumer`'s state, if any changed.
-    fn write_consumer_changes(
-        &self,
-        partition: i32,
-        group_id: &str,
-        consumer: &mut ConsumerGroup,
-    ) -> Result<Option<Replicated>, ResponseError> {
-        let (changes, view) = consumer.durable_changes();
-        if changes.is_empty() {
-            return Ok(None);
-        }
-        let records: Vec<RawRecord> = changes
-            .into_iter()
-            .map(|(key, value)| (consumer_records::encode_key(group_id, &key), value))
-            .collect();
-        let (_, replicated) = self.append_raw(partition, &records)?;
-        consumer.mark_written(view);
-        Ok(Some(replicated))
     }
 
     /// ConsumerGroupDescribe: the group and the topic names of its assignments.
@@ -1211,6 +1203,32 @@ async fn wait<T>(reply: Reply<T>, gone: impl FnOnce() -> T) -> T {
         Reply::Now(value) => value,
         Reply::Later(receiver) => receiver.await.unwrap_or_else(|_| gone()),
     }
+}
+
+/// Appends the records that bring the log up to `consumer`'s state, if any changed; returns
+/// what resolves once they are replicated.
+pub fn write_consumer_changes(
+    log: &dyn OffsetsLog,
+    partition: i32,
+    group_id: &str,
+    consumer: &mut ConsumerGroup,
+) -> Result<Option<Replicated>, ResponseError> {
+    let (changes, view) = consumer.durable_changes();
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let records: Vec<RawRecord> = changes
+        .into_iter()
+        .map(|(key, value)| (consumer_records::encode_key(group_id, &key), value))
+        .collect();
+    let batch =
+        offset_records::encode_raw_batch(&records, crate::broker::now_ms()).map_err(|error| {
+            tracing::error!(%error, "encoding consumer group records");
+            ResponseError::UnknownServerError
+        })?;
+    let (_, replicated) = log.append(partition, batch, None)?;
+    consumer.mark_written(view);
+    Ok(Some(replicated))
 }
 
 fn tombstone(group_id: &str, topic: &str, partition: i32) -> OffsetRecord {

@@ -693,3 +693,17 @@ async fn a_member_that_left_stays_gone_and_a_deleted_group_is_not_restored() {
     let refused = f.coordinator.consumer_describe(GROUP).unwrap_err();
     assert_eq!(refused.code, ResponseError::GroupIdNotFound);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_member_fenced_by_its_session_timeout_is_not_restored() {
+    let mut f = fixture();
+    let mut a = client("a");
+    beat(&f, &mut a);
+    tokio::time::advance(SESSION + Duration::from_millis(10)).await;
+    tokio::task::yield_now().await;
+    // The timer wrote the fencing itself: no heartbeat came after it.
+    restart(&mut f);
+    let description = f.coordinator.consumer_describe(GROUP).unwrap().0;
+    assert!(description.members.is_empty(), "{:?}", description.members);
+    assert_eq!((description.state, description.group_epoch), ("Empty", 2));
+}

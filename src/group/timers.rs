@@ -92,9 +92,31 @@ pub fn spawn_consumer_member_timer(
     first_deadline: tokio::time::Instant,
 ) -> AbortHandle {
     let member_id = member_id.to_string();
-    spawn_deadline_loop(ctx, first_deadline, move |group, _ctx| {
-        group
-            .consumer()
-            .and_then(|consumer| consumer.on_member_timer(&member_id))
+    spawn_deadline_loop(ctx, first_deadline, move |group, ctx| {
+        let group_id = group.id.clone();
+        let consumer = group.consumer()?;
+        let next = consumer.on_member_timer(&member_id);
+        if next.is_none() {
+            persist_fenced(ctx, &group_id, consumer);
+        }
+        next
     })
+}
+
+/// Writes a fenced member's tombstones (and the new group epoch) now, so a coordinator that
+/// takes over does not bring the member back. Replication is not awaited: nobody waits for
+/// an answer, and a lost write only means the member is restored and fenced again.
+fn persist_fenced(ctx: &GroupContext, group_id: &str, consumer: &mut super::ConsumerGroup) {
+    let Some(log) = &ctx.log else {
+        return;
+    };
+    let written =
+        super::write_consumer_changes(log.as_ref(), ctx.offsets_partition, group_id, consumer);
+    if let Err(error) = written {
+        tracing::warn!(
+            ?error,
+            group_id,
+            "writing a fenced member failed; the next heartbeat retries"
+        );
+    }
 }
