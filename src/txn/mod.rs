@@ -298,6 +298,11 @@ impl TxnCoordinator {
             .and_then(|entry| entry.metadata.clone()))
     }
 
+    /// Some partition this node took is still being loaded.
+    pub fn any_loading(&self) -> bool {
+        self.owned().values().any(|held| !held.loaded)
+    }
+
     /// Every id this node coordinates (loaded partitions), with its metadata.
     pub fn list(&self) -> Vec<(String, TxnMetadata)> {
         let owned = self.owned();
