@@ -303,7 +303,8 @@ pub fn add_partitions(
 }
 
 /// KIP-890 verification (AddPartitionsToTxn verify_only): the partitions not in the
-/// ongoing transaction of this producer.
+/// ongoing transaction of this producer. A transaction being ended is
+/// CONCURRENT_TRANSACTIONS, as in Kafka's `handleVerifyPartitionsInTransaction`.
 pub fn verify_partitions(
     current: Option<&TxnMetadata>,
     producer_id: i64,
@@ -311,6 +312,9 @@ pub fn verify_partitions(
     partitions: &[TxnPartition],
 ) -> Result<Vec<TxnPartition>, ResponseError> {
     let current = check_producer(current, producer_id, producer_epoch)?;
+    if current.state.is_preparing() {
+        return Err(ResponseError::ConcurrentTransactions);
+    }
     let ongoing = current.state == TxnState::Ongoing;
     Ok(partitions
         .iter()
@@ -750,6 +754,11 @@ mod tests {
         assert_eq!(
             verify_partitions(Some(&start), 5, 0, &[partition("t", 0)]),
             Ok(vec![partition("t", 0)])
+        );
+        let ending = prepare_of(end_v1(Some(&more), 0, true));
+        assert_eq!(
+            verify_partitions(Some(&ending), 5, 0, &[partition("t", 0)]),
+            Err(ResponseError::ConcurrentTransactions)
         );
     }
 
