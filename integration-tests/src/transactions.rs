@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest, FindCoordinatorRequest,
-    InitProducerIdRequest, ProducerId, TopicName, TransactionalId,
+    InitProducerIdRequest, ListTransactionsRequest, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -26,6 +26,7 @@ pub const ADD_PARTITIONS_VERSION: i16 = 3;
 pub const END_TXN_VERSION: i16 = 3;
 pub const ADD_OFFSETS_VERSION: i16 = 3;
 pub const FIND_COORDINATOR_VERSION: i16 = 3;
+pub const LIST_TRANSACTIONS_VERSION: i16 = 2;
 pub const TIMEOUT_MS: i32 = 60_000;
 /// Produce and EndTxn as a transaction version 2 client sends them.
 pub const PRODUCE_VERSION_2: i16 = 12;
@@ -63,6 +64,48 @@ pub fn init(client: &mut RawClient, id: &str, timeout_ms: i32) -> (i16, i64, i16
         response.producer_id.0,
         response.producer_epoch,
     )
+}
+
+/// InitProducerId at `version` naming the producer id and epoch the client has (KIP-360;
+/// `id` None: an idempotent producer): (error, producer id, epoch).
+pub fn init_as(
+    client: &mut RawClient,
+    id: Option<&str>,
+    producer: (i64, i16),
+    version: i16,
+) -> (i16, i64, i16) {
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id = id.map(|id| TransactionalId(text(id)));
+    request.transaction_timeout_ms = TIMEOUT_MS;
+    request.producer_id = ProducerId(producer.0);
+    request.producer_epoch = producer.1;
+    let response = client.request(version, &request);
+    (
+        response.error_code,
+        response.producer_id.0,
+        response.producer_epoch,
+    )
+}
+
+/// ListTransactions v2 (KIP-994 duration, KIP-1152 id pattern): (error, sorted ids).
+pub fn list_ids(
+    client: &mut RawClient,
+    states: &[&str],
+    duration_ms: i64,
+    pattern: Option<&str>,
+) -> (i16, Vec<String>) {
+    let mut request = ListTransactionsRequest::default();
+    request.state_filters = states.iter().map(|state| text(state)).collect();
+    request.duration_filter = duration_ms;
+    request.transactional_id_pattern = pattern.map(text);
+    let response = client.request(LIST_TRANSACTIONS_VERSION, &request);
+    let mut ids: Vec<String> = response
+        .transaction_states
+        .iter()
+        .map(|state| state.transactional_id.0.to_string())
+        .collect();
+    ids.sort();
+    (response.error_code, ids)
 }
 
 /// InitProducerId retried while the coordinator is still taking up the id's partition

@@ -64,6 +64,30 @@ fn kafka_transactions_tool_lists_and_describes_and_the_log_is_kafkas_format() {
         ],
         "{listed}"
     );
+    // ListTransactions v2 (KIP-1152) and v1 (KIP-994) filters.
+    let pattern = format!("{topic}-.*");
+    let matching = tool(
+        &broker,
+        TRANSACTIONS,
+        &["list", "--transactional-id-pattern", &pattern],
+    );
+    assert_eq!(row(&matching, &id)[0], id, "{matching}");
+    assert_eq!(matching.lines().count(), 2, "{matching}");
+    let other = tool(
+        &broker,
+        TRANSACTIONS,
+        &["list", "--transactional-id-pattern", "other-.*"],
+    );
+    assert!(!other.contains(&id), "{other}");
+    // Started just now: not older than an hour.
+    let old = tool(
+        &broker,
+        TRANSACTIONS,
+        &["list", "--duration-filter", "3600000"],
+    );
+    assert!(!old.contains(&id), "{old}");
+    let any_age = tool(&broker, TRANSACTIONS, &["list", "--duration-filter", "-1"]);
+    assert_eq!(row(&any_age, &id)[0], id, "{any_age}");
     let described = tool(
         &broker,
         TRANSACTIONS,

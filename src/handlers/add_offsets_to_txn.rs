@@ -62,7 +62,7 @@ async fn add(
     );
     let producer_id = request.producer_id.0;
     let producer_epoch = request.producer_epoch;
-    txn::transition(context.broker, transactional_id, |current| {
+    txn::transition_for_producer(context.broker, transactional_id, |current| {
         let next = state::add_partitions(
             current,
             producer_id,

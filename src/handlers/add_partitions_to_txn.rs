@@ -197,7 +197,7 @@ async fn add(
     if !unknown.is_empty() {
         return Ok(Some(unknown));
     }
-    txn::transition(context.broker, transactional_id, |current| {
+    txn::transition_for_producer(context.broker, transactional_id, |current| {
         let next = state::add_partitions(
             current,
             producer_id,

@@ -59,24 +59,25 @@ async fn end(
     };
     let mut fresh = None;
     loop {
-        let decided = txn::transition(broker, request.transactional_id.as_str(), |current| {
-            let end = state::end_txn(
-                current,
-                request.producer_id.0,
-                request.producer_epoch,
-                request.committed,
-                client_transaction_version,
-                fresh,
-                now_ms(),
-            )?;
-            let answer = end.answer();
-            Ok(match end {
-                state::End::Prepare(next) => (Some(next), Some(answer)),
-                state::End::Done { .. } => (None, Some(answer)),
-                state::End::NeedProducerId => (None, None),
+        let decided =
+            txn::transition_for_producer(broker, request.transactional_id.as_str(), |current| {
+                let end = state::end_txn(
+                    current,
+                    request.producer_id.0,
+                    request.producer_epoch,
+                    request.committed,
+                    client_transaction_version,
+                    fresh,
+                    now_ms(),
+                )?;
+                let answer = end.answer();
+                Ok(match end {
+                    state::End::Prepare(next) => (Some(next), Some(answer)),
+                    state::End::Done { .. } => (None, Some(answer)),
+                    state::End::NeedProducerId => (None, None),
+                })
             })
-        })
-        .await?;
+            .await?;
         match decided {
             Some(answer) => return Ok(answer),
             None if fresh.is_none() => {

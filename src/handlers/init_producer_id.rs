@@ -9,6 +9,9 @@
 //! With a transactional id the transaction coordinator answers (`crate::txn`): the first
 //! call gets a fresh id at epoch 0, each later one bumps the epoch (fencing older instances);
 //! an ongoing transaction is aborted first and the call answered CONCURRENT_TRANSACTIONS.
+//! A call naming the producer id and epoch the client has (v3+, KIP-360: recovering from an
+//! abortable error) bumps that epoch, repeats the answer to a retry of the previous such call
+//! and fences any other epoch (`txn::state::init_producer_id`).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;

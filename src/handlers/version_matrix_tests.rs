@@ -644,9 +644,13 @@ fn transaction_requests(api: ApiKey, version: i16, topic: &str) -> Vec<RequestKi
         ApiKey::ListTransactions => {
             let mut r = ListTransactionsRequest::default();
             r.state_filters = vec![text("Ongoing"), text("Bogus")];
+            let mut filtered = ListTransactionsRequest::default();
+            filtered.duration_filter = 0;
+            filtered.transactional_id_pattern = Some(text("txn-.*"));
             vec![
                 RequestKind::ListTransactions(r),
                 RequestKind::ListTransactions(Default::default()),
+                RequestKind::ListTransactions(filtered),
             ]
         }
         other => panic!("no test request for {other:?}"),

@@ -35,6 +35,14 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// Kafka's limit on transactional id length follows from the record's i16 string length.
 pub const TRANSACTIONAL_ID_BYTES_MAX: usize = i16::MAX as usize;
 
+/// Whether a write in flight for an id is checked before or after the producer's id and
+/// epoch (see [`TxnCoordinator::decide_for_producer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    PendingFirst,
+    ProducerFirst,
+}
+
 /// One `__transaction_state` partition this node leads.
 struct Owned {
     /// The partition's leader epoch when this node took it: markers carry it, and a write
@@ -203,9 +211,31 @@ impl TxnCoordinator {
     }
 
     /// Runs `decide` on the id's metadata under the lock. When it returns metadata to write,
-    /// the id becomes pending and the ticket must be passed to [`write`].
+    /// the id becomes pending and the ticket must be passed to [`write`]. An id with a write
+    /// in flight is CONCURRENT_TRANSACTIONS (InitProducerId and the coordinator's own steps).
     pub fn decide<R>(
         &self,
+        transactional_id: &str,
+        decide: impl FnOnce(Option<&TxnMetadata>) -> Result<(Option<TxnMetadata>, R), ResponseError>,
+    ) -> Result<(Option<Ticket>, R), ResponseError> {
+        self.decide_in(Order::PendingFirst, transactional_id, decide)
+    }
+
+    /// [`Self::decide`] for a request of a producer (AddPartitionsToTxn, AddOffsetsToTxn,
+    /// EndTxn): Kafka checks its producer id and epoch before a write in flight, so a
+    /// fenced producer is told so (INVALID_PRODUCER_ID_MAPPING / PRODUCER_FENCED) rather than
+    /// to retry. `decide` must make those checks first and have no side effects.
+    pub fn decide_for_producer<R>(
+        &self,
+        transactional_id: &str,
+        decide: impl FnOnce(Option<&TxnMetadata>) -> Result<(Option<TxnMetadata>, R), ResponseError>,
+    ) -> Result<(Option<Ticket>, R), ResponseError> {
+        self.decide_in(Order::ProducerFirst, transactional_id, decide)
+    }
+
+    fn decide_in<R>(
+        &self,
+        order: Order,
         transactional_id: &str,
         decide: impl FnOnce(Option<&TxnMetadata>) -> Result<(Option<TxnMetadata>, R), ResponseError>,
     ) -> Result<(Option<Ticket>, R), ResponseError> {
@@ -220,10 +250,21 @@ impl TxnCoordinator {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         let current = held.txns.get(transactional_id);
-        if current.is_some_and(|entry| entry.pending) {
+        let pending = current.is_some_and(|entry| entry.pending);
+        if pending && order == Order::PendingFirst {
             return Err(ResponseError::ConcurrentTransactions);
         }
-        let (write, answer) = decide(current.and_then(|entry| entry.metadata.as_ref()))?;
+        let decided = decide(current.and_then(|entry| entry.metadata.as_ref()));
+        if pending {
+            return Err(match decided {
+                Err(
+                    fenced @ (ResponseError::InvalidProducerIdMapping
+                    | ResponseError::ProducerFenced),
+                ) => fenced,
+                _ => ResponseError::ConcurrentTransactions,
+            });
+        }
+        let (write, answer) = decided?;
         let ticket = write.map(|metadata| {
             held.txns
                 .entry(transactional_id.to_string())
@@ -298,6 +339,11 @@ impl TxnCoordinator {
             .and_then(|entry| entry.metadata.clone()))
     }
 
+    /// Some partition this node took is still being loaded.
+    pub fn any_loading(&self) -> bool {
+        self.owned().values().any(|held| !held.loaded)
+    }
+
     /// Every id this node coordinates (loaded partitions), with its metadata.
     pub fn list(&self) -> Vec<(String, TxnMetadata)> {
         let owned = self.owned();
@@ -349,7 +395,24 @@ pub async fn transition<R>(
     transactional_id: &str,
     decide: impl FnOnce(Option<&TxnMetadata>) -> Result<(Option<TxnMetadata>, R), ResponseError>,
 ) -> Result<R, ResponseError> {
-    let (ticket, answer) = broker.txns.decide(transactional_id, decide)?;
+    let decided = broker.txns.decide(transactional_id, decide)?;
+    write_decided(broker, decided).await
+}
+
+/// [`transition`] for a request of a producer ([`TxnCoordinator::decide_for_producer`]).
+pub async fn transition_for_producer<R>(
+    broker: &Arc<Broker>,
+    transactional_id: &str,
+    decide: impl FnOnce(Option<&TxnMetadata>) -> Result<(Option<TxnMetadata>, R), ResponseError>,
+) -> Result<R, ResponseError> {
+    let decided = broker.txns.decide_for_producer(transactional_id, decide)?;
+    write_decided(broker, decided).await
+}
+
+async fn write_decided<R>(
+    broker: &Arc<Broker>,
+    (ticket, answer): (Option<Ticket>, R),
+) -> Result<R, ResponseError> {
     let Some(ticket) = ticket else {
         return Ok(answer);
     };
@@ -506,6 +569,51 @@ mod tests {
         assert_eq!(
             coordinator.describe("tx"),
             Ok(Some(metadata(0, TxnState::Empty)))
+        );
+    }
+
+    #[test]
+    fn a_write_in_flight_is_checked_after_the_producer_as_kafka_does() {
+        let ongoing = state::add_partitions(
+            Some(&metadata(2, TxnState::Empty)),
+            3,
+            2,
+            &[("t".to_string(), 0)],
+            0,
+            1,
+        )
+        .unwrap()
+        .unwrap();
+        let coordinator = coordinator(1, &[("tx", ongoing.clone())]);
+        let end = |epoch: i16| {
+            move |current: Option<&TxnMetadata>| {
+                let end = state::end_txn(current, 3, epoch, true, 0, None, 2)?;
+                Ok((None, end))
+            }
+        };
+        let write = |_: Option<&TxnMetadata>| Ok((Some(ongoing.clone()), ()));
+        let (ticket, ()) = coordinator.decide("tx", write).unwrap();
+        assert!(ticket.is_some());
+        // A fenced producer is told so; the current one retries.
+        assert_eq!(
+            coordinator.decide_for_producer("tx", end(1)).err(),
+            Some(ResponseError::ProducerFenced)
+        );
+        let other_id = |current: Option<&TxnMetadata>| {
+            state::end_txn(current, 4, 2, true, 0, None, 2).map(|end| (None, end))
+        };
+        assert_eq!(
+            coordinator.decide_for_producer("tx", other_id).err(),
+            Some(ResponseError::InvalidProducerIdMapping)
+        );
+        assert_eq!(
+            coordinator.decide_for_producer("tx", end(2)).err(),
+            Some(ResponseError::ConcurrentTransactions)
+        );
+        // InitProducerId: the write in flight first.
+        assert_eq!(
+            coordinator.decide("tx", end(1)).err(),
+            Some(ResponseError::ConcurrentTransactions)
         );
     }
 

@@ -20,7 +20,7 @@ use kafka_protocol::records::{
 };
 use thiserror::Error;
 
-use super::state::{TxnMetadata, TxnState, NO_PRODUCER_ID};
+use super::state::{TxnMetadata, TxnState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
 
 const KEY_VERSION: i16 = 0;
 const VALUE_VERSION: i16 = 0;
@@ -354,6 +354,7 @@ pub fn decode_value(bytes: &[u8]) -> Result<TxnMetadata, RecordError> {
         previous_producer_id: NO_PRODUCER_ID,
         next_producer_id: NO_PRODUCER_ID,
         client_transaction_version: 0,
+        last_producer_epoch: NO_PRODUCER_EPOCH,
     };
     if flexible {
         read_tags(&mut reader, &mut metadata)?;
@@ -445,6 +446,7 @@ mod tests {
             previous_producer_id: NO_PRODUCER_ID,
             next_producer_id: NO_PRODUCER_ID,
             client_transaction_version: 0,
+            last_producer_epoch: NO_PRODUCER_EPOCH,
         }
     }
 

@@ -101,10 +101,15 @@ pub struct TxnMetadata {
     pub next_producer_id: i64,
     /// The transaction version the client used for the last transition (0/1, or 2).
     pub client_transaction_version: i16,
+    /// Kafka's `lastProducerEpoch`: the epoch an InitProducerId naming it is a retry of (its
+    /// answer was lost), answered with the current epoch without a new bump (KIP-360; -1:
+    /// none). Like Kafka, kept in memory only: it is not in `__transaction_state`.
+    pub last_producer_epoch: i16,
 }
 
-/// Kafka's "no producer id".
+/// Kafka's "no producer id" / "no producer epoch".
 pub const NO_PRODUCER_ID: i64 = -1;
+pub const NO_PRODUCER_EPOCH: i16 = -1;
 /// The first transaction version whose ends bump the epoch.
 pub const TRANSACTION_VERSION_EPOCH_BUMP: i16 = 2;
 
@@ -122,6 +127,7 @@ impl TxnMetadata {
             previous_producer_id: NO_PRODUCER_ID,
             next_producer_id: NO_PRODUCER_ID,
             client_transaction_version: 0,
+            last_producer_epoch: NO_PRODUCER_EPOCH,
         }
     }
 
@@ -147,7 +153,7 @@ pub enum Init {
 }
 
 /// InitProducerId with a transactional id (`expected`: the client's current producer id
-/// and epoch, KIP-360, or none).
+/// and epoch, KIP-360, or none), as Kafka's `prepareInitProducerIdTransit` decides it.
 pub fn init_producer_id(
     current: Option<&TxnMetadata>,
     timeout_ms: i32,
@@ -166,10 +172,8 @@ pub fn init_producer_id(
             now_ms,
         )));
     };
-    if let Some((producer_id, epoch)) = expected {
-        if producer_id != current.producer_id || epoch != current.producer_epoch {
-            return Err(ResponseError::ProducerFenced);
-        }
+    if expected.is_some_and(|expected| !is_own_producer(current, expected)) {
+        return Err(ResponseError::ProducerFenced);
     }
     match current.state {
         TxnState::Ongoing => {
@@ -177,23 +181,71 @@ pub fn init_producer_id(
             Ok(Init::FenceOngoing(fence_and_abort(current, bumps, now_ms)))
         }
         TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => {
-            let (producer_id, producer_epoch) = if current.producer_epoch >= PRODUCER_EPOCH_MAX {
-                match fresh_producer_id {
-                    Some(id) => (id, 0),
-                    None => return Ok(Init::NeedProducerId),
-                }
-            } else {
-                (current.producer_id, current.producer_epoch + 1)
-            };
-            let mut granted = TxnMetadata::empty(producer_id, producer_epoch, timeout_ms, now_ms);
-            granted.previous_producer_id = current.previous_producer_id;
-            Ok(Init::Grant(granted))
+            let expected_epoch = expected.map(|(_, epoch)| epoch);
+            init_idle(
+                current,
+                timeout_ms,
+                expected_epoch,
+                fresh_producer_id,
+                now_ms,
+            )
         }
         TxnState::PrepareCommit
         | TxnState::PrepareAbort
         | TxnState::PrepareEpochFence
         | TxnState::Dead => Err(ResponseError::ConcurrentTransactions),
     }
+}
+
+/// Kafka's `isValidProducerId`: the producer id a KIP-360 InitProducerId names is the
+/// current one, or the one before a switch when its epoch was exhausted (a retry whose answer
+/// was lost). The epoch is checked by [`init_idle`].
+fn is_own_producer(current: &TxnMetadata, (producer_id, epoch): (i64, i16)) -> bool {
+    producer_id == current.producer_id
+        || (producer_id == current.previous_producer_id && epoch >= PRODUCER_EPOCH_MAX)
+}
+
+/// InitProducerId with no transaction running: the epoch is bumped, or (exhausted) the id
+/// switches to a fresh producer id at epoch 0. A KIP-360 call (`expected_epoch`) must name
+/// the current epoch, or the last one (a retry: the same answer again).
+fn init_idle(
+    current: &TxnMetadata,
+    timeout_ms: i32,
+    expected_epoch: Option<i16>,
+    fresh_producer_id: Option<i64>,
+    now_ms: i64,
+) -> Result<Init, ResponseError> {
+    let current_epoch = current.producer_epoch;
+    let mut granted = TxnMetadata::empty(current.producer_id, current_epoch, timeout_ms, now_ms);
+    granted.previous_producer_id = current.previous_producer_id;
+    match expected_epoch {
+        // Kafka answers a retry with the current epoch; checked before exhaustion, where
+        // Kafka has no answer (an internal error) for it.
+        Some(epoch)
+            if epoch != current_epoch
+                && epoch != NO_PRODUCER_EPOCH
+                && epoch == current.last_producer_epoch =>
+        {
+            granted.last_producer_epoch = current.last_producer_epoch;
+            return Ok(Init::Grant(granted));
+        }
+        Some(epoch) if epoch != current_epoch => return Err(ResponseError::ProducerFenced),
+        _ => {}
+    }
+    // A new instance (no expected epoch) makes a retry of the old one's call fenced.
+    let last_epoch = expected_epoch.map_or(NO_PRODUCER_EPOCH, |_| current_epoch);
+    granted.last_producer_epoch = last_epoch;
+    if current_epoch >= PRODUCER_EPOCH_MAX {
+        let Some(fresh) = fresh_producer_id else {
+            return Ok(Init::NeedProducerId);
+        };
+        granted.producer_id = fresh;
+        granted.producer_epoch = 0;
+        granted.previous_producer_id = current.producer_id;
+    } else {
+        granted.producer_epoch = current_epoch + 1;
+    }
+    Ok(Init::Grant(granted))
 }
 
 /// The checks every request of a producer makes first (Kafka's order).
@@ -251,7 +303,8 @@ pub fn add_partitions(
 }
 
 /// KIP-890 verification (AddPartitionsToTxn verify_only): the partitions not in the
-/// ongoing transaction of this producer.
+/// ongoing transaction of this producer. A transaction being ended is
+/// CONCURRENT_TRANSACTIONS, as in Kafka's `handleVerifyPartitionsInTransaction`.
 pub fn verify_partitions(
     current: Option<&TxnMetadata>,
     producer_id: i64,
@@ -259,6 +312,9 @@ pub fn verify_partitions(
     partitions: &[TxnPartition],
 ) -> Result<Vec<TxnPartition>, ResponseError> {
     let current = check_producer(current, producer_id, producer_epoch)?;
+    if current.state.is_preparing() {
+        return Err(ResponseError::ConcurrentTransactions);
+    }
     let ongoing = current.state == TxnState::Ongoing;
     Ok(partitions
         .iter()
@@ -400,6 +456,7 @@ fn prepare_end(
         }
         // At most i16::MAX: exhausted epochs are PRODUCER_EPOCH_MAX = i16::MAX - 1.
         next.producer_epoch = current.producer_epoch.saturating_add(1);
+        next.last_producer_epoch = current.producer_epoch;
         next.client_transaction_version = TRANSACTION_VERSION_EPOCH_BUMP;
     } else {
         // The version of the client that ends it (Kafka records the request's).
@@ -415,7 +472,10 @@ fn prepare_end(
 fn fence_and_abort(current: &TxnMetadata, version_2: bool, now_ms: i64) -> TxnMetadata {
     let mut next = current.clone();
     next.producer_epoch = current.producer_epoch.saturating_add(1);
+    // Kafka's fence forgets the last epoch; its version 2 abort then records the fenced one.
+    next.last_producer_epoch = NO_PRODUCER_EPOCH;
     if version_2 && next.producer_epoch < PRODUCER_EPOCH_MAX {
+        next.last_producer_epoch = next.producer_epoch;
         next.producer_epoch += 1;
         next.client_transaction_version = TRANSACTION_VERSION_EPOCH_BUMP;
     }
@@ -464,6 +524,8 @@ pub fn complete(current: &TxnMetadata, now_ms: i64) -> Option<TxnMetadata> {
     next.state = state;
     next.partitions.clear();
     next.last_update_ms = now_ms;
+    // Kafka's `prepareComplete`: the epoch the transaction ended at.
+    next.last_producer_epoch = current.producer_epoch;
     if current.bumps_epochs() && current.next_producer_id != NO_PRODUCER_ID {
         // The epoch was exhausted: the producer continues under the fresh id.
         next.previous_producer_id = current.producer_id;
@@ -540,6 +602,123 @@ mod tests {
         );
     }
 
+    fn grant_of(init: Result<Init, ResponseError>) -> TxnMetadata {
+        match init {
+            Ok(Init::Grant(granted)) => granted,
+            other => panic!("expected a grant, got {other:?}"),
+        }
+    }
+
+    fn answer(granted: &TxnMetadata) -> (i64, i16) {
+        (granted.producer_id, granted.producer_epoch)
+    }
+
+    #[test]
+    fn kip_360_init_bumps_the_named_epoch_and_answers_a_retry_again() {
+        let first = grant_of(init_producer_id(
+            Some(&empty(2)),
+            1_000,
+            Some((5, 2)),
+            None,
+            1,
+        ));
+        assert_eq!(answer(&first), (5, 3));
+        assert_eq!(first.last_producer_epoch, 2);
+        // The answer was lost: the same call again gets the same answer, no new bump.
+        let again = grant_of(init_producer_id(Some(&first), 1_000, Some((5, 2)), None, 2));
+        assert_eq!(answer(&again), (5, 3));
+        let next = grant_of(init_producer_id(Some(&again), 1_000, Some((5, 3)), None, 3));
+        assert_eq!((answer(&next), next.last_producer_epoch), ((5, 4), 3));
+        for stale in [(5, 2), (5, 5), (6, 4)] {
+            assert_eq!(
+                init_producer_id(Some(&next), 1_000, Some(stale), None, 4),
+                Err(ResponseError::ProducerFenced),
+                "{stale:?}"
+            );
+        }
+        // A new instance (no producer id) forgets the last epoch: the old call is fenced.
+        let fresh = grant_of(init_producer_id(Some(&next), 1_000, None, None, 5));
+        assert_eq!((answer(&fresh), fresh.last_producer_epoch), ((5, 5), -1));
+        assert_eq!(
+            init_producer_id(Some(&fresh), 1_000, Some((5, 4)), None, 6),
+            Err(ResponseError::ProducerFenced)
+        );
+    }
+
+    #[test]
+    fn kip_360_init_with_an_exhausted_epoch_moves_to_a_fresh_id_and_answers_a_retry() {
+        let at_max = empty(PRODUCER_EPOCH_MAX);
+        let expected = Some((5, PRODUCER_EPOCH_MAX));
+        assert_eq!(
+            init_producer_id(Some(&at_max), 1_000, expected, None, 1),
+            Ok(Init::NeedProducerId)
+        );
+        let rotated = grant_of(init_producer_id(Some(&at_max), 1_000, expected, Some(9), 1));
+        assert_eq!(answer(&rotated), (9, 0));
+        assert_eq!(
+            (rotated.previous_producer_id, rotated.last_producer_epoch),
+            (5, PRODUCER_EPOCH_MAX)
+        );
+        let again = grant_of(init_producer_id(Some(&rotated), 1_000, expected, None, 2));
+        assert_eq!(answer(&again), (9, 0));
+        // The old id with an epoch that is not exhausted is another producer.
+        assert_eq!(
+            init_producer_id(Some(&rotated), 1_000, Some((5, 3)), None, 2),
+            Err(ResponseError::ProducerFenced)
+        );
+        assert_eq!(
+            answer(&grant_of(init_producer_id(
+                Some(&rotated),
+                1_000,
+                Some((9, 0)),
+                None,
+                3
+            ))),
+            (9, 1)
+        );
+    }
+
+    #[test]
+    fn kip_360_init_after_ends_and_fences() {
+        // Version 1: the completion records the epoch it ended at; the producer bumps it.
+        let ongoing = add_partitions(Some(&empty(4)), 5, 4, &[partition("t", 0)], 0, 1)
+            .unwrap()
+            .unwrap();
+        let aborted = complete(&prepare_of(end_v1(Some(&ongoing), 4, false)), 2).unwrap();
+        let bumped = grant_of(init_producer_id(
+            Some(&aborted),
+            1_000,
+            Some((5, 4)),
+            None,
+            3,
+        ));
+        assert_eq!(answer(&bumped), (5, 5));
+        // Version 2: the end moved the producer to epoch 5 already; it continues from there.
+        let ongoing = add_partitions(Some(&empty(4)), 5, 4, &[partition("t", 0)], 2, 1)
+            .unwrap()
+            .unwrap();
+        let ended = complete(&prepare_of(end_v2(&ongoing, 5, 4, false)), 2).unwrap();
+        assert_eq!(ended.producer_epoch, 5);
+        assert_eq!(
+            init_producer_id(Some(&ended), 1_000, Some((5, 4)), None, 3),
+            Err(ResponseError::ProducerFenced)
+        );
+        let bumped = grant_of(init_producer_id(Some(&ended), 1_000, Some((5, 5)), None, 3));
+        assert_eq!(answer(&bumped), (5, 6));
+        // An ongoing transaction of the named epoch is fenced and aborted first; the retry
+        // then finds the epoch moved on by the fence (Kafka: PRODUCER_FENCED).
+        let Ok(Init::FenceOngoing(fenced)) =
+            init_producer_id(Some(&ongoing), 1_000, Some((5, 4)), None, 4)
+        else {
+            panic!("fence");
+        };
+        let done = complete(&fenced, 5).unwrap();
+        assert_eq!(
+            init_producer_id(Some(&done), 1_000, Some((5, 4)), None, 6),
+            Err(ResponseError::ProducerFenced)
+        );
+    }
+
     #[test]
     fn add_partitions_checks_the_producer_and_starts_the_transaction() {
         let start = empty(0);
@@ -575,6 +754,11 @@ mod tests {
         assert_eq!(
             verify_partitions(Some(&start), 5, 0, &[partition("t", 0)]),
             Ok(vec![partition("t", 0)])
+        );
+        let ending = prepare_of(end_v1(Some(&more), 0, true));
+        assert_eq!(
+            verify_partitions(Some(&ending), 5, 0, &[partition("t", 0)]),
+            Err(ResponseError::ConcurrentTransactions)
         );
     }
 

@@ -88,7 +88,7 @@ async fn local_code(
                 false => Err(ResponseError::InvalidTxnState),
             }),
         Check::Add => {
-            super::transition(broker, transactional_id, |current| {
+            super::transition_for_producer(broker, transactional_id, |current| {
                 let next = state::add_partitions(
                     current,
                     producer_id,

@@ -87,8 +87,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     // `kafka-cluster unregister`: decommissions a stopped broker (and voter).
     api(ApiKey::UnregisterBroker, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
-    // Not 2: its transactional id pattern is not served.
-    api(ApiKey::ListTransactions, 0, 1),
+    // v1: duration filter (KIP-994); v2: transactional id pattern (KIP-1152).
+    api(ApiKey::ListTransactions, 0, 2),
     // KIP-848. v1: the client generates the member id (KIP-1082) and may send a regex.
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
