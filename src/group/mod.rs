@@ -1183,10 +1183,34 @@ impl GroupCoordinator {
             // Re-checked: a member may have joined since the pass looked.
             let idle = group.is_empty_state() && group.has_no_members() && group.offsets.is_empty();
             if idle {
+                if let Some(consumer) = group.consumer_ref() {
+                    self.forget_consumer_group(group_id, consumer);
+                }
                 group.mark_dead();
                 groups.remove(group_id);
                 tracing::debug!(group_id, "group removed: no members, no offsets");
             }
+        }
+    }
+
+    /// Tombstones for a vanished consumer group's records, so it does not come back on the
+    /// next load. Not awaited: if lost, the group comes back Empty and vanishes again.
+    fn forget_consumer_group(&self, group_id: &str, consumer: &ConsumerGroup) {
+        let tombstones: Vec<RawRecord> = consumer
+            .durable_tombstones()
+            .into_iter()
+            .map(|(key, _)| (consumer_records::encode_key(group_id, &key), None))
+            .collect();
+        if tombstones.is_empty() {
+            return;
+        }
+        let partition = self.partition_for(group_id);
+        if let Err(error) = self.append_raw(partition, &tombstones) {
+            tracing::warn!(
+                ?error,
+                group_id,
+                "tombstoning a vanished consumer group failed"
+            );
         }
     }
 

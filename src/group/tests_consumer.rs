@@ -707,3 +707,22 @@ async fn a_member_fenced_by_its_session_timeout_is_not_restored() {
     assert!(description.members.is_empty(), "{:?}", description.members);
     assert_eq!((description.state, description.group_epoch), ("Empty", 2));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_vanished_consumer_group_is_not_restored() {
+    let mut f = fixture();
+    let mut a = client("a");
+    beat(&f, &mut a);
+    let mut leave = request(&a);
+    leave.member_epoch = -1;
+    send(&f, leave).unwrap();
+    // Empty, without offsets: the expiry pass removes it, and its records go too.
+    assert_eq!(f.coordinator.expire_offsets(crate::broker::now_ms()), 0);
+    assert_eq!(
+        f.coordinator.consumer_describe(GROUP).unwrap_err().code,
+        ResponseError::GroupIdNotFound
+    );
+    restart(&mut f);
+    let refused = f.coordinator.consumer_describe(GROUP).unwrap_err();
+    assert_eq!(refused.code, ResponseError::GroupIdNotFound);
+}
