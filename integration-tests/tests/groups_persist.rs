@@ -11,6 +11,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use sluice_integration_tests::cluster::Cluster;
+use sluice_integration_tests::kafka_cli::{kafka_tool_ok, CONSUMER_GROUPS};
 use sluice_integration_tests::raw_client::RawClient;
 use sluice_integration_tests::{java_command, topic_name, wait_until, Broker};
 
@@ -115,11 +116,33 @@ fn first_batch(program: &mut Program) -> String {
 
 /// After the coordinator went away: the second batch is consumed and the member carried on
 /// as `member` ("id epoch") without any rebalance.
-fn carried_on(mut program: Program, member: &str) {
+fn carried_on(mut program: Program, member: &str, bootstrap: &str, group: &str) {
     program.touch("produce");
     program.wait_consumed(
         2 * BATCH,
         "the second batch consumed after the coordinator moved",
+    );
+    // kafka-consumer-groups lists the member, with its 12 partitions, while it still runs.
+    let args = [
+        "--bootstrap-server",
+        bootstrap,
+        "--describe",
+        "--group",
+        group,
+        "--members",
+    ];
+    let table = kafka_tool_ok(CONSUMER_GROUPS, &args);
+    let member_id = member.split(' ').next().unwrap();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|line| line.contains(member_id))
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 1, "{table}");
+    assert_eq!(
+        (rows[0][0], rows[0][1], rows[0].last().copied()),
+        (group, member_id, Some("12")),
+        "{table}"
     );
     program.touch("stop");
     let status = wait_until(CONSUME_DEADLINE, "the program to exit", || {
@@ -166,7 +189,7 @@ fn a_kip848_member_carries_on_across_a_broker_kill_and_restart() {
     let member = first_batch(&mut program);
     broker.kill9();
     broker.restart();
-    carried_on(program, &member);
+    carried_on(program, &member, &broker.bootstrap(), &group);
 }
 
 #[test]
@@ -181,5 +204,11 @@ fn a_kip848_member_carries_on_when_its_coordinator_node_dies() {
     assert_eq!(found.error_code, 0);
     drop(client);
     cluster.kill9(found.node_id.0);
-    carried_on(program, &member);
+    let survivor = if found.node_id.0 == 1 { 2 } else { 1 };
+    carried_on(
+        program,
+        &member,
+        &cluster.node(survivor).bootstrap(),
+        &group,
+    );
 }
