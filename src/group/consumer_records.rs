@@ -23,10 +23,10 @@ const KEY_TARGET_MEMBER: i16 = 7;
 const KEY_CURRENT_ASSIGNMENT: i16 = 8;
 const VALUE_VERSION: i16 = 0;
 
-/// Kafka's `MemberState` bytes.
-pub const MEMBER_STATE_STABLE: i8 = 1;
-pub const MEMBER_STATE_UNREVOKED: i8 = 2;
-pub const MEMBER_STATE_UNRELEASED: i8 = 3;
+/// Kafka's `MemberState` bytes (its UNKNOWN, a future state, is read as stable).
+pub const MEMBER_STATE_STABLE: i8 = 0;
+pub const MEMBER_STATE_UNREVOKED: i8 = 1;
+pub const MEMBER_STATE_UNRELEASED: i8 = 2;
 
 /// Which record of a consumer group (the group id travels beside it).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -399,7 +399,7 @@ mod tests {
             pending_revocation: Assignment::from([(topic, [1].into())]),
         };
         let encoded = encode_current(&current);
-        let mut expected = vec![0, 0, 0, 0, 0, 4, 0, 0, 0, 3, 2, 2];
+        let mut expected = vec![0, 0, 0, 0, 0, 4, 0, 0, 0, 3, 1, 2];
         expected.extend_from_slice(topic.as_bytes());
         expected.extend_from_slice(&[3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2]);
         expected.extend_from_slice(topic.as_bytes());
