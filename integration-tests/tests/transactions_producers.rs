@@ -172,12 +172,20 @@ fn only_the_partition_leader_describes_its_producers() {
         wanted.partition_indexes = (0..PARTITIONS).collect();
         let mut request = DescribeProducersRequest::default();
         request.topics = vec![wanted];
-        let response = client.request(0, &request);
-        let codes: Vec<(i32, i16)> = response.topics[0]
-            .partitions
-            .iter()
-            .map(|partition| (partition.partition_index, partition.error_code))
-            .collect();
+        // The topic reaches each node's metadata image in its own time: ask until it is there.
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        let codes: Vec<(i32, i16)> = wait_until(WAIT, "the topic known on every node", || {
+            let response = client.request(0, &request);
+            let codes: Vec<(i32, i16)> = response.topics[0]
+                .partitions
+                .iter()
+                .map(|partition| (partition.partition_index, partition.error_code))
+                .collect();
+            codes
+                .iter()
+                .all(|(_, code)| *code != unknown)
+                .then_some(codes)
+        });
         let expected: Vec<(i32, i16)> = (0..PARTITIONS)
             .map(|index| {
                 let led_here = leaders[index as usize] == node;
