@@ -4,8 +4,25 @@
 
 use sluice_raft::image::acls::{operation, resource_type, CLUSTER_RESOURCE_NAME};
 
+use std::io::Write;
+use std::net::IpAddr;
+
+use sluice_raft::image::acls::AclsImage;
+
 use super::RequestContext;
-use crate::security::authorizer::Requester;
+use crate::security::authorizer::{Authorizer, Requester};
+
+/// The longest text of an IP address (an IPv4-mapped IPv6 address is 45 characters).
+const HOST_TEXT_BYTES_MAX: usize = 64;
+
+/// `ip` as ACL host entries spell it, written into `buffer`.
+fn host_text(ip: IpAddr, buffer: &mut [u8; HOST_TEXT_BYTES_MAX]) -> &str {
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    // An address's text always fits; a failed write would leave a prefix, matching no entry.
+    let _ = write!(cursor, "{ip}");
+    let length = usize::try_from(cursor.position()).unwrap_or(0);
+    std::str::from_utf8(&buffer[..length]).unwrap_or("")
+}
 
 pub const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 pub const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
@@ -19,16 +36,27 @@ pub const GROUP_OPERATIONS_ALL: i32 =
 impl RequestContext<'_> {
     /// Whether this request's principal may do `wanted` on `name` of `resource_type`.
     pub fn authorize(&self, wanted: i8, resource_type: i8, name: &str) -> bool {
-        let Some(authorizer) = self.authorizer else {
-            return true;
-        };
+        self.check(|authorizer, acls, requester| {
+            authorizer.authorize(acls, requester, wanted, resource_type, name)
+        })
+        .unwrap_or(true)
+    }
+
+    /// Runs `check` against the current ACLs as this request's principal and peer host;
+    /// `None` when no authoriser is configured. The host is written on the stack: checks run
+    /// per topic on Produce and Fetch.
+    fn check<R>(
+        &self,
+        check: impl FnOnce(&Authorizer, &AclsImage, Requester<'_>) -> R,
+    ) -> Option<R> {
+        let authorizer = self.authorizer?;
         let image = self.broker.topics();
-        let host = self.peer.ip().to_string();
+        let mut buffer = [0u8; HOST_TEXT_BYTES_MAX];
         let requester = Requester {
             principal: self.principal,
-            host: &host,
+            host: host_text(self.peer.ip(), &mut buffer),
         };
-        authorizer.authorize(&image.metadata.acls, requester, wanted, resource_type, name)
+        Some(check(authorizer, &image.metadata.acls, requester))
     }
 
     pub fn authorize_topic(&self, wanted: i8, topic: &str) -> bool {
@@ -46,37 +74,19 @@ impl RequestContext<'_> {
     /// Whether the principal may do `wanted` on some resource of `resource_type` (Kafka's
     /// `authorizeByResourceType`).
     pub fn authorize_any(&self, wanted: i8, resource_type: i8) -> bool {
-        let Some(authorizer) = self.authorizer else {
-            return true;
-        };
-        let image = self.broker.topics();
-        let host = self.peer.ip().to_string();
-        let requester = Requester {
-            principal: self.principal,
-            host: &host,
-        };
-        authorizer.authorize_any(&image.metadata.acls, requester, wanted, resource_type)
+        self.check(|authorizer, acls, requester| {
+            authorizer.authorize_any(acls, requester, wanted, resource_type)
+        })
+        .unwrap_or(true)
     }
 
     /// The `authorized_operations` bit set of a resource: `candidates` (every operation of
     /// the resource type) narrowed to what the principal is allowed.
     pub fn authorized_operations(&self, resource_type: i8, name: &str, candidates: i32) -> i32 {
-        let Some(authorizer) = self.authorizer else {
-            return candidates;
-        };
-        let image = self.broker.topics();
-        let host = self.peer.ip().to_string();
-        let requester = Requester {
-            principal: self.principal,
-            host: &host,
-        };
-        authorizer.authorized_operations(
-            &image.metadata.acls,
-            requester,
-            resource_type,
-            name,
-            candidates,
-        )
+        self.check(|authorizer, acls, requester| {
+            authorizer.authorized_operations(acls, requester, resource_type, name, candidates)
+        })
+        .unwrap_or(candidates)
     }
 }
 
@@ -145,4 +155,22 @@ pub fn cluster_authorized_operations(context: &RequestContext<'_>, candidates: i
         return 0;
     }
     context.authorized_operations(resource_type::CLUSTER, CLUSTER_RESOURCE_NAME, candidates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_text_is_the_address_as_displayed() {
+        let mut buffer = [0u8; HOST_TEXT_BYTES_MAX];
+        for ip in [
+            "10.0.0.1",
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(host_text(ip, &mut buffer), ip.to_string());
+        }
+    }
 }
