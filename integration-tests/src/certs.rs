@@ -75,6 +75,25 @@ impl Certs {
         certs
     }
 
+    /// Broker flags for PLAINTEXT, SASL_SSL and SASL_PLAINTEXT listeners (in that order) with
+    /// this server certificate and `plain_users` (`user:password` lines) as the PLAIN users.
+    pub fn sasl_listener_args(&self, plain_users: &str) -> Vec<String> {
+        let users = self.dir().join("users");
+        std::fs::write(&users, plain_users).expect("write users");
+        let path = |path: PathBuf| path.to_str().expect("utf-8 path").to_string();
+        vec![
+            "--listeners".to_string(),
+            "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0"
+                .to_string(),
+            "--ssl-certificate-file".to_string(),
+            path(self.server_certificate()),
+            "--ssl-key-file".to_string(),
+            path(self.server_key()),
+            "--sasl-plain-users-file".to_string(),
+            path(users),
+        ]
+    }
+
     /// A client certificate with subject CN `common_name`: `client-<cn>.pem` / `.key`.
     pub fn client(&self, common_name: &str) -> (PathBuf, PathBuf) {
         self.client_valid_for(common_name, "2")

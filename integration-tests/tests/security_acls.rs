@@ -57,24 +57,15 @@ const ANY: i8 = 1;
 /// An authorising broker with PLAINTEXT, SASL_SSL and SASL_PLAINTEXT listeners; `admin` is
 /// the super user, every user can log in with PLAIN.
 fn acl_broker(certs: &Certs) -> Broker {
-    let users = certs.dir().join("users");
-    std::fs::write(&users, USERS).expect("write users");
-    let certificate = certs.server_certificate();
-    let key = certs.server_key();
-    Broker::start_with(&[
-        "--listeners",
-        "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-        "--ssl-certificate-file",
-        certificate.to_str().expect("utf-8 path"),
-        "--ssl-key-file",
-        key.to_str().expect("utf-8 path"),
-        "--sasl-plain-users-file",
-        users.to_str().expect("utf-8 path"),
+    let listeners = certs.sasl_listener_args(USERS);
+    let mut args: Vec<&str> = listeners.iter().map(String::as_str).collect();
+    args.extend([
         "--authorizer-class-name",
         STANDARD_AUTHORIZER,
         "--super-users",
         "User:admin",
-    ])
+    ]);
+    Broker::start_with(&args)
 }
 
 /// Java client properties for `user` over SASL_SSL, written to a file.

@@ -23,19 +23,29 @@ const USERS: &str = "# test users\nalice:alice-secret\nbob:bob:with:colons\n";
 
 /// A broker with PLAINTEXT, SASL_SSL and SASL_PLAINTEXT listeners and PLAIN users.
 fn sasl_broker(certs: &Certs) -> Broker {
-    let users = certs.dir().join("users");
-    std::fs::write(&users, USERS).expect("write users");
-    let certificate = certs.server_certificate();
-    let key = certs.server_key();
+    let args = certs.sasl_listener_args(USERS);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Broker::start_with(&args)
+}
+
+/// A broker with PLAINTEXT and SSL listeners whose TLS clients must present a certificate
+/// signed by `certs`' CA (the principal is its CN).
+fn mtls_broker(certs: &Certs) -> Broker {
+    let path = |path: std::path::PathBuf| path.to_str().expect("utf-8 path").to_string();
+    let (certificate, key, ca) = (
+        path(certs.server_certificate()),
+        path(certs.server_key()),
+        path(certs.ca()),
+    );
     Broker::start_with(&[
         "--listeners",
-        "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
         "--ssl-certificate-file",
-        certificate.to_str().expect("utf-8 path"),
+        &certificate,
         "--ssl-key-file",
-        key.to_str().expect("utf-8 path"),
-        "--sasl-plain-users-file",
-        users.to_str().expect("utf-8 path"),
+        &key,
+        "--ssl-client-ca-file",
+        &ca,
     ])
 }
 
@@ -267,19 +277,8 @@ fn failed_login_flood_does_not_stop_another_client() {
 fn mtls_round_trips_with_confluent_and_kafka_python() {
     let certs = Certs::generate();
     let (certificate, key) = certs.client("alice");
-    let server_certificate = certs.server_certificate();
-    let server_key = certs.server_key();
     let ca = certs.ca();
-    let broker = Broker::start_with(&[
-        "--listeners",
-        "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
-        "--ssl-certificate-file",
-        server_certificate.to_str().expect("utf-8 path"),
-        "--ssl-key-file",
-        server_key.to_str().expect("utf-8 path"),
-        "--ssl-client-ca-file",
-        ca.to_str().expect("utf-8 path"),
-    ]);
+    let broker = mtls_broker(&certs);
     let bootstrap = broker.listener_address("SSL").to_string();
     let settings = json!({
         "security.protocol": "SSL",
@@ -305,19 +304,8 @@ fn mtls_round_trips_with_confluent_and_kafka_python() {
 fn expired_and_untrusted_client_certificates_are_refused() {
     let certs = Certs::generate();
     let strangers = Certs::generate();
-    let server_certificate = certs.server_certificate();
-    let server_key = certs.server_key();
     let ca = certs.ca();
-    let broker = Broker::start_with(&[
-        "--listeners",
-        "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
-        "--ssl-certificate-file",
-        server_certificate.to_str().expect("utf-8 path"),
-        "--ssl-key-file",
-        server_key.to_str().expect("utf-8 path"),
-        "--ssl-client-ca-file",
-        ca.to_str().expect("utf-8 path"),
-    ]);
+    let broker = mtls_broker(&certs);
     let bootstrap = broker.listener_address("SSL").to_string();
     let presenting = |(certificate, key): (std::path::PathBuf, std::path::PathBuf)| {
         json!({
@@ -573,18 +561,7 @@ fn java_client_over_sasl_ssl_scram_and_plain_and_mtls() {
     let pem = std::fs::read_to_string(&key).expect("key")
         + &std::fs::read_to_string(&certificate).expect("cert");
     std::fs::write(&keystore, pem).expect("write keystore");
-    let server_certificate = certs.server_certificate();
-    let server_key = certs.server_key();
-    let broker = Broker::start_with(&[
-        "--listeners",
-        "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
-        "--ssl-certificate-file",
-        server_certificate.to_str().expect("utf-8 path"),
-        "--ssl-key-file",
-        server_key.to_str().expect("utf-8 path"),
-        "--ssl-client-ca-file",
-        ca,
-    ]);
+    let broker = mtls_broker(&certs);
     let properties = format!(
         "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={ca}\n\
          ssl.keystore.type=PEM\nssl.keystore.location={}\n",
